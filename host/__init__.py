@@ -1,0 +1,1 @@
+"""smartroller host: the laptop side (daemon, analysis, storage, CLI)."""
