@@ -7,7 +7,7 @@ fixed-point integers.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import IntFlag
 
 PROTOCOL_VERSION = 1
@@ -52,3 +52,7 @@ class Frame:
     zone_loads: tuple[float, ...]
     total_load: float
     flags: FrameFlag = FrameFlag.NONE
+
+    def with_flags(self, flags: FrameFlag) -> Frame:
+        """A copy with ``flags`` set in addition to its own."""
+        return replace(self, flags=self.flags | flags)

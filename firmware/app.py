@@ -1,0 +1,154 @@
+"""The running firmware: profile + I2C bus + pins + clock -> frames, fence and panel.
+
+One single-threaded loop serves both worlds: on a Pi the bus is ``smbus2.SMBus``, the
+pins are gpiozero's default factory and the clock is the monotonic clock; in the
+simulator they are ``SimBus``, a ``MockFactory`` and a ``SimClock``. ``step()`` does
+what is due and says when it wants to run again; nothing in it sleeps.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from firmware.clock import Clock
+from firmware.config import Config
+from firmware.drivers.ads1115 import ZoneScanner
+from firmware.drivers.haptic import Haptic
+from firmware.drivers.mpu6050 import Mpu6050
+from firmware.drivers.panel import LedState, Panel, PanelEvent
+from firmware.protocol import Frame, FrameFlag
+from firmware.safety import Fence, FenceAction
+from firmware.samples import ImuBatch, ZoneScan
+from firmware.sensing.pipeline import SensingPipeline
+
+DRAIN_PERIOD_S = 0.02  # FIFO drain period: 4 samples at 200 Hz; the FIFO holds 0.42 s
+IMU_HOLD_S = 0.1  # after this long without IMU data, frames go on with IMU_FAULT
+
+FrameSink = Callable[[Frame], None]
+RawSink = Callable[[ImuBatch | ZoneScan, float], None]
+
+_FENCE_PATTERNS = {FenceAction.WARN: "lumbar_warning", FenceAction.APPROACH: "approach",
+                   FenceAction.FAULT: "fault"}
+
+
+class Firmware:
+    """The roller's firmware loop.
+
+    config: hardware profile. bus: smbus2-compatible bus of the IMU (and of the ADCs
+    unless ``adc_bus`` is given).
+    clock: loop clock. pin_factory: gpiozero pin factory (None: gpiozero's default).
+    """
+
+    def __init__(self, config: Config, bus: Any, clock: Clock, pin_factory: Any = None,
+                 logger: logging.Logger | None = None, adc_bus: Any = None) -> None:
+        self.config = config
+        self.clock = clock
+        self.log = logger or logging.getLogger("smartroller.firmware")
+        self.imu = Mpu6050(bus, config.imu, clock, self.log)
+        self.scanner = ZoneScanner(adc_bus or bus, config.adc, config.zones.count, clock, self.log)
+        self.haptic = Haptic(config.pins.motor_pwm, pin_factory)
+        self.panel = Panel(config.pins.button, config.pins.led, pin_factory)
+        self.pipeline = SensingPipeline(config)
+        self.fence = Fence.from_config(config.fence)
+        self.frame_sinks: list[FrameSink] = []
+        self.raw_sinks: list[RawSink] = []
+        self.on_hold: Callable[[], None] | None = None  # the pairing window (Bluetooth)
+        self._next_drain = 0.0
+        self._last_imu_data = 0.0
+        self._hold_t = 0.0
+        self.frames = 0
+
+    def start(self) -> None:
+        """Bring up the sensors (a sensor that fails is retried by the loop)."""
+        now = self.clock.now()
+        self.panel.set_state(LedState.BOOTING, now)
+        try:
+            self.imu.start()
+        except OSError as exc:  # the driver retries from drain()
+            self.log.warning("IMU did not start: %s", exc)
+        self.pipeline.imu_clone = bool(getattr(self.imu, "clone", False))
+        now = self.clock.now()
+        self._next_drain = now + DRAIN_PERIOD_S
+        self._last_imu_data = now
+        self.panel.set_state(LedState.IDLE, now)
+
+    def step(self) -> float:
+        """Do what is due now; return the loop-clock time (s) of the next thing due."""
+        now = self.clock.now()
+        if now >= self.scanner.next_due:
+            scan = self.scanner.service(now)
+            if scan is not None:
+                sensor_t = self.imu.clock_to_sensor(scan.t)
+                self.pipeline.on_scan(scan, sensor_t)
+                for raw_sink in self.raw_sinks:
+                    raw_sink(scan, sensor_t)
+        if now >= self._next_drain:
+            self._drain(now)
+            self._next_drain = max(self._next_drain + DRAIN_PERIOD_S, now + 0.001)
+        for event in self.panel.tick(now):
+            self._on_panel(event, now)
+        due = min(self.scanner.next_due, self._next_drain, self.haptic.tick(now))
+        return due
+
+    def _drain(self, now: float) -> None:
+        batch = self.imu.drain()
+        if batch is not None and len(batch.raw):
+            self._last_imu_data = now
+            for raw_sink in self.raw_sinks:
+                raw_sink(batch, now)
+            self._emit(self.pipeline.on_imu(batch), now)
+        elif now - self._last_imu_data > IMU_HOLD_S:
+            self._emit(self.pipeline.hold(self.imu.clock_to_sensor(now)), now)
+
+    def _emit(self, frames: list[Frame], now: float) -> None:
+        for frame in frames:
+            action = self.fence.check(frame)
+            if self.fence.beyond:
+                frame = frame.with_flags(FrameFlag.BEYOND_FENCE)
+            if action is FenceAction.CLEAR:
+                self.haptic.stop(now)
+            elif action in _FENCE_PATTERNS:
+                self.haptic.play(_FENCE_PATTERNS[action], now)
+            self.frames += 1
+            for sink in self.frame_sinks:
+                sink(frame)
+
+    def _on_panel(self, event: PanelEvent, now: float) -> None:
+        if event is PanelEvent.SHORT_PRESS:
+            self.pipeline.arm_zero()
+            self.haptic.play("ack", now)
+            self.panel.set_state(LedState.SESSION, now)
+        elif event is PanelEvent.HOLD and self.on_hold is not None:
+            self.on_hold()
+
+    def run(self, until: float | None = None,
+            should_stop: Callable[[], bool] | None = None) -> None:
+        """Run the loop until clock time ``until`` (s) or until ``should_stop()``."""
+        while (until is None or self.clock.now() < until) and not (should_stop and should_stop()):
+            due = self.step()
+            if until is not None:
+                due = min(due, until)
+            self.clock.sleep_until(due)
+
+    def close(self) -> None:
+        """Release the pins (motor off)."""
+        self.haptic.close()
+        self.panel.close()
+
+
+def run_on_pi(config: Config, logger: logging.Logger | None = None) -> None:  # pragma: no cover
+    """Run the firmware on a Raspberry Pi's real bus and pins until interrupted."""
+    from smbus2 import SMBus
+
+    from firmware.clock import MonotonicClock
+
+    with SMBus(config.imu.bus) as bus, SMBus(config.adc.bus) as adc_bus:
+        firmware = Firmware(config, bus, MonotonicClock(), logger=logger, adc_bus=adc_bus)
+        firmware.start()
+        try:
+            firmware.run()
+        finally:
+            firmware.close()
+

@@ -1,0 +1,229 @@
+"""``smartroller-fw``: the roller's firmware command line.
+
+    smartroller-fw run [--config hardware/roller.toml]      on a Raspberry Pi
+    smartroller-fw sim [--scenario FILE] [--seed N] ...     the simulated roller, here
+    smartroller-fw record-raw OUT [--sim ...]               write the raw sensor stream
+    smartroller-fw replay RAW [--out frames.csv]            raw log -> frames
+
+Errors are one line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from firmware.config import Config, load_config
+from firmware.protocol import Frame, FrameFlag
+from firmware.rawlog import RawLogError, RawLogWriter
+from firmware.schema import SchemaError
+
+EXIT_USAGE = 2
+
+
+class CliError(Exception):
+    """A user-facing error: printed as one line, exit status 2."""
+
+
+def _positive(kind: type) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not math.isfinite(value) or value < 0:
+            raise argparse.ArgumentTypeError(f"must be a finite number >= 0: {text!r}")
+        return value
+    return parse
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="smartroller-fw", description=__doc__.split("\n")[0])
+    p.add_argument("-v", "--verbose", action="store_true", help="log faults and recoveries")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run on a Raspberry Pi's real bus and pins")
+    run.add_argument("--config", type=Path, help="hardware profile (default: built-in)")
+
+    def sim_options(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--config", type=Path, help="hardware profile (default: built-in)")
+        sp.add_argument("--scenario", type=Path, help="scenario TOML (default: built-in)")
+        sp.add_argument("--seed", type=int, default=1, help="draws the person and the noise")
+        sp.add_argument("--duration", type=_positive(float),
+                        help="stop after this many simulated seconds")
+
+    sim = sub.add_parser("sim", help="run the simulated roller (emulated hardware)")
+    sim_options(sim)
+    sim.add_argument("--speed", type=_positive(float), default=0.0,
+                     help="simulated seconds per real second (0: as fast as possible)")
+    sim.add_argument("--every", type=_positive(float), default=0.5,
+                     help="print a frame every this many seconds (0: every frame)")
+    sim.add_argument("--jsonl", action="store_true", help="print frames as JSON lines")
+
+    rec = sub.add_parser("record-raw", help="record the raw sensor stream to a file")
+    rec.add_argument("out", type=Path, help="raw log to write")
+    rec.add_argument("--sim", action="store_true", help="record the simulated roller")
+    sim_options(rec)
+
+    rep = sub.add_parser("replay", help="turn a raw log into frames")
+    rep.add_argument("raw", type=Path, help="raw log to read")
+    rep.add_argument("--out", type=Path, help="write frames as CSV here (default: stdout)")
+    rep.add_argument("--salvage", action="store_true",
+                     help="keep the frames before a truncated or corrupt record")
+    return p
+
+
+def frame_text(frame: Frame) -> str:
+    """One human-readable line for a frame (mm, mm/s, deg, N)."""
+    zones = " ".join(f"{z:5.1f}" for z in frame.zone_loads)
+    flags = "|".join(f.name for f in FrameFlag if f and f in frame.flags and f.name)
+    return (f"t={frame.t:7.2f}s  pos={frame.position * 1e3:7.1f}mm  "
+            f"vel={frame.velocity * 1e3:6.0f}mm/s  angle={math.degrees(frame.angle):7.1f}deg  "
+            f"load={frame.total_load:6.1f}N [{zones}]  {flags}")
+
+
+def frame_dict(frame: Frame) -> dict:
+    """A frame as JSON-ready values in mm, mm/s, deg and N."""
+    return {"seq": frame.seq, "t_s": round(frame.t, 4),
+            "position_mm": round(frame.position * 1e3, 2),
+            "velocity_mm_s": round(frame.velocity * 1e3, 1),
+            "angle_deg": round(math.degrees(frame.angle), 2),
+            "zone_loads_n": [round(z, 2) for z in frame.zone_loads],
+            "load_total_n": round(frame.total_load, 2), "flags": int(frame.flags)}
+
+
+CSV_COLUMNS = ["seq", "t_s", "position_mm", "velocity_mm_s", "angle_deg", "load_total_n",
+               "flags"]
+
+
+def _sim_roller(args: argparse.Namespace, config: Config, speed: float = 0.0):  # noqa: ANN202
+    from firmware.sim.rig import SimRoller
+    from firmware.sim.scenario import default_scenario, load_scenario
+
+    scenario = load_scenario(args.scenario) if args.scenario else default_scenario()
+    return SimRoller(scenario, args.seed, config, speed=speed)
+
+
+def _cmd_sim(args: argparse.Namespace, config: Config) -> None:
+    roller = _sim_roller(args, config, args.speed)
+    end = min(args.duration, roller.duration_s) if args.duration else roller.duration_s
+    last = [-math.inf]
+
+    def show(frame: Frame) -> None:
+        changed = frame.flags & (FrameFlag.BEYOND_FENCE | FrameFlag.ZEROED | FrameFlag.IMU_GAP)
+        if args.every and frame.t - last[0] < args.every and not changed:
+            return
+        last[0] = frame.t
+        print(json.dumps(frame_dict(frame)) if args.jsonl else frame_text(frame), flush=True)
+
+    roller.add_sink(show)
+    if not args.jsonl:
+        person = roller.world.person
+        print(f"simulated roller: seed {args.seed}, {end:.0f} s session, person "
+              f"{person.stature_m * 100:.0f} cm {person.sex}, {person.weight_kg:.0f} kg")
+    try:
+        roller.run(until=end)
+    finally:
+        roller.close()
+    if not args.jsonl:
+        fw = roller.firmware
+        print(f"done: {fw.frames} frames, {fw.imu.overflows} FIFO overflows, "
+              f"{fw.scanner.scans} zone scans")
+
+
+def _atomic_binary(path: Path) -> tuple[object, Callable[[bool], None]]:
+    path.parent.mkdir(parents=True, exist_ok=True) if path.parent != Path("") else None
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or Path("."))
+    fh = os.fdopen(fd, "wb")
+
+    def finish(ok: bool) -> None:
+        fh.close()
+        if ok:
+            os.replace(tmp, path)
+        else:
+            os.unlink(tmp)
+    return fh, finish
+
+
+def _cmd_record(args: argparse.Namespace, config: Config) -> None:
+    if not args.sim:
+        raise CliError("recording from real sensors needs a Raspberry Pi: run it there, "
+                       "or add --sim to record the simulated roller")
+    roller = _sim_roller(args, config)
+    fh, finish = _atomic_binary(args.out)
+    ok = False
+    try:
+        writer = RawLogWriter(fh, config, f"sim seed {args.seed}")  # type: ignore[arg-type]
+        roller.firmware.raw_sinks.append(writer.write)
+        end = min(args.duration, roller.duration_s) if args.duration else roller.duration_s
+        roller.run(until=end)
+        writer.close()
+        ok = True
+    finally:
+        roller.close()
+        finish(ok)
+    print(f"wrote {writer.records} records to {args.out}")
+
+
+def _cmd_replay(args: argparse.Namespace) -> None:
+    from firmware.replay import replay
+
+    rows = (frame_dict(f) for f in replay(args.raw, salvage=args.salvage))
+    if args.out is None:
+        print(",".join(CSV_COLUMNS))
+        for row in rows:
+            print(",".join(str(row[c]) for c in CSV_COLUMNS))
+        return
+    fh, finish = _atomic_binary(args.out)
+    ok = False
+    try:
+        fh.write((",".join(CSV_COLUMNS) + "\r\n").encode())  # type: ignore[attr-defined]
+        n = 0
+        for row in rows:
+            fh.write((",".join(str(row[c]) for c in CSV_COLUMNS) + "\r\n").encode())  # type: ignore[attr-defined]
+            n += 1
+        ok = True
+    finally:
+        finish(ok)
+    print(f"wrote {n} frames to {args.out}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``smartroller-fw``; returns the exit status."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        config = load_config(getattr(args, "config", None))
+        if args.command == "run":
+            from firmware.app import run_on_pi
+
+            try:
+                run_on_pi(config)
+            except (FileNotFoundError, PermissionError) as exc:
+                raise CliError(f"cannot open the I2C bus: {exc}") from None
+        elif args.command == "sim":
+            _cmd_sim(args, config)
+        elif args.command == "record-raw":
+            _cmd_record(args, config)
+        elif args.command == "replay":
+            _cmd_replay(args)
+    except (CliError, SchemaError, RawLogError) as exc:
+        print(f"smartroller-fw: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,85 @@
+"""The on-device lumbar fence: the roller warns by itself, host or no host.
+
+The fence is a position along the back (m from the zero, toward the feet) below which
+the lumbar spine is under the roller. The host moves it once it knows the body (set
+fence); until then the profile's conservative default holds. Crossing it while a body
+is on the roller starts the lumbar warning at once (the next frame, so within one
+FIFO drain of the sensor sample); it stops only when the roller is back above the fence
+by the hysteresis. A gentle approach cue is given once each time the roller enters the
+band just above the fence.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+from firmware.config import FenceConfig
+from firmware.protocol import Frame, FrameFlag
+
+
+class FenceAction(Enum):
+    """What the haptic motor should do after a frame."""
+
+    NONE = "none"
+    APPROACH = "approach"  # gentle cue: close to the fence
+    WARN = "warn"  # start the lumbar warning
+    CLEAR = "clear"  # stop the lumbar warning
+    FAULT = "fault"  # position unknown on the roller: cannot keep the fence
+
+
+@dataclass
+class Fence:
+    """State machine of the fence. Positions in m from the zero, toward the feet."""
+
+    position_m: float
+    hysteresis_m: float
+    approach_m: float
+    enabled: bool = True
+    beyond: bool = False
+    near: bool = False
+    faulted: bool = False
+
+    @classmethod
+    def from_config(cls, config: FenceConfig) -> Fence:
+        """A fence with the profile's defaults."""
+        return cls(config.position_m, config.hysteresis_m, config.approach_m, config.enabled)
+
+    def set(self, position_m: float, hysteresis_m: float | None = None,
+            approach_m: float | None = None) -> None:
+        """Move the fence (the host's set-fence command), m."""
+        self.position_m = position_m
+        if hysteresis_m is not None:
+            self.hysteresis_m = hysteresis_m
+        if approach_m is not None:
+            self.approach_m = approach_m
+
+    def check(self, frame: Frame) -> FenceAction:
+        """Update with one frame; return what the motor should do."""
+        contact = bool(frame.flags & FrameFlag.IN_CONTACT)
+        if frame.flags & FrameFlag.IMU_FAULT:
+            if contact and self.enabled and not self.faulted:
+                self.faulted = True
+                return FenceAction.FAULT
+            return FenceAction.NONE
+        self.faulted = False
+        if not self.enabled or not contact:
+            self.near = False
+            if self.beyond:
+                self.beyond = False
+                return FenceAction.CLEAR
+            return FenceAction.NONE
+        p = frame.position
+        if self.beyond:
+            if p < self.position_m - self.hysteresis_m:
+                self.beyond = False
+                self.near = p > self.position_m - self.approach_m
+                return FenceAction.CLEAR
+            return FenceAction.NONE
+        if p > self.position_m:
+            self.beyond = True
+            return FenceAction.WARN
+        near = p > self.position_m - self.approach_m
+        entered = near and not self.near
+        self.near = near
+        return FenceAction.APPROACH if entered else FenceAction.NONE

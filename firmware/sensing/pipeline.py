@@ -1,0 +1,143 @@
+"""Raw samples -> frames: the sensing core shared by the live firmware and by replay.
+
+``SensingPipeline`` takes what the drivers deliver (``ImuBatch`` from the FIFO and
+``ZoneScan`` from the ADCs) and produces ``Frame``s at the frame rate, timed by the
+sensor clock. It holds no I/O, so a raw log replays into exactly the same frames.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from firmware.config import Config
+from firmware.protocol import Frame, FrameFlag
+from firmware.samples import ImuBatch, ZoneScan
+from firmware.sensing.load import ZoneLoads
+from firmware.sensing.odometry import G, Odometry
+
+_DEG = math.pi / 180.0
+
+
+class SensingPipeline:
+    """Odometry + zone loads -> frames.
+
+    config: the hardware profile. Frames come out every ``imu.sample_rate_hz /
+    frames.rate_hz`` IMU samples, at the sensor time of that sample.
+    """
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.odometry = Odometry(config.roller, config.imu)
+        self.loads = ZoneLoads(config.zones, config.adc.full_scale_v)
+        self.decimation = round(config.imu.sample_rate_hz / config.frames.rate_hz)
+        self.dt = 1.0 / config.imu.sample_rate_hz
+        self.accel_scale = G / (16384.0 / (config.imu.accel_range_g / 2))
+        self.gyro_scale = _DEG / (131.0 / (config.imu.gyro_range_dps / 250))
+        self.zone_forces = np.zeros(config.zones.count)
+        self.total_load = 0.0
+        self._zone_tuple = tuple(self.zone_forces.tolist())
+        self._last_t = 0.0
+        self.load_ok = np.ones(config.zones.count, dtype=bool)
+        self.load_time = -math.inf  # sensor time of the last scan, s
+        self.scan_period = 1.0 / config.adc.scan_rate_hz
+        self.contact_threshold = config.zones.contact_threshold_n
+        self.in_contact = False
+        self.zero_armed = True  # zero at the first contact after boot
+        self.zero_position = 0.0
+        self.seq = 0
+        self.imu_clone = False
+        self.imu_fault = False
+        self._next_index = 0  # IMU sample index expected next
+        self._pending = FrameFlag.NONE
+
+    # -- commands -------------------------------------------------------------------
+    def zero(self) -> None:
+        """Make the current position the zero (position 0 from the next frame)."""
+        self.zero_position = self.odometry.position
+        self.zero_armed = False
+        self._pending |= FrameFlag.ZEROED
+
+    def arm_zero(self) -> None:
+        """Zero now if a body is on the roller, else at the next contact (start of session)."""
+        if self.in_contact:
+            self.zero()
+        else:
+            self.zero_armed = True
+
+    # -- inputs ---------------------------------------------------------------------
+    def on_scan(self, scan: ZoneScan, sensor_t: float) -> None:
+        """Take a completed zone scan that ended at sensor time ``sensor_t`` (s)."""
+        forces = self.loads.forces(scan.raw, self.odometry.angle)
+        self.zone_forces = np.where(scan.ok, forces, self.zone_forces)
+        self.load_ok = scan.ok
+        self.total_load = float(self.zone_forces.sum())
+        self._zone_tuple = tuple(self.zone_forces.tolist())
+        self.load_time = sensor_t
+        threshold = self.contact_threshold
+        if self.in_contact:
+            self.in_contact = self.total_load > 0.5 * threshold
+        elif self.total_load > threshold:
+            self.in_contact = True
+            if self.zero_armed:
+                self.zero()
+
+    def on_imu(self, batch: ImuBatch) -> list[Frame]:
+        """Take a batch of FIFO samples; return the frames that fall in it."""
+        n = len(batch.raw)
+        if n == 0:
+            return []
+        gap = max(batch.first_index - self._next_index, 0) if self._next_index else 0
+        raw = batch.raw.astype(np.float64)
+        out = self.odometry.update(raw[:, :3] * self.accel_scale, raw[:, 3:] * self.gyro_scale,
+                                   self.dt, self.total_load, gap_s=gap * self.dt)
+        if gap:
+            self._pending |= FrameFlag.IMU_GAP
+        self._next_index = batch.first_index + n
+        first = (-batch.first_index) % self.decimation
+        frames = []
+        for i in range(first, n, self.decimation):
+            t = (batch.first_index + i) * self.dt
+            if self.seq and t <= self._last_t:
+                continue  # already covered by frames held through an IMU fault
+            frames.append(self._frame(t, float(out.position[i]), float(out.velocity[i]),
+                                      float(out.angle[i])))
+        return frames
+
+    def hold(self, sensor_t: float) -> list[Frame]:
+        """Frames up to sensor time ``sensor_t`` (s) while the IMU gives nothing.
+
+        The position is held and flagged ``IMU_FAULT``, so the loads keep flowing and
+        the host and the fence know the position is not being tracked.
+        """
+        frames = []
+        period = self.dt * self.decimation
+        t = (self._last_t if self.seq else 0.0) + period
+        while t <= sensor_t:
+            frames.append(self._frame(t, self.odometry.position, 0.0, self.odometry.angle,
+                                      FrameFlag.IMU_FAULT))
+            t += period
+        if frames:
+            self._pending |= FrameFlag.IMU_GAP
+        return frames
+
+    def _frame(self, t: float, position: float, velocity: float, angle: float,
+               extra: FrameFlag = FrameFlag.NONE) -> Frame:
+        flags = self._pending | extra
+        self._pending = FrameFlag.NONE
+        if self.in_contact:
+            flags |= FrameFlag.IN_CONTACT
+        if not self.odometry.calibrated:
+            flags |= FrameFlag.UNCALIBRATED
+        if t - self.load_time > 2.0 * self.scan_period:
+            flags |= FrameFlag.LOAD_STALE
+        if not self.load_ok.all():
+            flags |= FrameFlag.ADC_FAULT
+        if self.imu_clone:
+            flags |= FrameFlag.IMU_CLONE
+        frame = Frame(self.seq, t, position - self.zero_position, velocity, angle,
+                      self._zone_tuple, self.total_load, flags)
+        self.seq += 1
+        self._last_t = t
+        return frame
