@@ -1,0 +1,100 @@
+"""``smartroller``: the laptop's command line.
+
+    smartroller demo [--duration S] [--speed X] [--seed N] [--scenario FILE]
+    smartroller bench [--scenario FILE ...] [--seeds N] [--duration S] [--json]
+
+Errors are one line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from firmware.schema import SchemaError
+
+EXIT_USAGE = 2
+
+
+def _number(kind: type, low: float, what: str) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a {what}: {text!r}") from None
+        if not math.isfinite(value) or value < low:
+            raise argparse.ArgumentTypeError(f"must be >= {low}: {text!r}")
+        return value
+    return parse
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="smartroller", description="smartroller on the laptop")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="a simulated roller session, end to end")
+    demo.add_argument("--duration", type=_number(float, 1.0, "number"),
+                      help="simulated seconds (default: the whole scenario)")
+    demo.add_argument("--speed", type=_number(float, 0.0, "number"), default=4.0,
+                      help="simulated seconds per real second (0: as fast as possible)")
+    demo.add_argument("--seed", type=_number(int, 0, "whole number"), default=7)
+    demo.add_argument("--scenario", type=Path, help="scenario TOML (default: the demo routine)")
+
+    bench = sub.add_parser("bench", help="accuracy and cost against the simulator's truth")
+    bench.add_argument("--scenario", type=Path, action="append",
+                       help="scenario TOML (repeatable; default: the built-in suite)")
+    bench.add_argument("--seeds", type=_number(int, 1, "whole number"), default=20,
+                       help="people per scenario")
+    bench.add_argument("--duration", type=_number(float, 1.0, "number"),
+                       help="cut every session to this many simulated seconds")
+    bench.add_argument("--jobs", type=_number(int, 1, "whole number"),
+                       help="processes (default: one per core)")
+    bench.add_argument("--json", action="store_true", help="print JSON")
+    return p
+
+
+def _cmd_bench(args: argparse.Namespace) -> None:
+    from firmware.sim.scenario import default_scenario, load_scenario
+    from host.bench import run_bench
+
+    scenarios = [load_scenario(p) for p in args.scenario] if args.scenario else [
+        default_scenario()]
+    result = run_bench(scenarios, args.seeds, args.duration, args.jobs)
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return
+    for key, value in result["summary"].items():
+        shown = f"{value:.3f}" if isinstance(value, float) else str(value)
+        print(f"{key:32s} {shown}")
+
+
+def _cmd_demo(args: argparse.Namespace) -> None:
+    from host.demo import run_demo
+
+    run_demo(duration_s=args.duration, speed=args.speed, seed=args.seed, scenario=args.scenario)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``smartroller``; returns the exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "bench":
+            _cmd_bench(args)
+        elif args.command == "demo":
+            _cmd_demo(args)
+    except SchemaError as exc:
+        print(f"smartroller: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

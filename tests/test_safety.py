@@ -1,0 +1,51 @@
+"""The on-device fence: warn beyond it, stop only back above it by the hysteresis."""
+
+from firmware.protocol import Frame, FrameFlag
+from firmware.safety import Fence, FenceAction
+
+C = FrameFlag.IN_CONTACT
+
+
+def frame(position, flags=C):
+    return Frame(0, 0.0, position, 0.0, 0.0, (0.0,), 100.0, flags)
+
+
+def run(fence, positions, flags=C):
+    return [fence.check(frame(p, flags)) for p in positions]
+
+
+def test_warns_beyond_and_clears_with_hysteresis():
+    fence = Fence(0.10, 0.01, 0.02)
+    actions = run(fence, [0.0, 0.085, 0.095, 0.101, 0.12, 0.095, 0.089, 0.05])
+    assert actions == [FenceAction.NONE, FenceAction.APPROACH, FenceAction.NONE,
+                       FenceAction.WARN, FenceAction.NONE, FenceAction.NONE,
+                       FenceAction.CLEAR, FenceAction.NONE]
+
+
+def test_no_warning_without_a_body_on_the_roller():
+    fence = Fence(0.10, 0.01, 0.02)
+    assert run(fence, [0.2, 0.3], flags=FrameFlag.NONE) == [FenceAction.NONE] * 2
+
+
+def test_getting_off_beyond_the_fence_stops_the_buzz():
+    fence = Fence(0.10, 0.01, 0.02)
+    assert run(fence, [0.15])[0] is FenceAction.WARN
+    assert fence.check(frame(0.15, FrameFlag.NONE)) is FenceAction.CLEAR
+
+
+def test_moved_fence_applies_at_once():
+    fence = Fence(0.10, 0.01, 0.02)
+    assert run(fence, [0.06]) == [FenceAction.NONE]
+    fence.set(0.05)
+    assert run(fence, [0.06]) == [FenceAction.WARN]
+
+
+def test_lost_position_on_the_roller_is_a_fault_cue_once():
+    fence = Fence(0.10, 0.01, 0.02)
+    actions = run(fence, [0.05, 0.05], flags=C | FrameFlag.IMU_FAULT)
+    assert actions == [FenceAction.FAULT, FenceAction.NONE]
+
+
+def test_disabled_fence_is_silent():
+    fence = Fence(0.10, 0.01, 0.02, enabled=False)
+    assert run(fence, [0.2]) == [FenceAction.NONE]
