@@ -89,7 +89,7 @@ class Firmware:
             self._next_drain = max(self._next_drain + DRAIN_PERIOD_S, now + 0.001)
         for event in self.panel.tick(now):
             self._on_panel(event, now)
-        due = min(self.scanner.next_due, self._next_drain, self.haptic.tick(now))
+        due = min(self.scanner.next_due, self._next_drain, self.haptic.tick(now), self.panel.due)
         return due
 
     def _drain(self, now: float) -> None:
@@ -108,7 +108,7 @@ class Firmware:
             if self.fence.beyond:
                 frame = frame.with_flags(FrameFlag.BEYOND_FENCE)
             if action is FenceAction.CLEAR:
-                self.haptic.stop(now)
+                self.haptic.stop(now, name="lumbar_warning")
             elif action in _FENCE_PATTERNS:
                 self.haptic.play(_FENCE_PATTERNS[action], now)
             self.frames += 1
