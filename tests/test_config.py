@@ -26,7 +26,8 @@ def test_partial_profile_keeps_other_defaults(tmp_path):
 
 
 @pytest.mark.parametrize("text, message", [
-    ("[imu]\nsample_rate_hz = 5000\n", "imu.sample_rate_hz: 5000.0 is out of range (10.0 .. 1000.0)"),
+    ("[imu]\nsample_rate_hz = 5000\n",
+     "imu.sample_rate_hz: 5000.0 is out of range (10.0 .. 1000.0)"),
     ("[imu]\nfoo = 1\n", "imu.foo: unknown key"),
     ("[bogus]\nx = 1\n", "bogus: unknown key"),
     ("[imu]\ngyro_range_dps = 300\n", "imu.gyro_range_dps: 300 is not allowed"),

@@ -1,0 +1,72 @@
+"""Zone loads: ADS1115 codes of the FSR dividers -> body load per zone, N.
+
+Each zone is an FSR band (conductance G) from the supply Vs to the ADC input with R_div
+to ground, so ``V = Vs * G R_div / (1 + G R_div)`` and ``G = V / (R_div (Vs - V))``.
+The calibration ``sensitivity_s_per_n`` is the band's conductance per newton of body
+load with both contact patches (back on top, floor below) carrying it, so ``F = G / s``.
+When one patch lies on the band's seam (the dead arc) only the other conducts, and the
+reading is doubled if the roll angle is known.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from firmware.config import ZonesConfig
+
+SATURATION_MARGIN = 0.01
+"""Fraction of Vs below the supply above which a zone reads its maximum force."""
+
+
+class ZoneLoads:
+    """Converts raw zone codes to forces.
+
+    zones: the strip's profile (divider, supply, calibration, seam).
+    full_scale_v: the ADC's PGA range, +-V (LSB = full_scale_v / 32768).
+    """
+
+    def __init__(self, zones: ZonesConfig, full_scale_v: float) -> None:
+        self.zones = zones
+        self.lsb_v = full_scale_v / 32768.0
+        self.supply_v = zones.supply_v
+        self.divider_ohm = zones.divider_resistor_ohm
+        self.sensitivity_s_per_n = np.asarray(zones.sensitivity_s_per_n, dtype=float)
+        self.limit_v = min(self.supply_v * (1.0 - SATURATION_MARGIN), 32767 * self.lsb_v)
+        """Divider voltage at and above which a zone is saturated, V."""
+        g_max = self.limit_v / (self.divider_ohm * (self.supply_v - self.limit_v))
+        self.max_force_n = g_max / self.sensitivity_s_per_n
+        """Largest measurable force per zone, N (what a saturated zone reads)."""
+        self._seam = math.radians(zones.seam_angle_deg)
+        self._half_arc = math.radians(zones.dead_arc_deg) / 2.0
+
+    def forces(self, raw: np.ndarray, roll_angle_rad: float | None = None) -> np.ndarray:
+        """Body load on each zone, N, from its (zones,) int16 codes.
+
+        roll_angle_rad: roller angle (rad); if given and a contact patch lies on the
+        seam's dead arc, the forces are doubled (only one patch conducts).
+        """
+        volts = np.clip(np.asarray(raw, dtype=float) * self.lsb_v, 0.0, self.limit_v)
+        conductance = volts / (self.divider_ohm * (self.supply_v - volts))
+        forces = conductance / self.sensitivity_s_per_n
+        if roll_angle_rad is not None and self.on_dead_arc(roll_angle_rad):
+            forces *= 2.0
+        return forces
+
+    def on_dead_arc(self, roll_angle_rad: float) -> bool:
+        """True when the top or the bottom patch lies on the seam's dead arc."""
+        top = (roll_angle_rad - self._seam) % (2.0 * math.pi)   # 0 .. 2 pi
+        for offset in (0.0, math.pi):                            # top patch, bottom patch
+            gap = (top - offset) % (2.0 * math.pi)
+            if min(gap, 2.0 * math.pi - gap) <= self._half_arc:
+                return True
+        return False
+
+    @staticmethod
+    def total(forces: np.ndarray) -> float:
+        """Total load over the zones, N."""
+        return float(np.sum(forces))
+
+
+__all__ = ["SATURATION_MARGIN", "ZoneLoads"]
