@@ -1,0 +1,355 @@
+"""MPU-6050 driver: samples timed by the sensor's clock, drained from its FIFO.
+
+``start()`` resets the part, sets rate, filter and ranges from ``ImuConfig`` and starts
+the FIFO with 12-byte frames (accel x y z, gyro x y z; big-endian int16). ``drain()``
+reads INT_STATUS and FIFO_COUNT, then only whole frames, two per 24-byte block read
+(smbus2 block reads stop at 32 bytes), and returns them as one ``ImuBatch``. Sample
+``first_index + i`` was taken at sensor time ``(first_index + i) / rate``;
+``clock_to_sensor`` maps loop-clock time onto that scale, with the sensor clock's rate
+error estimated from the sample count.
+
+Trouble is handled inside ``drain()``, which never raises for it:
+
+- FIFO overflow (INT_STATUS bit 4, or a count of 1024 bytes: 1024 is no multiple of 12,
+  so the frames left are misaligned): the content is dropped, the FIFO reset, and the
+  samples lost are estimated from the loop clock and reported as the next batch's gap.
+- bus errors: each register access is tried 3 times; if it still fails, ``drain()``
+  returns None with ``fault`` set and re-initialises the part (``start``) every 0.5 s
+  until it answers, then resumes with a gap. A failed FIFO data read is not retried (it
+  may have consumed bytes): the frames read so far are kept and the FIFO is reset.
+- a part that reset itself (SLEEP set or FIFO off; checked about once a second and
+  whenever the FIFO stays empty), a FIFO that stops filling (no frame for 10 sample
+  periods) and stuck data (all six values identical over more than 50 samples, which a
+  live sensor's noise never allows) are faults too: re-initialised at once, then with
+  the 0.5 s back-off while they persist.
+
+Each fault is logged once, until data flows again.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import math
+from collections.abc import Callable, Sequence
+from typing import Protocol, TypeVar
+
+import numpy as np
+
+from firmware.clock import Clock
+from firmware.config import ImuConfig
+from firmware.samples import ImuBatch
+
+SMPLRT_DIV = 0x19
+FIFO_EN = 0x23
+INT_STATUS = 0x3A
+USER_CTRL = 0x6A
+PWR_MGMT_1 = 0x6B
+FIFO_COUNTH = 0x72
+FIFO_R_W = 0x74
+WHO_AM_I = 0x75
+
+WHO_AM_I_MPU6050 = 0x68
+DEVICE_RESET = 0x80
+SLEEP = 0x40
+CLKSEL_PLL_XGYRO = 0x01
+FIFO_EN_ACCEL_XYZ_GYRO = 0x78  # XG | YG | ZG | ACCEL
+USER_FIFO_EN = 0x40
+USER_FIFO_RESET = 0x04
+INT_FIFO_OFLOW = 0x10
+
+FRAME_BYTES = 12
+FIFO_BYTES = 1024
+FRAMES_PER_READ = 32 // FRAME_BYTES  # smbus2 block reads carry at most 32 bytes
+TRIES = 3
+RESET_WAIT_S = 0.1
+BACKOFF_S = 0.5
+HEALTH_PERIOD_S = 1.0
+STUCK_FIFO_PERIODS = 10
+STUCK_DATA_SAMPLES = 50
+RATE_MIN_SPAN_S = 5.0
+RATE_TOLERANCE = 0.02  # sanity bound on the rate estimate (clocks are good to ~1 %)
+
+DLPF_CFG = {260: 0, 184: 1, 94: 2, 44: 3, 21: 4, 10: 5, 5: 6}
+"""Accelerometer bandwidth, Hz -> CONFIG.DLPF_CFG (0: 8 kHz gyro output, else 1 kHz)."""
+GYRO_FS_SEL = {250: 0, 500: 1, 1000: 2, 2000: 3}
+GYRO_LSB_PER_DPS = {250: 131.0, 500: 65.5, 1000: 32.8, 2000: 16.4}
+ACCEL_AFS_SEL = {2: 0, 4: 1, 8: 2, 16: 3}
+
+T = TypeVar("T")
+
+
+class SMBusLike(Protocol):
+    """The part of ``smbus2.SMBus`` the driver uses."""
+
+    def read_byte_data(self, i2c_addr: int, register: int) -> int: ...
+    def write_byte_data(self, i2c_addr: int, register: int, value: int) -> None: ...
+    def read_i2c_block_data(self, i2c_addr: int, register: int, length: int) -> list[int]: ...
+    def write_i2c_block_data(self, i2c_addr: int, register: int,
+                             data: Sequence[int]) -> None: ...
+
+
+class _DeviceFault(Exception):
+    """The part answers but misbehaves (reset itself, stuck FIFO, stuck data)."""
+
+
+def config_registers(config: ImuConfig) -> list[int]:
+    """SMPLRT_DIV, CONFIG, GYRO_CONFIG, ACCEL_CONFIG values (0x19..0x1C) for ``config``."""
+    dlpf = DLPF_CFG[config.dlpf_hz]
+    base_hz = 8000.0 if dlpf == 0 else 1000.0
+    div = round(base_hz / config.sample_rate_hz) - 1
+    return [div, dlpf, GYRO_FS_SEL[config.gyro_range_dps] << 3,
+            ACCEL_AFS_SEL[config.accel_range_g] << 3]
+
+
+class Mpu6050:
+    """An MPU-6050 on an smbus2-compatible bus, read through its FIFO.
+
+    bus: ``smbus2.SMBus`` or anything with its byte and I2C-block methods.
+    config: address, rate, ranges, filter. clock: the loop clock (s).
+    """
+
+    def __init__(self, bus: SMBusLike, config: ImuConfig, clock: Clock,
+                 logger: logging.Logger | None = None) -> None:
+        self.bus = bus
+        self.config = config
+        self.clock = clock
+        self.log = logger or logging.getLogger(__name__)
+        self.address = config.address
+        self.rate_hz = float(config.sample_rate_hz)
+        self.accel_lsb_per_g = 16384.0 * 2 / config.accel_range_g
+        """Accelerometer sensitivity at the configured range, LSB/g."""
+        self.gyro_lsb_per_dps = GYRO_LSB_PER_DPS[config.gyro_range_dps]
+        """Gyro sensitivity at the configured range, LSB per deg/s."""
+        self.who_am_i: int | None = None
+        self.clone = False
+        """True when WHO_AM_I was not 0x68 (a clone: it works, maybe less well)."""
+        self.fault: str | None = None
+        """The last fault, until data flows again (None while it flows)."""
+        self.overflows = 0
+        self.reinits = 0
+        self.bus_errors = 0
+        self.rate_ratio = 1.0
+        """Sensor clock rate / nominal, estimated from the sample count."""
+        self._started = False
+        self._t_start = clock.now()  # loop time the current run's FIFO was enabled, s
+        self._base = 0  # sample index of the current run's first sample
+        self._next_index = 0  # index of the next sample to deliver
+        self._gap = 0  # samples lost just before it
+        self._ratio_span = 0.0  # length of the run the rate ratio was estimated over, s
+        self._t_data = self._t_start  # loop time the FIFO last held a frame, s
+        self._next_health = math.inf
+        self._reinit_at: float | None = None
+        self._logged: str | None = None
+        self._last_row: np.ndarray | None = None
+        self._same_run = 0
+
+    # -- public -----------------------------------------------------------------------
+    def start(self) -> None:
+        """Reset and configure the part, then start its FIFO.
+
+        Raises OSError if the bus fails; ``drain()`` then keeps retrying on its own.
+        """
+        try:
+            self._configure()
+        except OSError as exc:
+            self._fail(f"bus error: {exc}", retry_s=BACKOFF_S)
+            raise
+        self._reinit_at = None
+
+    def drain(self) -> ImuBatch | None:
+        """The samples in the FIFO as one batch; None if there are none or on a fault."""
+        if self._reinit_at is not None:
+            if self.clock.now() < self._reinit_at or not self._reinit():
+                return None
+        elif not self._started:
+            raise RuntimeError("Mpu6050.drain() before start()")
+        try:
+            return self._read_batch()
+        except OSError as exc:
+            self._fail(f"bus error: {exc}", retry_s=BACKOFF_S)
+        except _DeviceFault as exc:
+            self._fail(str(exc), retry_s=BACKOFF_S if self._logged == str(exc) else 0.0)
+        return None
+
+    def clock_to_sensor(self, t: float) -> float:
+        """Sensor time (index / rate, s) of loop-clock time ``t`` (s)."""
+        return (self._base - 1) / self.rate_hz + (t - self._t_start) * self.rate_ratio
+
+    # -- bring-up ---------------------------------------------------------------------
+    def _configure(self) -> None:
+        who = self._call(self.bus.read_byte_data, self.address, WHO_AM_I)
+        self.who_am_i = who
+        if who != WHO_AM_I_MPU6050:
+            if not self.clone:
+                self.log.warning("MPU-6050 at %#04x: WHO_AM_I is %#04x, not 0x68 (a clone?); "
+                                 "carrying on", self.address, who)
+            self.clone = True
+        self._call(self.bus.write_byte_data, self.address, PWR_MGMT_1, DEVICE_RESET)
+        self.clock.sleep_until(self.clock.now() + RESET_WAIT_S)
+        self._call(self.bus.write_byte_data, self.address, PWR_MGMT_1, CLKSEL_PLL_XGYRO)
+        wanted = config_registers(self.config)
+        self._call(self.bus.write_i2c_block_data, self.address, SMPLRT_DIV, wanted)
+        got = self._call(self.bus.read_i2c_block_data, self.address, SMPLRT_DIV, len(wanted))
+        if list(got) != wanted:
+            raise OSError(errno.EIO, f"configuration did not stick: wrote {wanted}, read {got}")
+        self._call(self.bus.write_byte_data, self.address, FIFO_EN, FIFO_EN_ACCEL_XYZ_GYRO)
+        self._restart_run(self._reset_fifo())
+
+    def _reset_fifo(self) -> float:
+        """Empty and restart the FIFO; return the loop time it restarted, s."""
+        # FIFO_RESET acts only with FIFO_EN = 0 (register map, USER_CTRL): reset, then enable.
+        self._call(self.bus.write_byte_data, self.address, USER_CTRL, USER_FIFO_RESET)
+        self._call(self.bus.write_byte_data, self.address, USER_CTRL, USER_FIFO_EN)
+        t_enabled = self.clock.now()
+        self._call(self.bus.read_byte_data, self.address, INT_STATUS)  # clear a stale overflow
+        return t_enabled
+
+    def _restart_run(self, t_enabled: float) -> None:
+        """Anchor the sample index of a FIFO (re)started at loop time ``t_enabled`` (s)."""
+        if self._started:
+            index = round(self._base + (t_enabled - self._t_start) * self.rate_ratio
+                          * self.rate_hz)
+            if index > self._next_index:
+                self._gap += index - self._next_index
+                self._next_index = index
+        self._started = True
+        self._base = self._next_index
+        self._t_start = self._t_data = t_enabled
+        self._next_health = t_enabled + HEALTH_PERIOD_S
+        # The run of identical samples carries on: a live sensor's next sample differs.
+
+    def _reinit(self) -> bool:
+        try:
+            self._configure()
+        except OSError as exc:
+            self._fail(f"bus error: {exc}", retry_s=BACKOFF_S)
+            return False
+        self.reinits += 1
+        self.log.info("MPU-6050 re-initialised after: %s", self.fault)
+        self._reinit_at = None
+        return True
+
+    # -- draining ---------------------------------------------------------------------
+    def _read_batch(self) -> ImuBatch | None:
+        if self.clock.now() >= self._next_health:
+            self._check_health()
+        status = self._call(self.bus.read_byte_data, self.address, INT_STATUS)
+        high, low = self._call(self.bus.read_i2c_block_data, self.address, FIFO_COUNTH, 2)
+        count = high << 8 | low
+        t_count = self.clock.now()
+        if status & INT_FIFO_OFLOW or count >= FIFO_BYTES:
+            self._recover_overflow(count)
+            return None
+        frames = count // FRAME_BYTES
+        if frames == 0:
+            if t_count - self._t_data > STUCK_FIFO_PERIODS / self.rate_hz:
+                self._check_health()
+                raise _DeviceFault("FIFO stuck: no new samples")
+            return None
+        self._t_data = t_count
+        self._estimate_rate(self._next_index - self._base + frames, t_count)
+        data, failed = self._read_frames(frames)
+        batch = None
+        if data:
+            raw = np.frombuffer(data, dtype=">i2").reshape(-1, 6).astype(np.int16)
+            if self._stuck_data(raw):
+                raise _DeviceFault(f"stuck data: {STUCK_DATA_SAMPLES}+ identical samples")
+            batch = ImuBatch(self._next_index, self.rate_hz, raw, self._gap)
+            self._next_index += len(raw)
+            self._gap = 0
+            self.fault = self._logged = None  # data flows again
+        if failed:  # the FIFO may have lost bytes mid-frame: start it afresh
+            try:
+                self._restart_run(self._reset_fifo())
+            except OSError as exc:
+                self._fail(f"bus error: {exc}", retry_s=BACKOFF_S)
+        return batch
+
+    def _read_frames(self, frames: int) -> tuple[bytes, bool]:
+        """Read ``frames`` whole frames; (bytes, True) if a read failed part way."""
+        data = bytearray()
+        while frames > 0:
+            n = min(frames, FRAMES_PER_READ)
+            try:
+                data += bytes(self.bus.read_i2c_block_data(self.address, FIFO_R_W,
+                                                           n * FRAME_BYTES))
+            except OSError:  # not retried: the failed read may have popped bytes
+                self.bus_errors += 1
+                self.log.debug("MPU-6050 FIFO read failed; resetting the FIFO")
+                return bytes(data), True
+            frames -= n
+        return bytes(data), False
+
+    def _recover_overflow(self, count: int) -> None:
+        self.overflows += 1
+        log = self.log.warning if self.overflows == 1 else self.log.debug
+        log("MPU-6050 FIFO overflow (%d bytes): dropped, FIFO reset (drain more often)", count)
+        self._restart_run(self._reset_fifo())
+
+    def _check_health(self) -> None:
+        """Raise ``_DeviceFault`` if the part reset itself (asleep or FIFO off)."""
+        self._next_health = self.clock.now() + HEALTH_PERIOD_S
+        user_ctrl, pwr_mgmt_1 = self._call(self.bus.read_i2c_block_data, self.address,
+                                           USER_CTRL, 2)
+        if pwr_mgmt_1 & SLEEP or not user_ctrl & USER_FIFO_EN:
+            raise _DeviceFault("device reset itself (asleep or FIFO off)")
+
+    def _estimate_rate(self, samples: int, t: float) -> None:
+        """Sensor clock rate from ``samples`` made in this run by loop time ``t`` (s).
+
+        Between the samples-th and the next sample: ratio = (samples + 0.5) / (span * rate)
+        within +-0.5 / (span * rate); the longest run so far gives the estimate.
+        """
+        span = t - self._t_start
+        if span >= max(RATE_MIN_SPAN_S, self._ratio_span):
+            ratio = (samples + 0.5) / (span * self.rate_hz)
+            if abs(ratio - 1.0) < RATE_TOLERANCE:
+                self.rate_ratio = ratio
+                self._ratio_span = span
+
+    def _stuck_data(self, raw: np.ndarray) -> bool:
+        """Track runs of identical samples; True once one exceeds STUCK_DATA_SAMPLES."""
+        same = (raw[1:] == raw[:-1]).all(axis=1)  # sample i+1 repeats sample i
+        first = self._last_row is not None and bool((raw[0] == self._last_row).all())
+        self._last_row = raw[-1].copy()
+        if not first and not same.any():  # the usual case: a live, noisy sensor
+            self._same_run = 0
+            return False
+        if first:
+            same = np.concatenate(([True], same))
+        else:
+            self._same_run = 0
+            same = np.concatenate(([False], same))
+        breaks = np.flatnonzero(~same)
+        if not len(breaks):
+            self._same_run += len(same)
+            return self._same_run >= STUCK_DATA_SAMPLES
+        # runs of repeats: before the first break (carried on), between breaks, after the last
+        carried = self._same_run + int(breaks[0]) if breaks[0] else 0  # else judged before
+        inner = int((np.diff(breaks) - 1).max(initial=0))
+        self._same_run = len(same) - 1 - int(breaks[-1])
+        return max(carried, inner, self._same_run) >= STUCK_DATA_SAMPLES
+
+    # -- plumbing ---------------------------------------------------------------------
+    def _call(self, fn: Callable[..., T], *args: object) -> T:
+        """``fn(*args)``, tried TRIES times on OSError."""
+        for attempt in range(TRIES):
+            try:
+                return fn(*args)
+            except OSError:
+                self.bus_errors += 1
+                if attempt == TRIES - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _fail(self, text: str, retry_s: float) -> None:
+        """Enter a fault: log it once, re-initialise after ``retry_s`` (s)."""
+        self.fault = text
+        if text != self._logged:
+            self.log.warning("MPU-6050 fault: %s", text)
+            self._logged = text
+        self._reinit_at = self.clock.now() + retry_s
+
+
+__all__ = ["Mpu6050", "SMBusLike", "config_registers"]
