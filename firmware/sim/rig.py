@@ -105,6 +105,16 @@ class SimRoller:
         """Length of the scenario's session, s."""
         return self.world.duration_s
 
+    def sensor_to_world(self, sensor_t: np.ndarray) -> np.ndarray:
+        """World (virtual clock) time of sensor times, s: for scoring against the truth.
+
+        Uses the IMU driver's own clock mapping, which is exact here because the
+        emulated sensor clock has no error unless a scenario gives it one.
+        """
+        imu = self.firmware.imu
+        ref = self.clock.now()
+        return ref + (np.asarray(sensor_t) - imu.clock_to_sensor(ref)) / imu.rate_ratio
+
     def add_sink(self, sink: Callable[[Frame], None]) -> None:
         """Call ``sink`` with every frame the firmware emits."""
         self.firmware.frame_sinks.append(sink)

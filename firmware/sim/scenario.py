@@ -1,0 +1,141 @@
+"""Scenarios: what the simulated person does, as a validated TOML file.
+
+A scenario holds only physical things: the session's length, the person (each attribute
+optional: omitted means drawn from the population with the world's seed), the routine's
+behaviour ranges, and how far this roller deviates from its hardware profile. It never
+holds estimator settings. Keys are documented in docs/scenarios.md (generated from the
+``doc`` strings here). Errors are one-line ``SchemaError`` naming the key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from firmware.schema import SchemaError, build, field, read_toml
+
+SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
+"""Where the built-in scenarios (default.toml, demo.toml) live."""
+
+
+def _pair(where: str, value: list[float]) -> None:
+    if len(value) != 2 or value[0] > value[1]:
+        raise ValueError(f"{where}: expected [min, max] with min <= max, got {value!r}")
+
+
+@dataclass(frozen=True)
+class SessionSection:
+    """The session as a whole."""
+
+    duration_s: float = field(600.0, range=(30.0, 7200.0),
+                              doc="from sitting down by the roller to the end of the record, s")
+
+
+@dataclass(frozen=True)
+class PersonSection:
+    """The person; an omitted key is drawn from the population with the seed."""
+
+    stature_m: float | None = field(None, range=(1.5, 2.0), doc="standing height, m")
+    sex: str | None = field(None, choices=("female", "male"), doc="sets the stature distribution")
+    weight_kg: float | None = field(None, range=(35.0, 200.0),
+                                    doc="body mass, kg (drawn: BMI N(24, 3.5))")
+    roller_share: float | None = field(
+        None, range=(0.15, 0.55),
+        doc="share of body weight on the roller while rolling (drawn: U(0.25, 0.45))")
+
+
+@dataclass(frozen=True)
+class RoutineSection:
+    """How the person rolls (the article's routine, with ranges drawn per stroke)."""
+
+    cadence_per_min: list[float] = field(
+        [15.0, 40.0], range=(5.0, 80.0),
+        doc="[min, max] strokes per minute (one stroke = one movement in one direction)")
+    stroke_length_m: list[float] = field([0.03, 0.20], range=(0.01, 0.25),
+                                         doc="[min, max] length of one stroke along the back, m")
+    pause_rate_per_min: float = field(1.0, range=(0.0, 20.0),
+                                      doc="pauses on sore spots per minute of rolling")
+    pause_duration_s: list[float] = field([2.0, 10.0], range=(0.5, 60.0),
+                                          doc="[min, max] length of a pause on a sore spot, s")
+    elbows_forward_fraction: float = field(
+        0.25, range=(0.0, 1.0), doc="share of the rolling time with the elbows squeezed forward")
+    hips_lowered_rate_per_min: float = field(
+        0.3, range=(0.0, 10.0), doc="rests with the hips lowered (no strokes) per minute")
+    lumbar_excursions: int | None = field(
+        None, range=(0, 50),
+        doc="drifts below the rib cage (T12/L1) to make; omitted: now and then, at random")
+    excursion_depth_m: list[float] = field(
+        [0.01, 0.05], range=(0.005, 0.15), doc="[min, max] depth below T12/L1 of a drift, m")
+    excursion_duration_s: list[float] = field(
+        [2.0, 6.0], range=(0.5, 60.0), doc="[min, max] time spent below T12/L1 per drift, s")
+    slip_rate_per_min: float = field(
+        2.0, range=(0.0, 60.0), doc="episodes of the back sliding 2-6 mm over the roller, per min")
+
+    def __post_init__(self) -> None:
+        for name in ("cadence_per_min", "stroke_length_m", "pause_duration_s",
+                     "excursion_depth_m", "excursion_duration_s"):
+            _pair(f"routine.{name}", getattr(self, name))
+        lmin, lmax = self.stroke_length_m
+        if self.excursion_depth_m[1] + 0.01 + lmin > lmax:
+            raise ValueError("routine.excursion_depth_m: the deepest drift + 1 cm + the "
+                             "shortest stroke must not exceed the longest stroke "
+                             "(routine.stroke_length_m)")
+
+
+@dataclass(frozen=True)
+class RollerSection:
+    """How this roller deviates from its hardware profile (omitted: drawn with the seed)."""
+
+    foam_stiffness_error: float | None = field(
+        None, range=(-0.5, 0.5),
+        doc="relative error of the true foam stiffness vs the profile (drawn: N(0, 0.05))")
+    imu_offset_error_m: float | None = field(
+        None, range=(-0.01, 0.01),
+        doc="true IMU distance from the axis minus the profile's, m (drawn: N(0, 0.002))")
+    misalignment_deg: list[float] | None = field(
+        None, range=(-10.0, 10.0),
+        doc="[about first, about second in-plane axis] tilt of the sensor, deg (drawn: N(0, 1))")
+    mass_kg: float = field(1.0, range=(0.2, 5.0),
+                           doc="mass of the roller with its electronics, kg (on the floor patch)")
+
+    def __post_init__(self) -> None:
+        if self.misalignment_deg is not None and len(self.misalignment_deg) != 2:
+            raise ValueError("roller.misalignment_deg: expected two angles, deg")
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A whole scenario: [session], [person], [routine], [roller]."""
+
+    session: SessionSection
+    person: PersonSection
+    routine: RoutineSection
+    roller: RollerSection
+
+    def __post_init__(self) -> None:
+        n = self.routine.lumbar_excursions or 0
+        need = 20.0 + n * (self.routine.excursion_duration_s[1] + 12.0)
+        if need > self.session.duration_s:
+            raise ValueError(f"routine.lumbar_excursions: {n} drifts need a session of at "
+                             f"least {need:.0f} s (session.duration_s)")
+
+
+def scenario_from_table(table: dict[str, Any]) -> Scenario:
+    """Build a scenario from a parsed TOML table (raises ``SchemaError``)."""
+    return build(Scenario, table)
+
+
+def default_scenario() -> Scenario:
+    """The default scenario: a 10-minute session of a population-drawn person
+    (the dataclass defaults, as written out in scenarios/default.toml)."""
+    return build(Scenario, {})
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Load and validate a scenario TOML file; errors name the file and the key."""
+    try:
+        return build(Scenario, read_toml(path))
+    except SchemaError as exc:
+        msg = str(exc)
+        raise SchemaError(msg if msg.startswith(str(path)) else f"{path}: {msg}") from None
