@@ -2,14 +2,21 @@
 
 The roller's axis is horizontal, so gravity lies in the plane of rotation and the two
 in-plane accelerometer axes give the absolute roll angle ``atan2(a1, a2)``; the gyro
-axis along the roller gives its rate. Relative motion comes from the gyro alone
-(integrated, offset removed), because the accelerometer angle is corrupted by the
-axis's own acceleration, the IMU's offset from the axis and the accelerometer's zero-g
-offset (+-50 mg is +-3 deg, i.e. +-4 mm of back): it only steers, slowly, the absolute
-angle (a complementary filter) and the residual gyro offset (its integral term).
+axis along the roller gives its rate. A complementary filter fuses them: the gyro
+carries every fast change, gravity slowly steers the angle (proportional term) and the
+residual gyro offset (integral term), so the angle never drifts even when the offset
+moves with temperature (+-20 deg/s over the range, MPU-6050 spec rev 3.4).
 
-Position: rolling without slip moves the contact along the back by ``r_eff * dtheta``;
-foam compression shrinks the rolling radius with load, ``r_eff = r - load / stiffness``.
+What corrupts the gravity angle, and what is done about it:
+- the axle's acceleration along the floor (``-r * alpha``) and the IMU's offset from
+  the axis (tangential ``alpha * d``, centripetal ``omega^2 * d``): predicted from the
+  gyro and subtracted (the IMU sits on its second in-plane axis, ``imu_offset_m`` out);
+- the accelerometer's zero-g offset (+-50/80 mg, i.e. up to 5 deg): estimated online
+  by ``GravityFit`` as the roller turns through different angles;
+- what is left (bumps, body motion) is weighted down when the magnitude is not ~1 g.
+
+Position: rolling without slip moves the contact along the back by ``r_eff * dtheta``,
+with the rolling radius shrinking under load (``r_eff = r - load / stiffness``).
 Work is done per batch of FIFO samples with numpy (the firmware runs on a Pi Zero 2 W).
 """
 
@@ -32,6 +39,53 @@ def wrap(angle: float) -> float:
     return (angle + math.pi) % (2.0 * math.pi) - math.pi
 
 
+class GravityFit:
+    """Least-squares fit of the accelerometer's in-plane zero-g offsets, m/s^2.
+
+    Model, for the gyro angle ``t`` (which differs from the true angle by a constant
+    ``c`` over the fit's memory): ``a1 = A sin t + B cos t + b1`` and
+    ``a2 = A cos t - B sin t + b2`` with ``A = g cos c``, ``B = g sin c``. Normal
+    equations are accumulated with exponential forgetting; a prior holds the offsets
+    near zero (datasheet spread) until the roller has turned enough to tell them apart.
+    """
+
+    def __init__(self, memory_s: float = 120.0, prior_m_s2: float = 0.8,
+                 noise_m_s2: float = 0.03) -> None:
+        self.memory_s = memory_s
+        self.noise = noise_m_s2  # spread of one batch-mean observation, m/s^2
+        self.h = np.zeros((4, 4))
+        self.y = np.zeros(4)
+        weak = (noise_m_s2 / prior_m_s2) ** 2
+        self.prior = np.diag([1e-9, 1e-9, weak, weak])
+        self.offset = np.zeros(2)
+        self.uncertainty = prior_m_s2  # 1-sigma of the offsets, m/s^2
+
+    @property
+    def converged(self) -> bool:
+        """True once the offsets are known to ~0.015 m/s^2 (0.1 deg of angle)."""
+        return self.uncertainty < 0.015
+
+    def add(self, gyro_angle: float, a1: float, a2: float, weight: float, span_s: float
+            ) -> None:
+        """Add one batch-mean observation (angle rad, accel m/s^2) with a weight."""
+        keep = math.exp(-span_s / self.memory_s)
+        s, c = math.sin(gyro_angle), math.cos(gyro_angle)
+        r1 = np.array([s, c, 1.0, 0.0])
+        r2 = np.array([c, -s, 0.0, 1.0])
+        self.h = keep * self.h + weight * (np.outer(r1, r1) + np.outer(r2, r2))
+        self.y = keep * self.y + weight * (r1 * a1 + r2 * a2)
+
+    def solve(self) -> np.ndarray:
+        """Update and return the offsets (b1, b2), m/s^2."""
+        try:
+            cov = np.linalg.inv(self.h + self.prior)
+        except np.linalg.LinAlgError:
+            return self.offset
+        self.offset = (cov @ self.y)[2:]
+        self.uncertainty = self.noise * math.sqrt(max(cov[2, 2], cov[3, 3]))
+        return self.offset
+
+
 @dataclass
 class OdometryOutput:
     """Per-sample results of one batch (arrays of the batch's length)."""
@@ -42,27 +96,32 @@ class OdometryOutput:
 
 
 class Odometry:
-    """Complementary filter with a gyro-offset integral term, and rolling radius.
+    """Complementary filter with a gyro-offset integral term, and the rolling radius.
 
-    roller, imu: the hardware profile (radius, foam stiffness, which axis is the roller).
-    angle_time_constant_s: how fast the absolute angle follows the accelerometer.
-    offset_time_constant_s: how fast the residual gyro offset follows it (much slower).
+    roller, imu: the hardware profile (radius, foam stiffness, IMU offset, roller axis).
+    angle_time_constant_s: how fast the angle follows gravity.
+    offset_time_constant_s: how fast the residual gyro offset follows it.
     """
 
     def __init__(self, roller: RollerConfig, imu: ImuConfig, *,
-                 angle_time_constant_s: float = 2.0, offset_time_constant_s: float = 60.0) -> None:
+                 angle_time_constant_s: float = 3.0, offset_time_constant_s: float = 60.0
+                 ) -> None:
         self.axis, self.in1, self.in2 = _AXES[imu.roller_axis]
         self.sign = float(imu.roller_axis_sign)
         self.radius = roller.diameter_m / 2.0
         self.stiffness = roller.foam_stiffness_n_per_m
+        self.imu_offset = roller.imu_offset_m
         self.kp = 1.0 / angle_time_constant_s
         self.ki = self.kp / offset_time_constant_s
         self.gyro_offset = GyroOffset()
+        self.gravity = GravityFit()
         self.theta = 0.0  # gyro-integrated angle, rad (unwrapped)
         self.correction: float | None = None  # absolute angle = theta + correction, rad
-        self.trim = 0.0  # residual gyro offset from the accelerometer, rad/s
+        self.trim = 0.0  # residual gyro offset from gravity, rad/s
         self.position = 0.0  # m
         self.velocity = 0.0  # m/s
+        self._rate = 0.0  # last rate, rad/s
+        self._batches = 0
 
     @property
     def calibrated(self) -> bool:
@@ -85,30 +144,54 @@ class Odometry:
         ``load_n``: total body load during the batch, N. ``gap_s``: time lost just before
         the batch (FIFO overflow or fault); the rotation over it is taken from gravity.
         """
+        n = len(gyro)
+        span = n * dt
         offset = self.gyro_offset.update(gyro, dt)
         rate = self.sign * (gyro[:, self.axis] - offset[self.axis]) - self.trim
-        a1 = accel[:, self.in1].sum()
-        a2 = accel[:, self.in2].sum()
-        gravity_angle = self.sign * math.atan2(a1, a2)
         radius = self.rolling_radius(load_n)
-        if self.correction is None:
-            self.correction = gravity_angle - self.theta
-        elif gap_s > 0.0:
-            jump = wrap(gravity_angle - self.angle)
-            self.theta += jump
-            self.position += radius * jump
         theta = self.theta + np.cumsum(rate) * dt
+        mid = 0.5 * (self.theta + float(theta[-1]))
+        # Gravity angle at mid-batch, with the predicted motion terms removed.
+        omega = float(rate.mean())
+        alpha = (float(rate[-1]) - self._rate) / span if self._batches else 0.0
+        a1 = self.sign * float(accel[:, self.in1].mean())  # sign-corrected in-plane axes
+        a2 = float(accel[:, self.in2].mean())
+        b1, b2 = self.gravity.offset
+        if self.correction is None:
+            self.correction = math.atan2(a1 - b1, a2 - b2) - mid
+        angle = mid + self.correction
+        axle = -radius * alpha
+        c, s = math.cos(angle), math.sin(angle)
+        a1 -= axle * c - alpha * self.imu_offset
+        a2 -= -axle * s - omega * omega * self.imu_offset
+        gravity_angle = math.atan2(a1 - b1, a2 - b2)
+        if gap_s > 0.0:
+            jump = wrap(gravity_angle - angle)
+            theta += jump
+            self.position += radius * jump
+            mid += jump
         position = self.position + radius * (theta - self.theta)
         velocity = radius * rate
-        # Steer with gravity only when the accelerometer sees little else.
-        n = len(rate)
-        magnitude = math.hypot(a1, a2) / n
-        if abs(magnitude - G) < 0.05 * G and float(np.max(np.abs(rate))) < 1.0:
-            mid = 0.5 * (self.theta + float(theta[-1]))
+        magnitude = math.hypot(a1 - b1, a2 - b2)
+        weight = max(0.0, 1.0 - abs(magnitude - G) / (0.05 * G))
+        if not self.gyro_offset.calibrated:
+            # The gyro offset is unknown (+-20 deg/s): hold the angle to gravity alone.
+            self.correction = gravity_angle - float(theta[-1])
+        elif weight > 0.0:
             error = wrap(gravity_angle - (mid + self.correction))
-            span = n * dt
-            self.correction += self.kp * error * span
-            self.trim -= self.ki * error * span
+            step = self.kp * error * span * weight
+            self.correction += step
+            self.gravity.add(mid, a1, a2, weight, span)
+            if self.gravity.converged:
+                self.trim -= self.ki * error * span * weight
+                # The angle moved, so the contact moved with it: this is what keeps
+                # the position from drifting with the gyro offset. Until the zero-g
+                # offsets are known, gravity is not trusted that far.
+                position = position + radius * step
+        self._batches += 1
+        if self._batches % 25 == 0:
+            self.gravity.solve()
+        self._rate = float(rate[-1])
         self.theta = float(theta[-1])
         self.position = float(position[-1])
         self.velocity = float(velocity[-1])
