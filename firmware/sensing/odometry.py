@@ -23,6 +23,7 @@ Work is done per batch of FIFO samples with numpy (the firmware runs on a Pi Zer
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,20 +45,19 @@ class GravityFit:
 
     Model, for the gyro angle ``t`` (which differs from the true angle by a constant
     ``c`` over the fit's memory): ``a1 = A sin t + B cos t + b1`` and
-    ``a2 = A cos t - B sin t + b2`` with ``A = g cos c``, ``B = g sin c``. Normal
-    equations are accumulated with exponential forgetting; a prior holds the offsets
-    near zero (datasheet spread) until the roller has turned enough to tell them apart.
+    ``a2 = A cos t - B sin t + b2`` with ``A = g cos c``, ``B = g sin c``. The normal
+    equations of this model need only seven running sums (kept with exponential
+    forgetting); a prior holds the offsets near zero (the datasheet's spread) until
+    the roller has turned through enough angles to tell them apart.
     """
 
     def __init__(self, memory_s: float = 120.0, prior_m_s2: float = 0.8,
                  noise_m_s2: float = 0.03) -> None:
         self.memory_s = memory_s
         self.noise = noise_m_s2  # spread of one batch-mean observation, m/s^2
-        self.h = np.zeros((4, 4))
-        self.y = np.zeros(4)
-        weak = (noise_m_s2 / prior_m_s2) ** 2
-        self.prior = np.diag([1e-9, 1e-9, weak, weak])
-        self.offset = np.zeros(2)
+        self.weak = (noise_m_s2 / prior_m_s2) ** 2
+        self.sums = [0.0] * 7  # w, w sin, w cos, then the right-hand side y0..y3
+        self.offset = (0.0, 0.0)
         self.uncertainty = prior_m_s2  # 1-sigma of the offsets, m/s^2
 
     @property
@@ -70,29 +70,32 @@ class GravityFit:
         """Add one batch-mean observation (angle rad, accel m/s^2) with a weight."""
         keep = math.exp(-span_s / self.memory_s)
         s, c = math.sin(gyro_angle), math.cos(gyro_angle)
-        r1 = np.array([s, c, 1.0, 0.0])
-        r2 = np.array([c, -s, 0.0, 1.0])
-        self.h = keep * self.h + weight * (np.outer(r1, r1) + np.outer(r2, r2))
-        self.y = keep * self.y + weight * (r1 * a1 + r2 * a2)
+        w = weight
+        new = (w, w * s, w * c, w * (s * a1 + c * a2), w * (c * a1 - s * a2), w * a1, w * a2)
+        self.sums = [keep * old + add for old, add in zip(self.sums, new, strict=True)]
 
-    def solve(self) -> np.ndarray:
+    def solve(self) -> tuple[float, float]:
         """Update and return the offsets (b1, b2), m/s^2."""
+        w, ws, wc, *y = self.sums
+        h = np.array([[w + 1e-9, 0.0, ws, wc], [0.0, w + 1e-9, wc, -ws],
+                      [ws, wc, w + self.weak, 0.0], [wc, -ws, 0.0, w + self.weak]])
         try:
-            cov = np.linalg.inv(self.h + self.prior)
+            cov = np.linalg.inv(h)
         except np.linalg.LinAlgError:
             return self.offset
-        self.offset = (cov @ self.y)[2:]
+        x = cov @ np.array(y)
+        self.offset = (float(x[2]), float(x[3]))
         self.uncertainty = self.noise * math.sqrt(max(cov[2, 2], cov[3, 3]))
         return self.offset
 
 
 @dataclass
 class OdometryOutput:
-    """Per-sample results of one batch (arrays of the batch's length)."""
+    """Results of one batch: per-sample angle and position, and the final velocity."""
 
-    angle: np.ndarray  # unwrapped absolute roll angle, rad
-    position: np.ndarray  # position along the back, m (not yet zeroed)
-    velocity: np.ndarray  # m/s
+    angle: list[float]  # unwrapped absolute roll angle per sample, rad
+    position: list[float]  # position along the back per sample, m (not yet zeroed)
+    velocity: float  # m/s at the end of the batch
 
 
 class Odometry:
@@ -137,46 +140,55 @@ class Odometry:
         """Effective rolling radius under ``load_n`` N of body load, m."""
         return max(self.radius - max(load_n, 0.0) / self.stiffness, 0.5 * self.radius)
 
-    def update(self, accel: np.ndarray, gyro: np.ndarray, dt: float, load_n: float,
+    def update(self, rates: Sequence[float], a1: float, a2: float, dt: float, load_n: float,
                gap_s: float = 0.0) -> OdometryOutput:
-        """Process a batch: accel (n,3) m/s^2 and gyro (n,3) rad/s every ``dt`` s.
+        """Process a batch of samples taken every ``dt`` s.
 
-        ``load_n``: total body load during the batch, N. ``gap_s``: time lost just before
-        the batch (FIFO overflow or fault); the rotation over it is taken from gravity.
+        rates: raw gyro rates about the roller axis, rad/s (sensor sign).
+        a1, a2: batch means of the in-plane accelerations, m/s^2 (sensor axes).
+        load_n: total body load during the batch, N.
+        gap_s: time lost just before the batch (FIFO overflow or fault); the rotation
+            over it is taken from gravity.
         """
-        n = len(gyro)
+        n = len(rates)
         span = n * dt
-        offset = self.gyro_offset.update(gyro, dt)
-        rate = self.sign * (gyro[:, self.axis] - offset[self.axis]) - self.trim
+        sign = self.sign
+        offset = self.gyro_offset.update(rates, dt)
+        trim = self.trim
         radius = self.rolling_radius(load_n)
-        theta = self.theta + np.cumsum(rate) * dt
-        mid = 0.5 * (self.theta + float(theta[-1]))
+        # Gyro integration, per sample.
+        theta0 = theta = self.theta
+        thetas = [0.0] * n
+        for i, g in enumerate(rates):
+            theta += (sign * (g - offset) - trim) * dt
+            thetas[i] = theta
+        rate = sign * (rates[-1] - offset) - trim
+        omega = (theta - theta0) / span
+        alpha = (rate - self._rate) / span if self._batches else 0.0
+        mid = 0.5 * (theta0 + theta)
         # Gravity angle at mid-batch, with the predicted motion terms removed.
-        omega = float(rate.mean())
-        alpha = (float(rate[-1]) - self._rate) / span if self._batches else 0.0
-        a1 = self.sign * float(accel[:, self.in1].mean())  # sign-corrected in-plane axes
-        a2 = float(accel[:, self.in2].mean())
+        a1 *= sign
         b1, b2 = self.gravity.offset
         if self.correction is None:
             self.correction = math.atan2(a1 - b1, a2 - b2) - mid
         angle = mid + self.correction
         axle = -radius * alpha
-        c, s = math.cos(angle), math.sin(angle)
-        a1 -= axle * c - alpha * self.imu_offset
-        a2 -= -axle * s - omega * omega * self.imu_offset
+        a1 -= axle * math.cos(angle) - alpha * self.imu_offset
+        a2 -= -axle * math.sin(angle) - omega * omega * self.imu_offset
         gravity_angle = math.atan2(a1 - b1, a2 - b2)
+        position0 = self.position
         if gap_s > 0.0:
             jump = wrap(gravity_angle - angle)
+            thetas = [t + jump for t in thetas]
             theta += jump
-            self.position += radius * jump
             mid += jump
-        position = self.position + radius * (theta - self.theta)
-        velocity = radius * rate
+            position0 += radius * jump
         magnitude = math.hypot(a1 - b1, a2 - b2)
         weight = max(0.0, 1.0 - abs(magnitude - G) / (0.05 * G))
+        step = 0.0
         if not self.gyro_offset.calibrated:
             # The gyro offset is unknown (+-20 deg/s): hold the angle to gravity alone.
-            self.correction = gravity_angle - float(theta[-1])
+            self.correction = gravity_angle - theta
         elif weight > 0.0:
             error = wrap(gravity_angle - (mid + self.correction))
             step = self.kp * error * span * weight
@@ -184,15 +196,21 @@ class Odometry:
             self.gravity.add(mid, a1, a2, weight, span)
             if self.gravity.converged:
                 self.trim -= self.ki * error * span * weight
-                # The angle moved, so the contact moved with it: this is what keeps
-                # the position from drifting with the gyro offset. Until the zero-g
-                # offsets are known, gravity is not trusted that far.
-                position = position + radius * step
+            else:
+                # Until the zero-g offsets are known, gravity steers the angle but not
+                # the position (which then rests on the gyro alone).
+                step = 0.0
         self._batches += 1
         if self._batches % 25 == 0:
             self.gravity.solve()
-        self._rate = float(rate[-1])
-        self.theta = float(theta[-1])
-        self.position = float(position[-1])
-        self.velocity = float(velocity[-1])
-        return OdometryOutput(theta + self.correction, position, velocity)
+        # The angle moved by the correction, so the contact moved with it: this is
+        # what keeps the position from drifting with the gyro offset.
+        position0 += radius * step
+        correction = self.correction
+        positions = [position0 + radius * (t - theta0) for t in thetas]
+        angles = [t + correction for t in thetas]
+        self._rate = rate
+        self.theta = theta
+        self.position = positions[-1]
+        self.velocity = radius * rate
+        return OdometryOutput(angles, positions, self.velocity)

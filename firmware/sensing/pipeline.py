@@ -89,9 +89,13 @@ class SensingPipeline:
         if n == 0:
             return []
         gap = max(batch.first_index - self._next_index, 0) if self._next_index else 0
-        raw = batch.raw.astype(np.float64)
-        out = self.odometry.update(raw[:, :3] * self.accel_scale, raw[:, 3:] * self.gyro_scale,
-                                   self.dt, self.total_load, gap_s=gap * self.dt)
+        od = self.odometry
+        rows = batch.raw.tolist()
+        gs, acc = self.gyro_scale, self.accel_scale / n
+        rates = [r[3 + od.axis] * gs for r in rows]
+        a1 = sum(r[od.in1] for r in rows) * acc
+        a2 = sum(r[od.in2] for r in rows) * acc
+        out = od.update(rates, a1, a2, self.dt, self.total_load, gap_s=gap * self.dt)
         if gap:
             self._pending |= FrameFlag.IMU_GAP
         self._next_index = batch.first_index + n
@@ -101,8 +105,7 @@ class SensingPipeline:
             t = (batch.first_index + i) * self.dt
             if self.seq and t <= self._last_t:
                 continue  # already covered by frames held through an IMU fault
-            frames.append(self._frame(t, float(out.position[i]), float(out.velocity[i]),
-                                      float(out.angle[i])))
+            frames.append(self._frame(t, out.position[i], out.velocity, out.angle[i]))
         return frames
 
     def hold(self, sensor_t: float) -> list[Frame]:
