@@ -115,9 +115,13 @@ def _cmd_sim(args: argparse.Namespace, config: Config) -> None:
     roller = _sim_roller(args, config, args.speed)
     end = min(args.duration, roller.duration_s) if args.duration else roller.duration_s
     last = [-math.inf]
+    notable = FrameFlag.BEYOND_FENCE | FrameFlag.IN_CONTACT | FrameFlag.IMU_FAULT
+    previous = [FrameFlag.NONE]
 
     def show(frame: Frame) -> None:
-        changed = frame.flags & (FrameFlag.BEYOND_FENCE | FrameFlag.ZEROED | FrameFlag.IMU_GAP)
+        changed = (frame.flags & notable) != previous[0] or frame.flags & (
+            FrameFlag.ZEROED | FrameFlag.IMU_GAP)
+        previous[0] = frame.flags & notable
         if args.every and frame.t - last[0] < args.every and not changed:
             return
         last[0] = frame.t

@@ -18,6 +18,7 @@ from firmware.sensing.load import ZoneLoads
 from firmware.sensing.odometry import G, Odometry
 
 _DEG = math.pi / 180.0
+TARE_TIME_CONSTANT_S = 2.0  # how fast the empty-roller reading is followed
 
 
 class SensingPipeline:
@@ -36,6 +37,8 @@ class SensingPipeline:
         self.accel_scale = G / (16384.0 / (config.imu.accel_range_g / 2))
         self.gyro_scale = _DEG / (131.0 / (config.imu.gyro_range_dps / 250))
         self.zone_forces = np.zeros(config.zones.count)
+        self.tare = np.zeros(config.zones.count)  # per-zone reading of the empty roller, N
+        self._measured = np.zeros(config.zones.count)
         self.total_load = 0.0
         self._zone_tuple = tuple(self.zone_forces.tolist())
         self._last_t = 0.0
@@ -59,6 +62,10 @@ class SensingPipeline:
         self.zero_armed = False
         self._pending |= FrameFlag.ZEROED
 
+    def tare_now(self) -> None:
+        """Take the current zone readings as the empty roller (the TARE command)."""
+        self.tare = self._measured.copy()
+
     def arm_zero(self) -> None:
         """Zero now if a body is on the roller, else at the next contact (start of session)."""
         if self.in_contact:
@@ -69,7 +76,14 @@ class SensingPipeline:
     # -- inputs ---------------------------------------------------------------------
     def on_scan(self, scan: ZoneScan, sensor_t: float) -> None:
         """Take a completed zone scan that ended at sensor time ``sensor_t`` (s)."""
-        forces = self.loads.forces(scan.raw, self.odometry.angle)
+        measured = self.loads.forces(scan.raw, self.odometry.angle)
+        if not self.in_contact and float(measured.sum()) < self.contact_threshold:
+            # Nobody on the roller: what the bands read is the roller's own weight on
+            # the floor patch (and FSR offset). Track it slowly as the tare.
+            gain = min(1.0, self.scan_period / TARE_TIME_CONSTANT_S)
+            self.tare += gain * np.where(scan.ok, measured - self.tare, 0.0)
+        self._measured = measured
+        forces = np.maximum(measured - self.tare, 0.0)
         self.zone_forces = np.where(scan.ok, forces, self.zone_forces)
         self.load_ok = scan.ok
         self.total_load = float(self.zone_forces.sum())

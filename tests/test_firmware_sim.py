@@ -1,0 +1,161 @@
+"""The unchanged firmware on emulated hardware, end to end, scored against the truth."""
+
+import numpy as np
+import pytest
+
+from firmware.protocol import FrameFlag
+from firmware.rawlog import RawLogWriter
+from firmware.replay import replay
+from firmware.sim.pins import duty_log
+from firmware.sim.rig import SimRoller
+from firmware.sim.scenario import SCENARIO_DIR, load_scenario
+from host.bench import FrameLog, position_errors
+
+DEMO = load_scenario(SCENARIO_DIR / "demo.toml")
+
+
+class Frames(list):
+    def __call__(self, frame):
+        self.append(frame)
+
+
+def roller_with_frames(seed=7, scenario=DEMO):
+    roller = SimRoller(scenario, seed)
+    frames = Frames()
+    roller.add_sink(frames)
+    return roller, frames
+
+
+@pytest.fixture(scope="module")
+def demo_run():
+    roller, frames = roller_with_frames()
+    log = FrameLog()
+    roller.add_sink(log)
+    roller.run()
+    roller.close()
+    return roller, frames, log
+
+
+def test_frames_flow_at_the_frame_rate_by_the_sensor_clock(demo_run):
+    roller, frames, _ = demo_run
+    seqs = np.array([f.seq for f in frames])
+    times = np.array([f.t for f in frames])
+    assert np.all(np.diff(seqs) == 1)
+    assert np.allclose(np.diff(times), 0.01)
+    assert len(frames) == pytest.approx(roller.duration_s * 100, rel=0.01)
+    assert all(len(f.zone_loads) == 8 for f in frames)
+    assert roller.firmware.imu.overflows == 0
+    assert roller.firmware.scanner.scans / roller.duration_s > 49
+
+
+def test_position_follows_the_rolled_distance(demo_run):
+    roller, _, log = demo_run
+    t, position, flags = log.arrays()
+    truth = roller.world.truth
+    rolled = np.concatenate([[0.0], np.cumsum(truth.r_eff_m[1:] * np.diff(truth.roll_angle_rad))])
+    rolled = np.where(np.isfinite(truth.contact_m), rolled, np.nan)
+    errors = position_errors(roller.sensor_to_world(t), position, flags, truth.t, rolled)
+    assert len(errors) > 2000
+    assert np.sqrt(np.mean(errors**2)) < 3e-3
+
+
+def test_load_follows_the_body_on_the_roller(demo_run):
+    roller, _, log = demo_run
+    t, _, flags = log.arrays()
+    truth = roller.world.truth.total_load_n
+    true_load = np.interp(roller.sensor_to_world(t), roller.world.truth.t, truth)
+    on = (flags & int(FrameFlag.IN_CONTACT)) != 0
+    assert on.sum() > 2000
+    # FSR part spread, hysteresis and creep: within 20 % of the true load.
+    assert np.median(np.abs(np.array(log.load)[on] / true_load[on] - 1)) < 0.2
+    assert not on[-1]  # the person got off: no contact at the end
+
+
+def test_button_press_zeroes_and_acknowledges(demo_run):
+    roller, frames, _ = demo_run
+    press_t = roller.world.events[0][0]
+    log = duty_log(roller.pins, roller.config.pins.motor_pwm)
+    assert any(press_t < t < press_t + 0.5 and duty > 0 for t, duty in log)
+    zeroed = [f for f in frames if f.flags & FrameFlag.ZEROED]
+    assert zeroed and zeroed[0].flags & FrameFlag.IN_CONTACT
+    assert abs(zeroed[0].position) < 1e-3
+
+
+def test_fence_buzzes_by_itself_within_50_ms(demo_run):
+    roller, frames, _ = demo_run
+    beyond = [f for f in frames if f.flags & FrameFlag.BEYOND_FENCE]
+    assert beyond, "the demo drifts below the ribs: the roller must warn"
+    first = beyond[0]
+    assert first.position > roller.config.fence.position_m
+    crossing = float(roller.sensor_to_world(np.array([first.t]))[0])
+    log = duty_log(roller.pins, roller.config.pins.motor_pwm)
+    on = [t for t, duty in log if t >= crossing - 0.01 and duty > 0.9]
+    assert on and on[0] - crossing <= 0.05
+
+
+def test_fifo_overflow_is_reported_and_tracking_resumes():
+    roller, frames = roller_with_frames()
+    roller.run(until=12.0)
+    fw = roller.firmware
+    fw._next_drain = roller.clock.now() + 1.0  # the loop stalls for a second
+    roller.run(until=20.0)
+    assert fw.imu.overflows >= 1
+    gaps = [f for f in frames if f.flags & FrameFlag.IMU_GAP]
+    assert gaps
+    after = [f for f in frames if f.t > gaps[0].t]
+    assert np.all(np.diff([f.seq for f in after]) == 1)
+    assert np.all(np.diff([f.t for f in after]) > 0)
+
+
+def test_vanished_imu_gives_flagged_frames_then_recovers():
+    roller, frames = roller_with_frames()
+    roller.run(until=10.0)
+    roller.imu.vanish()
+    roller.run(until=12.0)
+    faulted = [f for f in frames if f.flags & FrameFlag.IMU_FAULT]
+    assert len(faulted) > 100  # loads keep flowing with the position held
+    assert len({round(f.position, 9) for f in faulted}) == 1
+    roller.imu.reappear()
+    roller.run(until=16.0)
+    assert not frames[-1].flags & FrameFlag.IMU_FAULT
+    assert frames[-1].t > faulted[-1].t
+    assert roller.firmware.imu.reinits >= 1
+
+
+def test_vanished_adc_flags_its_zones_and_recovers():
+    roller, frames = roller_with_frames()
+    roller.run(until=10.0)
+    roller.adcs[1].vanish()
+    roller.run(until=12.0)
+    assert frames[-1].flags & FrameFlag.ADC_FAULT
+    held = [f.zone_loads[4:] for f in frames[-50:]]
+    assert all(h == held[0] for h in held)  # zones 5-8 hold their last value
+    roller.adcs[1].reappear()
+    roller.run(until=14.5)
+    assert not frames[-1].flags & FrameFlag.ADC_FAULT
+
+
+def test_spontaneous_imu_reset_is_recovered():
+    roller, frames = roller_with_frames()
+    roller.run(until=10.0)
+    roller.imu.spontaneous_reset()
+    roller.run(until=14.0)
+    assert roller.firmware.imu.reinits >= 1
+    assert frames[-1].t > 13.0 - 1.0
+    assert not frames[-1].flags & FrameFlag.IMU_FAULT
+
+
+def test_replay_of_the_raw_log_gives_the_live_frames(tmp_path):
+    roller, frames = roller_with_frames()
+    path = tmp_path / "session.srraw"
+    with path.open("wb") as fh:
+        writer = RawLogWriter(fh, roller.config, "test")
+        roller.firmware.raw_sinks.append(writer.write)
+        roller.run(until=20.0)
+        writer.close()
+    replayed = list(replay(path))
+    assert len(replayed) == len(frames)
+    for live, again in zip(frames, replayed, strict=True):
+        assert again.seq == live.seq and again.t == live.t
+        assert again.position == live.position and again.zone_loads == live.zone_loads
+        assert again.flags == live.flags & ~FrameFlag.BEYOND_FENCE
