@@ -1,0 +1,95 @@
+"""The command lines: frames flow, and bad input is one line with exit status 2."""
+
+import json
+
+import pytest
+
+from firmware import cli as fw_cli
+from host import cli as host_cli
+
+
+def run(main, argv, capsys):
+    code = main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_sim_prints_frames(capsys):
+    code, out, _ = run(fw_cli.main, ["sim", "--duration", "6", "--every", "1"], capsys)
+    assert code == 0
+    assert out.count("pos=") >= 5 and "done:" in out
+
+
+def test_sim_jsonl_frames_are_json(capsys):
+    code, out, _ = run(fw_cli.main, ["sim", "--duration", "2", "--every", "0.5", "--jsonl"],
+                       capsys)
+    assert code == 0
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert rows and {"position_mm", "load_total_n", "zone_loads_n"} <= set(rows[0])
+
+
+def test_record_and_replay(tmp_path, capsys):
+    raw = tmp_path / "s.srraw"
+    code, out, _ = run(fw_cli.main, ["record-raw", str(raw), "--sim", "--duration", "5"], capsys)
+    assert code == 0 and raw.exists()
+    csv = tmp_path / "frames.csv"
+    code, out, _ = run(fw_cli.main, ["replay", str(raw), "--out", str(csv)], capsys)
+    assert code == 0
+    lines = csv.read_text().splitlines()
+    assert lines[0].startswith("seq,t_s,position_mm") and len(lines) > 400
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["sim", "--scenario", "/nonexistent.toml"], "no such file"),
+    (["sim", "--config", "/nonexistent.toml"], "no such file"),
+    (["replay", "/nonexistent.srraw"], "No such file"),
+    (["record-raw", "/tmp/x.srraw"], "needs a Raspberry Pi"),
+    (["run"], "cannot open the I2C bus"),
+])
+def test_firmware_cli_errors_are_one_line_exit_2(argv, message, capsys):
+    code, _, err = run(fw_cli.main, argv, capsys)
+    assert code == 2
+    assert message in err and err.count("\n") == 1
+
+
+def test_bad_scenario_key_names_the_key(tmp_path, capsys):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[routine]\ncadence = 3\n")
+    code, _, err = run(fw_cli.main, ["sim", "--scenario", str(bad)], capsys)
+    assert code == 2 and "routine.cadence: unknown key" in err
+
+
+def test_truncated_raw_log_is_exit_2(tmp_path, capsys):
+    raw = tmp_path / "s.srraw"
+    assert fw_cli.main(["record-raw", str(raw), "--sim", "--duration", "2"]) == 0
+    raw.write_bytes(raw.read_bytes()[:-7])
+    capsys.readouterr()
+    code, _, err = run(fw_cli.main, ["replay", str(raw)], capsys)
+    assert code == 2 and "cut short" in err
+    code, out, _ = run(fw_cli.main, ["replay", str(raw), "--salvage"], capsys)
+    assert code == 0 and out.count("\n") > 100
+
+
+@pytest.mark.parametrize("argv", [["bench", "--seeds", "0"], ["bench", "--duration", "x"],
+                                  ["demo", "--speed", "-1"], ["nope"]])
+def test_host_cli_bad_flags_exit_2(argv, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        host_cli.main(argv)
+    assert exit_.value.code == 2
+
+
+def test_bench_scores_a_short_session(capsys):
+    code, out, _ = run(host_cli.main, ["bench", "--seeds", "1", "--duration", "40", "--jobs",
+                                       "1", "--json"], capsys)
+    assert code == 0
+    summary = json.loads(out)["summary"]
+    assert summary["sessions"] == 1 and summary["fifo_overflows"] == 0
+    assert 0 < summary["rolling_rmse_mm"] < 5
+    assert summary["zone_scan_hz_min"] > 49
+
+
+def test_demo_runs_and_warns(capsys):
+    code, out, _ = run(host_cli.main, ["demo", "--speed", "0"], capsys)
+    assert code == 0
+    assert "BUZZ: below the rib cage" in out
+    assert "warned" in out
