@@ -8,7 +8,9 @@ what is due and says when it wants to run again; nothing in it sleeps.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import secrets
 from collections.abc import Callable
 from typing import Any
 
@@ -39,10 +41,12 @@ class Firmware:
     config: hardware profile. bus: smbus2-compatible bus of the IMU (and of the ADCs
     unless ``adc_bus`` is given).
     clock: loop clock. pin_factory: gpiozero pin factory (None: gpiozero's default).
+    boot_id: this run's boot id (default: random), first_seq: the first frame's seq.
     """
 
     def __init__(self, config: Config, bus: Any, clock: Clock, pin_factory: Any = None,
-                 logger: logging.Logger | None = None, adc_bus: Any = None) -> None:
+                 logger: logging.Logger | None = None, adc_bus: Any = None, *,
+                 boot_id: int | None = None, first_seq: int = 0) -> None:
         self.config = config
         self.clock = clock
         self.log = logger or logging.getLogger("smartroller.firmware")
@@ -50,7 +54,8 @@ class Firmware:
         self.scanner = ZoneScanner(adc_bus or bus, config.adc, config.zones.count, clock, self.log)
         self.haptic = Haptic(config.pins.motor_pwm, pin_factory)
         self.panel = Panel(config.pins.button, config.pins.led, pin_factory)
-        self.pipeline = SensingPipeline(config)
+        self.boot_id = secrets.randbits(32) if boot_id is None else boot_id
+        self.pipeline = SensingPipeline(config, boot=self.boot_id, first_seq=first_seq)
         self.fence = Fence.from_config(config.fence)
         self.frame_sinks: list[FrameSink] = []
         self.raw_sinks: list[RawSink] = []
@@ -131,6 +136,12 @@ class Firmware:
             if until is not None:
                 due = min(due, until)
             self.clock.sleep_until(due)
+
+    async def run_async(self, should_stop: Callable[[], bool] | None = None) -> None:
+        """Run the loop inside asyncio (beside the Bluetooth stack) on a real-time clock."""
+        while not (should_stop and should_stop()):
+            due = self.step()
+            await asyncio.sleep(max(0.0, due - self.clock.now()))
 
     def close(self) -> None:
         """Release the pins (motor off)."""

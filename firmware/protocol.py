@@ -178,6 +178,8 @@ class Frame:
     zone_loads: force on each pressure zone, N, in zone order along the roller.
     total_load: sum of the zone loads, N.
     flags: ``FrameFlag`` bits.
+    boot: boot id of the firmware run that made the frame (its sensor clock starts
+        at that boot, so times of different boots do not compare).
     """
 
     seq: int
@@ -188,6 +190,7 @@ class Frame:
     zone_loads: tuple[float, ...]
     total_load: float
     flags: FrameFlag = FrameFlag.NONE
+    boot: int = 0
 
     def with_flags(self, flags: FrameFlag) -> Frame:
         """A copy with ``flags`` set in addition to its own."""
@@ -256,6 +259,8 @@ def _check_frame(frame: Frame, zone_count: int) -> None:
         raise ValueError(f"frame seq {frame.seq} outside u32")
     if not 0 <= int(frame.flags) <= _U16:
         raise ValueError(f"frame {frame.seq}: flags {int(frame.flags):#x} beyond 16 bits")
+    if not 0 <= frame.boot <= _U32:
+        raise ValueError(f"frame {frame.seq}: boot id {frame.boot} outside u32")
 
 
 def _backfill_flags(flags: int, backfill: bool) -> FrameFlag:
@@ -283,7 +288,7 @@ def quantise(frame: Frame, zone_count: int, *, backfill: bool | None = None) -> 
                  velocity=_velocity_code(frame.velocity) / 1e4,
                  angle=_angle_code(frame.angle) * ANGLE_UNIT_RAD,
                  zone_loads=tuple(float(x) for x in loads), total_load=float(sum(loads)),
-                 flags=flags)
+                 flags=flags, boot=frame.boot)
 
 
 # --------------------------------------------------------------------------- frame stream
@@ -298,11 +303,11 @@ MAX_FRAMES_PER_RECORD = 0x7F
 KIND_LIVE = 0
 KIND_BACKFILL = 1
 
-_SYNC = struct.Struct("<BIIBHhBB")  # tag, seq, t_ms, period_ms, flags, angle, zones, kind
+_SYNC = struct.Struct("<BIIBHhBBI")  # tag, seq, t_ms, period, flags, angle, zones, kind, boot
 _FLAGS = struct.Struct("<BH")
 _ANGLE = struct.Struct("<Bh")
 _MOTION = struct.Struct("<hh")  # position, velocity; then zones x u8
-SYNC_SIZE = _SYNC.size  # 16
+SYNC_SIZE = _SYNC.size  # 20
 
 
 def frame_size(zone_count: int) -> int:
@@ -344,6 +349,7 @@ class StreamEncoder:
         self._next_seq: int | None = None
         self._next_t_ms = 0
         self._kind = KIND_LIVE
+        self._boot = 0
         self._flags = 0
         self._angle = 0
         self._since_sync = 0
@@ -358,16 +364,17 @@ class StreamEncoder:
         kind = KIND_BACKFILL if backfill else KIND_LIVE
         out = bytearray()
         run: list[bytes] = []
-        for i, (seq, t_ms, flags, angle, body) in enumerate(fields):
+        for i, (seq, t_ms, flags, angle, body, boot) in enumerate(fields):
             # A SYNC falling due inside this batch goes at its start: batches then begin
             # with it, and the Fragmenter makes such a batch start a resync fragment.
             ahead = min(len(fields), self.sync_every) if i == 0 else 1
             if (self._next_seq is None or seq != self._next_seq or t_ms != self._next_t_ms
-                    or kind != self._kind or self._since_sync + ahead > self.sync_every):
+                    or kind != self._kind or boot != self._boot
+                    or self._since_sync + ahead > self.sync_every):
                 self._flush(out, run)
                 out += _SYNC.pack(TAG_SYNC, seq, t_ms, self.period_ms, flags, angle,
-                                  self.zone_count, kind)
-                self._kind, self._flags, self._angle = kind, flags, angle
+                                  self.zone_count, kind, boot)
+                self._kind, self._flags, self._angle, self._boot = kind, flags, angle, boot
                 self._since_sync = self._since_angle = 0
             else:
                 if flags != self._flags:
@@ -389,12 +396,12 @@ class StreamEncoder:
         self._flush(out, run)
         return bytes(out)
 
-    def _fields(self, frame: Frame) -> tuple[int, int, int, int, bytes]:
+    def _fields(self, frame: Frame) -> tuple[int, int, int, int, bytes, int]:
         _check_frame(frame, self.zone_count)
         flags = int(frame.flags) & ~int(FrameFlag.BACKFILL)
         body = _MOTION.pack(_position_code(frame.position), _velocity_code(frame.velocity))
         body += bytes(_load_code(x) for x in frame.zone_loads)
-        return frame.seq, _time_code(frame.t), flags, _angle_code(frame.angle), body
+        return frame.seq, _time_code(frame.t), flags, _angle_code(frame.angle), body, frame.boot
 
     @staticmethod
     def _flush(out: bytearray, run: list[bytes]) -> None:
@@ -429,6 +436,7 @@ class StreamDecoder:
         self._flags = 0
         self._angle = 0
         self._zones = 0
+        self._boot = 0
         self._backfill = False
 
     def feed(self, data: bytes) -> list[Frame]:
@@ -482,7 +490,7 @@ class StreamDecoder:
         return out
 
     def _sync(self, seq: int, t_ms: int, period_ms: int, flags: int, angle: int, zones: int,
-              kind: int) -> None:
+              kind: int, boot: int) -> None:
         if period_ms == 0:
             raise _malformed("SYNC with a frame period of 0 ms")
         if kind not in (KIND_LIVE, KIND_BACKFILL):
@@ -493,6 +501,7 @@ class StreamDecoder:
         self._next_seq, self._next_t_ms, self._period_ms = seq, t_ms, period_ms
         self._flags, self._angle, self._zones = flags, angle, zones
         self._backfill = kind == KIND_BACKFILL
+        self._boot = boot
 
     def _frame(self, buf: bytearray, pos: int) -> Frame:
         if self._next_seq > _U32 or self._next_t_ms > _U32:
@@ -503,7 +512,7 @@ class StreamDecoder:
                       position=position / 1e4, velocity=velocity / 1e4,
                       angle=self._angle * ANGLE_UNIT_RAD,
                       zone_loads=tuple(float(x) for x in loads), total_load=float(sum(loads)),
-                      flags=_backfill_flags(self._flags, self._backfill))
+                      flags=_backfill_flags(self._flags, self._backfill), boot=self._boot)
         self._next_seq += 1
         self._next_t_ms += self._period_ms
         return frame

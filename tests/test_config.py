@@ -53,3 +53,10 @@ def test_bad_profile_is_one_line_naming_the_key(tmp_path, text, message):
 def test_missing_file_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="no such file"):
         load_config(tmp_path / "nope.toml")
+
+
+def test_config_docs_are_current():
+    from firmware.configdoc import render
+
+    assert (ROOT / "docs" / "config.md").read_text() == render(), \
+        "regenerate: python -m firmware.configdoc > docs/config.md"

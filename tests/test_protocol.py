@@ -144,11 +144,11 @@ def test_stream_layout_golden():
     f1 = frame(seq=8, t=1.51, position=0.1001, velocity=0.0, angle=math.pi / 2, loads=(0, 1),
                flags=FrameFlag.IN_CONTACT)
     data = enc.encode([f0, f1])
-    sync = struct.pack("<BIIBHhBB", 0x01, 7, 1500, 10, 1, 16384, 2, 0)
+    sync = struct.pack("<BIIBHhBBI", 0x01, 7, 1500, 10, 1, 16384, 2, 0, 0)
     frames = bytes([0x82]) + struct.pack("<hh", 1000, -2000) + bytes([10, 255]) \
         + struct.pack("<hh", 1001, 0) + bytes([0, 1])
     assert data == sync + frames
-    assert len(sync) == p.SYNC_SIZE == 16
+    assert len(sync) == p.SYNC_SIZE == 20
     f2 = frame(seq=9, t=1.52, flags=FrameFlag.IN_CONTACT | FrameFlag.ZEROED)
     assert enc.encode([f2], backfill=False)[:3] == bytes([0x02, 0x01, 0x01])
 
@@ -293,7 +293,7 @@ def test_encoder_rejects_bad_setup_and_bad_frames_atomically():
 
 
 def test_decoder_requires_sync_and_resets_on_errors():
-    sync = struct.pack("<BIIBHhBB", 1, 5, 100, 10, 0, 0, 1, 0)
+    sync = struct.pack("<BIIBHhBBI", 1, 5, 100, 10, 0, 0, 1, 0, 0)
     body = bytes([0x81]) + struct.pack("<hh", 1, 2) + bytes([3])
     dec = StreamDecoder()
     with pytest.raises(ProtocolError):
@@ -305,13 +305,13 @@ def test_decoder_requires_sync_and_resets_on_errors():
         assert err.value.status_code == ResultCode.MALFORMED
         assert not dec.synced
         dec.feed(sync)
-    for bad_sync in (struct.pack("<BIIBHhBB", 1, 0, 0, 0, 0, 0, 1, 0),  # period 0
-                     struct.pack("<BIIBHhBB", 1, 0, 0, 10, 0, 0, 1, 2)):  # kind 2
+    for bad_sync in (struct.pack("<BIIBHhBBI", 1, 0, 0, 0, 0, 0, 1, 0, 0),  # period 0
+                     struct.pack("<BIIBHhBBI", 1, 0, 0, 10, 0, 0, 1, 2, 0)):  # kind 2
         with pytest.raises(ProtocolError):
             StreamDecoder().feed(bad_sync)
     with pytest.raises(ProtocolError):
         StreamDecoder(zone_count=8).feed(sync)
-    top = struct.pack("<BIIBHhBB", 1, U32, 0, 10, 0, 0, 1, 0)
+    top = struct.pack("<BIIBHhBBI", 1, U32, 0, 10, 0, 0, 1, 0, 0)
     with pytest.raises(ProtocolError):  # the second frame's seq would pass u32
         StreamDecoder().feed(top + bytes([0x82]) + bytes(10))
 
@@ -459,8 +459,8 @@ def test_bytes_per_frame_at_100_hz_with_two_frame_flushes(mtu):
 
 
 def test_bytes_per_frame_figures_in_the_docs():
-    assert round(wire_bytes_per_frame(23, 2), 2) == 13.94
-    assert round(wire_bytes_per_frame(247, 2), 2) == 13.43
+    assert round(wire_bytes_per_frame(23, 2), 2) == 13.98
+    assert round(wire_bytes_per_frame(247, 2), 2) == 13.47
 
 
 # ------------------------------------------------------------------------------ control

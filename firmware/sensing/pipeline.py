@@ -26,10 +26,14 @@ class SensingPipeline:
 
     config: the hardware profile. Frames come out every ``imu.sample_rate_hz /
     frames.rate_hz`` IMU samples, at the sensor time of that sample.
+    boot: this firmware run's boot id (stamped on every frame).
+    first_seq: sequence number of the first frame (continues the journal's numbering
+        across restarts, so a host never sees one seq twice).
     """
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, *, boot: int = 0, first_seq: int = 0) -> None:
         self.config = config
+        self.boot = boot
         self.odometry = Odometry(config.roller, config.imu)
         self.loads = ZoneLoads(config.zones, config.adc.full_scale_v)
         self.decimation = round(config.imu.sample_rate_hz / config.frames.rate_hz)
@@ -49,7 +53,8 @@ class SensingPipeline:
         self.in_contact = False
         self.zero_armed = True  # zero at the first contact after boot
         self.zero_position = 0.0
-        self.seq = 0
+        self.seq = first_seq
+        self._first_seq = first_seq
         self.imu_clone = False
         self.imu_fault = False
         self._next_index = 0  # IMU sample index expected next
@@ -117,7 +122,7 @@ class SensingPipeline:
         frames = []
         for i in range(first, n, self.decimation):
             t = (batch.first_index + i) * self.dt
-            if self.seq and t <= self._last_t:
+            if self.seq > self._first_seq and t <= self._last_t:
                 continue  # already covered by frames held through an IMU fault
             frames.append(self._frame(t, out.position[i], out.velocity, out.angle[i]))
         return frames
@@ -130,7 +135,7 @@ class SensingPipeline:
         """
         frames = []
         period = self.dt * self.decimation
-        t = (self._last_t if self.seq else 0.0) + period
+        t = (self._last_t if self.seq > self._first_seq else 0.0) + period
         while t <= sensor_t:
             frames.append(self._frame(t, self.odometry.position, 0.0, self.odometry.angle,
                                       FrameFlag.IMU_FAULT))
@@ -154,7 +159,7 @@ class SensingPipeline:
         if self.imu_clone:
             flags |= FrameFlag.IMU_CLONE
         frame = Frame(self.seq, t, position - self.zero_position, velocity, angle,
-                      self._zone_tuple, self.total_load, flags)
+                      self._zone_tuple, self.total_load, flags, self.boot)
         self.seq += 1
         self._last_t = t
         return frame

@@ -9,7 +9,9 @@ mock button pin. The firmware sees only registers and pins: the truth stays here
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -65,9 +67,13 @@ class SimRoller:
     config: Config = field(default_factory=default_config)
     speed: float = 0.0
     logger: logging.Logger | None = None
+    boot_id: int | None = None
+    first_seq: int = 0
 
     def __post_init__(self) -> None:
         rng = np.random.default_rng([self.seed, 0x5E50])
+        if self.boot_id is None:
+            self.boot_id = int(rng.integers(1, 2**32))
         self.world = World(self.scenario, self.config, self.seed)
         self.clock = SimClock(speed=self.speed)
         self.bus = SimBus(self.config.imu.bus, clock=self.clock)
@@ -82,9 +88,11 @@ class SimRoller:
             self.adcs.append(adc)
             self._attach(address, adc)
         self.pins = sim_pin_factory(self.clock)
-        self.firmware = Firmware(self.config, self.bus, self.clock, self.pins, self.logger)
+        self.firmware = Firmware(self.config, self.bus, self.clock, self.pins, self.logger,
+                                 boot_id=self.boot_id, first_seq=self.first_seq)
         self._presses = sorted(self.world.events)
         self._pressed_until: float | None = None
+        self._started = False
 
     def _attach(self, address: int, device: object) -> None:
         device.i2c_write = self.meter.wrap(device.i2c_write)  # type: ignore[attr-defined]
@@ -129,22 +137,39 @@ class SimRoller:
             press(self.pins, self.config.pins.button)
             self._pressed_until = now + duration
 
+    def advance(self, end: float = math.inf) -> float:
+        """One pass: the person at the button, then the firmware; returns the next due
+        virtual time (s), at most ``end``. Boots the firmware on the first call."""
+        if not self._started:
+            self._started = True
+            self.firmware.start()
+        now = self.clock.now()
+        self._person_at_button(now)
+        nxt = [self.firmware.step(), end]
+        if self._presses:
+            nxt.append(self._presses[0][0])
+        if self._pressed_until is not None:
+            nxt.append(self._pressed_until)
+        return max(min(nxt), now + 1e-5)
+
     def run(self, until: float | None = None, should_stop: Callable[[], bool] | None = None
             ) -> None:
         """Run the firmware from boot to ``until`` (virtual s; default: the session's end)."""
         end = self.duration_s if until is None else until
-        if self.clock.now() == 0.0:
-            self.firmware.start()
         while self.clock.now() < end and not (should_stop and should_stop()):
-            now = self.clock.now()
-            self._person_at_button(now)
-            due = self.firmware.step()
-            nxt = [due, end]
-            if self._presses:
-                nxt.append(self._presses[0][0])
-            if self._pressed_until is not None:
-                nxt.append(self._pressed_until)
-            self.clock.sleep_until(max(min(nxt), now + 1e-5))
+            self.clock.sleep_until(self.advance(end))
+
+    async def run_async(self, speed: float = 1.0, until: float | None = None,
+                        should_stop: Callable[[], bool] | None = None) -> None:
+        """Run inside asyncio at ``speed`` virtual s per real s (beside Bluetooth)."""
+        end = self.duration_s if until is None else until
+        self.clock.speed = 0.0  # pacing is done here, without blocking the event loop
+        wall0, virt0 = time.monotonic(), self.clock.now()
+        while self.clock.now() < end and not (should_stop and should_stop()):
+            due = self.advance(end)
+            delay = wall0 + (due - virt0) / speed - time.monotonic()
+            await asyncio.sleep(max(0.0, delay))
+            self.clock.sleep_until(due)
 
     def close(self) -> None:
         """Release the firmware's pins."""
