@@ -108,7 +108,7 @@ class FenceConfig:
     """The on-device lumbar fence (the host moves it once it knows the body)."""
 
     enabled: bool = field(True, doc="buzz by itself below the fence")
-    position_m: float = field(0.07, range=(0.0, 0.5),
+    position_m: float = field(0.06, range=(0.0, 0.5),
                               doc="fence, m toward the feet from the zero")
     hysteresis_m: float = field(0.01, range=(0.0, 0.1), doc="back above by this much to stop")
     approach_m: float = field(0.02, range=(0.0, 0.1), doc="gentle cue within this above it")
