@@ -70,3 +70,33 @@ class ZoneLoads:
 
 
 __all__ = ["SATURATION_MARGIN", "ZoneLoads"]
+
+
+class FsrHysteresis:
+    """Undoes the FSRs' loading/unloading hysteresis, modelled as backlash (a play).
+
+    An FSR reads its force on the loading branch but up to ``fraction`` higher on the
+    unloading branch (~10 %, DESIGN.md section 4). Per zone: a reading that rose (by
+    more than ``deadband_n``) is on the loading branch and is the force; one that fell is
+    on the unloading branch, ``reading / (1 + fraction)``; one that held still keeps the
+    previous force, bounded by the two branches. Left alone, the error follows the
+    stroke's push and, through the rolling radius, becomes position drift.
+    """
+
+    def __init__(self, count: int, fraction: float = 0.10, deadband_n: float = 0.2) -> None:
+        self.fraction = fraction
+        self.deadband = deadband_n
+        self._reading = np.zeros(count)
+        self._force = np.zeros(count)
+
+    def unwind(self, readings: np.ndarray) -> np.ndarray:
+        """Forces (N) for the zone readings (N) of one scan."""
+        low = readings / (1.0 + self.fraction)
+        rose = readings > self._reading + self.deadband
+        fell = readings < self._reading - self.deadband
+        force = np.where(rose, readings,
+                         np.where(fell, low, np.clip(self._force, low, readings)))
+        moved = rose | fell
+        self._reading = np.where(moved, readings, self._reading)
+        self._force = force
+        return force

@@ -125,6 +125,7 @@ class Odometry:
         self.velocity = 0.0  # m/s
         self._rate = 0.0  # last rate, rad/s
         self._batches = 0
+        self._steering = False  # gravity steers the position (zero-g offsets known)
 
     @property
     def calibrated(self) -> bool:
@@ -194,7 +195,13 @@ class Odometry:
             step = self.kp * error * span * weight
             self.correction += step
             self.gravity.add(mid, a1, a2, weight, span)
-            if self.gravity.converged:
+            if self.gravity.converged and not self._steering:
+                # The zero-g offsets just became known: put the absolute angle right at
+                # once, without moving the position (the gyro carried it so far).
+                self._steering = True
+                self.correction += error - step
+                step = 0.0
+            elif self.gravity.converged:
                 self.trim -= self.ki * error * span * weight
             else:
                 # Until the zero-g offsets are known, gravity steers the angle but not

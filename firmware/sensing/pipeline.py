@@ -14,7 +14,7 @@ import numpy as np
 from firmware.config import Config
 from firmware.protocol import Frame, FrameFlag
 from firmware.samples import ImuBatch, ZoneScan
-from firmware.sensing.load import ZoneLoads
+from firmware.sensing.load import FsrHysteresis, ZoneLoads
 from firmware.sensing.odometry import G, Odometry
 
 _DEG = math.pi / 180.0
@@ -36,6 +36,7 @@ class SensingPipeline:
         self.boot = boot
         self.odometry = Odometry(config.roller, config.imu)
         self.loads = ZoneLoads(config.zones, config.adc.full_scale_v)
+        self.hysteresis = FsrHysteresis(config.zones.count)
         self.decimation = round(config.imu.sample_rate_hz / config.frames.rate_hz)
         self.dt = 1.0 / config.imu.sample_rate_hz
         self.accel_scale = G / (16384.0 / (config.imu.accel_range_g / 2))
@@ -81,7 +82,7 @@ class SensingPipeline:
     # -- inputs ---------------------------------------------------------------------
     def on_scan(self, scan: ZoneScan, sensor_t: float) -> None:
         """Take a completed zone scan that ended at sensor time ``sensor_t`` (s)."""
-        measured = self.loads.forces(scan.raw, self.odometry.angle)
+        measured = self.hysteresis.unwind(self.loads.forces(scan.raw, self.odometry.angle))
         if not self.in_contact and float(measured.sum()) < self.contact_threshold:
             # Nobody on the roller: what the bands read is the roller's own weight on
             # the floor patch (and FSR offset). Track it slowly as the tare.
