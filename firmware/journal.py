@@ -254,7 +254,8 @@ class Journal:
         if self._last is None or seq < 0:
             return
         seq = min(seq, self._last)
-        pass
+        if self._acked is not None and seq <= self._acked:
+            return
         self._acked = seq
         self._floor = max(self._floor, seq + 1)
         ram = self._ram

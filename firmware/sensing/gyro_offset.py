@@ -29,8 +29,8 @@ class GyroOffset:
     calibration_s: length of the first average that calibrates the offset.
     """
 
-    def __init__(self, *, threshold_rad_s: float = 2.0 * _DEG, net_angle_rad: float = 0.3 * _DEG,
-                 timeout_s: float = 1.0, time_constant_s: float = 20.0,
+    def __init__(self, *, threshold_rad_s: float = 2.0 * _DEG, net_angle_rad: float = 1.0 * _DEG,
+                 timeout_s: float = 2.0, time_constant_s: float = 20.0,
                  calibration_s: float = 1.0) -> None:
         self.offset = 0.0
         self.calibrated = False

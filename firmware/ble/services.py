@@ -1,0 +1,125 @@
+"""The roller's GATT table: its own service, Device Information and Battery.
+
+Every value is read or written through a guard (``Guard``) that refuses a link which
+is not encrypted with a key of a bonded host: the ATT error is *Insufficient
+Encryption* when the roller holds a bond for the peer but the link is not encrypted
+yet (the host should encrypt), and *Insufficient Authentication* otherwise (no bond,
+or a bond the roller does not serve: the host would have to pair, which only works
+in the pairing window). The CCCDs Bumble adds stay writable by anyone; the server
+sends nothing to a link the guard would refuse (see server.py).
+
+| service / characteristic | UUID | properties |
+| --- | --- | --- |
+| roller service | ``SERVICE_UUID`` | |
+| STREAM | ``STREAM_UUID`` | notify |
+| CONTROL | ``CONTROL_UUID`` | write (with response), indicate |
+| STATUS | ``STATUS_UUID`` | read, notify |
+| Device Information | 0x180A | manufacturer 0x2A29, model 0x2A24, serial 0x2A25, hardware rev. 0x2A27, firmware rev. 0x2A26 (read) |
+| Battery | 0x180F | battery level 0x2A19 (read, notify), % |
+"""  # noqa: E501
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from bumble.att import AttributeValue
+from bumble.device import Connection
+from bumble.gatt import Characteristic, Service
+
+from firmware.protocol import (
+    BATTERY_LEVEL_UUID,
+    BATTERY_SERVICE_UUID,
+    CONTROL_UUID,
+    DEVICE_INFORMATION_SERVICE_UUID,
+    FIRMWARE_REVISION_UUID,
+    HARDWARE_REVISION_UUID,
+    MANUFACTURER_NAME_UUID,
+    MODEL_NUMBER_UUID,
+    SERIAL_NUMBER_UUID,
+    SERVICE_UUID,
+    STATUS_UUID,
+    STREAM_UUID,
+)
+
+Guard = Callable[[Connection], Awaitable[None]]
+"""Raises ``ATT_Error`` unless the connection may use the roller's attributes."""
+
+_P = Characteristic.Properties
+_READ = Characteristic.Permissions.READABLE
+_WRITE = Characteristic.Permissions.WRITEABLE
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    """Device Information strings (UTF-8)."""
+
+    manufacturer: str = "smartroller project"
+    model: str = "smartroller SR-1"
+    serial: str = ""
+    hardware_revision: str = "A"
+    firmware_revision: str = "0.0.0"
+
+
+class RollerGatt:
+    """The GATT services of the roller.
+
+    guard: access check for every read and write.
+    read_status: the STATUS value (24 bytes).
+    write_control: handles a CONTROL write (the response goes out by indication).
+    battery_pct: the battery level, % (0..100).
+    info: Device Information strings.
+    """
+
+    def __init__(self, guard: Guard, read_status: Callable[[], bytes],
+                 write_control: Callable[[Connection, bytes], None],
+                 battery_pct: Callable[[], int], info: DeviceInfo) -> None:
+        self._guard = guard
+        self._read_status = read_status
+        self._write_control = write_control
+        self._battery_pct = battery_pct
+
+        self.stream = Characteristic(STREAM_UUID, _P.NOTIFY, _READ,
+                                     AttributeValue(read=self._read_nothing))
+        self.control = Characteristic(CONTROL_UUID, _P.WRITE | _P.INDICATE, _WRITE,
+                                      AttributeValue(write=self._on_control))
+        self.status = Characteristic(STATUS_UUID, _P.READ | _P.NOTIFY, _READ,
+                                     AttributeValue(read=self._on_status))
+        self.battery_level = Characteristic(BATTERY_LEVEL_UUID, _P.READ | _P.NOTIFY, _READ,
+                                            AttributeValue(read=self._on_battery))
+        info_chars = [
+            self._text(MANUFACTURER_NAME_UUID, info.manufacturer),
+            self._text(MODEL_NUMBER_UUID, info.model),
+            self._text(SERIAL_NUMBER_UUID, info.serial),
+            self._text(HARDWARE_REVISION_UUID, info.hardware_revision),
+            self._text(FIRMWARE_REVISION_UUID, info.firmware_revision),
+        ]
+        self.services = [
+            Service(SERVICE_UUID, [self.stream, self.control, self.status]),
+            Service(DEVICE_INFORMATION_SERVICE_UUID, info_chars),
+            Service(BATTERY_SERVICE_UUID, [self.battery_level]),
+        ]
+
+    def _text(self, uuid: str, text: str) -> Characteristic:
+        value = text.encode("utf-8")
+
+        async def read(connection: Connection) -> bytes:
+            await self._guard(connection)
+            return value
+        return Characteristic(uuid, _P.READ, _READ, AttributeValue(read=read))
+
+    async def _read_nothing(self, connection: Connection) -> bytes:
+        await self._guard(connection)
+        return b""
+
+    async def _on_status(self, connection: Connection) -> bytes:
+        await self._guard(connection)
+        return self._read_status()
+
+    async def _on_battery(self, connection: Connection) -> bytes:
+        await self._guard(connection)
+        return bytes((self._battery_pct(),))
+
+    async def _on_control(self, connection: Connection, value: bytes) -> None:
+        await self._guard(connection)
+        self._write_control(connection, bytes(value))

@@ -1,0 +1,104 @@
+"""Estimators in isolation: gyro offset, zero-g fit, FSR hysteresis, odometry."""
+
+import math
+
+import numpy as np
+import pytest
+
+from firmware.config import default_config
+from firmware.sensing.gyro_offset import GyroOffset
+from firmware.sensing.load import FsrHysteresis
+from firmware.sensing.odometry import G, GravityFit, Odometry
+from firmware.sim.strip import FsrStrip
+
+DT = 0.005
+DEG = math.pi / 180
+
+
+def test_gyro_offset_calibrates_at_rest():
+    rng = np.random.default_rng(1)
+    off = GyroOffset()
+    for _ in range(60):
+        off.update(list(0.2 + rng.normal(0, 0.0007, 4)), DT)
+    assert off.calibrated and off.offset == pytest.approx(0.2, abs=2e-4)
+
+
+def test_gyro_offset_ignores_a_slow_steady_roll():
+    off = GyroOffset()
+    for _ in range(60):
+        off.update([0.1] * 4, DT)
+    assert off.calibrated
+    for _ in range(2000):  # 40 s rolling at 1 deg/s: within the rate threshold
+        off.update([0.1 + 1 * DEG] * 4, DT)
+    assert off.offset == pytest.approx(0.1, abs=1e-6)
+
+
+def test_gyro_offset_tracks_through_breathing():
+    off = GyroOffset()
+    for _ in range(60):
+        off.update([0.1] * 4, DT)
+    t = 0.0
+    for _ in range(6000):  # 2 min still but for breathing, offset moved to 0.11
+        rates = [0.11 + 0.01 * math.cos(2 * math.pi * 0.25 * (t + i * DT)) for i in range(4)]
+        off.update(rates, DT)
+        t += 4 * DT
+    assert off.offset == pytest.approx(0.11, abs=1e-3)
+
+
+@pytest.mark.parametrize("b1, b2", [(0.5, -0.3), (-0.7, 0.6), (0.0, 0.0)])
+def test_gravity_fit_recovers_zero_g_offsets(b1, b2):
+    fit = GravityFit()
+    c = 0.7  # unknown offset between the gyro angle and the true angle
+    for t in np.linspace(-2.0, 2.0, 400):
+        fit.add(t, G * math.sin(t + c) + b1, G * math.cos(t + c) + b2, 1.0, 0.02)
+    fit.solve()
+    assert fit.converged
+    assert fit.offset == pytest.approx((b1, b2), abs=0.01)
+
+
+def test_gravity_fit_does_not_guess_from_one_angle():
+    fit = GravityFit()
+    for _ in range(500):
+        fit.add(0.3, G * math.sin(1.0) + 0.5, G * math.cos(1.0), 1.0, 0.02)
+    fit.solve()
+    assert not fit.converged
+    assert abs(fit.offset[0]) < 0.05  # held at the prior, not fitted to the reading
+
+
+def test_hysteresis_inverse_undoes_the_strip():
+    rng = np.random.default_rng(2)
+    strip = FsrStrip.calibrated(default_config().zones, rng, creep_per_decade=0.0)
+    inverse = FsrHysteresis(1)
+    raw = {True: [], False: []}
+    fixed = {True: [], False: []}
+    for k, t in enumerate(np.arange(0, 20, 0.02)):
+        phase = 2 * math.pi * 0.5 * t
+        force = 40 + 15 * math.sin(phase)
+        g = strip.band_conductance(0, t, (force, force))
+        reading = g / strip.sensitivity_s_per_n[0]
+        unwound = inverse.unwind(np.array([reading]))[0]
+        if k > 50:
+            loading = math.cos(phase) > 0
+            raw[loading].append(reading - force)
+            fixed[loading].append(unwound - force)
+    # The strip reads ~10 % high while unloading: a bias that follows the direction.
+    assert np.mean(raw[False]) - np.mean(raw[True]) > 2.0
+    # Undone, both branches are unbiased but for the ambiguous turn-arounds.
+    assert abs(np.mean(fixed[False]) - np.mean(fixed[True])) < 1.0
+    assert np.mean(np.abs(fixed[False])) < 0.3 * np.mean(np.abs(raw[False]))
+
+
+def test_odometry_integrates_a_pure_roll():
+    config = default_config()
+    od = Odometry(config.roller, config.imu)
+    r = od.rolling_radius(300.0)
+    theta = 0.0
+    for _ in range(100):  # calibrate at rest
+        od.update([0.0] * 4, 0.0, G, DT, 300.0)
+    w = 1.0  # rad/s for 1 s
+    for _ in range(50):
+        rates = [w] * 4
+        theta += w * 4 * DT
+        od.update(rates, G * math.sin(theta), G * math.cos(theta), DT, 300.0)
+    assert od.position == pytest.approx(r * 1.0, rel=0.01)
+    assert od.velocity == pytest.approx(r * w, rel=0.01)
