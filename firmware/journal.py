@@ -34,7 +34,8 @@ Rules:
   fsynced first, so only the newest segment can have a torn tail).
 - On open the newest segment is scanned: a truncated or corrupt record (power lost
   mid-write) ends it; the damage is logged once and the file truncated there, so new
-  records append cleanly. Older segments are scanned when first read.
+  records append cleanly. Older segments are scanned when first needed (damage found
+  there is logged; the frames before it are served).
 - A segment whose frames are all acked is deleted (the newest one stays: it carries
   ``last_seq`` across a restart).
 - When the files exceed ``max_bytes`` the oldest segment is dropped: its unacked frames
