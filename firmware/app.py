@@ -147,19 +147,3 @@ class Firmware:
         """Release the pins (motor off)."""
         self.haptic.close()
         self.panel.close()
-
-
-def run_on_pi(config: Config, logger: logging.Logger | None = None) -> None:  # pragma: no cover
-    """Run the firmware on a Raspberry Pi's real bus and pins until interrupted."""
-    from smbus2 import SMBus
-
-    from firmware.clock import MonotonicClock
-
-    with SMBus(config.imu.bus) as bus, SMBus(config.adc.bus) as adc_bus:
-        firmware = Firmware(config, bus, MonotonicClock(), logger=logger, adc_bus=adc_bus)
-        firmware.start()
-        try:
-            firmware.run()
-        finally:
-            firmware.close()
-

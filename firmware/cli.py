@@ -11,6 +11,7 @@ Errors are one line on stderr and exit status 2.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import logging
 import math
@@ -49,8 +50,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="log faults and recoveries")
     sub = p.add_subparsers(dest="command", required=True)
 
-    run = sub.add_parser("run", help="run on a Raspberry Pi's real bus and pins")
+    run = sub.add_parser("run", help="run on a Raspberry Pi's real bus, pins and radio")
     run.add_argument("--config", type=Path, help="hardware profile (default: built-in)")
+    run.add_argument("--transport", default="hci-socket:0",
+                     help="Bluetooth controller (Bumble transport; default hci-socket:0)")
+    run.add_argument("--state-dir", type=Path, default=Path("/var/lib/smartroller"),
+                     help="journal, roller address and bonds")
+    run.add_argument("--passkey", type=int, help="static 6-digit passkey (MITM protection)")
 
     def sim_options(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--config", type=Path, help="hardware profile (default: built-in)")
@@ -66,6 +72,9 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--every", type=_positive(float), default=0.5,
                      help="print a frame every this many seconds (0: every frame)")
     sim.add_argument("--jsonl", action="store_true", help="print frames as JSON lines")
+    from firmware.ble.simcli import add_radio_arguments
+
+    add_radio_arguments(sim)
 
     rec = sub.add_parser("record-raw", help="record the raw sensor stream to a file")
     rec.add_argument("out", type=Path, help="raw log to write")
@@ -128,12 +137,21 @@ def _cmd_sim(args: argparse.Namespace, config: Config) -> None:
         print(json.dumps(frame_dict(frame)) if args.jsonl else frame_text(frame), flush=True)
 
     roller.add_sink(show)
-    if not args.jsonl:
-        person = roller.world.person
-        print(f"simulated roller: seed {args.seed}, {end:.0f} s session, person "
-              f"{person.stature_m * 100:.0f} cm {person.sex}, {person.weight_kg:.0f} kg")
+    say = (lambda text: print(text, file=sys.stderr, flush=True)) if args.jsonl else print
+    person = roller.world.person
+    say(f"simulated roller: seed {args.seed}, {end:.0f} s session, person "
+        f"{person.stature_m * 100:.0f} cm {person.sex}, {person.weight_kg:.0f} kg")
     try:
-        roller.run(until=end)
+        if args.host_adapter:
+            from firmware.ble.simcli import radio_kwargs, run_sim_with_radio
+
+            summary = asyncio.run(run_sim_with_radio(
+                roller, args.host_adapter, speed=args.speed or 1.0, until=end, say=say,
+                **radio_kwargs(args)))
+            say(f"radio: {summary.hosts} host connection(s), {summary.backfilled} frames "
+                f"backfilled, {summary.cuts} outage(s)")
+        else:
+            roller.run(until=end)
     finally:
         roller.close()
     if not args.jsonl:
@@ -176,6 +194,30 @@ def _cmd_record(args: argparse.Namespace, config: Config) -> None:
     print(f"wrote {writer.records} records to {args.out}")
 
 
+def _cmd_run(args: argparse.Namespace, config: Config) -> None:  # pragma: no cover - on a Pi
+    from smbus2 import SMBus
+
+    from firmware.app import Firmware
+    from firmware.ble.runner import serve
+    from firmware.clock import MonotonicClock
+    from firmware.journal import Journal
+
+    try:
+        bus = SMBus(config.imu.bus)
+        adc_bus = bus if config.adc.bus == config.imu.bus else SMBus(config.adc.bus)
+    except (FileNotFoundError, PermissionError) as exc:
+        raise CliError(f"cannot open the I2C bus: {exc}") from None
+    try:
+        args.state_dir.mkdir(parents=True, exist_ok=True)
+        journal = Journal(args.state_dir / "journal")
+    except OSError as exc:
+        raise CliError(f"cannot use the state directory {args.state_dir}: {exc}") from None
+    firmware = Firmware(config, bus, MonotonicClock(), adc_bus=adc_bus,
+                        first_seq=journal.next_seq)
+    asyncio.run(serve(firmware, journal, args.transport, state_dir=args.state_dir,
+                      passkey=args.passkey))
+
+
 def _cmd_replay(args: argparse.Namespace) -> None:
     from firmware.replay import replay
 
@@ -207,12 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = load_config(getattr(args, "config", None))
         if args.command == "run":
-            from firmware.app import run_on_pi
-
-            try:
-                run_on_pi(config)
-            except (FileNotFoundError, PermissionError) as exc:
-                raise CliError(f"cannot open the I2C bus: {exc}") from None
+            _cmd_run(args, config)
         elif args.command == "sim":
             _cmd_sim(args, config)
         elif args.command == "record-raw":

@@ -72,7 +72,16 @@ class RollerPairingDelegate(PairingDelegate):
     def __init__(self, window_open: Callable[[], bool], passkey: int | None = None) -> None:
         io = (PairingDelegate.IoCapability.NO_OUTPUT_NO_INPUT if passkey is None
               else PairingDelegate.IoCapability.DISPLAY_OUTPUT_ONLY)
-        super().__init__(io_capability=io)
+        # The roller keeps one static address (no privacy), so it has no identity key to
+        # give: it distributes nothing (the Secure Connections LTK is derived by both).
+        # A Bumble host holding an IRK would scan to resolve the roller's address before
+        # every connect, with no timeout. The host's identity key is taken (laptops
+        # use resolvable private addresses).
+        keys = PairingDelegate.KeyDistribution
+        super().__init__(io_capability=io,
+                         local_initiator_key_distribution=keys.DISTRIBUTE_ENCRYPTION_KEY
+                         | keys.DISTRIBUTE_IDENTITY_KEY,
+                         local_responder_key_distribution=keys(0))
         self._window_open = window_open
         self._passkey = passkey
 

@@ -68,7 +68,7 @@ class RollerGatt:
     read_status: the STATUS value (24 bytes).
     write_control: handles a CONTROL write (the response goes out by indication).
     battery_pct: the battery level, % (0..100).
-    info: Device Information strings.
+    info: Device Information strings (``info`` may be replaced later: read at each read).
     """
 
     def __init__(self, guard: Guard, read_status: Callable[[], bytes],
@@ -78,6 +78,7 @@ class RollerGatt:
         self._read_status = read_status
         self._write_control = write_control
         self._battery_pct = battery_pct
+        self.info = info
 
         self.stream = Characteristic(STREAM_UUID, _P.NOTIFY, _READ,
                                      AttributeValue(read=self._read_nothing))
@@ -88,11 +89,11 @@ class RollerGatt:
         self.battery_level = Characteristic(BATTERY_LEVEL_UUID, _P.READ | _P.NOTIFY, _READ,
                                             AttributeValue(read=self._on_battery))
         info_chars = [
-            self._text(MANUFACTURER_NAME_UUID, info.manufacturer),
-            self._text(MODEL_NUMBER_UUID, info.model),
-            self._text(SERIAL_NUMBER_UUID, info.serial),
-            self._text(HARDWARE_REVISION_UUID, info.hardware_revision),
-            self._text(FIRMWARE_REVISION_UUID, info.firmware_revision),
+            self._text(MANUFACTURER_NAME_UUID, "manufacturer"),
+            self._text(MODEL_NUMBER_UUID, "model"),
+            self._text(SERIAL_NUMBER_UUID, "serial"),
+            self._text(HARDWARE_REVISION_UUID, "hardware_revision"),
+            self._text(FIRMWARE_REVISION_UUID, "firmware_revision"),
         ]
         self.services = [
             Service(SERVICE_UUID, [self.stream, self.control, self.status]),
@@ -100,12 +101,10 @@ class RollerGatt:
             Service(BATTERY_SERVICE_UUID, [self.battery_level]),
         ]
 
-    def _text(self, uuid: str, text: str) -> Characteristic:
-        value = text.encode("utf-8")
-
+    def _text(self, uuid: str, field: str) -> Characteristic:
         async def read(connection: Connection) -> bytes:
             await self._guard(connection)
-            return value
+            return str(getattr(self.info, field)).encode("utf-8")
         return Characteristic(uuid, _P.READ, _READ, AttributeValue(read=read))
 
     async def _read_nothing(self, connection: Connection) -> bytes:

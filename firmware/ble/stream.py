@@ -20,6 +20,8 @@ Resume rules (docs/bluetooth.md, "Backfill"):
 - ``RESUME(s)`` inside the live run (the host lost notifications) or with no live run
   restarts the live run at the next flush (its first batch begins with a SYNC, so
   a resync fragment) and resends ``[s, start of the new run)``.
+- While the host does not listen (STREAM not subscribed) the live run is broken; a
+  requested backfill then runs up to the start of the next live run.
 - Frames the journal no longer holds (acknowledged or dropped when full) are
   skipped: the host sees the hole in seq.
 """
@@ -48,8 +50,8 @@ class FrameJournal(Protocol):
         """Seq the next appended frame gets (last seq + 1)."""
 
     @property
-    def oldest_seq(self) -> int:
-        """Seq of the oldest frame still held."""
+    def oldest_seq(self) -> int | None:
+        """Seq of the oldest frame still held (None: holds none)."""
 
     def read(self, from_seq: int, limit: int) -> list[Frame]:
         """Up to ``limit`` held frames from ``from_seq`` on, in seq order."""
@@ -108,10 +110,14 @@ class HostStream:
         self.fragmenter.data_size = mtu - 4
 
     def pause(self) -> None:
-        """The host stopped listening (unsubscribed, lost authorisation): break the live
-        run and drop the running backfill; the host RESUMEs when it listens again."""
+        """The host is not listening now (STREAM not subscribed): the live run breaks.
+
+        A requested backfill is kept and now ends at the start of the next live run,
+        so it also covers the frames made meanwhile (a host may RESUME first and
+        subscribe after).
+        """
         self.live_from = None
-        self.cursor = self._end = None
+        self._end = None
         self._credit = 0.0
 
     @property
@@ -152,7 +158,8 @@ class HostStream:
             end = self.live_from if self.live_from is not None else journal.next_seq
             if self.live_from is not None:
                 self._end = end
-        cursor = max(self.cursor, journal.oldest_seq)
+        oldest = journal.oldest_seq
+        cursor = max(self.cursor, end if oldest is None else oldest)
         remaining = end - cursor
         if remaining <= 0:
             self.cursor = self._end = None
