@@ -2,6 +2,7 @@
 
     smartroller demo [--duration S] [--speed X] [--seed N] [--scenario FILE]
     smartroller bench [--scenario FILE ...] [--seeds N] [--duration S] [--json]
+    smartroller scan | pair ADDRESS | stream ADDRESS [--adapter TRANSPORT]
 
 Errors are one line on stderr and exit status 2.
 """
@@ -54,6 +55,10 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--jobs", type=_number(int, 1, "whole number"),
                        help="processes (default: one per core)")
     bench.add_argument("--json", action="store_true", help="print JSON")
+
+    from host.ble.cli import add_ble_parsers
+
+    add_ble_parsers(sub)
     return p
 
 
@@ -82,6 +87,10 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of ``smartroller``; returns the exit status."""
     args = _parser().parse_args(argv)
     try:
+        if args.command in ("scan", "pair", "stream"):
+            from host.ble.cli import run_ble_command
+
+            return run_ble_command(args) or 0
         if args.command == "bench":
             _cmd_bench(args)
         elif args.command == "demo":

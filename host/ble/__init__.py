@@ -1,1 +1,7 @@
-"""ble."""
+"""Bluetooth LE on the host: a bleak backend on Bumble and the roller's client.
+
+- ``bumble_backend``: ``BleakScannerBumble``, ``BleakClientBumble`` (bleak's backend
+  interfaces on a Bumble Device over any Bumble transport).
+- ``client``: ``RollerClient``, speaking only bleak's public API.
+- ``cli``: the ``smartroller scan | pair | stream`` commands.
+"""

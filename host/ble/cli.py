@@ -1,0 +1,232 @@
+"""``smartroller scan | pair | stream``: the Bluetooth commands of the laptop CLI.
+
+    smartroller scan [--adapter A] [--timeout S]
+    smartroller pair ADDRESS [--adapter A] [--keys FILE]
+    smartroller stream ADDRESS [--adapter A] [--seconds S] [--keys FILE]
+
+``--adapter``: absent, bleak's native backend; ``hciN``, that BlueZ adapter; anything
+with a colon, a Bumble transport (``tcp-client:127.0.0.1:9102``, ``usb:0``,
+``hci-socket:0`` ...) driven by the Bumble backend. ``--keys``: the Bumble backend's
+bonding key store (default: the user's data directory).
+
+Each ``cmd_*`` function runs the command and returns the exit status: 0 done, 1 the
+Bluetooth side failed (not found, refused, lost), 2 bad input, 130 interrupted; an
+error is one line on stderr. ``add_ble_parsers`` / ``run_ble_command`` wire them into
+an argparse CLI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import math
+import re
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import TextIO
+
+from bleak.exc import BleakError
+
+from firmware.protocol import Frame, FrameFlag, ProtocolError, RollerState, Status
+from host.ble.client import RollerClient
+from host.ble.control import RollerCommandError, RollerDisconnected
+from host.ble.discovery import BleBackend
+from host.stream import ClockMap
+
+__all__ = ["EXIT_FAILURE", "EXIT_OK", "EXIT_USAGE", "UsageError", "add_ble_parsers",
+           "backend_for", "cmd_pair", "cmd_scan", "cmd_stream", "format_frame",
+           "run_ble_command"]
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+PROG = "smartroller"
+COMMANDS = ("scan", "pair", "stream")
+
+_ADDRESS = re.compile(r"([0-9A-Fa-f]{2}:){5}[0-9A-Fa-f]{2}(/P)?|"
+                      r"[0-9A-Fa-f]{8}-([0-9A-Fa-f]{4}-){3}[0-9A-Fa-f]{12}")
+_FAILURES = (BleakError, TimeoutError, RollerCommandError, RollerDisconnected, ProtocolError)
+
+
+class UsageError(ValueError):
+    """Bad input on the command line (exit status 2)."""
+
+
+def backend_for(adapter: str | None, key_store: str | None = None) -> BleBackend:
+    """The backend an ``--adapter`` value names (see the module docstring)."""
+    if adapter is None:
+        if key_store is not None:
+            raise UsageError("--keys only applies to a Bumble transport (--adapter T:...)")
+        return BleBackend.native()
+    if ":" in adapter:
+        return BleBackend.bumble(adapter, key_store)
+    if re.fullmatch(r"hci\d+", adapter):
+        return BleBackend.native(adapter)
+    raise UsageError(f"--adapter {adapter!r}: expected hciN or a Bumble transport "
+                     "such as tcp-client:127.0.0.1:9102 or usb:0")
+
+
+def check_address(address: str) -> str:
+    """``address`` if it is a Bluetooth address (or a macOS device UUID)."""
+    if not _ADDRESS.fullmatch(address):
+        raise UsageError(f"not a Bluetooth address: {address!r} (AA:BB:CC:DD:EE:FF)")
+    return address.upper()
+
+
+def format_frame(frame: Frame, clock: ClockMap | None = None) -> str:
+    """One line for a frame: boot:seq, sensor time, UTC, mm, mm/s, N, flags."""
+    utc = clock.frame_utc(frame) if clock is not None else None
+    when = datetime.fromtimestamp(utc, UTC).isoformat(timespec="milliseconds") \
+        if utc is not None else "-"
+    flags = "|".join(f.name for f in FrameFlag if f and f in frame.flags and f.name)
+    return (f"{frame.boot}:{frame.seq} t={frame.t:.3f}s utc={when} "
+            f"pos={frame.position * 1e3:.1f}mm vel={frame.velocity * 1e3:.0f}mm/s "
+            f"load={frame.total_load:.0f}N {flags}").rstrip()
+
+
+def _format_status(status: Status) -> str:
+    last = "-" if status.last_seq == 0xFFFFFFFF else str(status.last_seq)
+    return (f"state={RollerState(status.state).name.lower()} battery={status.battery_pct}% "
+            f"firmware={status.firmware_version} boot={status.boot_id} last_seq={last}")
+
+
+def _run(main: Callable[[], Awaitable[None]], err: TextIO) -> int:
+    async def guarded() -> None:
+        try:
+            await main()
+        finally:
+            from host.ble.bumble_adapter import close_adapters
+
+            await close_adapters()
+
+    try:
+        asyncio.run(guarded())
+    except UsageError as error:
+        print(f"{PROG}: error: {error}", file=err)
+        return EXIT_USAGE
+    except OSError as error:  # no system Bluetooth (no BlueZ D-Bus), socket errors
+        print(f"{PROG}: error: Bluetooth unavailable: {error}", file=err)
+        return EXIT_FAILURE
+    except _FAILURES as error:
+        print(f"{PROG}: error: {type(error).__name__}: {error}".rstrip(": "), file=err)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    return EXIT_OK
+
+
+def cmd_scan(adapter: str | None = None, timeout_s: float = 5.0, *,
+             key_store: str | None = None, out: TextIO | None = None,
+             err: TextIO | None = None) -> int:
+    """``smartroller scan``: print the rollers advertising (address, rssi, name)."""
+    out, err = out or sys.stdout, err or sys.stderr
+    try:
+        if not (math.isfinite(timeout_s) and timeout_s > 0):
+            raise UsageError(f"--timeout must be > 0 s: {timeout_s}")
+        backend = backend_for(adapter, key_store)
+    except UsageError as error:
+        print(f"{PROG}: error: {error}", file=err)
+        return EXIT_USAGE
+
+    async def main() -> None:
+        rollers = await RollerClient(backend).scan(timeout_s)
+        for roller in rollers:
+            print(f"{roller.address}  {roller.rssi:4d} dBm  {roller.name or '-'}", file=out)
+        if not rollers:
+            print(f"no roller found within {timeout_s:g} s", file=err)
+
+    return _run(main, err)
+
+
+def cmd_pair(address: str, adapter: str | None = None, *, timeout_s: float = 30.0,
+             key_store: str | None = None, out: TextIO | None = None,
+             err: TextIO | None = None) -> int:
+    """``smartroller pair ADDRESS``: bond with a roller in its pairing window."""
+    out, err = out or sys.stdout, err or sys.stderr
+    try:
+        address = check_address(address)
+        backend = backend_for(adapter, key_store)
+    except UsageError as error:
+        print(f"{PROG}: error: {error}", file=err)
+        return EXIT_USAGE
+
+    async def main() -> None:
+        status = await RollerClient(backend).pair(address, timeout_s)
+        print(f"paired with {address}: {_format_status(status)}", file=out)
+
+    return _run(main, err)
+
+
+def cmd_stream(address: str, adapter: str | None = None, seconds: float | None = None, *,
+               key_store: str | None = None, out: TextIO | None = None,
+               err: TextIO | None = None) -> int:
+    """``smartroller stream ADDRESS``: print live frames (for ``seconds``, or until
+    Ctrl-C). Nothing is stored, so nothing is acknowledged: the roller keeps its
+    journal for the daemon."""
+    out, err = out or sys.stdout, err or sys.stderr
+    try:
+        address = check_address(address)
+        if seconds is not None and not (math.isfinite(seconds) and seconds > 0):
+            raise UsageError(f"--seconds must be > 0: {seconds}")
+        backend = backend_for(adapter, key_store)
+    except UsageError as error:
+        print(f"{PROG}: error: {error}", file=err)
+        return EXIT_USAGE
+
+    async def main() -> None:
+        client: RollerClient
+
+        def on_frames(frames: list[Frame]) -> None:
+            for frame in frames:
+                print(format_frame(frame, client.clock_map), file=out)
+
+        client = RollerClient(backend, on_frames=on_frames, from_live_edge=True,
+                              on_hole=lambda h: print(f"lost frames {h.boot_id}:"
+                                                      f"{h.first_seq}..{h.last_seq}", file=err))
+        status = await client.connect(address)
+        print(f"connected to {address}: {_format_status(status)}", file=err)
+        try:
+            if seconds is None:
+                await asyncio.Event().wait()
+            else:
+                await asyncio.sleep(seconds)
+        finally:
+            await client.stop()
+
+    return _run(main, err)
+
+
+def add_ble_parsers(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add ``scan``, ``pair`` and ``stream`` to an argparse sub-parser set."""
+    def adapter(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--adapter", metavar="A", help="hciN, or a Bumble transport "
+                       "(tcp-client:HOST:PORT, usb:0, hci-socket:0 ...)")
+        p.add_argument("--keys", metavar="FILE", help="bonding key store (Bumble transports)")
+
+    scan = subparsers.add_parser("scan", help="list the rollers advertising nearby")
+    adapter(scan)
+    scan.add_argument("--timeout", type=float, default=5.0, help="seconds to scan")
+    pair = subparsers.add_parser("pair", help="bond with a roller in its pairing window")
+    pair.add_argument("address")
+    adapter(pair)
+    stream = subparsers.add_parser("stream", help="print a roller's live frames")
+    stream.add_argument("address")
+    adapter(stream)
+    stream.add_argument("--seconds", type=float, help="stop after this long")
+
+
+def run_ble_command(args: argparse.Namespace) -> int | None:
+    """Run ``args.command`` if it is one of ours (its exit status), else None."""
+    if args.command == "scan":
+        return cmd_scan(args.adapter, args.timeout, key_store=args.keys)
+    if args.command == "pair":
+        return cmd_pair(args.address, args.adapter, key_store=args.keys)
+    if args.command == "stream":
+        return cmd_stream(args.address, args.adapter, args.seconds, key_store=args.keys)
+    return None
+
+
+def configure_logging(verbose: bool) -> None:
+    """Bumble and bleak log a lot; keep errors only unless ``verbose``."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.ERROR,
+                        format="%(levelname)s %(name)s: %(message)s")
