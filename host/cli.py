@@ -55,6 +55,12 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--jobs", type=_number(int, 1, "whole number"),
                        help="processes (default: one per core)")
     bench.add_argument("--json", action="store_true", help="print JSON")
+    bench.add_argument("--ble", action="store_true",
+                       help="measure the Bluetooth path instead (real time, virtual radio)")
+    bench.add_argument("--mtu", type=_number(int, 23, "whole number"), action="append",
+                       help="ATT MTU for --ble (repeatable; default 23 and 247)")
+    bench.add_argument("--seconds", type=_number(float, 1.0, "number"), default=20.0,
+                       help="measuring time for --ble, s")
 
     from host.ble.cli import add_ble_parsers
 
@@ -63,6 +69,21 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _cmd_bench(args: argparse.Namespace) -> None:
+    if args.ble:
+        from host.blebench import WARM_UP_S, run_ble_bench
+
+        results = []
+        for mtu in args.mtu or [23, 247]:
+            if mtu > 517:
+                raise SchemaError(f"--mtu: {mtu} is out of range (23 .. 517)")
+            results.append(run_ble_bench(mtu, args.seconds))
+        if args.json:
+            print(json.dumps(results, indent=2))
+        for r in [] if args.json else results:
+            print(" ".join(f"{k}={v}" for k, v in r.items()))
+        if not args.json:
+            print(f"(after {WARM_UP_S:g} s of warm-up once connected)")
+        return
     from firmware.sim.scenario import default_scenario, load_scenario
     from host.bench import run_bench
 
