@@ -28,7 +28,8 @@ import numpy as np
 
 from firmware.protocol import Frame, FrameFlag
 
-WARM_UP_S = 5.0  # after connecting, before measuring
+WARM_UP_S = 5.0  # after connecting, before measuring (and until the backfill is done)
+WARM_UP_MAX_S = 90.0
 
 
 def _free_port() -> int:
@@ -81,11 +82,14 @@ async def _run(mtu: int, seconds: float, interval_ms: float, seed: int) -> dict:
         got: list[int] = []
         latencies: list[float] = []
         wire = [0]
+        last_backfill = [time.monotonic()]
 
         def on_frames(frames: list[Frame]) -> None:
             now = time.monotonic()
             for frame in frames:
                 got.append(frame.seq)
+                if frame.flags & FrameFlag.BACKFILL:
+                    last_backfill[0] = now
                 if not frame.flags & FrameFlag.BACKFILL and frame.seq in sampled:
                     latencies.append(now - sampled[frame.seq])
 
@@ -101,7 +105,12 @@ async def _run(mtu: int, seconds: float, interval_ms: float, seed: int) -> dict:
             raise RuntimeError("the simulated roller was not found")
         await client.pair(found[0].device)
         await client.connect(found[0].device)
-        await asyncio.sleep(WARM_UP_S)  # the journal's backfill of the first seconds
+        # Warm up: the journal backfills what was made before the host connected.
+        started = time.monotonic()
+        while time.monotonic() - started < WARM_UP_MAX_S and (
+                time.monotonic() - started < WARM_UP_S
+                or time.monotonic() - last_backfill[0] < 2.0):
+            await asyncio.sleep(0.2)
         spent[0] = 0.0
         wire[0] = 0
         latencies.clear()
