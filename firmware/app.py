@@ -53,7 +53,7 @@ class Firmware:
         self.imu = Mpu6050(bus, config.imu, clock, self.log)
         self.scanner = ZoneScanner(adc_bus or bus, config.adc, config.zones.count, clock, self.log)
         self.haptic = Haptic(config.pins.motor_pwm, pin_factory)
-        self.panel = Panel(config.pins.button, config.pins.led, pin_factory)
+        self.panel = Panel(config.pins.button, config.pins.led, pin_factory, poll_s=0.02)
         self.boot_id = secrets.randbits(32) if boot_id is None else boot_id
         self.pipeline = SensingPipeline(config, boot=self.boot_id, first_seq=first_seq)
         self.fence = Fence.from_config(config.fence)

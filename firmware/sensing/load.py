@@ -38,6 +38,7 @@ class ZoneLoads:
         g_max = self.limit_v / (self.divider_ohm * (self.supply_v - self.limit_v))
         self.max_force_n = g_max / self.sensitivity_s_per_n
         """Largest measurable force per zone, N (what a saturated zone reads)."""
+        self._sensitivity = self.sensitivity_s_per_n.tolist()
         self._seam = math.radians(zones.seam_angle_deg)
         self._half_arc = math.radians(zones.dead_arc_deg) / 2.0
 
@@ -47,12 +48,17 @@ class ZoneLoads:
         roll_angle_rad: roller angle (rad); if given and a contact patch lies on the
         seam's dead arc, the forces are doubled (only one patch conducts).
         """
-        volts = np.clip(np.asarray(raw, dtype=float) * self.lsb_v, 0.0, self.limit_v)
-        conductance = volts / (self.divider_ohm * (self.supply_v - volts))
-        forces = conductance / self.sensitivity_s_per_n
-        if roll_angle_rad is not None and self.on_dead_arc(roll_angle_rad):
-            forces *= 2.0
-        return forces
+        return np.array(self.forces_list(np.asarray(raw).tolist(), roll_angle_rad))
+
+    def forces_list(self, raw: list[int], roll_angle_rad: float | None = None) -> list[float]:
+        """``forces`` on plain lists: for 8 zones on a Pi, cheaper than numpy's overhead."""
+        scale = 2.0 if roll_angle_rad is not None and self.on_dead_arc(roll_angle_rad) else 1.0
+        lsb, limit, supply, ohm = self.lsb_v, self.limit_v, self.supply_v, self.divider_ohm
+        out = []
+        for code, sensitivity in zip(raw, self._sensitivity, strict=True):
+            volts = min(max(code * lsb, 0.0), limit)
+            out.append(scale * volts / (ohm * (supply - volts)) / sensitivity)
+        return out
 
     def on_dead_arc(self, roll_angle_rad: float) -> bool:
         """True when the top or the bottom patch lies on the seam's dead arc."""
@@ -86,17 +92,26 @@ class FsrHysteresis:
     def __init__(self, count: int, fraction: float = 0.10, deadband_n: float = 0.2) -> None:
         self.fraction = fraction
         self.deadband = deadband_n
-        self._reading = np.zeros(count)
-        self._force = np.zeros(count)
+        self._reading = [0.0] * count
+        self._force = [0.0] * count
 
     def unwind(self, readings: np.ndarray) -> np.ndarray:
         """Forces (N) for the zone readings (N) of one scan."""
-        low = readings / (1.0 + self.fraction)
-        rose = readings > self._reading + self.deadband
-        fell = readings < self._reading - self.deadband
-        force = np.where(rose, readings,
-                         np.where(fell, low, np.clip(self._force, low, readings)))
-        moved = rose | fell
-        self._reading = np.where(moved, readings, self._reading)
-        self._force = force
-        return force
+        return np.array(self.unwind_list(np.asarray(readings, dtype=float).tolist()))
+
+    def unwind_list(self, readings: list[float]) -> list[float]:
+        """``unwind`` on plain lists (the firmware's per-scan path)."""
+        deadband, low_factor = self.deadband, 1.0 / (1.0 + self.fraction)
+        for i, (reading, last, force) in enumerate(
+                zip(readings, self._reading, self._force, strict=True)):
+            low = reading * low_factor
+            if reading > last + deadband:
+                force = reading
+                self._reading[i] = reading
+            elif reading < last - deadband:
+                force = low
+                self._reading[i] = reading
+            else:
+                force = min(max(force, low), reading)
+            self._force[i] = force
+        return list(self._force)

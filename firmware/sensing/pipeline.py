@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
 from firmware.config import Config
 from firmware.protocol import Frame, FrameFlag
 from firmware.samples import ImuBatch, ZoneScan
@@ -41,13 +39,14 @@ class SensingPipeline:
         self.dt = 1.0 / config.imu.sample_rate_hz
         self.accel_scale = G / (16384.0 / (config.imu.accel_range_g / 2))
         self.gyro_scale = _DEG / (131.0 / (config.imu.gyro_range_dps / 250))
-        self.zone_forces = np.zeros(config.zones.count)
-        self.tare = np.zeros(config.zones.count)  # per-zone reading of the empty roller, N
-        self._measured = np.zeros(config.zones.count)
+        count = config.zones.count
+        self.zone_forces = [0.0] * count  # N per zone (tared)
+        self.tare = [0.0] * count  # per-zone reading of the empty roller, N
+        self._measured = [0.0] * count
         self.total_load = 0.0
-        self._zone_tuple = tuple(self.zone_forces.tolist())
+        self._zone_tuple = tuple(self.zone_forces)
         self._last_t = 0.0
-        self.load_ok = np.ones(config.zones.count, dtype=bool)
+        self.load_ok = True  # every zone's ADC answered in the last scan
         self.load_time = -math.inf  # sensor time of the last scan, s
         self.scan_period = 1.0 / config.adc.scan_rate_hz
         self.contact_threshold = config.zones.contact_threshold_n
@@ -70,7 +69,7 @@ class SensingPipeline:
 
     def tare_now(self) -> None:
         """Take the current zone readings as the empty roller (the TARE command)."""
-        self.tare = self._measured.copy()
+        self.tare = list(self._measured)
 
     def arm_zero(self) -> None:
         """Zero now if a body is on the roller, else at the next contact (start of session)."""
@@ -82,18 +81,25 @@ class SensingPipeline:
     # -- inputs ---------------------------------------------------------------------
     def on_scan(self, scan: ZoneScan, sensor_t: float) -> None:
         """Take a completed zone scan that ended at sensor time ``sensor_t`` (s)."""
-        measured = self.hysteresis.unwind(self.loads.forces(scan.raw, self.odometry.angle))
-        if not self.in_contact and float(measured.sum()) < self.contact_threshold:
+        ok = scan.ok.tolist()
+        readings = self.loads.forces_list(scan.raw.tolist(), self.odometry.angle)
+        measured = self.hysteresis.unwind_list(readings)
+        tare = self.tare
+        if not self.in_contact and sum(measured) < self.contact_threshold:
             # Nobody on the roller: what the bands read is the roller's own weight on
             # the floor patch (and FSR offset). Track it slowly as the tare.
             gain = min(1.0, self.scan_period / TARE_TIME_CONSTANT_S)
-            self.tare += gain * np.where(scan.ok, measured - self.tare, 0.0)
+            for i, good in enumerate(ok):
+                if good:
+                    tare[i] += gain * (measured[i] - tare[i])
         self._measured = measured
-        forces = np.maximum(measured - self.tare, 0.0)
-        self.zone_forces = np.where(scan.ok, forces, self.zone_forces)
-        self.load_ok = scan.ok
-        self.total_load = float(self.zone_forces.sum())
-        self._zone_tuple = tuple(self.zone_forces.tolist())
+        zones = self.zone_forces
+        for i, good in enumerate(ok):
+            if good:
+                zones[i] = max(measured[i] - tare[i], 0.0)
+        self.load_ok = all(ok)
+        self.total_load = sum(zones)
+        self._zone_tuple = tuple(zones)
         self.load_time = sensor_t
         threshold = self.contact_threshold
         if self.in_contact:
@@ -155,7 +161,7 @@ class SensingPipeline:
             flags |= FrameFlag.UNCALIBRATED
         if t - self.load_time > 2.0 * self.scan_period:
             flags |= FrameFlag.LOAD_STALE
-        if not self.load_ok.all():
+        if not self.load_ok:
             flags |= FrameFlag.ADC_FAULT
         if self.imu_clone:
             flags |= FrameFlag.IMU_CLONE

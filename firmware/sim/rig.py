@@ -93,6 +93,7 @@ class SimRoller:
         self._presses = sorted(self.world.events)
         self._pressed_until: float | None = None
         self._started = False
+        self.firmware_seconds = 0.0  # time in the firmware's loop, emulation excluded, s
 
     def _attach(self, address: int, device: object) -> None:
         device.i2c_write = self.meter.wrap(device.i2c_write)  # type: ignore[attr-defined]
@@ -145,7 +146,11 @@ class SimRoller:
             self.firmware.start()
         now = self.clock.now()
         self._person_at_button(now)
-        nxt = [self.firmware.step(), end]
+        meter = self.meter
+        t0, emulated0 = time.perf_counter(), meter.seconds
+        due = self.firmware.step()
+        self.firmware_seconds += time.perf_counter() - t0 - (meter.seconds - emulated0)
+        nxt = [due, end]
         if self._presses:
             nxt.append(self._presses[0][0])
         if self._pressed_until is not None:
