@@ -145,9 +145,12 @@ def _cmd_sim(args: argparse.Namespace, config: Config) -> None:
         if args.host_adapter:
             from firmware.ble.simcli import radio_kwargs, run_sim_with_radio
 
+            radio = radio_kwargs(args)
+            if radio["passkey"] is None:
+                radio["passkey"] = config.ble.passkey
             summary = asyncio.run(run_sim_with_radio(
                 roller, args.host_adapter, speed=args.speed or 1.0, until=end, say=say,
-                **radio_kwargs(args)))
+                **radio))
             say(f"radio: {summary.hosts} host connection(s), {summary.backfilled} frames "
                 f"backfilled, {summary.cuts} outage(s)")
         else:
@@ -214,8 +217,9 @@ def _cmd_run(args: argparse.Namespace, config: Config) -> None:  # pragma: no co
         raise CliError(f"cannot use the state directory {args.state_dir}: {exc}") from None
     firmware = Firmware(config, bus, MonotonicClock(), adc_bus=adc_bus,
                         first_seq=journal.next_seq)
+    passkey = args.passkey if args.passkey is not None else config.ble.passkey
     asyncio.run(serve(firmware, journal, args.transport, state_dir=args.state_dir,
-                      passkey=args.passkey))
+                      passkey=passkey, pairing_window_s=config.ble.pairing_window_s))
 
 
 def _cmd_replay(args: argparse.Namespace) -> None:

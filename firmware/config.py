@@ -122,6 +122,17 @@ class FramesConfig:
 
 
 @dataclass(frozen=True)
+class BleConfig:
+    """The Bluetooth LE link."""
+
+    passkey: int | None = field(None, range=(0, 999999),
+                                doc="static 6-digit passkey for MITM-protected pairing "
+                                    "(printed on the roller); omitted: Just Works")
+    pairing_window_s: float = field(60.0, range=(10.0, 600.0),
+                                    doc="how long the pairing window stays open")
+
+
+@dataclass(frozen=True)
 class Config:
     """A whole hardware profile."""
 
@@ -132,6 +143,7 @@ class Config:
     pins: PinsConfig
     fence: FenceConfig
     frames: FramesConfig
+    ble: BleConfig
 
     def __post_init__(self) -> None:
         if self.zones.count > 4 * len(self.adc.addresses):

@@ -29,6 +29,7 @@ PI_STATE_DIR = Path("/var/lib/smartroller")
 
 async def serve(firmware: Firmware, journal: Journal, transport: str = "hci-socket:0", *,
                 state_dir: Path = PI_STATE_DIR, passkey: int | None = None,
+                pairing_window_s: float = 60.0,
                 should_stop: Callable[[], bool] | None = None) -> None:
     """Run ``firmware`` with its GATT server on the controller at ``transport``.
 
@@ -39,7 +40,7 @@ async def serve(firmware: Firmware, journal: Journal, transport: str = "hci-sock
     state_dir.mkdir(parents=True, exist_ok=True)
     device, hci = await device_on_transport(transport, roller_address(state_dir / "address"))
     server = RollerServer(device, firmware, journal, keystore_path=state_dir / "keys.json",
-                          passkey=passkey)
+                          passkey=passkey, pairing_window_s=pairing_window_s)
     try:
         await server.start()
         log.info("%s on %s", server.name, transport)
