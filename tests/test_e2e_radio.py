@@ -46,13 +46,16 @@ def roller(tmp_path):
         proc.wait()
 
 
-def scan(adapter, keys):
-    out = host("scan", "--adapter", adapter, "--keys", keys, "--timeout", "3")
-    assert out.returncode == 0, out.stderr
-    addresses = [word for line in out.stdout.splitlines() for word in line.split()
-                 if word.count(":") == 5]
-    assert addresses, out.stdout
-    return addresses[0]
+def scan(adapter, keys, tries=5):
+    """The roller's address (the roller process may still be booting: try again)."""
+    for _ in range(tries):
+        out = host("scan", "--adapter", adapter, "--keys", keys, "--timeout", "3")
+        addresses = [word for line in out.stdout.splitlines() for word in line.split()
+                     if word.count(":") == 5]
+        if out.returncode == 0 and addresses:
+            return addresses[0]
+        time.sleep(1.0)
+    raise AssertionError(f"no roller found: {out.stdout} {out.stderr}")
 
 
 def test_pair_in_the_window_then_stream(roller, tmp_path):
