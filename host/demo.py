@@ -55,7 +55,8 @@ def run_demo(duration_s: float | None = None, speed: float = 4.0, seed: int = 7,
     person = roller.world.person
     print(f"Simulated roller, seed {seed}: a {person.stature_m * 100:.0f} cm "
           f"{person.sex} of {person.weight_kg:.0f} kg rolls for {end:.0f} s "
-          f"(x{speed:g} speed). Position is along the back from where it first "
+          f"({f'x{speed:g} speed' if speed else 'as fast as it computes'}). Position is "
+          "along the back from where it first "
           "touched, + toward the feet.")
     state = {"last": -math.inf, "beyond": False, "warnings": 0}
 
