@@ -105,6 +105,7 @@ class FakeRoller:
         self.requests: list[Request] = []
         self.silent: set[int] = set()  # opcodes left unanswered
         self.drop = 0  # STREAM notifications to lose
+        self.backfill_gate: asyncio.Event | None = None  # RESUME backfill waits for it
         self.debug_writes: list[bytes] = []
         self.connection: Connection | None = None
         self._encoder: StreamEncoder | None = None
@@ -231,6 +232,8 @@ class FakeRoller:
                        request: Request | None) -> None:
         await self.device.indicate_subscriber(connection, self.control, response.encode())
         if isinstance(request, Resume):
+            if self.backfill_gate is not None:
+                await self.backfill_gate.wait()
             await self._send([f for f in self.journal if f.seq >= request.seq], backfill=True)
 
     async def drop_link(self) -> None:
@@ -460,7 +463,7 @@ def test_a_stray_attempt_left_by_an_earlier_host_is_taken_over(tmp_path):
 
 
 class Consumer:
-    """Stores frames (a list) and tells the client what is stored."""
+    """Stores frames (a list, in arrival order) and tells the client what is stored."""
 
     def __init__(self) -> None:
         self.frames: list[Frame] = []
@@ -471,7 +474,7 @@ class Consumer:
     def on_frames(self, frames: list[Frame]) -> None:
         self.frames += frames
         if self.client is not None:
-            self.client.stored(frames[-1].seq)
+            self.client.stored(max(f.seq for f in frames))
 
     def seqs(self) -> list[int]:
         return [f.seq for f in self.frames]
@@ -545,22 +548,57 @@ def test_roller_client_streams_acks_resumes_and_reconnects(tmp_path):
     run(test, 30.0)
 
 
-def test_restarted_host_resumes_without_duplicates(tmp_path):
+@pytest.mark.parametrize("ahead", [(), range(80, 90)])
+def test_restarted_host_resumes_without_duplicates(tmp_path, ahead):
     async def test() -> None:
         async with Radio() as radio:
             roller = await radio.roller()
             await RollerClient(BleBackend.bumble(radio.transport, tmp_path / "keys.json")
                                ).pair(ROLLER)
             roller.make(100)
-            # the daemon stored frames 0..59 before it was restarted, acknowledged 0..39
+            # the daemon stored frames 0..59 (and maybe 80..89, come live beside a
+            # backfill) before it was restarted, acknowledged 0..39
             roller.journal = [f for f in roller.journal if f.seq >= 40]
             consumer = Consumer()
             client = roller_client(radio, tmp_path, consumer,
-                                   position=StreamPosition(7, 59))
+                                   position=StreamPosition(7, 59), ahead=ahead)
             await client.connect(ROLLER)
-            await until(lambda: len(consumer.frames) == 40)
-            assert consumer.seqs() == list(range(60, 100))
+            expected = [s for s in range(60, 100) if s not in ahead]
+            await until(lambda: len(consumer.frames) == len(expected))
+            assert consumer.seqs() == expected
             await until(lambda: roller.journal == [])
+            await client.stop()
+            assert len(consumer.frames) == len(expected)
+
+    run(test)
+
+
+def test_live_frames_come_at_once_and_ack_waits_for_the_missing(tmp_path):
+    async def test() -> None:
+        async with Radio() as radio:
+            roller = await radio.roller()
+            await RollerClient(BleBackend.bumble(radio.transport, tmp_path / "keys.json")
+                               ).pair(ROLLER)
+            roller.make(50)  # in the journal: the host's RESUME(0) will backfill them...
+            roller.backfill_gate = asyncio.Event()  # ...but not yet
+            consumer = Consumer()
+            client = roller_client(radio, tmp_path, consumer, resume_retry_s=30.0)
+            await client.connect(ROLLER)
+            await roller.produce(20)
+            await until(lambda: len(consumer.frames) == 20)
+            assert consumer.seqs() == list(range(50, 70))  # live frames not held back
+            assert client.receiver.waiting and client.position == StreamPosition(7, -1)
+            await asyncio.sleep(0.3)  # six ACK intervals: stored up to 69, but 0..49 missing
+            assert client.ack_position is None
+            assert not any(isinstance(r, Ack) for r in roller.requests)
+            assert len(roller.journal) == 70
+            roller.backfill_gate.set()
+            await until(lambda: len(consumer.frames) == 70)
+            assert consumer.seqs() == list(range(50, 70)) + list(range(50))  # no duplicate
+            await until(lambda: roller.journal == [])
+            acks = [r.seq for r in roller.requests if isinstance(r, Ack)]
+            assert acks == sorted(acks) and acks[-1] == 69
+            assert [r.seq for r in roller.requests if isinstance(r, Resume)] == [0]
             await client.stop()
 
     run(test)

@@ -6,12 +6,15 @@ other (``BleBackend``: the Bumble one for virtual or USB controllers).
 
 At each connection: read STATUS (protocol version check), subscribe to CONTROL
 (indications), STATUS and STREAM (notifications), SET_TIME (learns the clock mapping),
-STATUS, then RESUME from the first frame not yet delivered. Frames reach ``on_frames``
-exactly once and in order per boot (``StreamReceiver``); the consumer calls
-``stored(seq)`` once they are stored and the client acknowledges (ACK) about once a
-second. After a disconnection it reconnects by itself, with exponential backoff up to a
-cap, until ``stop()``. The consumer's stored position comes from outside
-(``position=``), so a restarted host resumes without duplicates.
+STATUS, then RESUME from the first frame not yet received (the contiguous prefix).
+Frames reach ``on_frames`` exactly once per (boot, seq) and as soon as they arrive
+(``StreamReceiver``): live frames at once, journal backfill when it comes, so backfill
+may follow later live frames (consumers sort by (boot, seq) when storing). The consumer
+calls ``stored(seq)`` once it has stored what it was given; the client acknowledges
+(ACK) about once a second, never past the contiguous prefix. After a disconnection it
+reconnects by itself, with exponential backoff up to a cap, until ``stop()``. The
+consumer's stored position (and what it stored beyond it) comes from outside
+(``position=``, ``ahead=``), so a restarted host resumes without duplicates.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable
 from typing import Any
 
 from bleak import BleakClient
@@ -76,11 +79,17 @@ class RollerClient:
     """One roller: connection, stream, acknowledgements, commands (see the module).
 
     backend: which bleak backend (None: bleak's native one).
-    on_frames: called with each batch of new frames, in order (in the event loop).
+    on_frames: called with each batch of new frames (in the event loop), in arrival
+        order: seq order within a live run and within a backfill run, but backfill may
+        come after later live frames.
     on_status: called with each STATUS value received.
     on_hole: called with frames lost for good (the roller no longer has them).
     on_link: called with True/False when the link comes up or goes down.
-    position: the consumer's last stored frame (None: nothing stored yet).
+    position: the consumer's contiguous stored prefix: every frame of that boot up to
+        ``last_seq`` is stored (None: nothing stored yet). Persist ``position`` (the
+        property) after storing a batch to have it.
+    ahead: seqs of ``position``'s boot beyond ``position.last_seq`` the consumer stored
+        too (backfill that came after later live frames): not delivered again.
     from_live_edge: with no ``position``, start at the live edge instead of taking
         the roller's journal (for a viewer that stores nothing).
     zone_count: zones per frame if known.
@@ -89,7 +98,8 @@ class RollerClient:
     scan_timeout_s: looking for the roller's advertisements, s.
     backoff_s: (first, cap) delay between reconnection attempts, s; doubles each time.
     ack_interval_s: how often stored frames are acknowledged, s.
-    resume_retry_s: a RESUME unanswered by the missing frames is sent again after, s.
+    resume_retry_s: while frames are missing, RESUME again when the prefix has not
+        advanced for this long, s.
     clock_sync_s: SET_TIME again after this long on one link (sensor clock drift), s.
     clock: the host's UTC clock, s since 1970.
     """
@@ -99,7 +109,8 @@ class RollerClient:
                  on_status: Callable[[Status], None] | None = None,
                  on_hole: Callable[[Hole], None] | None = None,
                  on_link: Callable[[bool], None] | None = None,
-                 position: StreamPosition | None = None, from_live_edge: bool = False,
+                 position: StreamPosition | None = None, ahead: Iterable[int] = (),
+                 from_live_edge: bool = False,
                  zone_count: int | None = None, request_timeout_s: float = 5.0,
                  connect_timeout_s: float = 20.0, scan_timeout_s: float = 10.0,
                  backoff_s: tuple[float, float] = (0.5, 30.0), ack_interval_s: float = 1.0,
@@ -121,7 +132,7 @@ class RollerClient:
         self.clock_sync_s = clock_sync_s
         self._clock = clock
         self._last_set_time = 0.0
-        self.receiver = StreamReceiver(position, zone_count=zone_count)
+        self.receiver = StreamReceiver(position, ahead=ahead, zone_count=zone_count)
         self.clock_map = ClockMap()
         self.last_status: Status | None = None
         self._control = ControlPoint(self._write_control, request_timeout_s)
@@ -133,9 +144,13 @@ class RollerClient:
         self._up = asyncio.Event()  # link up: requests may go
         self._ready = asyncio.Event()  # link set up: frames flow, gaps are resumed
         self._started = False  # the stream's start point was chosen (first link)
-        self._stored: StreamPosition | None = position
+        # boot id -> the consumer's stored seq (all it was given up to there is stored)
+        self._stored: dict[int, int] = {} if position is None else {
+            position.boot_id: position.last_seq}
         self._acked: StreamPosition | None = None  # the stored position is acked again
         self._last_resume = 0.0
+        self._progress: tuple[int | None, int] = (None, -1)  # (boot, prefix) last seen
+        self._progress_at = 0.0  # when the prefix last moved (time.monotonic), s
         self._loops: list[asyncio.Task[None]] = []
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -148,8 +163,23 @@ class RollerClient:
 
     @property
     def position(self) -> StreamPosition | None:
-        """Newest frame delivered in the current boot."""
+        """The contiguous prefix of the current boot: every frame up to its ``last_seq``
+        was delivered (or is a reported hole, or precedes the start). Frames beyond it
+        may have been delivered too (``receiver.ahead_seqs()``)."""
         return self.receiver.position
+
+    @property
+    def ack_position(self) -> StreamPosition | None:
+        """What an ACK covers now: the consumer's stored seq of the current boot, capped
+        at the contiguous prefix, so never a frame the consumer was not given nor one
+        beyond a missing frame; None if nothing."""
+        boot = self.receiver.boot_id
+        stored = None if boot is None else self._stored.get(boot)
+        prefix = None if boot is None else self.receiver.contiguous(boot)
+        if stored is None or prefix is None:
+            return None
+        seq = min(stored, prefix.last_seq)
+        return StreamPosition(prefix.boot_id, seq) if seq >= 0 else None
 
     async def wait_connected(self, timeout_s: float | None = None) -> None:
         """Wait until the link is up and set up (TimeoutError after ``timeout_s``)."""
@@ -302,12 +332,23 @@ class RollerClient:
             try:
                 await self.flush_ack()
                 now = time.monotonic()
-                if self.receiver.waiting and now - self._last_resume > self.resume_retry_s:
+                if self._resume_due(now):
                     await self._resume(self.receiver.resume_request())
                 if now - self._last_set_time > self.clock_sync_s:
                     await self.set_time()
             except _LINK_ERRORS as error:
                 logger.info("ACK/RESUME not sent: %s", error)
+
+    def _resume_due(self, now: float) -> bool:
+        """True when frames are missing and the prefix has not advanced for
+        ``resume_retry_s`` since it last moved or since the last RESUME (``now``: s,
+        ``time.monotonic``). A long backfill that makes progress is left alone."""
+        mark = (self.receiver.boot_id, self.receiver.next_seq)
+        if mark != self._progress:
+            self._progress, self._progress_at = mark, now
+        if not self.receiver.waiting:
+            return False
+        return now - max(self._progress_at, self._last_resume) > self.resume_retry_s
 
     # ------------------------------------------------------------------ stream
 
@@ -361,22 +402,25 @@ class RollerClient:
             logger.info("RESUME(%d) not sent: %s", seq, error)
 
     def stored(self, seq: int, boot_id: int | None = None) -> None:
-        """The consumer has stored every frame up to ``seq`` of ``boot_id`` (default:
-        the current boot); they are acknowledged within ``ack_interval_s``."""
+        """The consumer has stored every frame of ``boot_id`` (default: the current
+        boot) it was given up to ``seq`` (e.g. the highest seq of a batch it stored).
+        The ACK, within ``ack_interval_s``, covers ``min(seq, contiguous prefix)``
+        (``ack_position``): a frame still missing below ``seq`` is not acknowledged."""
         boot = self.receiver.boot_id if boot_id is None else boot_id
         last = None if boot is None else self.receiver.last_seq(boot)
         if boot is None or last is None or seq > last:
             raise ValueError(f"frame {seq} of boot {boot} was not delivered")
-        if self._stored is None or self._stored.boot_id != boot or seq > self._stored.last_seq:
-            self._stored = StreamPosition(boot, seq)
+        if seq > self._stored.get(boot, -1):
+            self._stored[boot] = seq
 
     async def flush_ack(self, timeout_s: float | None = None) -> None:
-        """Acknowledge now what is stored (only frames of the roller's current boot)."""
-        stored = self._stored
-        if stored is None or stored == self._acked or stored.boot_id != self.receiver.boot_id:
+        """Acknowledge now what is stored, up to the contiguous prefix (only frames of
+        the roller's current boot; see ``ack_position``)."""
+        position = self.ack_position
+        if position is None or position == self._acked:
             return
-        await self.request(Ack(stored.last_seq), timeout_s)
-        self._acked = stored
+        await self.request(Ack(position.last_seq), timeout_s)
+        self._acked = position
 
     # ------------------------------------------------------------------ commands
 

@@ -2,7 +2,14 @@
 
 Stores every frame it receives as a line ``boot seq backfill`` in a file (flushed and
 fsynced before it tells the client the frames are stored, so the roller may drop them),
-and on start resumes from the last stored line: what a daemon does, minus the database.
+and on start resumes from what it stored: what a daemon does, minus the database.
+
+Frames come in arrival order: live frames at once, journal backfill when it comes, so a
+backfill frame may come after later live frames. Each batch is written sorted by
+(boot, seq); the file as a whole is in arrival order. After each batch the client's
+contiguous prefix (``RollerClient.position``: every frame up to it is stored) is saved
+in ``STORE.pos``; on start that is the position, and the frames stored beyond it are
+passed as ``ahead`` so that none comes twice.
 
     python -m tests.e2e.storing_host STORE ADDRESS TRANSPORT KEYS SECONDS [--pair]
 """
@@ -20,15 +27,34 @@ from host.ble.discovery import BleBackend
 from host.stream import StreamPosition
 
 
-def last_position(store: Path) -> StreamPosition | None:
-    """The newest stored frame, or None."""
-    if not store.exists():
-        return None
-    lines = store.read_text().split()
-    if len(lines) < 3:
-        return None
-    boot, seq = int(lines[-3]), int(lines[-2])
-    return StreamPosition(boot, seq)
+def position_file(store: Path) -> Path:
+    """Where the contiguous stored prefix of ``store`` is kept."""
+    return store.with_name(store.name + ".pos")
+
+
+def stored_position(store: Path) -> tuple[StreamPosition | None, list[int]]:
+    """The saved contiguous prefix (None if none) and the seqs of its boot stored
+    beyond it."""
+    pos = position_file(store)
+    if not pos.exists():
+        return None, []
+    boot, seq = map(int, pos.read_text().split())
+    ahead: list[int] = []
+    if store.exists():
+        for line in store.read_text().splitlines():
+            fields = line.split()
+            if len(fields) == 3 and int(fields[0]) == boot and int(fields[1]) > seq:
+                ahead.append(int(fields[1]))
+    return StreamPosition(boot, seq), ahead
+
+
+def save_position(store: Path, position: StreamPosition) -> None:
+    """Replace the saved prefix atomically (it never claims more than is stored: it is
+    written after the frames, and a stale one is only older)."""
+    pos = position_file(store)
+    tmp = pos.with_name(pos.name + ".tmp")
+    tmp.write_text(f"{position.boot_id} {position.last_seq}\n")
+    os.replace(tmp, pos)
 
 
 async def main(store: Path, address: str, transport: str, keys: str, seconds: float,
@@ -38,14 +64,19 @@ async def main(store: Path, address: str, transport: str, keys: str, seconds: fl
     client: RollerClient
 
     def on_frames(frames: list[Frame]) -> None:
-        for f in frames:
+        top: dict[int, int] = {}
+        for f in sorted(frames, key=lambda f: (f.boot, f.seq)):
             fh.write(f"{f.boot} {f.seq} {int(bool(f.flags & FrameFlag.BACKFILL))}\n")
+            top[f.boot] = f.seq
         fh.flush()
         os.fsync(fh.fileno())
-        last = frames[-1]
-        client.stored(last.seq, last.boot)
+        for boot, seq in top.items():
+            client.stored(seq, boot)
+        if client.position is not None:
+            save_position(store, client.position)
 
-    client = RollerClient(backend, on_frames=on_frames, position=last_position(store))
+    position, ahead = stored_position(store)
+    client = RollerClient(backend, on_frames=on_frames, position=position, ahead=ahead)
     if pair:
         await client.pair(address)
     await client.connect(address)
