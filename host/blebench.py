@@ -30,6 +30,7 @@ from firmware.protocol import Frame, FrameFlag
 
 WARM_UP_S = 5.0  # after connecting, before measuring (and until the backfill is done)
 WARM_UP_MAX_S = 90.0
+TEARDOWN_S = 10.0
 
 
 def _free_port() -> int:
@@ -119,11 +120,14 @@ async def _run(mtu: int, seconds: float, interval_ms: float, seed: int) -> dict:
         elapsed = time.monotonic() - t0
         window = got[first:]
         window_bytes = wire[0]
-        await client.stop()
+        # Teardown is bounded: a Bumble task that never finishes must not hang the bench.
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(client.stop(), TEARDOWN_S)
         sim.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
-            await sim
-        await close_adapters()
+            await asyncio.wait_for(sim, TEARDOWN_S)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(close_adapters(), TEARDOWN_S)
         roller.close()
     seqs = np.array(got)
     expected = set(range(int(seqs.min()), int(seqs.max()) + 1)) if len(seqs) else set()
@@ -147,4 +151,10 @@ def run_ble_bench(mtu: int = 247, seconds: float = 20.0, interval_ms: float = 30
     """Measure the Bluetooth path for ``seconds`` (real time) at ``mtu``."""
     for name in ("bumble", "asyncio", "bleak", "host.ble", "firmware.ble"):
         logging.getLogger(name).setLevel(logging.CRITICAL)  # teardown chatter only
-    return asyncio.run(_run(mtu, seconds, interval_ms, seed))
+    async def bounded() -> dict:
+        budget = seconds + WARM_UP_MAX_S + 120.0
+        try:
+            return await asyncio.wait_for(_run(mtu, seconds, interval_ms, seed), budget)
+        except TimeoutError:
+            raise RuntimeError(f"the Bluetooth bench did not finish in {budget:.0f} s") from None
+    return asyncio.run(bounded())

@@ -119,6 +119,9 @@ def main(argv: list[str] | None = None) -> int:
     except SchemaError as exc:
         print(f"smartroller: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except RuntimeError as exc:  # a simulated run that could not finish
+        print(f"smartroller: error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
