@@ -62,7 +62,6 @@ class Firmware:
         self.on_hold: Callable[[], None] | None = None  # the pairing window (Bluetooth)
         self._next_drain = 0.0
         self._last_imu_data = 0.0
-        self._hold_t = 0.0
         self.frames = 0
 
     def start(self) -> None:

@@ -164,8 +164,8 @@ def _cmd_sim(args: argparse.Namespace, config: Config) -> None:
 
 
 def _atomic_binary(path: Path) -> tuple[object, Callable[[bool], None]]:
-    path.parent.mkdir(parents=True, exist_ok=True) if path.parent != Path("") else None
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or Path("."))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     fh = os.fdopen(fd, "wb")
 
     def finish(ok: bool) -> None:

@@ -56,7 +56,6 @@ class SensingPipeline:
         self.seq = first_seq
         self._first_seq = first_seq
         self.imu_clone = False
-        self.imu_fault = False
         self._next_index = 0  # IMU sample index expected next
         self._pending = FrameFlag.NONE
 

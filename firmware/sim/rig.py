@@ -31,7 +31,6 @@ from firmware.sim.strip import FsrStrip
 from firmware.sim.world import World
 
 GYRO_DRIFT_DPS_PER_SQRT_S = 0.003  # body heat warming the roller: ~0.07 deg/s in 10 min
-STRIP_KW: dict = {}
 
 
 @dataclass
@@ -81,7 +80,7 @@ class SimRoller:
         self.imu = Mpu6050Sim(self.clock, self.world.imu_motion, rng,
                               gyro_drift_dps_per_sqrt_s=GYRO_DRIFT_DPS_PER_SQRT_S)
         self._attach(self.config.imu.address, self.imu)
-        self.strip = FsrStrip(self.config.zones, rng, **STRIP_KW)
+        self.strip = FsrStrip(self.config.zones, rng)
         self.adcs = []
         for k, address in enumerate(self.config.adc.addresses):
             adc = Ads1115Sim(self.clock, self._adc_inputs(k), rng)
