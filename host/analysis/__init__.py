@@ -1,1 +1,1 @@
-"""analysis."""
+"""Host analysis: strokes, spine region and warnings from the frame stream (no BLE, no SQLite)."""
