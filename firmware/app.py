@@ -121,9 +121,12 @@ class Firmware:
 
     def _on_panel(self, event: PanelEvent, now: float) -> None:
         if event is PanelEvent.SHORT_PRESS:
-            self.pipeline.arm_zero()
+            if self.pipeline.in_contact:  # lying on it: a mark (a calibration landmark)
+                self.pipeline.mark()
+            else:  # getting ready: zero at the first contact, the session starts
+                self.pipeline.arm_zero()
+                self.panel.set_state(LedState.SESSION, now)
             self.haptic.play("ack", now)
-            self.panel.set_state(LedState.SESSION, now)
         elif event is PanelEvent.HOLD and self.on_hold is not None:
             self.on_hold()
 

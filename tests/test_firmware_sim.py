@@ -8,7 +8,7 @@ from firmware.rawlog import RawLogWriter
 from firmware.replay import replay
 from firmware.sim.pins import duty_log
 from firmware.sim.rig import SimRoller
-from firmware.sim.scenario import SCENARIO_DIR, load_scenario
+from firmware.sim.scenario import SCENARIO_DIR, load_scenario, scenario_from_table
 from host.bench import FrameLog, position_errors
 
 DEMO = load_scenario(SCENARIO_DIR / "demo.toml")
@@ -79,6 +79,26 @@ def test_button_press_zeroes_and_acknowledges(demo_run):
     zeroed = [f for f in frames if f.flags & FrameFlag.ZEROED]
     assert zeroed and zeroed[0].flags & FrameFlag.IN_CONTACT
     assert abs(zeroed[0].position) < 1e-3
+
+
+def test_button_press_on_the_roller_marks_the_spot_without_zeroing():
+    sc = scenario_from_table({"session": {"duration_s": 40.0}, "routine": {"calibration": True}})
+    roller, frames = roller_with_frames(seed=5, scenario=sc)
+    roller.run(until=30.0)
+    roller.close()
+    landmarks = roller.world.routine.landmarks
+    assert [m.name for m in landmarks] == ["top", "bottom"]
+    marks = [f for f in frames if f.flags & FrameFlag.BUTTON]
+    assert len(marks) == len(landmarks)
+    for mark, landmark in zip(marks, landmarks, strict=True):
+        world_t = float(roller.sensor_to_world(np.array([mark.t]))[0])
+        assert landmark.press_s < world_t < landmark.press_s + 0.5  # on release, < 0.3 s
+        assert mark.flags & FrameFlag.IN_CONTACT and not mark.flags & FrameFlag.ZEROED
+    zeroed = [f for f in frames if f.flags & FrameFlag.ZEROED]
+    assert len(zeroed) == 1  # only the first contact after the press off the roller
+    top, bottom = (m.position for m in marks)
+    held = landmarks[1].held_m - landmarks[0].held_m
+    assert bottom - top == pytest.approx(held, abs=0.01)  # roller odometry between the marks
 
 
 def test_fence_buzzes_by_itself_within_50_ms(demo_run):

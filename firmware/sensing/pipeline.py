@@ -70,6 +70,10 @@ class SensingPipeline:
         """Take the current zone readings as the empty roller (the TARE command)."""
         self.tare = list(self._measured)
 
+    def mark(self) -> None:
+        """Flag the next frame with ``BUTTON`` (the person marked this spot)."""
+        self._pending |= FrameFlag.BUTTON
+
     def arm_zero(self) -> None:
         """Zero now if a body is on the roller, else at the next contact (start of session)."""
         if self.in_contact:

@@ -48,6 +48,7 @@ class Phase(IntEnum):
     REST = 5  # hips lowered for a rest, no strokes
     GET_OFF = 6  # getting off (load falls to zero)
     OFF = 7  # off the roller
+    CALIBRATE = 8  # rolling to and holding the calibration landmarks
 
 
 def min_jerk(tau: np.ndarray | float) -> np.ndarray:
@@ -129,6 +130,24 @@ class Strokes:
 
 
 @dataclass(frozen=True)
+class Landmark:
+    """A calibration landmark as the person held it.
+
+    name: "top" (the top of the shoulders, meant to be C7/T1) or "bottom" (the bottom of
+    the ribs, meant to be T12/L1). true_m: where the landmark really is, m from C7;
+    held_m: where the person held the roller, m from C7. hold_start_s, hold_end_s: the
+    hold, s. press_s: when the button was pressed, s.
+    """
+
+    name: str
+    true_m: float
+    held_m: float
+    hold_start_s: float
+    hold_end_s: float
+    press_s: float
+
+
+@dataclass(frozen=True)
 class PlannedExcursion:
     """A drift below the rib cage as planned: start of the stroke that goes below (s),
     deepest point below T12/L1 (m) and the time to spend below (s)."""
@@ -167,7 +186,8 @@ class Routine:
     duration_s: the session's length, s (the scenario's, longer only if the demanded
     drifts could not fit). contact_on_s / contact_off_s: first touch / last touch, s.
     events: button presses [(t_s, duration_s)]. lateral_offset_m: the spine's distance
-    from the roller's middle, m (+ toward the HEAD end cap).
+    from the roller's middle, m (+ toward the HEAD end cap). landmarks: the calibration's
+    landmarks as held (empty without calibration).
     """
 
     duration_s: float
@@ -190,6 +210,7 @@ class Routine:
     excursions: list[PlannedExcursion]
     lateral_offset_m: float
     cadence_per_min: float
+    landmarks: list[Landmark] = field(default_factory=list)
 
     def sample(self, t: np.ndarray) -> RoutineSamples:
         """The routine at times t (s), vectorised."""
@@ -228,6 +249,8 @@ class _Plan:
     phases: list[tuple[float, int]] = field(default_factory=lambda: [(0.0, int(Phase.SIT))])
     strokes: list[tuple[float, ...]] = field(default_factory=list)
     excursions: list[PlannedExcursion] = field(default_factory=list)
+    presses: list[tuple[float, float]] = field(default_factory=list)
+    landmarks: list[Landmark] = field(default_factory=list)
 
     def phase(self, code: Phase) -> None:
         if self.phases[-1][1] == code:
@@ -406,6 +429,32 @@ class _Roller:
         cross_up = min_jerk_inverse((target - self.fence) / up)
         return t1 * (1 - h1) * (1 - cross_down) + t1 * h1 + t2 * (1 - h2) * cross_up
 
+    # -- calibration ---------------------------------------------------------------
+    def calibrate(self, person: Person, error_m: float) -> None:
+        """Roll up to the top of the shoulders, hold, press; down to the bottom of the
+        ribs, hold, press. Each landmark is held where the person feels it: the top with
+        N(0, error_m), the bottom with N(-3 mm, error_m) (on the last ribs, a little
+        high), never more than 8 mm below T12/L1 nor 20 mm off. Each roll is one movement
+        at 6-12 cm/s; each hold 3-5 s with the press 1-2 s into it."""
+        rng, plan = self.rng, self.plan
+        plan.phase(Phase.CALIBRATE)
+        top_true = float(person.position_at(1.0))
+        bottom_true = self.fence
+        top = top_true + float(np.clip(rng.normal(0.0, error_m), -0.02, 0.02))
+        bottom = bottom_true + float(np.clip(rng.normal(-0.003, error_m), -0.02, 0.008))
+        for name, true_m, held_m in (("top", top_true, top), ("bottom", bottom_true, bottom)):
+            distance = abs(held_m - plan.p)
+            moving = max(1.0, distance / rng.uniform(0.06, 0.12))
+            if distance > 1e-4:
+                self.stroke_to(held_m, timing=(moving, 0.0))
+            hold = rng.uniform(3.0, 5.0)
+            press = plan.t + rng.uniform(1.0, 2.0)
+            plan.presses.append((press, rng.uniform(0.15, 0.3)))
+            plan.landmarks.append(Landmark(name, true_m, held_m, plan.t, plan.t + hold, press))
+            plan.hold(hold, self.breath_m)
+        self.direction = -1
+        plan.phase(Phase.ROLL)
+
     # -- pauses and rests ----------------------------------------------------------
     def pause(self, duration: float, share: float) -> None:
         """Dwell on a sore spot, breathing, sinking in a little (+0-6 % load)."""
@@ -518,6 +567,8 @@ def plan_routine(person: Person, params: RoutineSection, duration_s: float,
     plan.move(float(np.clip(plan.p + raise_shift, roller.top, roller.bottom)), hips)
     plan.phase(Phase.ROLL)
     elbows = _elbow_knots(rng, params.elbows_forward_fraction, roll_start, roll_end)
+    if params.calibration:
+        roller.calibrate(person, params.landmark_error_m)
 
     demanded = params.lumbar_excursions
     lo_d, hi_d = params.excursion_depth_m
@@ -594,5 +645,6 @@ def plan_routine(person: Person, params: RoutineSection, duration_s: float,
         breathing=_knots(plan.breath), breathing_hz=breathing_hz,
         slip=_knots(plan.slip), slip_intervals=np.array(plan.slip_spans).reshape(-1, 2),
         elbows=elbows, phase_starts=np.array(starts), phase_codes=np.array(codes, np.int8),
-        strokes=strokes, events=[(float(press_at), float(press_len))],
-        excursions=plan.excursions, lateral_offset_m=lateral, cadence_per_min=roller.cadence)
+        strokes=strokes, events=[(float(press_at), float(press_len)), *plan.presses],
+        excursions=plan.excursions, lateral_offset_m=lateral, cadence_per_min=roller.cadence,
+        landmarks=plan.landmarks)

@@ -71,6 +71,14 @@ class RoutineSection:
         [2.0, 6.0], range=(0.5, 60.0), doc="[min, max] time spent below T12/L1 per drift, s")
     slip_rate_per_min: float = field(
         2.0, range=(0.0, 60.0), doc="episodes of the back sliding 2-6 mm over the roller, per min")
+    calibration: bool = field(
+        False, doc="after raising the hips the person calibrates: rolls up to the top of the "
+        "shoulders (C7/T1), holds and presses the button, rolls down to the bottom of the ribs "
+        "(T12/L1), holds and presses again")
+    landmark_error_m: float = field(
+        0.008, range=(0.0, 0.03),
+        doc="SD of where the person holds a calibration landmark vs the true one, m (the "
+        "bottom of the ribs is felt 3 mm high on average, and never more than 8 mm below)")
 
     def __post_init__(self) -> None:
         for name in ("cadence_per_min", "stroke_length_m", "pause_duration_s",
