@@ -412,3 +412,14 @@ def test_calibration_holds_the_landmarks_where_the_person_feels_them() -> None:
 def test_without_calibration_there_are_no_landmarks(world: World) -> None:
     assert world.routine.landmarks == []
     assert len(world.events) == 1
+
+
+def test_later_sessions_are_the_same_person_on_the_same_roller_rolling_anew() -> None:
+    sc = _scenario(session={"duration_s": 60.0})
+    first, again, later = (World(sc, default_config(), 11, k) for k in (0, 0, 2))
+    np.testing.assert_array_equal(first.truth.contact_m, again.truth.contact_m)
+    np.testing.assert_array_equal(first.person.boundaries_m, later.person.boundaries_m)
+    assert first.person.stature_m == later.person.stature_m
+    assert first.roller == later.roller
+    assert first.routine.contact_on_s != later.routine.contact_on_s
+    assert not np.allclose(first.truth.contact_m, later.truth.contact_m, equal_nan=True)

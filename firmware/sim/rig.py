@@ -68,12 +68,14 @@ class SimRoller:
     logger: logging.Logger | None = None
     boot_id: int | None = None
     first_seq: int = 0
+    session: int = 0
 
     def __post_init__(self) -> None:
-        rng = np.random.default_rng([self.seed, 0x5E50])
+        rng = np.random.default_rng([self.seed, 0x5E50, self.session] if self.session
+                                    else [self.seed, 0x5E50])
         if self.boot_id is None:
             self.boot_id = int(rng.integers(1, 2**32))
-        self.world = World(self.scenario, self.config, self.seed)
+        self.world = World(self.scenario, self.config, self.seed, self.session)
         self.clock = SimClock(speed=self.speed)
         self.bus = SimBus(self.config.imu.bus, clock=self.clock)
         self.meter = EmulationMeter()

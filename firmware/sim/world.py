@@ -134,12 +134,16 @@ class World:
     scenario: what happens; profile: the hardware profile (the true roller deviates from
     it as the scenario's [roller] section says); seed: draws everything random. The
     person, the routine and the roller draw from independent streams of the seed.
+    session: which of this person's sessions (0, 1, 2 ...): the same person on the same
+    roller, each session with its own routine (the routine's stream of seed and session).
     """
 
-    def __init__(self, scenario: Scenario, profile: Config, seed: int) -> None:
-        self.scenario, self.profile, self.seed = scenario, profile, seed
-        person_rng, routine_rng, roller_rng = (
-            np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3))
+    def __init__(self, scenario: Scenario, profile: Config, seed: int, session: int = 0) -> None:
+        self.scenario, self.profile, self.seed, self.session = scenario, profile, seed, session
+        streams = np.random.SeedSequence(seed).spawn(3)
+        if session:  # the same person on the same roller, another day's routine
+            streams[1] = np.random.SeedSequence(seed, spawn_key=(1, session))
+        person_rng, routine_rng, roller_rng = (np.random.default_rng(s) for s in streams)
         ps = scenario.person
         self.person: Person = sample_person(person_rng, stature_m=ps.stature_m, sex=ps.sex,
                                             weight_kg=ps.weight_kg,
