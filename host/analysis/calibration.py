@@ -1,0 +1,103 @@
+"""Calibration landmarks in the frame stream.
+
+The person rolls up to the top of the shoulders (the roller just below C7: the C7/T1
+junction), holds still and presses the roller's button; then rolls down to the bottom
+of the ribs (T12/L1), holds and presses again. The roller flags the frame after each
+short press on the roller with ``FrameFlag.BUTTON``. A press counts as a landmark when
+the roller was held still (within ``STILL_RANGE_M`` over the ``HOLD_S`` before it);
+the pair counts as a calibration when the second landmark lies below the first by a
+plausible thoracic span for the person's stature.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from firmware.protocol import FrameFlag
+from host.analysis.frames import FrameColumns
+
+HOLD_S = 1.0
+"""The roller must have been still this long before the press, s."""
+STILL_RANGE_M = 0.006
+"""... within this range of positions, m (breathing moves it ~1 mm)."""
+SPAN_RANGE = (0.6, 1.5)
+"""The bottom landmark must lie this many expected thoracic spans below the top one."""
+TOP_LEVEL = 1.0
+"""Level of the top landmark: the C7/T1 junction (the top of the shoulders)."""
+BOTTOM_LEVEL = 13.0
+"""Level of the bottom landmark: the T12/L1 junction (the bottom of the ribs)."""
+
+_CONTACT = int(FrameFlag.IN_CONTACT)
+_FAULT = int(FrameFlag.IMU_FAULT)
+
+
+@dataclass(frozen=True, slots=True)
+class Landmark:
+    """A still press: sensor time t (s), roller position_m (m, mean of the hold)."""
+
+    t: float
+    position_m: float
+
+
+@dataclass(frozen=True, slots=True)
+class Calibration:
+    """A completed calibration: the top and bottom landmarks."""
+
+    top: Landmark
+    bottom: Landmark
+
+    @property
+    def span_m(self) -> float:
+        """Measured distance from the top of the shoulders to the bottom of the ribs, m."""
+        return self.bottom.position_m - self.top.position_m
+
+
+class CalibrationDetector:
+    """Finds calibrations in the presses of the button.
+
+    expected_span_m: the person's expected thoracic span (T1..L1), m. ``press`` takes
+    the frames up to and including a BUTTON frame and says what the press meant:
+    ("top", message) when a first landmark is taken, ("done", message) with ``result``
+    set when the pair is complete, ("ignored", message) for a press that cannot be a
+    landmark. ``reset`` forgets a first landmark (the roller's zero moved).
+    """
+
+    def __init__(self, expected_span_m: float) -> None:
+        self.expected_span_m = expected_span_m
+        self.top: Landmark | None = None
+        self.result: Calibration | None = None
+
+    def reset(self) -> None:
+        """Forget a first landmark (a re-zero moved the positions)."""
+        self.top = None
+
+    def press(self, frames: FrameColumns) -> tuple[str, str]:
+        """The press on the last of ``frames`` (the ones before it: the hold)."""
+        t = float(frames.t[-1])
+        flags = frames.flags
+        if not flags[-1] & _CONTACT:
+            return "ignored", "press off the roller"
+        recent = frames.t >= t - HOLD_S
+        held = recent & ((flags & _CONTACT) != 0) & ((flags & _FAULT) == 0)
+        held &= np.isfinite(frames.position)
+        if not recent.any() or held.sum() < recent.sum() or t - frames.t[recent][0] < HOLD_S - 0.05:
+            return "ignored", "press while not held still on the roller for 1 s"
+        positions = frames.position[held]
+        if float(positions.max() - positions.min()) > STILL_RANGE_M:
+            return "ignored", "press while rolling (hold still, then press)"
+        mark = Landmark(t, float(positions.mean()))
+        if self.top is None or mark.position_m <= self.top.position_m:
+            self.top = mark
+            return "top", (f"top of the shoulders marked at {mark.position_m * 1e3:+.0f} mm; "
+                           "now roll down to the bottom of the ribs, hold and press")
+        span = mark.position_m - self.top.position_m
+        lo, hi = (f * self.expected_span_m for f in SPAN_RANGE)
+        if not lo <= span <= hi:
+            return "ignored", (f"bottom of the ribs {span * 1e3:.0f} mm below the top: "
+                               f"expected {lo * 1e3:.0f}-{hi * 1e3:.0f} mm; calibrate again")
+        self.result = Calibration(self.top, mark)
+        self.top = None
+        return "done", (f"calibrated: {span * 1e3:.0f} mm from the top of the shoulders "
+                        "to the bottom of the ribs")

@@ -1,0 +1,384 @@
+"""One session's analysis: strokes, spine estimate, warnings, the roller's fence.
+
+``SessionAnalyzer`` is what the daemon runs live, batch by batch as frames arrive, and
+what the offline pass (``analyze``) runs over a whole stored session in one batch: the
+same code, and its results do not depend on how the frames were batched. Frames are fed
+in order; a frame at or before the last one fed is skipped (backfill that arrives late
+belongs to the offline pass). Per frame it gives a spine estimate (``Estimates``
+columns); along the way strokes and dwells, events, haptic cues for the roller and, when
+it moves, the on-device fence to set.
+
+Per frame only cheap scalar work happens in Python (flags, the look schedule, the
+stroke segmenter); the belief changes at a few points a second (``SpineTracker``
+snapshots) and the per-frame estimates are computed from the snapshots in bulk.
+
+Calibration: two still presses of the button (``host.analysis.calibration``) give the
+top of the shoulders and the bottom of the ribs; the tracker takes them as landmarks,
+the thoracic span is pooled with what was known, and from then on the frames teach the
+person's load signature. ``learned_model`` returns the user model to keep.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from firmware.protocol import Frame, FrameFlag
+from host.analysis.anatomy import BodyModel
+from host.analysis.calibration import BOTTOM_LEVEL, TOP_LEVEL, CalibrationDetector
+from host.analysis.frames import FrameColumns
+from host.analysis.model import Dwell, Event, EventKind, Region, Stroke
+from host.analysis.profile import UserModel
+from host.analysis.signature import Signature, features_array
+from host.analysis.spine import LANDMARK_SD_M, Estimates, Snapshot, SpineTracker, evaluate
+from host.analysis.warnings import Cue, Warner, WarningPolicy, roller_fence
+
+GAP_DOUBT_M = 0.005
+"""Extra doubt about the roller's place after an IMU gap (its position is rebuilt from
+gravity), 1 SD, m."""
+LEARN_SD_M = 0.010
+"""Frames teach the signature only while the place on the back is this sure (1 SD), m."""
+RELEARN_EVERY_S = 20.0
+"""How often the signature being learned in a calibrated session is put to use, s."""
+HISTORY = 256
+"""Frames kept from the previous batch (for the calibration's hold check)."""
+
+_CONTACT = int(FrameFlag.IN_CONTACT)
+_FAULT = int(FrameFlag.IMU_FAULT)
+_GAP = int(FrameFlag.IMU_GAP)
+_ZEROED = int(FrameFlag.ZEROED)
+_BUTTON = int(FrameFlag.BUTTON)
+
+
+class Segmenter(Protocol):
+    """What the analyzer needs of a stroke segmenter (``host.analysis.strokes``)."""
+
+    def step(self, t: float, position: float, velocity: float, load: float, flags: int,
+             boot: int = 0) -> Sequence[Stroke | Dwell]: ...
+
+    def flush(self) -> Sequence[Stroke | Dwell]: ...
+
+
+@dataclass
+class Update:
+    """What one ``feed`` produced.
+
+    frames: the frames analysed, in order (columns); estimates: one row per frame.
+    strokes, dwells, events: finished ones. cues: (sensor time s, cue) for the roller,
+    in order. fence: the roller fence to set (position, hysteresis, approach, m), or
+    None when it need not move.
+    """
+
+    frames: FrameColumns | None = None
+    estimates: Estimates = field(default_factory=lambda: Estimates.unknown(0))
+    strokes: list[Stroke] = field(default_factory=list)
+    dwells: list[Dwell] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+    cues: list[tuple[float, Cue]] = field(default_factory=list)
+    fence: tuple[float, float, float] | None = None
+
+
+class SessionAnalyzer:
+    """The analysis of one session of one user.
+
+    user: what is known of the user. policy: warning thresholds. segmenter: the stroke
+    segmenter, or None (no strokes).
+    """
+
+    def __init__(self, user: UserModel, policy: WarningPolicy | None = None,
+                 segmenter: Segmenter | None = None) -> None:
+        self.user = user
+        self.policy = policy or WarningPolicy()
+        self.body = user.body()
+        sig = user.signature
+        self.signature = sig.compiled() if sig.known else None
+        self.tracker: SpineTracker | None = None
+        self.warner = Warner(self.policy)
+        self.calibration = CalibrationDetector(self.body.thoracic_span_m)
+        self.calibrated_at: float | None = None
+        self.segmenter = segmenter
+        self.span: tuple[float, float] | None = None
+        self.first_contact_level = math.nan
+        self.learning = Signature()
+        self.frames = 0
+        self._learned_at = -math.inf
+        self._last: tuple[int, int, float, float] | None = None  # boot, seq, t, position
+        self._fence_sent: tuple[float, float] | None = None  # (position m, at t s)
+        self._fault_since: float | None = None
+        self._history: FrameColumns | None = None
+        self._last_t = 0.0
+
+    # -- feeding ------------------------------------------------------------------
+    def feed(self, frames: Sequence[Frame]) -> Update:
+        """Analyse ``Frame``s (in order; older ones than the last fed are skipped)."""
+        return self.feed_columns(FrameColumns.from_frames(frames))
+
+    def feed_columns(self, cols: FrameColumns) -> Update:
+        """Analyse frames given as columns (in order; older ones are skipped)."""
+        if self._last is not None and len(cols):
+            boot, seq = self._last[0], self._last[1]
+            cols = cols.take(~((cols.boot == boot) & (cols.seq <= seq)))
+        out = Update(frames=cols)
+        if len(cols):
+            self._process(cols, out)
+        out.events.extend(self.warner.events)
+        self.warner.events.clear()
+        return out
+
+    def finish(self) -> Update:
+        """The session ends: close open strokes and events."""
+        out = Update()
+        t = self._last_t
+        cue = self.warner.close(t)
+        if cue is not None:
+            out.cues.append((t, cue))
+        if self._fault_since is not None:
+            self._close_fault(t, out)
+        if self.segmenter is not None:
+            self._segments(self.segmenter.flush(), out)
+        out.events.extend(self.warner.events)
+        self.warner.events.clear()
+        return out
+
+    # -- the batch ----------------------------------------------------------------
+    def _process(self, cols: FrameColumns, out: Update) -> None:
+        n = len(cols)
+        t_l, p_l, f_l = cols.t.tolist(), cols.position.tolist(), cols.flags.tolist()
+        boot_l, seq_l = cols.boot.tolist(), cols.seq.tolist()
+        feats = features_array(cols.zone_loads)
+        feat_ok = np.isfinite(feats[:, 0]).tolist()
+        sid = np.full(n, -1, np.intp)
+        snaps: list[Snapshot] = []
+        tracker = self.tracker
+        if tracker is not None:
+            snaps.append(tracker.snapshot)
+        current = len(snaps) - 1
+        last = self._last
+        start = 0  # first frame not yet given its snapshot
+        taught = 0  # first frame not yet taught to the signature
+        for i in range(n):
+            t, p, fl, boot = t_l[i], p_l[i], f_l[i], boot_l[i]
+            valid = fl & _CONTACT and not fl & _FAULT and p == p
+            changed = False
+            if last is not None and last[0] != boot:
+                tracker = self.tracker = None  # the roller rebooted: its zero is gone
+            if fl & _ZEROED:
+                self.calibration.reset()
+            if tracker is not None:
+                if fl & _ZEROED and last is not None and last[3] == last[3]:
+                    tracker.shift(last[3], t)
+                    changed = True
+                gap = fl & _GAP or (last is not None and seq_l[i] != last[1] + 1)
+                changed |= tracker.diffuse(t, GAP_DOUBT_M**2 if gap else 0.0)
+            elif valid:
+                tracker = self.tracker = self._start_tracker(p, t)
+                changed = True
+            if fl & _BUTTON:
+                sid[start:i] = current
+                start = i
+                changed |= self._press(cols, i, out, tracker)
+            if tracker is not None and valid and feat_ok[i]:
+                if self.calibrated_at is not None and t - self._learned_at >= RELEARN_EVERY_S:
+                    sid[start:i] = current
+                    start = i
+                    part = cols.take(slice(taught, i))
+                    self._teach(cols, feats, self._estimates(part, sid[taught:i], snaps),
+                                taught, i)
+                    taught = i
+                    self._relearn(t, tracker)
+                if tracker.wants_look(t, p):
+                    tracker.look(t, p, (float(feats[i, 0]), float(feats[i, 1])))
+                    changed = True
+            if changed:
+                sid[start:i] = current
+                start = i
+                snaps.append(tracker.snapshot)  # type: ignore[union-attr]
+                current = len(snaps) - 1
+            last = (boot, seq_l[i], t, p)
+        sid[start:] = current
+        self._last, self._last_t = last, t_l[-1]
+        self.frames += n
+        est = self._estimates(cols, sid, snaps)
+        out.estimates = est
+        self._teach(cols, feats, est.take(slice(taught, n)), taught, n)
+        self._warn(cols, est, out)
+        self._send_fence(cols, sid, snaps, out)
+        self._faults(cols, out)
+        if self.segmenter is not None:
+            self._strokes(cols, out)
+        tail = max(0, n - HISTORY)
+        hist = cols.take(slice(tail, n))
+        self._history = hist
+
+    def _estimates(self, cols: FrameColumns, sid: np.ndarray, snaps: list[Snapshot]
+                   ) -> Estimates:
+        active = (sid >= 0) & ((cols.flags & _CONTACT) != 0) & ((cols.flags & _FAULT) == 0)
+        p = np.where(active, cols.position, np.nan)
+        return evaluate(snaps, np.maximum(sid, 0), p, cols.t, self.policy.approach_m)
+
+    # -- pieces -------------------------------------------------------------------
+    def _start_tracker(self, position_m: float, t: float) -> SpineTracker:
+        mean, sd = self.user.prior(self.body)
+        return SpineTracker(self.body, mean - position_m, sd, self.signature, t)
+
+    def _press(self, cols: FrameColumns, i: int, out: Update,
+               tracker: SpineTracker | None) -> bool:
+        """A BUTTON frame: a calibration landmark? Returns whether the belief changed."""
+        t = float(cols.t[i])
+        hist = self._history
+        if hist is not None and len(hist):
+            window = FrameColumns(*(np.concatenate([getattr(hist, f), getattr(cols, f)[:i + 1]])
+                                    for f in ("boot", "seq", "t", "position", "velocity",
+                                              "zone_loads", "flags")))
+        else:
+            window = cols.take(slice(0, i + 1))
+        what, message = self.calibration.press(window)
+        out.events.append(Event(EventKind.CALIBRATION, t, None, message))
+        if what != "done" or tracker is None:
+            return False
+        cal = self.calibration.result
+        assert cal is not None
+        # Pool the measured span (two landmarks, each held within LANDMARK_SD_M) with
+        # what was known (the population, or earlier calibrations).
+        prior, prior_sd = self.user.span_prior()
+        meas_sd = math.sqrt(2.0) * LANDMARK_SD_M
+        w = prior_sd**-2 + meas_sd**-2
+        span = (prior * prior_sd**-2 + cal.span_m * meas_sd**-2) / w
+        self.span = (span, w**-0.5)
+        body = self.body = BodyModel.from_stature(self.user.stature_m).with_thoracic_span(span)
+        tracker.set_body(body, t)
+        tracker.observe_landmark(cal.top.position_m, float(body.position_at(TOP_LEVEL)), t)
+        tracker.observe_landmark(cal.bottom.position_m, float(body.position_at(BOTTOM_LEVEL)),
+                                 t)
+        self.calibrated_at = t
+        self.first_contact_level = float(body.level_at(tracker.mean_m))
+        return True
+
+    def _teach(self, cols: FrameColumns, feats: np.ndarray, est: Estimates, first: int,
+               stop: int) -> None:
+        """Teach the signature with frames first..stop-1 of the batch (their estimates
+        ``est``, rows 0.. for frame ``first``..) that came after the calibration and
+        whose place on the back was sure."""
+        if self.calibrated_at is None or stop <= first:
+            return
+        f = feats[first:stop]
+        use = (cols.t[first:stop] >= self.calibrated_at) & (est.sd_m <= LEARN_SD_M)
+        use &= np.isfinite(f[:, 0]) & np.isfinite(est.level)
+        if use.any():
+            self.learning.add(est.level[use], f[use])
+
+    def _relearn(self, t: float, tracker: SpineTracker) -> None:
+        self._learned_at = t
+        sig = Signature()
+        sig.merge(self.user.signature)
+        sig.merge(self.learning)
+        if sig.known:
+            self.signature = sig.compiled()
+            tracker.set_signature(self.signature)
+
+    def _warn(self, cols: FrameColumns, est: Estimates, out: Update) -> None:
+        active = ((cols.flags & _CONTACT) != 0) & ((cols.flags & _FAULT) == 0)
+        for t, cue in self.warner.feed_columns(cols.t, est.p_below, est.p_near, active):
+            out.cues.append((t, cue))
+
+    def _send_fence(self, cols: FrameColumns, sid: np.ndarray, snaps: list[Snapshot],
+                    out: Update) -> None:
+        """The roller's fence follows the belief (one value per snapshot), sent at most
+        every ``fence_every_s`` and only when it moved by more than ``fence_step_m``,
+        from frames with a body on the roller."""
+        pol = self.policy
+        active = ((cols.flags & _CONTACT) != 0) & ((cols.flags & _FAULT) == 0) & (sid >= 0)
+        idx = np.flatnonzero(active)
+        if not len(idx):
+            return
+        s_act, t_act = sid[idx], cols.t[idx]
+        starts = np.flatnonzero(np.diff(s_act, prepend=-2)).tolist() + [len(idx)]
+        sent = self._fence_sent
+        for a, b in zip(starts[:-1], starts[1:], strict=True):
+            fence = roller_fence(snaps[int(s_act[a])], pol)
+            if sent is not None and abs(fence - sent[0]) <= pol.fence_step_m:
+                continue
+            k = a if sent is None else a + int(np.searchsorted(
+                t_act[a:b], sent[1] + pol.fence_every_s))
+            if k < b:
+                sent = (fence, float(t_act[k]))
+                out.fence = (fence, pol.fence_hysteresis_m, pol.approach_m)
+        self._fence_sent = sent
+
+    def _faults(self, cols: FrameColumns, out: Update) -> None:
+        faulted = ((cols.flags & _CONTACT) != 0) & ((cols.flags & _FAULT) != 0)
+        changes = np.flatnonzero(np.diff(np.concatenate(
+            [[self._fault_since is not None], faulted]).astype(np.int8)))
+        for k in changes.tolist():
+            t = float(cols.t[k])
+            if faulted[k]:
+                self._fault_since = t
+            else:
+                self._close_fault(t, out)
+
+    def _close_fault(self, t: float, out: Update) -> None:
+        assert self._fault_since is not None
+        out.events.append(Event(EventKind.FAULT, self._fault_since, t,
+                                "the roller lost its position (IMU fault)"))
+        self._fault_since = None
+
+    def _strokes(self, cols: FrameColumns, out: Update) -> None:
+        step = self.segmenter.step  # type: ignore[union-attr]
+        load = cols.total_load.tolist()
+        for t, p, v, q, fl, boot in zip(cols.t.tolist(), cols.position.tolist(),
+                                        cols.velocity.tolist(), load, cols.flags.tolist(),
+                                        cols.boot.tolist(), strict=True):
+            got = step(t, p, v, q, fl, boot)
+            if got:
+                self._segments(got, out)
+
+    def _segments(self, found: Iterable[Stroke | Dwell], out: Update) -> None:
+        for item in found:
+            if isinstance(item, Stroke):
+                item = self._with_regions(item)
+                self.warner.stroke(item)
+                out.strokes.append(item)
+            else:
+                out.dwells.append(item)
+
+    def _with_regions(self, stroke: Stroke) -> Stroke:
+        tracker = self.tracker
+        if tracker is None:
+            return stroke
+        lo, hi = sorted((stroke.start_m, stroke.end_m))
+        a = Region.at_level(float(self.body.level_at(lo + tracker.mean_m)))
+        b = Region.at_level(float(self.body.level_at(hi + tracker.mean_m)))
+        regions = tuple(Region(r).label for r in range(a, b + 1))
+        return Stroke(stroke.index, stroke.start_t, stroke.end_t, stroke.direction,
+                      stroke.start_m, stroke.end_m, stroke.peak_speed_m_s,
+                      stroke.mean_speed_m_s, stroke.mean_load_n, stroke.max_load_n, regions)
+
+    # -- results ------------------------------------------------------------------
+    def learned_model(self) -> UserModel:
+        """The user model after this session: the same one unless it was calibrated."""
+        if self.calibrated_at is None or self.span is None:
+            return self.user
+        user = UserModel.from_json(self.user.to_json())
+        user.learn_calibration(self.span[0], self.span[1], self.first_contact_level,
+                               self.learning)
+        return user
+
+
+def analyze(frames: FrameColumns | Sequence[Frame], user: UserModel,
+            policy: WarningPolicy | None = None, segmenter: Segmenter | None = None
+            ) -> tuple[Update, SessionAnalyzer]:
+    """The offline pass: a whole session's frames through the same analysis, in (boot,
+    seq) order; returns everything it produced and the analyzer (for its model)."""
+    cols = frames if isinstance(frames, FrameColumns) else FrameColumns.from_frames(frames)
+    analyzer = SessionAnalyzer(user, policy, segmenter)
+    out = analyzer.feed_columns(cols.sorted())
+    end = analyzer.finish()
+    out.strokes += end.strokes
+    out.dwells += end.dwells
+    out.events += end.events
+    out.cues += end.cues
+    return out, analyzer

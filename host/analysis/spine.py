@@ -1,0 +1,336 @@
+"""Where on the spine the roller is: a grid filter over the roller's place on the back.
+
+The roller measures its own position ``p`` (m from its zero, + toward the feet), not
+where that is on the person. The unknown is ``b``: the place on the back (m from C7)
+of the roller's zero, so that the contact is at ``x = p + b``. ``b`` is nearly constant:
+the back slides over the roller now and then (a slip the roller cannot see: a slow
+random walk), and a re-zero moves it by the jump in ``p``.
+
+``SpineTracker`` keeps a probability for every ``b`` on a 1 mm grid:
+
+- the prior: the roller first touches under the shoulder blades (the scapula's
+  inferior angle, T8 +- 0.9 levels standing, one level lower lying; or this person's
+  own habit learned from calibrated sessions);
+- calibration landmarks: the person holds the roller at a known level (the top of the
+  shoulders, the bottom of the ribs) and presses the button;
+- the load signature: the features of the zone loads (``host.analysis.signature``) are
+  compared with this person's learned signature at the level each ``b`` would put the
+  roller on. Repeated looks at one spot are not independent, so a look is taken only
+  after the roller has moved ``LOOK_TRAVEL_M`` (or ``LOOK_EVERY_S`` passed) and counts
+  with the weight ``LOOK_WEIGHT``;
+- slip: the probability diffuses by ``SLIP_DIFFUSION_M2_S``.
+
+Every change of the belief is a ``Snapshot``; ``evaluate`` turns snapshots and roller
+positions into per-frame estimates (level, region, probability below the ribs) in bulk,
+so that a whole session's frames cost a few numpy passes.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from host.analysis.anatomy import BodyModel
+from host.analysis.model import RIB_CAGE_END_LEVEL, Region, SpineEstimate
+from host.analysis.signature import BIN_LEVELS, LEVEL_RANGE, CompiledSignature
+
+GRID_STEP_M = 0.001
+"""Grid spacing of b, m."""
+GRID_HALF_WIDTH_M = 0.25
+"""The grid spans the prior's mean +- this, m (recentred when the mass drifts)."""
+SLIP_DIFFUSION_M2_S = 1.0e-6
+"""Variance per second of the back slipping over the roller, m^2/s (episodes of 2-6 mm
+about twice a minute: ~0.6 mm^2/s, taken a little higher)."""
+LOOK_TRAVEL_M = 0.012
+"""A new look at the load signature after the roller moved this far, m..."""
+LOOK_EVERY_S = 2.0
+"""... or after this long, s."""
+LOOK_WEIGHT = 0.5
+"""Each look's log-likelihood is scaled by this: looks are correlated (the same body
+under the roller, the same lying position), so they must not count as independent."""
+LANDMARK_SD_M = 0.008
+"""How well a person holds a calibration landmark (felt through the back), 1 SD, m."""
+MIN_WEIGHT = 1e-12
+"""Floor of a grid probability after an update: no place is ever ruled out for good."""
+
+EDGE_LEVELS = (1.0, 5.0, 9.0, RIB_CAGE_END_LEVEL)
+"""Levels where the region changes (T1, T5, T9, L1)."""
+_BIN_EDGES = np.arange(LEVEL_RANGE[0] + BIN_LEVELS, LEVEL_RANGE[1], BIN_LEVELS)
+
+
+@dataclass(frozen=True, eq=False)
+class Snapshot:
+    """The belief as it stood from one update to the next.
+
+    grid0: b of the first cell, m. cdf: (cells,) cumulative probabilities. mean, var:
+    of b, m, m^2 (var with the slip not yet applied to the grid; it grows by
+    ``SLIP_DIFFUSION_M2_S`` per second after ``t``). t: sensor time of the update, s.
+    body: the spine model then. edges_back: the region edges on the back, m from C7
+    (``EDGE_LEVELS``).
+    """
+
+    grid0: float
+    cdf: np.ndarray
+    mean: float
+    var: float
+    t: float
+    body: BodyModel
+    edges_back: tuple[float, ...]
+
+
+class SpineTracker:
+    """Posterior over ``b`` (m from C7 of the roller's zero) on a grid.
+
+    body: the person's spine model. prior_mean_m, prior_sd_m: where the zero is on the
+    back, m from C7, and its 1 SD, m. signature: the person's learned load signature,
+    or None (then only the prior, landmarks and slip). t: sensor time, s.
+    """
+
+    def __init__(self, body: BodyModel, prior_mean_m: float, prior_sd_m: float,
+                 signature: CompiledSignature | None = None, t: float = 0.0) -> None:
+        if not (math.isfinite(prior_mean_m) and prior_sd_m > 0):
+            raise ValueError("prior: a finite mean and a positive SD are needed")
+        n = int(round(2 * GRID_HALF_WIDTH_M / GRID_STEP_M)) + 1
+        self.grid = prior_mean_m - GRID_HALF_WIDTH_M + np.arange(n) * GRID_STEP_M
+        self.w = np.exp(-0.5 * ((self.grid - prior_mean_m) / prior_sd_m) ** 2)
+        self.signature = signature
+        self.looks = 0
+        self._t = t
+        self._diffused_t = t
+        self._pending_var = 0.0  # diffusion not yet applied, m^2
+        self._last_look_p = math.nan
+        self._last_look_t = -math.inf
+        self._set_body(body)
+        self._normalise()
+
+    # -- what is known ------------------------------------------------------------
+    @property
+    def body(self) -> BodyModel:
+        """The spine model in use."""
+        return self._body
+
+    @property
+    def mean_m(self) -> float:
+        """Expected place of the zero on the back, m from C7."""
+        return self.snapshot.mean
+
+    @property
+    def sd_m(self) -> float:
+        """1 SD of the place of the zero on the back at the last update, m."""
+        return math.sqrt(self.snapshot.var)
+
+    def quantile_m(self, q: float) -> float:
+        """The ``q`` quantile of b, m from C7."""
+        cdf = self.snapshot.cdf
+        i = int(np.searchsorted(cdf, q))
+        return float(self.grid[min(i, len(self.grid) - 1)])
+
+    def estimate(self, p: float, t: float | None = None) -> SpineEstimate:
+        """The estimate at roller position ``p`` (m) now (one frame; see ``evaluate``)."""
+        t = self._t if t is None else t
+        est = evaluate([self.snapshot], np.zeros(1, np.intp), np.array([p]), np.array([t]))
+        return est.at(0)
+
+    # -- updates ------------------------------------------------------------------
+    def set_body(self, body: BodyModel, t: float) -> None:
+        """Use another spine model from time ``t`` (s) on."""
+        self._t = t
+        self._set_body(body)
+        self._normalise()
+
+    def set_signature(self, signature: CompiledSignature | None) -> None:
+        """Use another learned signature from now on."""
+        self.signature = signature
+
+    def shift(self, dp_m: float, t: float) -> None:
+        """At ``t`` (s) the roller's zero moved by ``dp_m`` toward the feet (a re-zero:
+        the contact that was at p = dp is now at p = 0, so b grows by dp)."""
+        self._t = t
+        self.grid = self.grid + dp_m
+        self._last_look_p -= dp_m
+        self._normalise()
+
+    def diffuse(self, t: float, extra_var_m2: float = 0.0) -> bool:
+        """Let slip act until ``t`` (s), plus ``extra_var_m2`` of other doubt (an IMU
+        gap); applied once it reaches a grid cell's variance. Returns whether the
+        belief changed."""
+        self._pending_var += (max(t - self._diffused_t, 0.0) * SLIP_DIFFUSION_M2_S
+                              + max(extra_var_m2, 0.0))
+        self._diffused_t = max(t, self._diffused_t)
+        if self._pending_var < GRID_STEP_M**2:
+            return False
+        sigma = math.sqrt(self._pending_var) / GRID_STEP_M
+        half = max(1, int(math.ceil(4 * sigma)))
+        k = np.arange(-half, half + 1)
+        kernel = np.exp(-0.5 * (k / sigma) ** 2)
+        self.w = np.convolve(self.w, kernel / kernel.sum(), mode="same")
+        self._pending_var = 0.0
+        self._t = t
+        self._normalise()
+        return True
+
+    def observe_landmark(self, p: float, back_m: float, t: float,
+                         sd_m: float = LANDMARK_SD_M) -> None:
+        """At ``t`` (s) the contact at roller position ``p`` (m) is at ``back_m`` (m from
+        C7), +- sd_m."""
+        self._t = t
+        self.w = self.w * np.exp(-0.5 * ((p + self.grid - back_m) / sd_m) ** 2)
+        self._normalise()
+
+    def wants_look(self, t: float, p: float) -> bool:
+        """Whether a look at the load signature is due at ``t`` (s), position ``p`` (m)."""
+        return self.signature is not None and (
+            abs(p - self._last_look_p) >= LOOK_TRAVEL_M or t - self._last_look_t >= LOOK_EVERY_S
+            or not math.isfinite(self._last_look_p))
+
+    def look(self, t: float, p: float, features: tuple[float, float]) -> None:
+        """Compare the load signature at roller position ``p`` (m), sensor time ``t``
+        (s) with the learned one (call when ``wants_look``)."""
+        sig = self.signature
+        if sig is None:
+            return
+        self._last_look_p, self._last_look_t = p, t
+        ll_bins = sig.log_likelihood_bins(features)
+        bins = np.searchsorted(self._bin_edges_back, self.grid + p)
+        ll = ll_bins[bins]
+        self.w = self.w * np.exp(LOOK_WEIGHT * (ll - ll.max()))
+        self.looks += 1
+        self._t = t
+        self._normalise()
+
+    # -- internals ----------------------------------------------------------------
+    def _set_body(self, body: BodyModel) -> None:
+        self._body = body
+        self._edges_back = tuple(float(body.position_at(e)) for e in EDGE_LEVELS)
+        self._bin_edges_back = np.asarray(body.position_at(_BIN_EDGES))
+
+    def _normalise(self) -> None:
+        w = self.w
+        total = float(w.sum())
+        if not (total > 0 and math.isfinite(total)):
+            w = np.ones_like(w)
+            total = float(w.size)
+        w = np.maximum(w / total, MIN_WEIGHT)
+        w /= w.sum()
+        self.w = w
+        self._recentre()
+        cdf = np.cumsum(self.w)
+        mean = float(self.w @ self.grid)
+        var = float(self.w @ (self.grid - mean) ** 2) + self._pending_var
+        self.snapshot = Snapshot(float(self.grid[0]), cdf, mean, var, self._t, self._body,
+                                 self._edges_back)
+
+    def _recentre(self) -> None:
+        """Keep the mass away from the grid's edges (the grid follows the estimate)."""
+        mean = float(self.w @ self.grid)
+        centre = float(self.grid[len(self.grid) // 2])
+        if abs(mean - centre) < GRID_HALF_WIDTH_M / 2:
+            return
+        cells = int(round((mean - centre) / GRID_STEP_M))
+        w = np.full_like(self.w, MIN_WEIGHT)
+        if cells > 0:
+            w[:-cells] = self.w[cells:]
+        else:
+            w[-cells:] = self.w[:cells]
+        self.grid = self.grid + cells * GRID_STEP_M
+        self.w = w / w.sum()
+
+
+@dataclass(frozen=True, eq=False)
+class Estimates:
+    """Per-frame estimates as columns (see ``SpineEstimate``): level, region (int8,
+    -1 unknown), p_below (P below the ribs), p_near (P within ``approach_m`` above the
+    ribs or below), back_m, sd_m."""
+
+    level: np.ndarray
+    region: np.ndarray
+    p_below: np.ndarray
+    p_near: np.ndarray
+    back_m: np.ndarray
+    sd_m: np.ndarray
+
+    @classmethod
+    def unknown(cls, n: int) -> Estimates:
+        """n frames with nothing known."""
+        nan = np.full(n, np.nan)
+        return cls(nan, np.full(n, -1, np.int8), nan.copy(), nan.copy(), nan.copy(),
+                   nan.copy())
+
+    @classmethod
+    def concat(cls, parts: list[Estimates]) -> Estimates:
+        """One after the other."""
+        if not parts:
+            return cls.unknown(0)
+        return cls(*(np.concatenate([getattr(p, f) for p in parts])
+                     for f in ("level", "region", "p_below", "p_near", "back_m", "sd_m")))
+
+    def __len__(self) -> int:
+        return len(self.level)
+
+    def take(self, index: np.ndarray | slice) -> Estimates:
+        """The rows at ``index``."""
+        return Estimates(*(getattr(self, f)[index] for f in
+                           ("level", "region", "p_below", "p_near", "back_m", "sd_m")))
+
+    def put(self, index: np.ndarray, other: Estimates) -> None:
+        """Write ``other`` into the rows at ``index``."""
+        for f in ("level", "region", "p_below", "p_near", "back_m", "sd_m"):
+            getattr(self, f)[index] = getattr(other, f)
+
+    def at(self, i: int) -> SpineEstimate:
+        """Row ``i`` as a ``SpineEstimate``."""
+        r = int(self.region[i])
+        return SpineEstimate(float(self.level[i]), None if r < 0 else Region(r),
+                             float(self.p_below[i]), float(self.back_m[i]),
+                             float(self.sd_m[i]))
+
+
+def evaluate(snapshots: list[Snapshot], sid: np.ndarray, p: np.ndarray, t: np.ndarray,
+             approach_m: float = 0.02) -> Estimates:
+    """Estimates for frames at roller positions ``p`` (m) and times ``t`` (s), frame i
+    under ``snapshots[sid[i]]``. NaN positions give unknown rows."""
+    n = len(p)
+    out = Estimates.unknown(n)
+    ok = np.isfinite(p)
+    if not ok.any() or not snapshots:
+        return out
+    idx = np.flatnonzero(ok)
+    s = sid[idx]
+    pp = p[idx]
+    cells = max(len(x.cdf) for x in snapshots)
+    table = np.ones((len(snapshots), cells + 1))
+    table[:, 0] = 0.0
+    for k, snap in enumerate(snapshots):
+        table[k, 1:len(snap.cdf) + 1] = snap.cdf
+    grid0 = np.array([x.grid0 for x in snapshots])[s]
+    mean = np.array([x.mean for x in snapshots])[s]
+    var = np.array([x.var for x in snapshots])[s]
+    since = t[idx] - np.array([x.t for x in snapshots])[s]
+    edges = np.array([x.edges_back for x in snapshots])[s]
+    row = s * (cells + 1)
+    flat = table.ravel()
+
+    def beyond(value: np.ndarray) -> np.ndarray:
+        """P(b >= value), each cell's mass spread evenly over its width."""
+        x = np.clip((value - grid0) / GRID_STEP_M + 0.5, 0.0, float(cells))
+        i = np.minimum(x.astype(np.intp), cells - 1)
+        before = flat[row + i]
+        here = flat[row + i + 1]
+        return np.clip(1.0 - before - (here - before) * (x - i), 0.0, 1.0)
+
+    b = [beyond(edges[:, k] - pp) for k in range(4)]
+    probs = np.stack([1.0 - b[0], b[0] - b[1], b[1] - b[2], b[2] - b[3], b[3]], axis=1)
+    back = pp + mean
+    level = np.empty(len(idx))
+    bodies = {id(x.body): x.body for x in snapshots}
+    body_of = np.array([id(x.body) for x in snapshots])[s]
+    for key, body in bodies.items():
+        m = body_of == key
+        level[m] = body.level_at(back[m])
+    part = Estimates(level, np.argmax(probs, axis=1).astype(np.int8), b[3],
+                     beyond(edges[:, 3] - approach_m - pp), back,
+                     np.sqrt(var + np.maximum(since, 0.0) * SLIP_DIFFUSION_M2_S))
+    out.put(idx, part)
+    return out

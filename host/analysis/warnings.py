@@ -1,0 +1,167 @@
+"""Warnings: the lumbar buzz, the approach cue, coaching cues, and the roller's fence.
+
+``Warner`` turns the spine estimates of frames into cues for the roller and events:
+
+- **lumbar warning**: when the probability that the contact is below the rib cage
+  rises above ``WarningPolicy.on_probability``, the roller buzzes the lumbar pattern
+  until it falls below ``off_probability`` (hysteresis) or the body leaves the roller;
+- **approach cue**: a gentle cue once each time the roller comes within
+  ``approach_m`` above the rib cage's end (the probability of being below that band
+  rises above ``on_probability``);
+- **coaching cues** (events only, rate-limited): strokes longer than ``long_stroke_m``
+  or faster than ``fast_speed_m_s`` (the routine asks for short, controlled strokes).
+
+``roller_fence`` gives the on-device fence in the roller's own coordinates, moved up by
+the estimate's uncertainty: the roller position at which the probability below the
+ribs reaches ``on_probability``. The roller then warns by itself with the host gone.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from enum import Enum
+
+import numpy as np
+
+from host.analysis.model import Event, EventKind, Stroke
+from host.analysis.spine import GRID_STEP_M, Snapshot
+
+
+@dataclass(frozen=True)
+class WarningPolicy:
+    """Thresholds of the warnings.
+
+    on_probability / off_probability: P(below the ribs) that starts / stops the lumbar
+    warning. approach_m: the approach band above the rib cage's end, m. long_stroke_m:
+    a stroke longer than this earns a coaching cue, m. fast_speed_m_s: a stroke with a
+    peak speed above this earns one, m/s. coach_every_s: at most one cue of a kind per
+    this many seconds. fence_step_m: the roller's fence is moved when the new one
+    differs by more than this, m. fence_every_s: ... at most this often, s.
+    """
+
+    on_probability: float = 0.2
+    off_probability: float = 0.05
+    approach_m: float = 0.02
+    long_stroke_m: float = 0.15
+    fast_speed_m_s: float = 0.35
+    coach_every_s: float = 30.0
+    fence_step_m: float = 0.002
+    fence_every_s: float = 0.5
+    fence_hysteresis_m: float = 0.01
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.off_probability < self.on_probability < 1.0:
+            raise ValueError("warning policy: need 0 < off_probability < on_probability < 1")
+
+
+class Cue(Enum):
+    """What the host asks the roller's motor to do."""
+
+    LUMBAR = "lumbar_warning"
+    APPROACH = "approach"
+    STOP = "stop"
+
+
+@dataclass
+class Warner:
+    """Warnings from per-frame estimates (fed in order). ``feed_columns`` returns the
+    cues to send; finished events accumulate in ``events`` (the caller drains them)."""
+
+    policy: WarningPolicy = field(default_factory=WarningPolicy)
+    events: list[Event] = field(default_factory=list)
+    warning_since: float | None = None
+    _near: bool = False
+    _approach_since: float | None = None
+    _depth: float = 0.0
+    _last_coach: dict[EventKind, float] = field(default_factory=dict)
+
+    @property
+    def warning(self) -> bool:
+        """Whether the lumbar warning is on."""
+        return self.warning_since is not None
+
+    def feed_columns(self, t: np.ndarray, p_below: np.ndarray, p_near: np.ndarray,
+                     active: np.ndarray) -> list[tuple[float, Cue]]:
+        """Frames in order: sensor times ``t`` (s), the probability below the ribs, the
+        probability within the approach band or below (``p_near``), and whether a body
+        lies on the roller with its position known (``active``). Returns the cues to
+        send, each with the sensor time of the frame that called for it."""
+        on, off = self.policy.on_probability, self.policy.off_probability
+        cues: list[tuple[float, Cue]] = []
+        for tk, p, pn, a in zip(t.tolist(), p_below.tolist(), p_near.tolist(),
+                                active.tolist(), strict=True):
+            if not a or p != p:
+                if self.warning_since is not None:
+                    cues.append((tk, self._stop(tk)))
+                elif self._near:
+                    self._leave_band(tk)
+                continue
+            if self.warning_since is not None:
+                if p > self._depth:
+                    self._depth = p
+                if p < off:
+                    cues.append((tk, self._stop(tk)))
+                continue
+            if p > on:
+                self._leave_band(tk)
+                self.warning_since, self._depth, self._near = tk, p, True
+                cues.append((tk, Cue.LUMBAR))
+            elif pn > on:
+                if not self._near:
+                    self._near, self._approach_since = True, tk
+                    cues.append((tk, Cue.APPROACH))
+            elif pn < off and self._near:
+                self._leave_band(tk)
+        return cues
+
+    def stroke(self, stroke: Stroke) -> None:
+        """Coaching cues for one finished stroke."""
+        pol = self.policy
+        if stroke.amplitude_m > pol.long_stroke_m:
+            self._coach(EventKind.LONG_STROKE, stroke.start_t, stroke.end_t,
+                        f"stroke of {stroke.amplitude_m * 1e3:.0f} mm: keep strokes short "
+                        f"(under {pol.long_stroke_m * 1e3:.0f} mm)", stroke.amplitude_m)
+        if stroke.peak_speed_m_s > pol.fast_speed_m_s:
+            self._coach(EventKind.FAST_STROKE, stroke.start_t, stroke.end_t,
+                        f"stroke at {stroke.peak_speed_m_s * 1e3:.0f} mm/s: roll slower, "
+                        "in control", stroke.peak_speed_m_s)
+
+    def close(self, t: float) -> Cue | None:
+        """The session ends at ``t`` (s): close open events."""
+        cue = self._stop(t) if self.warning else None
+        self._leave_band(t)
+        return cue
+
+    def _stop(self, t: float) -> Cue:
+        start = self.warning_since if self.warning_since is not None else t
+        self.events.append(Event(EventKind.LUMBAR_WARNING, start, t,
+                                 "below the rib cage: the lumbar spine must not be rolled "
+                                 f"(up to {self._depth:.0%} likely)", self._depth))
+        self.warning_since = None
+        return Cue.STOP
+
+    def _leave_band(self, t: float) -> None:
+        if self._approach_since is not None:
+            self.events.append(Event(EventKind.APPROACH, self._approach_since, t,
+                                     "close to the bottom of the ribs"))
+            self._approach_since = None
+        self._near = False
+
+    def _coach(self, kind: EventKind, start: float, end: float, message: str,
+               value: float) -> None:
+        last = self._last_coach.get(kind, -math.inf)
+        if end - last < self.policy.coach_every_s:
+            return
+        self._last_coach[kind] = end
+        self.events.append(Event(kind, start, end, message, value))
+
+
+def roller_fence(belief: Snapshot, policy: WarningPolicy) -> float:
+    """The on-device fence in roller coordinates (m from the zero): where P(below the
+    ribs) reaches ``policy.on_probability`` under the belief ``belief``. P(p + b >= x)
+    >= q exactly when p >= x - (the 1 - q quantile of b)."""
+    rib_end = belief.edges_back[3]
+    cdf = belief.cdf
+    i = min(int(np.searchsorted(cdf, 1.0 - policy.on_probability)), len(cdf) - 1)
+    return rib_end - (belief.grid0 + i * GRID_STEP_M)
