@@ -1,20 +1,31 @@
 """``smartroller bench``: the simulated roller end to end, scored against the ground truth.
 
-Each session runs the unchanged firmware on emulated hardware driven by a seeded
-person; the frames it emits (all an estimator ever sees) are then compared with the
-world's truth, which only this module reads. Figures (see docs/benchmarks.md):
+Each simulated person rolls twice. The first session is calibrated (the person rolls up
+to the top of the shoulders and down to the bottom of the ribs, holding and pressing
+the button at each); it starts as a new user whose profile holds only stature and sex.
+The second session, another day's routine of the same person on the same roller, is not
+calibrated; it uses the profile learned from the first. The unchanged firmware runs on
+emulated hardware; the host's analysis runs in the loop over a modeled Bluetooth link
+(``host.simlink``), and its fence and buzz commands reach the roller. The frames (all
+an estimator ever sees) and what the analysis made of them are then compared with the
+world's truth, which only the bench reads (``host.benchscore`` has the definitions).
+The second session's frames are also analysed offline as a brand-new user's (no
+profile at all) for the ``new_user`` figures.
 
-- position_rmse_mm: RMSE of the position relative to the zero against the true
-  contact position relative to the same instant, over frames in contact (includes
-  the back slipping over the roller, which no roll sensor can see);
-- rolling_rmse_mm: the same against the distance the roller truly rolled along the back
-  (sum of r_eff * dtheta): the odometry's own error, slip excluded;
-- position_error_p95_mm: 95th percentile of the absolute position error;
-- firmware_cpu_ms_per_s: time inside the firmware's loop (``Firmware.step``) per
-  simulated second, less the time spent inside the emulated devices and the physics
-  (the SimBus dispatch, standing in for smbus2's ioctl, stays counted);
-- fifo_overflows: MPU-6050 FIFO overflows over all sessions;
-- zone_scan_hz: zone scans per second (every zone read once per scan).
+Figures (docs/benchmarks.md has the targets and the last measured values):
+
+- position_rmse_mm, rolling_rmse_mm, position_error_p95_mm_median: the roller's own
+  odometry against the true contact (slip included) and against the distance rolled;
+- vertebra_error_mm_median (calibrated sessions, after the calibration; also for the
+  profile and new-user cases), region_accuracy_calibrated (calibrated sessions after
+  the calibration), region_accuracy_uncalibrated (second sessions, profile from the
+  first), region_accuracy_new_user;
+- stroke_precision, stroke_recall, stroke_f1, stroke_amplitude_mae_mm,
+  stroke_count_exact_fraction (strokes >= 30 mm), stroke_decision_ms_p99;
+- warning_recall (excursions >= 10 mm below T12/L1 for >= 0.3 s), warning_delay_ms_median,
+  warning_latency_ms_p99_device, warning_latency_ms_p99_host, false_alarms_per_hour;
+- firmware_cpu_ms_per_s, host_cpu_ms_per_s (live analysis), offline_analysis_s_per_hour,
+  fifo_overflows, zone_scan_hz_min.
 """
 
 from __future__ import annotations
@@ -23,29 +34,19 @@ import dataclasses
 import math
 import multiprocessing
 import os
-from collections.abc import Sequence
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from firmware.protocol import Frame, FrameFlag
-from firmware.sim.scenario import Scenario
+from firmware.sim.scenario import Scenario, default_scenario
 
-
-@dataclass
-class SessionResult:
-    """Figures of one simulated session."""
-
-    seed: int
-    duration_s: float
-    frames: int
-    position_rmse_mm: float
-    rolling_rmse_mm: float
-    position_error_p95_mm: float
-    firmware_cpu_ms_per_s: float
-    fifo_overflows: int
-    zone_scan_hz: float
-    stature_m: float
+SUITE_PEOPLE = 30
+"""People in the default suite."""
+SUITE_STATURE_M = (1.52, 1.98)
+"""The default suite's statures are spread evenly over this range, m."""
 
 
 class FrameLog:
@@ -91,69 +92,257 @@ def position_errors(t_world: np.ndarray, position: np.ndarray, flags: np.ndarray
     return (est - true)[use]
 
 
-def run_session(scenario: Scenario, seed: int, duration_s: float | None = None) -> SessionResult:
-    """Run one simulated session and score it."""
-    from firmware.sim.rig import SimRoller
+@dataclass
+class SessionResult:
+    """Figures and raw scores of one simulated session."""
 
-    roller = SimRoller(scenario, seed)
-    log = FrameLog()
-    roller.add_sink(log)
-    end = roller.duration_s if duration_s is None else min(duration_s, roller.duration_s)
-    roller.run(until=end)
-    roller.close()
-    t, position, flags = log.arrays()
-    truth = roller.world.truth
-    t_world = roller.sensor_to_world(t)
-    errors = position_errors(t_world, position, flags, truth.t, truth.contact_m)
-    rolled = np.concatenate([[0.0], np.cumsum(truth.r_eff_m[1:] * np.diff(truth.roll_angle_rad))])
-    rolled = np.where(np.isfinite(truth.contact_m), rolled, np.nan)
-    rolling = position_errors(t_world, position, flags, truth.t, rolled)
-    rmse = _rms_mm(errors)
-    p95 = float(np.percentile(np.abs(errors), 95)) * 1e3 if len(errors) else math.nan
-    fw = roller.firmware
-    cpu = roller.firmware_seconds / end * 1e3
-    return SessionResult(seed, end, len(t), rmse, _rms_mm(rolling), p95, cpu, fw.imu.overflows,
-                         fw.scanner.scans / end, roller.world.person.stature_m)
+    seed: int
+    session: int
+    kind: str  # "calibrated" (first session) or "profile" (second)
+    stature_m: float
+    duration_s: float
+    frames: int
+    position_rmse_mm: float
+    rolling_rmse_mm: float
+    position_error_p95_mm: float
+    firmware_cpu_ms_per_s: float
+    host_cpu_ms_per_s: float
+    offline_s_per_hour: float
+    fifo_overflows: int
+    zone_scan_hz: float
+    spine: dict = field(default_factory=dict)
+    new_user_spine: dict = field(default_factory=dict)
+    strokes: dict = field(default_factory=dict)
+    warnings: dict = field(default_factory=dict)
+    new_user_warnings: dict = field(default_factory=dict)
+    offline_matches_online: bool = True
+
+
+def suite(people: int = SUITE_PEOPLE) -> list[tuple[Scenario, int]]:
+    """The default suite: ``people`` people with statures spread evenly over
+    ``SUITE_STATURE_M``, everything else drawn per person (sex, weight, the share on the
+    roller, their cadence and stroke lengths within the default ranges, their slips),
+    and two drifts below the ribs per session."""
+    lo, hi = SUITE_STATURE_M
+    out = []
+    base = default_scenario()
+    for k in range(people):
+        stature = round(lo + (hi - lo) * (k + 0.5) / people, 3)
+        person = dataclasses.replace(base.person, stature_m=stature)
+        routine = dataclasses.replace(base.routine, lumbar_excursions=2)
+        out.append((dataclasses.replace(base, person=person, routine=routine), k + 1))
+    return out
 
 
 def _rms_mm(errors: np.ndarray) -> float:
     return float(np.sqrt(np.mean(errors**2))) * 1e3 if len(errors) else math.nan
 
 
-def _run(args: tuple[Scenario, int, float | None]) -> SessionResult:
-    return run_session(*args)
+def _odometry(roller: object, t: np.ndarray, position: np.ndarray, flags: np.ndarray
+              ) -> tuple[float, float, float]:
+    truth = roller.world.truth  # type: ignore[attr-defined]
+    t_world = roller.sensor_to_world(t)  # type: ignore[attr-defined]
+    errors = position_errors(t_world, position, flags, truth.t, truth.contact_m)
+    rolled = np.concatenate([[0.0], np.cumsum(truth.r_eff_m[1:] * np.diff(truth.roll_angle_rad))])
+    rolled = np.where(np.isfinite(truth.contact_m), rolled, np.nan)
+    rolling = position_errors(t_world, position, flags, truth.t, rolled)
+    p95 = float(np.percentile(np.abs(errors), 95)) * 1e3 if len(errors) else math.nan
+    return _rms_mm(errors), _rms_mm(rolling), p95
 
 
-def run_bench(scenarios: Sequence[Scenario], seeds: int, duration_s: float | None = None,
-              jobs: int | None = None) -> dict:
-    """Run ``seeds`` sessions of each scenario; return the summary and the sessions."""
-    work = [(sc, seed, duration_s) for sc in scenarios for seed in range(1, seeds + 1)]
+def run_session(scenario: Scenario, seed: int, duration_s: float | None = None, *,
+                session: int = 0, user: object | None = None
+                ) -> tuple[SessionResult, object]:
+    """Run one closed-loop session and score it; returns the result and the user model
+    learned from it (the offline pass's)."""
+    from firmware.sim.rig import SimRoller
+    from host import benchscore
+    from host.analysis.profile import UserModel
+    from host.analysis.session import SessionAnalyzer, analyze
+    from host.analysis.stroke_score import StrokeSet
+    from host.analysis.stroke_score import score as score_strokes
+    from host.analysis.strokes import StrokeSegmenter
+    from host.simlink import run_closed_loop
+
+    roller = SimRoller(scenario, seed, session=session)
+    person = roller.world.person
+    if user is None:
+        user = UserModel(stature_m=round(person.stature_m, 2), sex=person.sex)
+    end = roller.duration_s if duration_s is None else min(duration_s, roller.duration_s)
+    log = FrameLog()
+    roller.add_sink(log)
+    analyzer = SessionAnalyzer(user, segmenter=StrokeSegmenter())  # type: ignore[arg-type]
+    loop = run_closed_loop(roller, analyzer, until=end, seed=seed * 7 + session)
+    roller.close()
+    t, position, flags = log.arrays()
+    rmse, rolling, p95 = _odometry(roller, t, position, flags)
+    fw = roller.firmware
+    cols = loop.frames
+    t0 = time.process_time()
+    offline, off_analyzer = analyze(cols, user, segmenter=StrokeSegmenter())  # type: ignore[arg-type]
+    offline_s = time.process_time() - t0
+    same = (len(offline.strokes) == len(loop.update.strokes)
+            and np.allclose(np.nan_to_num(offline.estimates.p_below, nan=-1.0),
+                            np.nan_to_num(loop.update.estimates.p_below, nan=-1.0)))
+    calibrated = bool(roller.world.routine.landmarks)
+    after = roller.world.routine.landmarks[-1].hold_end_s if calibrated else -math.inf
+    spine = benchscore.score_spine(roller, cols, loop.update.estimates, after)
+    blank = UserModel(stature_m=round(person.stature_m, 2), sex=person.sex)
+    new_user, _ = analyze(cols, blank)
+    new_spine = benchscore.score_spine(roller, cols, new_user.estimates)
+    detected = StrokeSet.from_strokes(loop.update.strokes, loop.update.decided_t,
+                                      roller.sensor_to_world)
+    truth_strokes = StrokeSet.of(roller.world.truth.strokes)
+    keep = truth_strokes.end_s <= float(roller.sensor_to_world(cols.t[-1:])[0]) - 1.0
+    truth_strokes = StrokeSet(*(getattr(truth_strokes, f)[keep] for f in
+                                ("start_s", "end_s", "direction", "amplitude_m")))
+    strokes = score_strokes(detected, truth_strokes)
+    warnings = benchscore.closed_loop_warnings(roller, cols, loop.haptics, loop.commands)
+    new_warnings = benchscore.offline_warnings(roller, cols, new_user.cues)
+    result = SessionResult(
+        seed=seed, session=session, kind="calibrated" if calibrated else "profile",
+        stature_m=person.stature_m, duration_s=end, frames=len(t),
+        position_rmse_mm=rmse, rolling_rmse_mm=rolling, position_error_p95_mm=p95,
+        firmware_cpu_ms_per_s=roller.firmware_seconds / end * 1e3,
+        host_cpu_ms_per_s=loop.host_cpu_s / end * 1e3,
+        offline_s_per_hour=offline_s / end * 3600.0,
+        fifo_overflows=fw.imu.overflows, zone_scan_hz=fw.scanner.scans / end,
+        spine=dataclasses.asdict(spine), new_user_spine=dataclasses.asdict(new_spine),
+        strokes={"tp": strokes.true_positives, "misses": strokes.misses,
+                 "false_alarms": strokes.false_alarms, "exact": strokes.exact_count,
+                 "amplitude_errors_mm": strokes.amplitude_errors_mm.tolist(),
+                 "latencies_ms": strokes.latencies_ms.tolist()},
+        warnings=dataclasses.asdict(warnings), new_user_warnings=dataclasses.asdict(new_warnings),
+        offline_matches_online=bool(same))
+    return result, off_analyzer.learned_model()
+
+
+def run_person(scenario: Scenario, seed: int, duration_s: float | None = None
+               ) -> list[SessionResult]:
+    """A calibrated first session, then a second one without calibration using the
+    profile learned from the first."""
+    first = dataclasses.replace(scenario, routine=dataclasses.replace(scenario.routine,
+                                                                      calibration=True))
+    second = dataclasses.replace(scenario, routine=dataclasses.replace(scenario.routine,
+                                                                       calibration=False))
+    a, learned = run_session(first, seed, duration_s, session=0)
+    b, _ = run_session(second, seed, duration_s, session=1, user=learned)
+    return [a, b]
+
+
+def _run(args: tuple[Scenario, int, float | None]) -> list[SessionResult]:
+    return run_person(*args)
+
+
+def run_bench(scenarios: Sequence[Scenario] | None, seeds: int, duration_s: float | None = None,
+              jobs: int | None = None, progress: Callable[[int, int], None] | None = None
+              ) -> dict:
+    """Run the suite (``scenarios`` None: the default suite of ``seeds`` people; else
+    ``seeds`` people per scenario); return the summary and the sessions."""
+    if scenarios is None:
+        work = [(sc, seed, duration_s) for sc, seed in suite(seeds)]
+    else:
+        work = [(sc, seed, duration_s) for sc in scenarios for seed in range(1, seeds + 1)]
     jobs = jobs or min(len(work), os.cpu_count() or 1)
+    results: list[SessionResult] = []
     if jobs > 1:
         with multiprocessing.get_context("spawn").Pool(jobs) as pool:
-            results = pool.map(_run, work)
+            for k, person in enumerate(pool.imap(_run, work)):
+                results.extend(person)
+                if progress:
+                    progress(k + 1, len(work))
     else:
-        results = [_run(w) for w in work]
-    def pooled(name: str) -> tuple[float | None, float | None]:
+        for k, w in enumerate(work):
+            results.extend(_run(w))
+            if progress:
+                progress(k + 1, len(work))
+    return {"summary": summarise(results),
+            "sessions": [dataclasses.asdict(r) for r in results]}
+
+
+def summarise(results: Sequence[SessionResult]) -> dict:
+    """The pooled figures over sessions."""
+    def pooled_rms(name: str) -> tuple[float | None, float | None]:
         values = np.array([getattr(r, name) for r in results])
         values = values[np.isfinite(values)]
         if not len(values):
             return None, None
         return float(np.sqrt(np.mean(values**2))), float(values.max())
 
-    position, position_worst = pooled("position_rmse_mm")
-    rolling, rolling_worst = pooled("rolling_rmse_mm")
-    summary = {
+    def accuracy(key: str, kind: str | None) -> float | None:
+        rows = [getattr(r, key) for r in results if kind is None or r.kind == kind]
+        frames = sum(s["frames"] for s in rows)
+        return sum(s["correct"] for s in rows) / frames if frames else None
+
+    def median_error(key: str, kind: str | None) -> float | None:
+        errs = [e for r in results if kind is None or r.kind == kind for e in getattr(r, key)[
+            "vertebra_errors_mm"]]
+        return float(np.median(errs)) if errs else None
+
+    def pct(values: list[float], q: float) -> float | None:
+        return float(np.percentile(values, q)) if values else None
+
+    def warnings(key: str) -> dict:
+        rows = [getattr(r, key) for r in results]
+        exc = sum(w["excursions"] for w in rows)
+        clear_h = sum(w["clear_rolling_s"] for w in rows) / 3600.0
+        lead = [x for w in rows for x in w["delay_ms"]]
+        return {"recall": sum(w["warned"] for w in rows) / exc if exc else None,
+                "excursions": exc,
+                "missed_depths_mm": [x for w in rows for x in w["missed_depths_mm"]],
+                "false_alarms": sum(w["false_alarms"] for w in rows),
+                "false_alarms_per_hour": (sum(w["false_alarms"] for w in rows) / clear_h
+                                          if clear_h else None),
+                "delay_ms_median": float(np.median(lead)) if lead else None,
+                "delay_ms_max": float(np.max(lead)) if lead else None,
+                "device_p99": pct([x for w in rows for x in w["device_latency_ms"]], 99),
+                "host_p99": pct([x for w in rows for x in w["host_latency_ms"]], 99)}
+
+    position, position_worst = pooled_rms("position_rmse_mm")
+    rolling, rolling_worst = pooled_rms("rolling_rmse_mm")
+    st = [r.strokes for r in results]
+    tp = sum(s["tp"] for s in st)
+    fn = sum(s["misses"] for s in st)
+    fp = sum(s["false_alarms"] for s in st)
+    amp = [abs(x) for s in st for x in s["amplitude_errors_mm"]]
+    lat = [x for s in st for x in s["latencies_ms"]]
+    w = warnings("warnings")
+    nw = warnings("new_user_warnings")
+    return {
         "sessions": len(results),
+        "people": len({(r.seed, r.stature_m) for r in results}),
         "simulated_s": sum(r.duration_s for r in results),
         "position_rmse_mm": position,
         "position_rmse_mm_worst": position_worst,
         "rolling_rmse_mm": rolling,
         "rolling_rmse_mm_worst": rolling_worst,
-        "position_error_p95_mm_median": float(np.nanmedian(
-            [r.position_error_p95_mm for r in results])),
+        "vertebra_error_mm_median": median_error("spine", "calibrated"),
+        "vertebra_error_mm_median_uncalibrated": median_error("spine", "profile"),
+        "vertebra_error_mm_median_new_user": median_error("new_user_spine", None),
+        "region_accuracy_calibrated": accuracy("spine", "calibrated"),
+        "region_accuracy_uncalibrated": accuracy("spine", "profile"),
+        "region_accuracy_new_user": accuracy("new_user_spine", None),
+        "stroke_precision": tp / (tp + fp) if tp + fp else None,
+        "stroke_recall": tp / (tp + fn) if tp + fn else None,
+        "stroke_f1": 2 * tp / (2 * tp + fn + fp) if tp + fn + fp else None,
+        "stroke_amplitude_mae_mm": float(np.mean(amp)) if amp else None,
+        "stroke_count_exact_fraction": sum(s["exact"] for s in st) / len(st) if st else None,
+        "stroke_decision_ms_p99": pct(lat, 99),
+        "warning_recall": w["recall"],
+        "warning_excursions": w["excursions"],
+        "warning_missed_depths_mm": w["missed_depths_mm"],
+        "warning_delay_ms_median": w["delay_ms_median"],
+        "warning_delay_ms_max": w["delay_ms_max"],
+        "warning_latency_ms_p99_device": w["device_p99"],
+        "warning_latency_ms_p99_host": w["host_p99"],
+        "false_alarms": w["false_alarms"],
+        "false_alarms_per_hour": w["false_alarms_per_hour"],
+        "new_user_warning_recall": nw["recall"],
+        "new_user_false_alarms_per_hour": nw["false_alarms_per_hour"],
         "firmware_cpu_ms_per_s": float(np.mean([r.firmware_cpu_ms_per_s for r in results])),
+        "host_cpu_ms_per_s": float(np.mean([r.host_cpu_ms_per_s for r in results])),
+        "offline_analysis_s_per_hour": float(np.mean([r.offline_s_per_hour for r in results])),
+        "offline_matches_online": all(r.offline_matches_online for r in results),
         "fifo_overflows": int(sum(r.fifo_overflows for r in results)),
         "zone_scan_hz_min": float(min(r.zone_scan_hz for r in results)),
     }
-    return {"summary": summary, "sessions": [dataclasses.asdict(r) for r in results]}

@@ -48,8 +48,8 @@ def _parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="accuracy and cost against the simulator's truth")
     bench.add_argument("--scenario", type=Path, action="append",
                        help="scenario TOML (repeatable; default: the built-in suite)")
-    bench.add_argument("--seeds", type=_number(int, 1, "whole number"), default=20,
-                       help="people per scenario")
+    bench.add_argument("--seeds", type=_number(int, 1, "whole number"),
+                       help="people (default: the built-in suite's 30; 10 per --scenario)")
     bench.add_argument("--duration", type=_number(float, 1.0, "number"),
                        help="cut every session to this many simulated seconds")
     bench.add_argument("--jobs", type=_number(int, 1, "whole number"),
@@ -84,18 +84,25 @@ def _cmd_bench(args: argparse.Namespace) -> None:
         if not args.json:
             print(f"(after {WARM_UP_S:g} s of warm-up once connected)")
         return
-    from firmware.sim.scenario import default_scenario, load_scenario
-    from host.bench import run_bench
+    from firmware.sim.scenario import load_scenario
+    from host.bench import SUITE_PEOPLE, run_bench
 
-    scenarios = [load_scenario(p) for p in args.scenario] if args.scenario else [
-        default_scenario()]
-    result = run_bench(scenarios, args.seeds, args.duration, args.jobs)
+    scenarios = [load_scenario(p) for p in args.scenario] if args.scenario else None
+    seeds = args.seeds or (10 if scenarios else SUITE_PEOPLE)
+    result = run_bench(scenarios, seeds, args.duration, args.jobs, progress=_progress)
     if args.json:
         print(json.dumps(result, indent=2))
         return
     for key, value in result["summary"].items():
         shown = f"{value:.3f}" if isinstance(value, float) else str(value)
-        print(f"{key:32s} {shown}")
+        print(f"{key:40s} {shown}")
+
+
+def _progress(done: int, total: int) -> None:
+    """A progress line on stderr when it is a terminal."""
+    if sys.stderr.isatty():
+        end = "\n" if done == total else ""
+        print(f"\rbench: {done}/{total} people", end=end, file=sys.stderr, flush=True)
 
 
 def _cmd_demo(args: argparse.Namespace) -> None:

@@ -18,6 +18,7 @@ level lower lying supine: that is where the roller first touches a person who li
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from dataclasses import dataclass
 
 import numpy as np
@@ -102,6 +103,25 @@ class BodyModel:
         lv = np.where(x < 0.0, x / (b[1] - b[0]), lv)
         lv = np.where(x > b[-1], 18.0 + (x - b[-1]) / (b[-1] - b[-2]), lv)
         return float(lv) if lv.ndim == 0 else lv
+
+    def level_at_scalar(self, back_m: float) -> float:
+        """``level_at`` for one position (m from C7), without numpy's per-call cost."""
+        b = self._boundary_list
+        if back_m < 0.0:
+            return back_m / (b[1] - b[0])
+        if back_m > b[-1]:
+            return 18.0 + (back_m - b[-1]) / (b[-1] - b[-2])
+        j = min(bisect_right(b, back_m) - 1, len(b) - 2)
+        slope = 1.0 / (b[j + 1] - b[j])
+        return slope * (back_m - b[j]) + j
+
+    @property
+    def _boundary_list(self) -> list[float]:
+        cached = self.__dict__.get("_blist")
+        if cached is None:
+            cached = self.boundaries_m.tolist()
+            object.__setattr__(self, "_blist", cached)
+        return cached
 
     def position_at(self, level: float | np.ndarray) -> np.ndarray | float:
         """Position along the back (m from C7) of a continuous level; linear beyond."""

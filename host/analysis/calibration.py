@@ -16,7 +16,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from firmware.protocol import FrameFlag
-from host.analysis.frames import FrameColumns
 
 HOLD_S = 1.0
 """The roller must have been still this long before the press, s."""
@@ -73,18 +72,19 @@ class CalibrationDetector:
         """Forget a first landmark (a re-zero moved the positions)."""
         self.top = None
 
-    def press(self, frames: FrameColumns) -> tuple[str, str]:
-        """The press on the last of ``frames`` (the ones before it: the hold)."""
-        t = float(frames.t[-1])
-        flags = frames.flags
+    def press(self, times: np.ndarray, positions: np.ndarray, flags: np.ndarray
+              ) -> tuple[str, str]:
+        """The press on the last of the frames given by their sensor ``times`` (s),
+        roller ``positions`` (m) and ``flags`` (the frames before it: the hold)."""
+        t = float(times[-1])
         if not flags[-1] & _CONTACT:
             return "ignored", "press off the roller"
-        recent = frames.t >= t - HOLD_S
+        recent = times >= t - HOLD_S
         held = recent & ((flags & _CONTACT) != 0) & ((flags & _FAULT) == 0)
-        held &= np.isfinite(frames.position)
-        if not recent.any() or held.sum() < recent.sum() or t - frames.t[recent][0] < HOLD_S - 0.05:
+        held &= np.isfinite(positions)
+        if held.sum() < recent.sum() or t - float(times[recent][0]) < HOLD_S - 0.05:
             return "ignored", "press while not held still on the roller for 1 s"
-        positions = frames.position[held]
+        positions = positions[held]
         if float(positions.max() - positions.min()) > STILL_RANGE_M:
             return "ignored", "press while rolling (hold still, then press)"
         mark = Landmark(t, float(positions.mean()))

@@ -16,6 +16,8 @@ from firmware.protocol import Frame, FrameFlag
 
 __all__ = ["FrameColumns"]
 
+_FIELDS = ("boot", "seq", "t", "position", "velocity", "zone_loads", "flags")
+
 
 @dataclass(frozen=True, eq=False)
 class FrameColumns:
@@ -54,6 +56,14 @@ class FrameColumns:
             zone_loads=loads,
             flags=np.fromiter((int(f.flags) for f in frames), np.int64, n))
 
+    @classmethod
+    def concat(cls, parts: Sequence[FrameColumns], zone_count: int = 0) -> FrameColumns:
+        """One after the other (``zone_count``: for no parts at all)."""
+        parts = [p for p in parts if len(p)]
+        if not parts:
+            return cls.from_frames([], zone_count)
+        return cls(*(np.concatenate([getattr(p, f) for p in parts]) for f in _FIELDS))
+
     def __len__(self) -> int:
         return len(self.t)
 
@@ -68,9 +78,7 @@ class FrameColumns:
 
     def take(self, index: np.ndarray | slice) -> FrameColumns:
         """The frames at ``index`` (a slice, a boolean mask or indices)."""
-        return FrameColumns(self.boot[index], self.seq[index], self.t[index],
-                            self.position[index], self.velocity[index],
-                            self.zone_loads[index], self.flags[index])
+        return FrameColumns(*(getattr(self, f)[index] for f in _FIELDS))
 
     def sorted(self) -> FrameColumns:
         """The frames in (boot, seq) order, each (boot, seq) once."""

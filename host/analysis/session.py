@@ -21,6 +21,7 @@ person's load signature. ``learned_model`` returns the user model to keep.
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -33,8 +34,15 @@ from host.analysis.calibration import BOTTOM_LEVEL, TOP_LEVEL, CalibrationDetect
 from host.analysis.frames import FrameColumns
 from host.analysis.model import Dwell, Event, EventKind, Region, Stroke
 from host.analysis.profile import UserModel
-from host.analysis.signature import Signature, features_array
-from host.analysis.spine import LANDMARK_SD_M, Estimates, Snapshot, SpineTracker, evaluate
+from host.analysis.signature import Signature, features_array, load_features
+from host.analysis.spine import (
+    LANDMARK_SD_M,
+    Estimates,
+    Snapshot,
+    SpineTracker,
+    evaluate,
+    look_due,
+)
 from host.analysis.warnings import Cue, Warner, WarningPolicy, roller_fence
 
 GAP_DOUBT_M = 0.005
@@ -44,8 +52,8 @@ LEARN_SD_M = 0.010
 """Frames teach the signature only while the place on the back is this sure (1 SD), m."""
 RELEARN_EVERY_S = 20.0
 """How often the signature being learned in a calibrated session is put to use, s."""
-HISTORY = 256
-"""Frames kept from the previous batch (for the calibration's hold check)."""
+HISTORY = 160
+"""Frames kept from earlier batches (for the calibration's hold check: 1.6 s)."""
 
 _CONTACT = int(FrameFlag.IN_CONTACT)
 _FAULT = int(FrameFlag.IMU_FAULT)
@@ -68,7 +76,8 @@ class Update:
     """What one ``feed`` produced.
 
     frames: the frames analysed, in order (columns); estimates: one row per frame.
-    strokes, dwells, events: finished ones. cues: (sensor time s, cue) for the roller,
+    strokes, dwells, events: finished ones; decided_t: for each stroke, the sensor time
+    of the frame at which it was decided, s. cues: (sensor time s, cue) for the roller,
     in order. fence: the roller fence to set (position, hysteresis, approach, m), or
     None when it need not move.
     """
@@ -76,10 +85,21 @@ class Update:
     frames: FrameColumns | None = None
     estimates: Estimates = field(default_factory=lambda: Estimates.unknown(0))
     strokes: list[Stroke] = field(default_factory=list)
+    decided_t: list[float] = field(default_factory=list)
     dwells: list[Dwell] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
     cues: list[tuple[float, Cue]] = field(default_factory=list)
     fence: tuple[float, float, float] | None = None
+
+    def extend(self, later: Update) -> None:
+        """Append what a later update found (frames and estimates are left alone)."""
+        self.strokes += later.strokes
+        self.decided_t += later.decided_t
+        self.dwells += later.dwells
+        self.events += later.events
+        self.cues += later.cues
+        if later.fence is not None:
+            self.fence = later.fence
 
 
 class SessionAnalyzer:
@@ -109,7 +129,9 @@ class SessionAnalyzer:
         self._last: tuple[int, int, float, float] | None = None  # boot, seq, t, position
         self._fence_sent: tuple[float, float] | None = None  # (position m, at t s)
         self._fault_since: float | None = None
-        self._history: FrameColumns | None = None
+        self._history = (deque(maxlen=HISTORY), deque(maxlen=HISTORY), deque(maxlen=HISTORY))
+        """(t, position, flags) of the last frames fed, for the calibration's hold check."""
+        self._learn_rows: list[list[float]] = [[], [], []]  # level, spread, peakedness
         self._last_t = 0.0
 
     # -- feeding ------------------------------------------------------------------
@@ -139,7 +161,7 @@ class SessionAnalyzer:
         if self._fault_since is not None:
             self._close_fault(t, out)
         if self.segmenter is not None:
-            self._segments(self.segmenter.flush(), out)
+            self._segments(self.segmenter.flush(), out, t)
         out.events.extend(self.warner.events)
         self.warner.events.clear()
         return out
@@ -147,72 +169,83 @@ class SessionAnalyzer:
     # -- the batch ----------------------------------------------------------------
     def _process(self, cols: FrameColumns, out: Update) -> None:
         n = len(cols)
-        t_l, p_l, f_l = cols.t.tolist(), cols.position.tolist(), cols.flags.tolist()
-        boot_l, seq_l = cols.boot.tolist(), cols.seq.tolist()
-        feats = features_array(cols.zone_loads)
-        feat_ok = np.isfinite(feats[:, 0]).tolist()
-        sid = np.full(n, -1, np.intp)
-        snaps: list[Snapshot] = []
-        tracker = self.tracker
-        if tracker is not None:
-            snaps.append(tracker.snapshot)
-        current = len(snaps) - 1
+        t_a, p_a, f_a = cols.t, cols.position, cols.flags
+        feats = _features(cols.zone_loads)
+        valid = ((f_a & _CONTACT) != 0) & ((f_a & _FAULT) == 0) & np.isfinite(p_a)
         last = self._last
-        start = 0  # first frame not yet given its snapshot
-        taught = 0  # first frame not yet taught to the signature
-        for i in range(n):
-            t, p, fl, boot = t_l[i], p_l[i], f_l[i], boot_l[i]
-            valid = fl & _CONTACT and not fl & _FAULT and p == p
+        prev_boot = np.concatenate([[last[0] if last else -1], cols.boot[:-1]])
+        prev_seq = np.concatenate([[last[1] if last else -2], cols.seq[:-1]])
+        reboot = (cols.boot != prev_boot) & (prev_boot != -1) if last else np.zeros(n, bool)
+        gap = ((f_a & _GAP) != 0) | ((cols.seq != prev_seq + 1) & (prev_boot != -1))
+        structural = reboot | gap | ((f_a & (_ZEROED | _BUTTON)) != 0)
+        # The first usable frame when there is no tracker (at the start, after a reboot).
+        fresh = np.zeros(n, bool)
+        need = self.tracker is None
+        for lo, hi in _runs(np.flatnonzero(reboot), n):
+            first = np.flatnonzero(valid[lo:hi])
+            if (need or lo > 0) and len(first):
+                fresh[lo + first[0]] = True
+            need = False
+        due = valid & np.isfinite(feats[:, 0]) & look_due(
+            t_a, p_a, self._last_t if last else math.nan, last[3] if last else math.nan)
+        events = np.flatnonzero(structural | fresh | due).tolist()
+        t_l, p_l, f_l = t_a.tolist(), p_a.tolist(), f_a.tolist()
+        starts: list[int] = [0]  # frame index where each snapshot's reign begins
+        snaps: list[Snapshot | None] = [self.tracker.snapshot if self.tracker else None]
+        tracker = self.tracker
+        due_l, valid_l, reboot_l, gap_l = due.tolist(), valid.tolist(), reboot.tolist(), \
+            gap.tolist()
+        taught = 0  # first frame of the batch not yet taught to the signature
+        for i in events:
+            t, p, fl = t_l[i], p_l[i], f_l[i]
+            before = p_l[i - 1] if i else (last[3] if last else math.nan)
             changed = False
-            if last is not None and last[0] != boot:
+            if reboot_l[i]:
                 tracker = self.tracker = None  # the roller rebooted: its zero is gone
+                changed = True
             if fl & _ZEROED:
                 self.calibration.reset()
             if tracker is not None:
-                if fl & _ZEROED and last is not None and last[3] == last[3]:
-                    tracker.shift(last[3], t)
+                if fl & _ZEROED and before == before:
+                    tracker.shift(before, t)
                     changed = True
-                gap = fl & _GAP or (last is not None and seq_l[i] != last[1] + 1)
-                changed |= tracker.diffuse(t, GAP_DOUBT_M**2 if gap else 0.0)
-            elif valid:
+                changed |= tracker.diffuse(t, GAP_DOUBT_M**2 if gap_l[i] else 0.0)
+            elif valid_l[i]:
                 tracker = self.tracker = self._start_tracker(p, t)
                 changed = True
             if fl & _BUTTON:
-                sid[start:i] = current
-                start = i
-                changed |= self._press(cols, i, out, tracker)
-            if tracker is not None and valid and feat_ok[i]:
+                h_t, h_p, h_f = self._history
+                changed |= self._press(out, tracker, np.array([*h_t, *t_l[:i + 1]]),
+                                       np.array([*h_p, *p_l[:i + 1]]),
+                                       np.array([*h_f, *f_l[:i + 1]], dtype=np.int64))
+            if tracker is not None and due_l[i]:
                 if self.calibrated_at is not None and t - self._learned_at >= RELEARN_EVERY_S:
-                    sid[start:i] = current
-                    start = i
-                    part = cols.take(slice(taught, i))
-                    self._teach(cols, feats, self._estimates(part, sid[taught:i], snaps),
-                                taught, i)
+                    self._teach(cols, feats, _reign(starts, snaps, i), taught, i)
                     taught = i
                     self._relearn(t, tracker)
-                if tracker.wants_look(t, p):
+                if tracker.signature is not None:
                     tracker.look(t, p, (float(feats[i, 0]), float(feats[i, 1])))
                     changed = True
             if changed:
-                sid[start:i] = current
-                start = i
-                snaps.append(tracker.snapshot)  # type: ignore[union-attr]
-                current = len(snaps) - 1
-            last = (boot, seq_l[i], t, p)
-        sid[start:] = current
-        self._last, self._last_t = last, t_l[-1]
+                if starts[-1] == i:
+                    snaps[-1] = tracker.snapshot if tracker else None
+                else:
+                    starts.append(i)
+                    snaps.append(tracker.snapshot if tracker else None)
+        self._last = (int(cols.boot[-1]), int(cols.seq[-1]), t_l[-1], p_l[-1])
+        self._last_t = t_l[-1]
         self.frames += n
-        est = self._estimates(cols, sid, snaps)
+        sid, table = _reign(starts, snaps, n)
+        est = self._estimates(cols, sid, table)
         out.estimates = est
-        self._teach(cols, feats, est.take(slice(taught, n)), taught, n)
+        self._teach(cols, feats, (sid, table), taught, n, est.take(slice(taught, n)))
         self._warn(cols, est, out)
-        self._send_fence(cols, sid, snaps, out)
+        self._send_fence(cols, sid, table, out)
         self._faults(cols, out)
         if self.segmenter is not None:
             self._strokes(cols, out)
-        tail = max(0, n - HISTORY)
-        hist = cols.take(slice(tail, n))
-        self._history = hist
+        for column, values in zip(self._history, (t_l, p_l, f_l), strict=True):
+            column.extend(values)
 
     def _estimates(self, cols: FrameColumns, sid: np.ndarray, snaps: list[Snapshot]
                    ) -> Estimates:
@@ -225,19 +258,13 @@ class SessionAnalyzer:
         mean, sd = self.user.prior(self.body)
         return SpineTracker(self.body, mean - position_m, sd, self.signature, t)
 
-    def _press(self, cols: FrameColumns, i: int, out: Update,
-               tracker: SpineTracker | None) -> bool:
-        """A BUTTON frame: a calibration landmark? Returns whether the belief changed."""
-        t = float(cols.t[i])
-        hist = self._history
-        if hist is not None and len(hist):
-            window = FrameColumns(*(np.concatenate([getattr(hist, f), getattr(cols, f)[:i + 1]])
-                                    for f in ("boot", "seq", "t", "position", "velocity",
-                                              "zone_loads", "flags")))
-        else:
-            window = cols.take(slice(0, i + 1))
-        what, message = self.calibration.press(window)
-        out.events.append(Event(EventKind.CALIBRATION, t, None, message))
+    def _press(self, out: Update, tracker: SpineTracker | None, t: np.ndarray,
+               position: np.ndarray, flags: np.ndarray) -> bool:
+        """A BUTTON frame (the last of the arrays: the frames before it are the hold):
+        a calibration landmark? Returns whether the belief changed."""
+        now = float(t[-1])
+        what, message = self.calibration.press(t, position, flags)
+        out.events.append(Event(EventKind.CALIBRATION, now, None, message))
         if what != "done" or tracker is None:
             return False
         cal = self.calibration.result
@@ -250,29 +277,43 @@ class SessionAnalyzer:
         span = (prior * prior_sd**-2 + cal.span_m * meas_sd**-2) / w
         self.span = (span, w**-0.5)
         body = self.body = BodyModel.from_stature(self.user.stature_m).with_thoracic_span(span)
-        tracker.set_body(body, t)
-        tracker.observe_landmark(cal.top.position_m, float(body.position_at(TOP_LEVEL)), t)
+        tracker.set_body(body, now)
+        tracker.observe_landmark(cal.top.position_m, float(body.position_at(TOP_LEVEL)), now)
         tracker.observe_landmark(cal.bottom.position_m, float(body.position_at(BOTTOM_LEVEL)),
-                                 t)
-        self.calibrated_at = t
+                                 now)
+        self.calibrated_at = now
         self.first_contact_level = float(body.level_at(tracker.mean_m))
         return True
 
-    def _teach(self, cols: FrameColumns, feats: np.ndarray, est: Estimates, first: int,
-               stop: int) -> None:
-        """Teach the signature with frames first..stop-1 of the batch (their estimates
-        ``est``, rows 0.. for frame ``first``..) that came after the calibration and
-        whose place on the back was sure."""
+    def _teach(self, cols: FrameColumns, feats: np.ndarray,
+               reign: tuple[np.ndarray, list[Snapshot]], first: int, stop: int,
+               est: Estimates | None = None) -> None:
+        """Keep frames first..stop-1 of the batch to teach the signature: those after
+        the calibration whose place on the back was sure (``est``: their estimates, rows
+        0.. for frame ``first``; computed here from ``reign`` when not given)."""
         if self.calibrated_at is None or stop <= first:
             return
+        if est is None:
+            sid, table = reign
+            est = self._estimates(cols.take(slice(first, stop)), sid[first:stop], table)
         f = feats[first:stop]
         use = (cols.t[first:stop] >= self.calibrated_at) & (est.sd_m <= LEARN_SD_M)
         use &= np.isfinite(f[:, 0]) & np.isfinite(est.level)
         if use.any():
-            self.learning.add(est.level[use], f[use])
+            rows = self._learn_rows
+            rows[0].extend(est.level[use].tolist())
+            rows[1].extend(f[use, 0].tolist())
+            rows[2].extend(f[use, 1].tolist())
+
+    def _fold_learning(self) -> None:
+        rows = self._learn_rows
+        if rows[0]:
+            self.learning.add(np.array(rows[0]), np.column_stack([rows[1], rows[2]]))
+            self._learn_rows = [[], [], []]
 
     def _relearn(self, t: float, tracker: SpineTracker) -> None:
         self._learned_at = t
+        self._fold_learning()
         sig = Signature()
         sig.merge(self.user.signature)
         sig.merge(self.learning)
@@ -285,7 +326,7 @@ class SessionAnalyzer:
         for t, cue in self.warner.feed_columns(cols.t, est.p_below, est.p_near, active):
             out.cues.append((t, cue))
 
-    def _send_fence(self, cols: FrameColumns, sid: np.ndarray, snaps: list[Snapshot],
+    def _send_fence(self, cols: FrameColumns, sid: np.ndarray, table: list[Snapshot],
                     out: Update) -> None:
         """The roller's fence follows the belief (one value per snapshot), sent at most
         every ``fence_every_s`` and only when it moved by more than ``fence_step_m``,
@@ -296,10 +337,11 @@ class SessionAnalyzer:
         if not len(idx):
             return
         s_act, t_act = sid[idx], cols.t[idx]
-        starts = np.flatnonzero(np.diff(s_act, prepend=-2)).tolist() + [len(idx)]
+        cut = np.flatnonzero(np.diff(s_act)) + 1
+        starts, stops = [0, *cut.tolist()], [*cut.tolist(), len(idx)]
         sent = self._fence_sent
-        for a, b in zip(starts[:-1], starts[1:], strict=True):
-            fence = roller_fence(snaps[int(s_act[a])], pol)
+        for a, b in zip(starts, stops, strict=True):
+            fence = roller_fence(table[int(s_act[a])], pol)
             if sent is not None and abs(fence - sent[0]) <= pol.fence_step_m:
                 continue
             k = a if sent is None else a + int(np.searchsorted(
@@ -311,9 +353,8 @@ class SessionAnalyzer:
 
     def _faults(self, cols: FrameColumns, out: Update) -> None:
         faulted = ((cols.flags & _CONTACT) != 0) & ((cols.flags & _FAULT) != 0)
-        changes = np.flatnonzero(np.diff(np.concatenate(
-            [[self._fault_since is not None], faulted]).astype(np.int8)))
-        for k in changes.tolist():
+        before = np.concatenate([[self._fault_since is not None], faulted[:-1]])
+        for k in np.flatnonzero(faulted != before).tolist():
             t = float(cols.t[k])
             if faulted[k]:
                 self._fault_since = t
@@ -334,14 +375,15 @@ class SessionAnalyzer:
                                         cols.boot.tolist(), strict=True):
             got = step(t, p, v, q, fl, boot)
             if got:
-                self._segments(got, out)
+                self._segments(got, out, t)
 
-    def _segments(self, found: Iterable[Stroke | Dwell], out: Update) -> None:
+    def _segments(self, found: Iterable[Stroke | Dwell], out: Update, t: float) -> None:
         for item in found:
             if isinstance(item, Stroke):
                 item = self._with_regions(item)
                 self.warner.stroke(item)
                 out.strokes.append(item)
+                out.decided_t.append(t)
             else:
                 out.dwells.append(item)
 
@@ -362,10 +404,40 @@ class SessionAnalyzer:
         """The user model after this session: the same one unless it was calibrated."""
         if self.calibrated_at is None or self.span is None:
             return self.user
+        self._fold_learning()
         user = UserModel.from_json(self.user.to_json())
         user.learn_calibration(self.span[0], self.span[1], self.first_contact_level,
                                self.learning)
         return user
+
+
+def _runs(cuts: np.ndarray, n: int) -> list[tuple[int, int]]:
+    """[lo, hi) runs of 0..n split before each index in ``cuts``."""
+    edges = [0, *(int(c) for c in cuts if 0 < c < n), n]
+    return list(zip(edges[:-1], edges[1:], strict=True))
+
+
+def _reign(starts: list[int], snaps: list[Snapshot | None], n: int
+           ) -> tuple[np.ndarray, list[Snapshot]]:
+    """Per frame 0..n-1 the index of the snapshot in force (-1: no tracker) into the
+    returned list of snapshots."""
+    table = [s for s in snaps if s is not None]
+    index, k = [], 0
+    for s in snaps:
+        index.append(k if s is not None else -1)
+        k += s is not None
+    run = np.diff(np.array([*starts, max(n, starts[-1])]))
+    sid = np.repeat(np.array(index, dtype=np.intp), run)[:n]
+    return sid, table
+
+
+def _features(zone_loads: np.ndarray) -> np.ndarray:
+    """(n, 2) signature features (NaN rows unusable): per frame in Python for a few
+    frames (the live path), vectorised for many (the same formulas)."""
+    if len(zone_loads) > 16:
+        return features_array(zone_loads)
+    rows = [load_features(z) or (math.nan, math.nan) for z in zone_loads.tolist()]
+    return np.array(rows, dtype=float).reshape(-1, 2)
 
 
 def analyze(frames: FrameColumns | Sequence[Frame], user: UserModel,
@@ -376,9 +448,5 @@ def analyze(frames: FrameColumns | Sequence[Frame], user: UserModel,
     cols = frames if isinstance(frames, FrameColumns) else FrameColumns.from_frames(frames)
     analyzer = SessionAnalyzer(user, policy, segmenter)
     out = analyzer.feed_columns(cols.sorted())
-    end = analyzer.finish()
-    out.strokes += end.strokes
-    out.dwells += end.dwells
-    out.events += end.events
-    out.cues += end.cues
+    out.extend(analyzer.finish())
     return out, analyzer

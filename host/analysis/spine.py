@@ -16,8 +16,9 @@ random walk), and a re-zero moves it by the jump in ``p``.
 - the load signature: the features of the zone loads (``host.analysis.signature``) are
   compared with this person's learned signature at the level each ``b`` would put the
   roller on. Repeated looks at one spot are not independent, so a look is taken only
-  after the roller has moved ``LOOK_TRAVEL_M`` (or ``LOOK_EVERY_S`` passed) and counts
-  with the weight ``LOOK_WEIGHT``;
+  when the roller enters a new ``LOOK_TRAVEL_M`` cell of its position (or a new
+  ``LOOK_EVERY_S`` cell of time: ``look_due``) and counts with the weight
+  ``LOOK_WEIGHT``;
 - slip: the probability diffuses by ``SLIP_DIFFUSION_M2_S``.
 
 Every change of the belief is a ``Snapshot``; ``evaluate`` turns snapshots and roller
@@ -44,9 +45,10 @@ SLIP_DIFFUSION_M2_S = 1.0e-6
 """Variance per second of the back slipping over the roller, m^2/s (episodes of 2-6 mm
 about twice a minute: ~0.6 mm^2/s, taken a little higher)."""
 LOOK_TRAVEL_M = 0.012
-"""A new look at the load signature after the roller moved this far, m..."""
+"""A look at the load signature each time the roller enters another cell of this size
+of its own position, m ..."""
 LOOK_EVERY_S = 2.0
-"""... or after this long, s."""
+"""... and at least once in a time cell of this length, s."""
 LOOK_WEIGHT = 0.5
 """Each look's log-likelihood is scaled by this: looks are correlated (the same body
 under the roller, the same lying position), so they must not count as independent."""
@@ -79,6 +81,15 @@ class Snapshot:
     body: BodyModel
     edges_back: tuple[float, ...]
 
+    @property
+    def ext_cdf(self) -> list[float]:
+        """[0, *cdf] as a list (computed once; for the frame-by-frame path)."""
+        ext = self.__dict__.get("_ext")
+        if ext is None:
+            ext = [0.0, *self.cdf.tolist()]
+            object.__setattr__(self, "_ext", ext)
+        return ext
+
 
 class SpineTracker:
     """Posterior over ``b`` (m from C7 of the roller's zero) on a grid.
@@ -100,8 +111,6 @@ class SpineTracker:
         self._t = t
         self._diffused_t = t
         self._pending_var = 0.0  # diffusion not yet applied, m^2
-        self._last_look_p = math.nan
-        self._last_look_t = -math.inf
         self._set_body(body)
         self._normalise()
 
@@ -149,7 +158,6 @@ class SpineTracker:
         the contact that was at p = dp is now at p = 0, so b grows by dp)."""
         self._t = t
         self.grid = self.grid + dp_m
-        self._last_look_p -= dp_m
         self._normalise()
 
     def diffuse(self, t: float, extra_var_m2: float = 0.0) -> bool:
@@ -179,19 +187,12 @@ class SpineTracker:
         self.w = self.w * np.exp(-0.5 * ((p + self.grid - back_m) / sd_m) ** 2)
         self._normalise()
 
-    def wants_look(self, t: float, p: float) -> bool:
-        """Whether a look at the load signature is due at ``t`` (s), position ``p`` (m)."""
-        return self.signature is not None and (
-            abs(p - self._last_look_p) >= LOOK_TRAVEL_M or t - self._last_look_t >= LOOK_EVERY_S
-            or not math.isfinite(self._last_look_p))
-
     def look(self, t: float, p: float, features: tuple[float, float]) -> None:
         """Compare the load signature at roller position ``p`` (m), sensor time ``t``
-        (s) with the learned one (call when ``wants_look``)."""
+        (s) with the learned one (when ``look_due`` says so)."""
         sig = self.signature
         if sig is None:
             return
-        self._last_look_p, self._last_look_t = p, t
         ll_bins = sig.log_likelihood_bins(features)
         bins = np.searchsorted(self._bin_edges_back, self.grid + p)
         ll = ll_bins[bins]
@@ -212,13 +213,14 @@ class SpineTracker:
         if not (total > 0 and math.isfinite(total)):
             w = np.ones_like(w)
             total = float(w.size)
-        w = np.maximum(w / total, MIN_WEIGHT)
-        w /= w.sum()
+        w = w / total
+        np.maximum(w, MIN_WEIGHT, out=w)  # adds at most cells * 1e-12 to the total
         self.w = w
         self._recentre()
-        cdf = np.cumsum(self.w)
-        mean = float(self.w @ self.grid)
-        var = float(self.w @ (self.grid - mean) ** 2) + self._pending_var
+        w = self.w
+        cdf = np.cumsum(w)
+        mean = float(w @ self.grid)
+        var = max(float(w @ (self.grid * self.grid)) - mean * mean, 0.0) + self._pending_var
         self.snapshot = Snapshot(float(self.grid[0]), cdf, mean, var, self._t, self._body,
                                  self._edges_back)
 
@@ -236,6 +238,18 @@ class SpineTracker:
             w[-cells:] = self.w[:cells]
         self.grid = self.grid + cells * GRID_STEP_M
         self.w = w / w.sum()
+
+
+def look_due(t: np.ndarray, p: np.ndarray, t_before: float, p_before: float) -> np.ndarray:
+    """(n,) bool: frames at which a look is due: the roller position ``p`` (m) entered
+    another ``LOOK_TRAVEL_M`` cell, or the time ``t`` (s) another ``LOOK_EVERY_S`` cell,
+    than the frame before (``t_before``, ``p_before``: the one before the first; NaN:
+    none). NaN positions are never due."""
+    pc = np.floor(np.concatenate([[p_before], p]) / LOOK_TRAVEL_M)
+    tc = np.floor(np.concatenate([[t_before], t]) / LOOK_EVERY_S)
+    with np.errstate(invalid="ignore"):
+        due = (pc[1:] != pc[:-1]) | (tc[1:] != tc[:-1])
+    return due & np.isfinite(p)
 
 
 @dataclass(frozen=True, eq=False)
@@ -290,14 +304,18 @@ class Estimates:
 def evaluate(snapshots: list[Snapshot], sid: np.ndarray, p: np.ndarray, t: np.ndarray,
              approach_m: float = 0.02) -> Estimates:
     """Estimates for frames at roller positions ``p`` (m) and times ``t`` (s), frame i
-    under ``snapshots[sid[i]]``. NaN positions give unknown rows."""
+    under ``snapshots[sid[i]]``. NaN positions give unknown rows. A few frames (the live
+    path) are done one by one in Python, many in numpy: the same formulas."""
     n = len(p)
+    if n <= FEW:
+        return _evaluate_few(snapshots, sid.tolist(), p.tolist(), t.tolist(), approach_m)
     out = Estimates.unknown(n)
     ok = np.isfinite(p)
     if not ok.any() or not snapshots:
         return out
     idx = np.flatnonzero(ok)
-    s = sid[idx]
+    used, s = np.unique(sid[idx], return_inverse=True)
+    snapshots = [snapshots[k] for k in used.tolist()]
     pp = p[idx]
     cells = max(len(x.cdf) for x in snapshots)
     table = np.ones((len(snapshots), cells + 1))
@@ -333,4 +351,42 @@ def evaluate(snapshots: list[Snapshot], sid: np.ndarray, p: np.ndarray, t: np.nd
                      beyond(edges[:, 3] - approach_m - pp), back,
                      np.sqrt(var + np.maximum(since, 0.0) * SLIP_DIFFUSION_M2_S))
     out.put(idx, part)
+    return out
+
+
+FEW = 16
+"""Up to this many frames ``evaluate`` works frame by frame (numpy's per-call cost
+outweighs its speed for a handful of values)."""
+
+
+def _beyond(ext: list[float], grid0: float, value: float) -> float:
+    """P(b >= value) from ``ext`` = [0, *cdf] (as ``evaluate``'s numpy ``beyond``)."""
+    cells = len(ext) - 1
+    x = min(max((value - grid0) / GRID_STEP_M + 0.5, 0.0), float(cells))
+    i = min(int(x), cells - 1)
+    before, here = ext[i], ext[i + 1]
+    return min(max(1.0 - before - (here - before) * (x - i), 0.0), 1.0)
+
+
+def _evaluate_few(snapshots: list[Snapshot], sid: list[int], p: list[float], t: list[float],
+                  approach_m: float) -> Estimates:
+    n = len(p)
+    out = Estimates.unknown(n)
+    for k in range(n):
+        pk = p[k]
+        if pk != pk:
+            continue
+        snap = snapshots[sid[k]]
+        ext = snap.ext_cdf
+        g0 = snap.grid0
+        e = snap.edges_back
+        b0, b1, b2, b3 = (_beyond(ext, g0, e[j] - pk) for j in range(4))
+        probs = (1.0 - b0, b0 - b1, b1 - b2, b2 - b3, b3)
+        back = pk + snap.mean
+        out.level[k] = snap.body.level_at_scalar(back)
+        out.region[k] = max(range(5), key=probs.__getitem__)
+        out.p_below[k] = b3
+        out.p_near[k] = _beyond(ext, g0, e[3] - approach_m - pk)
+        out.back_m[k] = back
+        out.sd_m[k] = math.sqrt(snap.var + max(t[k] - snap.t, 0.0) * SLIP_DIFFUSION_M2_S)
     return out

@@ -86,33 +86,63 @@ class Warner:
         """Frames in order: sensor times ``t`` (s), the probability below the ribs, the
         probability within the approach band or below (``p_near``), and whether a body
         lies on the roller with its position known (``active``). Returns the cues to
-        send, each with the sensor time of the frame that called for it."""
+        send, each with the sensor time of the frame that called for it.
+
+        Frame by frame: off the roller (or the position unknown) a warning stops and
+        the approach band is left; while warning, the warning stops when P(below) falls
+        under ``off_probability``; otherwise P(below) over ``on_probability`` starts
+        it, and P(near) over ``on_probability`` enters the approach band (one cue),
+        which is left when P(near) falls under ``off_probability``. Only the frames
+        where the state can change are visited."""
         on, off = self.policy.on_probability, self.policy.off_probability
+        ok = active & np.isfinite(p_below)
+        with np.errstate(invalid="ignore"):
+            up = np.flatnonzero(ok & (p_below > on))
+            near = np.flatnonzero(ok & (p_below <= on) & (p_near > on))
+            calm = np.flatnonzero(ok & (p_near < off))
+            down = np.flatnonzero(~ok | (p_below < off))
+        gone = np.flatnonzero(~ok)
+        n = len(t)
         cues: list[tuple[float, Cue]] = []
-        for tk, p, pn, a in zip(t.tolist(), p_below.tolist(), p_near.tolist(),
-                                active.tolist(), strict=True):
-            if not a or p != p:
-                if self.warning_since is not None:
-                    cues.append((tk, self._stop(tk)))
-                elif self._near:
-                    self._leave_band(tk)
-                continue
+
+        def first(idx: np.ndarray, at: int) -> int:
+            k = int(np.searchsorted(idx, at))
+            return int(idx[k]) if k < len(idx) else n
+
+        i = 0
+        while i < n:
             if self.warning_since is not None:
-                if p > self._depth:
-                    self._depth = p
-                if p < off:
-                    cues.append((tk, self._stop(tk)))
-                continue
-            if p > on:
+                k = first(down, i)
+                if k > i:
+                    self._depth = max(self._depth, float(np.max(p_below[i:k])))
+                if k >= n:
+                    break
+                if ok[k]:
+                    self._depth = max(self._depth, float(p_below[k]))
+                cues.append((float(t[k]), self._stop(float(t[k]))))
+                i = k + 1
+            elif self._near:
+                k = min(first(up, i), first(calm, i), first(gone, i))
+                if k >= n:
+                    break
+                tk = float(t[k])
                 self._leave_band(tk)
-                self.warning_since, self._depth, self._near = tk, p, True
-                cues.append((tk, Cue.LUMBAR))
-            elif pn > on:
-                if not self._near:
+                if ok[k] and p_below[k] > on:
+                    self.warning_since, self._depth, self._near = tk, float(p_below[k]), True
+                    cues.append((tk, Cue.LUMBAR))
+                i = k + 1
+            else:
+                k = min(first(up, i), first(near, i))
+                if k >= n:
+                    break
+                tk = float(t[k])
+                if p_below[k] > on:
+                    self.warning_since, self._depth, self._near = tk, float(p_below[k]), True
+                    cues.append((tk, Cue.LUMBAR))
+                else:
                     self._near, self._approach_since = True, tk
                     cues.append((tk, Cue.APPROACH))
-            elif pn < off and self._near:
-                self._leave_band(tk)
+                i = k + 1
         return cues
 
     def stroke(self, stroke: Stroke) -> None:

@@ -1,0 +1,176 @@
+"""Scoring the host analysis against the simulator's ground truth (the bench only).
+
+Definitions (docs/benchmarks.md repeats them):
+
+- **region accuracy**: the share of frames, while rolling (the routine's ROLL phase)
+  with the roller's position known, whose estimated region is the true one;
+- **vertebra error**: |the true place of the estimated level - the true contact|, mm
+  along the back (the estimate's level mapped through the person's true spine);
+- **excursion**: the contact below T12/L1 by >= 10 mm at its deepest, for >= 0.3 s;
+  it is **warned** when the lumbar warning was on at some moment from the crossing down
+  to 0.2 s after the crossing back up;
+- **false alarm**: a lumbar warning that starts while the contact is, and has been for
+  the second before, >= 20 mm above T12/L1; the rate is per hour of rolling spent
+  >= 20 mm above T12/L1;
+- **device latency**: from the sample at which the roller's own position crossed its
+  fence (the first frame flagged BEYOND_FENCE) to the motor starting the warning;
+- **host latency**: from the sample at which the host's estimate called for the
+  warning to the warning command reaching the roller over the modeled link.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from firmware.protocol import FrameFlag
+from firmware.sim.rig import SimRoller
+from firmware.sim.routine import Phase
+from firmware.sim.world import Truth
+from host.analysis.frames import FrameColumns
+from host.analysis.spine import Estimates
+from host.analysis.warnings import Cue
+
+EXCURSION_DEPTH_M = 0.010
+EXCURSION_MIN_S = 0.3
+FALSE_ALARM_CLEARANCE_M = 0.020
+WARNED_GRACE_S = 0.2
+
+
+@dataclass
+class SpineScore:
+    """Frames scored for the region and the level."""
+
+    frames: int = 0
+    correct: int = 0
+    vertebra_errors_mm: list[float] = field(default_factory=list)
+
+    @property
+    def accuracy(self) -> float:
+        """Share of frames with the right region."""
+        return self.correct / self.frames if self.frames else math.nan
+
+
+@dataclass
+class WarningScore:
+    """Excursions, false alarms and latencies of one session."""
+
+    excursions: int = 0
+    warned: int = 0
+    missed_depths_mm: list[float] = field(default_factory=list)
+    false_alarms: int = 0
+    clear_rolling_s: float = 0.0
+    device_latency_ms: list[float] = field(default_factory=list)
+    host_latency_ms: list[float] = field(default_factory=list)
+    delay_ms: list[float] = field(default_factory=list)
+    """Per warned excursion: warning start minus the true crossing, ms (negative: it
+    warned before the contact crossed)."""
+
+
+def truth_at_frames(roller: SimRoller, cols: FrameColumns) -> tuple[np.ndarray, Truth]:
+    """World times of the frames and the truth there."""
+    world_t = roller.sensor_to_world(cols.t)
+    return world_t, roller.world.truth_at(world_t)
+
+
+def score_spine(roller: SimRoller, cols: FrameColumns, est: Estimates,
+                after_world_s: float = -math.inf, sample_every: int = 10) -> SpineScore:
+    """Region accuracy and vertebra errors over the rolling frames after
+    ``after_world_s`` (the vertebra errors of every ``sample_every``-th frame)."""
+    world_t, tr = truth_at_frames(roller, cols)
+    ok = (tr.phase == Phase.ROLL) & np.isfinite(tr.level) & np.isfinite(est.level)
+    ok &= world_t > after_world_s
+    person = roller.world.person
+    score = SpineScore(int(ok.sum()), int((est.region[ok] == tr.region[ok]).sum()))
+    idx = np.flatnonzero(ok)[::sample_every]
+    err = np.abs(np.asarray(person.position_at(est.level[idx])) - tr.contact_m[idx])
+    score.vertebra_errors_mm = (err * 1e3).tolist()
+    return score
+
+
+def _intervals(starts: list[float], stops: list[float], end: float) -> list[tuple[float, float]]:
+    """Pair each start with the first stop after it."""
+    out, stops = [], sorted(stops)
+    for s in sorted(starts):
+        later = [x for x in stops if x >= s]
+        e = later[0] if later else end
+        if out and s <= out[-1][1]:
+            continue  # already on
+        out.append((s, e))
+    return out
+
+
+def score_warnings(roller: SimRoller, lumbar_on: list[tuple[float, float]], until: float,
+                   device_latency_ms: list[float] | None = None,
+                   host_latency_ms: list[float] | None = None) -> WarningScore:
+    """Score lumbar-warning intervals (world time, s) against the truth up to world time
+    ``until`` (s: the last frame's)."""
+    truth = roller.world.truth
+    score = WarningScore(device_latency_ms=device_latency_ms or [],
+                         host_latency_ms=host_latency_ms or [])
+    cross = truth.crossings
+    starts = np.array([a for a, _ in lumbar_on])
+    for k in range(len(cross)):
+        down, depth = float(cross.down_s[k]), float(cross.depth_m[k])
+        later = cross.up_s[cross.up_s > down]
+        up = float(later[0]) if len(later) else float(truth.t[-1])
+        if depth < EXCURSION_DEPTH_M or up - down < EXCURSION_MIN_S or up > until:
+            continue
+        score.excursions += 1
+        hits = [a for a, b in lumbar_on if a <= up + WARNED_GRACE_S and b >= down]
+        if hits:
+            score.warned += 1
+            score.delay_ms.append((min(hits) - down) * 1e3)
+        else:
+            score.missed_depths_mm.append(depth * 1e3)
+    fence = truth.fence_m
+    clear = truth.in_contact & (truth.contact_m <= fence - FALSE_ALARM_CLEARANCE_M)
+    clear &= (truth.phase == Phase.ROLL) & (truth.t <= until)
+    score.clear_rolling_s = float(clear.sum()) / 1000.0
+    for a in starts.tolist():
+        i0, i1 = int((a - 1.0) * 1000), int(a * 1000) + 1
+        window = clear[max(i0, 0):max(i1, 1)]
+        if i0 >= 0 and len(window) and window.all():
+            score.false_alarms += 1
+    return score
+
+
+def closed_loop_warnings(roller: SimRoller, cols: FrameColumns, haptics: object,
+                         commands: list[tuple[float, str, tuple]]) -> WarningScore:
+    """Warnings of a closed-loop run: the motor's lumbar pattern (either source),
+    device latency from BEYOND_FENCE onsets, host latency from the commands."""
+    played = [(t, who) for t, name, who in haptics.played if name == "lumbar_warning"]
+    stopped = [t for t, name in haptics.stopped if name == "lumbar_warning"]
+    end = float(roller.world.truth.t[-1])
+    on = _intervals([t for t, _ in played], stopped, end)
+    beyond = (cols.flags & int(FrameFlag.BEYOND_FENCE)) != 0
+    onsets = np.flatnonzero(beyond & ~np.concatenate([[False], beyond[:-1]]))
+    world = roller.sensor_to_world(cols.t[onsets]) if len(onsets) else np.array([])
+    device = []
+    for w in world.tolist():
+        after = [a for a, b in on if a >= w - 0.05 and a <= w + 1.0] + [
+            a for a, b in on if a < w - 0.05 and b >= w]
+        if after:
+            device.append(max(0.0, min(after) - w) * 1e3)
+    host = [(at - args[1]) * 1e3 for at, kind, args in commands
+            if kind == "buzz" and args[0] is Cue.LUMBAR]
+    return score_warnings(roller, on, _last_world(roller, cols), device, host)
+
+
+def _last_world(roller: SimRoller, cols: FrameColumns) -> float:
+    return float(roller.sensor_to_world(cols.t[-1:])[0]) if len(cols) else -math.inf
+
+
+def offline_warnings(roller: SimRoller, cols: FrameColumns, cues: list[tuple[float, Cue]]
+                     ) -> WarningScore:
+    """Warnings as the host's cues would have given them (no roller fence, no link)."""
+    until = _last_world(roller, cols)
+    if not cues:
+        return score_warnings(roller, [], until)
+    times = roller.sensor_to_world(np.array([t for t, _ in cues]))
+    starts = [float(w) for w, (_, c) in zip(times, cues, strict=True) if c is Cue.LUMBAR]
+    stops = [float(w) for w, (_, c) in zip(times, cues, strict=True) if c is Cue.STOP]
+    on = _intervals(starts, stops, float(roller.world.truth.t[-1]))
+    return score_warnings(roller, on, until)
