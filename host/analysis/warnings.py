@@ -89,11 +89,12 @@ class Warner:
         send, each with the sensor time of the frame that called for it.
 
         Frame by frame: off the roller (or the position unknown) a warning stops and
-        the approach band is left; while warning, the warning stops when P(below) falls
-        under ``off_probability``; otherwise P(below) over ``on_probability`` starts
-        it, and P(near) over ``on_probability`` enters the approach band (one cue),
-        which is left when P(near) falls under ``off_probability``. Only the frames
-        where the state can change are visited."""
+        the approach band is left (so coming back into it cues again); while warning,
+        the warning stops when P(below) falls under ``off_probability``; otherwise
+        P(below) over ``on_probability`` starts it, and P(near) over
+        ``on_probability`` enters the approach band (one cue), which is left when
+        P(near) falls under ``off_probability``. Only the frames where the state can
+        change are visited."""
         on, off = self.policy.on_probability, self.policy.off_probability
         ok = active & np.isfinite(p_below)
         with np.errstate(invalid="ignore"):
@@ -120,6 +121,8 @@ class Warner:
                 if ok[k]:
                     self._depth = max(self._depth, float(p_below[k]))
                 cues.append((float(t[k]), self._stop(float(t[k]))))
+                if not ok[k]:
+                    self._leave_band(float(t[k]))  # off the roller: back on is a fresh start
                 i = k + 1
             elif self._near:
                 k = min(first(up, i), first(calm, i), first(gone, i))

@@ -1,0 +1,215 @@
+"""Calibration, warnings and the session analyzer: live in batches == offline."""
+
+import math
+
+import numpy as np
+import pytest
+
+from firmware.protocol import Frame, FrameFlag, quantise
+from firmware.sim.rig import SimRoller
+from firmware.sim.scenario import scenario_from_table
+from host.analysis.anatomy import FIRST_CONTACT_LEVEL, BodyModel
+from host.analysis.calibration import CalibrationDetector
+from host.analysis.frames import FrameColumns
+from host.analysis.model import EventKind
+from host.analysis.profile import UserModel
+from host.analysis.session import SessionAnalyzer, analyze
+from host.analysis.warnings import Cue, Warner, WarningPolicy
+
+C = int(FrameFlag.IN_CONTACT)
+
+
+def frame(seq, t, p, flags=C, loads=(10, 40, 60, 50, 50, 60, 40, 10), boot=1):
+    return Frame(seq, t, p, 0.0, 0.0, tuple(float(x) for x in loads), float(sum(loads)),
+                 FrameFlag(flags), boot)
+
+
+# -- calibration --------------------------------------------------------------------------
+
+def _press_window(positions, t0=0.0, flags=C):
+    n = len(positions)
+    t = t0 + np.arange(n) * 0.01
+    f = np.full(n, flags, np.int64)
+    f[-1] |= int(FrameFlag.BUTTON)
+    return t, np.asarray(positions, dtype=float), f
+
+
+def test_calibration_needs_two_still_presses_a_span_apart():
+    det = CalibrationDetector(expected_span_m=0.30)
+    what, _ = det.press(*_press_window([-0.2 + 0.0005 * math.sin(i / 9) for i in range(120)]))
+    assert what == "top" and det.top.position_m == pytest.approx(-0.2, abs=1e-3)
+    what, msg = det.press(*_press_window([-0.15] * 120, t0=5.0))  # only 50 mm below
+    assert what == "ignored" and "expected" in msg
+    what, msg = det.press(*_press_window(np.linspace(0.0, 0.05, 120), t0=9.0))
+    assert what == "ignored" and "rolling" in msg
+    what, msg = det.press(*_press_window([0.1] * 50, t0=12.0))
+    assert what == "ignored" and "1 s" in msg
+    what, _ = det.press(*_press_window([0.105] * 120, t0=20.0))
+    assert what == "done" and det.result.span_m == pytest.approx(0.305, abs=1e-3)
+    assert det.top is None  # a new calibration starts from scratch
+
+
+def test_press_off_the_roller_is_ignored():
+    det = CalibrationDetector(0.3)
+    assert det.press(*_press_window([0.0] * 120, flags=0))[0] == "ignored"
+
+
+# -- warnings -----------------------------------------------------------------------------
+
+def test_warner_hysteresis_and_approach_cue():
+    warner = Warner(WarningPolicy(on_probability=0.2, off_probability=0.05))
+    t = np.arange(12.0)
+    p_below = np.array([0.0, 0.0, 0.1, 0.3, 0.5, 0.1, 0.04, 0.0, 0.0, 0.3, 0.3, 0.0])
+    p_near = np.array([0.0, 0.3, 0.6, 0.9, 0.9, 0.5, 0.3, 0.1, 0.01, 0.9, 0.9, 0.9])
+    active = np.ones(12, bool)
+    active[10] = False  # got off while warning
+    cues = warner.feed_columns(t, p_below, p_near, active)
+    assert cues == [(1.0, Cue.APPROACH), (3.0, Cue.LUMBAR), (6.0, Cue.STOP), (9.0, Cue.LUMBAR),
+                    (10.0, Cue.STOP), (11.0, Cue.APPROACH)]
+    kinds = [(e.kind, e.start_t, e.end_t) for e in warner.events]
+    assert (EventKind.LUMBAR_WARNING, 3.0, 6.0) in kinds
+    assert (EventKind.LUMBAR_WARNING, 9.0, 10.0) in kinds
+    assert kinds[0] == (EventKind.APPROACH, 1.0, 3.0)
+    assert max(e.value for e in warner.events if e.kind is EventKind.LUMBAR_WARNING) == 0.5
+
+
+def test_warner_gives_the_same_cues_in_any_batches():
+    rng = np.random.default_rng(5)
+    n = 3000
+    p = np.clip(np.cumsum(rng.normal(0, 0.03, n)), 0, 1)
+    pn = np.clip(p + 0.2, 0, 1)
+    active = rng.random(n) > 0.01
+    t = np.arange(n) * 0.01
+    whole = Warner().feed_columns(t, p, pn, active)
+    parts, w = [], Warner()
+    for a in range(0, n, 7):
+        parts += w.feed_columns(t[a:a + 7], p[a:a + 7], pn[a:a + 7], active[a:a + 7])
+    assert parts == whole and len(whole) > 4
+
+
+def test_policy_thresholds_are_checked():
+    with pytest.raises(ValueError):
+        WarningPolicy(on_probability=0.1, off_probability=0.2)
+
+
+# -- the session analyzer -------------------------------------------------------------------
+
+def test_user_model_prior_and_json():
+    user = UserModel(stature_m=1.75, sex="female")
+    body = user.body()
+    mean, sd = user.prior(body)
+    assert mean == pytest.approx(body.position_at(FIRST_CONTACT_LEVEL))
+    assert 0.02 < sd < 0.04
+    back = UserModel.from_json(user.to_json())
+    assert back.to_json() == user.to_json()
+    for bad in ({}, {"schema": 1}, {"schema": 1, "stature_m": "x", "signature": {}},
+                {**user.to_json(), "stature_m": 9.0}, {**user.to_json(), "sex": "x"},
+                {**user.to_json(), "span_m": 0.01}):
+        with pytest.raises(ValueError):
+            UserModel.from_json(bad)
+
+
+def test_synthetic_session_estimates_and_warns_near_the_ribs():
+    user = UserModel(stature_m=1.75)
+    body = BodyModel.from_stature(1.75)
+    below_zero = body.rib_cage_end_m - body.position_at(FIRST_CONTACT_LEVEL)  # ~95 mm
+    frames = [frame(0, 0.0, 0.0, 0)]
+    p = np.concatenate([np.zeros(100), np.linspace(0, below_zero + 0.06, 300),
+                        np.linspace(below_zero + 0.06, -0.05, 300)])
+    frames += [frame(i + 1, 0.01 * (i + 1), float(x),
+                     C | (int(FrameFlag.ZEROED) if i == 0 else 0)) for i, x in enumerate(p)]
+    out, analyzer = analyze(frames, user)
+    est = out.estimates
+    assert np.isnan(est.level[0])  # not on the roller yet
+    assert est.level[1] == pytest.approx(FIRST_CONTACT_LEVEL, abs=0.05)
+    deepest = int(np.argmax(p)) + 1
+    assert est.p_below[deepest] > 0.9
+    cues = [c for _, c in out.cues]
+    assert Cue.LUMBAR in cues and cues[-1] is Cue.STOP
+    assert out.fence is not None
+    # The fence the roller gets is where P(below) reaches the policy's threshold.
+    fence = out.fence[0]
+    assert analyzer.tracker.estimate(fence).p_below_ribs == pytest.approx(
+        WarningPolicy().on_probability, abs=0.02)
+
+
+def test_reboot_gap_and_fault_are_handled():
+    user = UserModel(stature_m=1.70)
+    frames = [frame(i, 0.01 * i, 0.0, C | (int(FrameFlag.ZEROED) if i == 0 else 0))
+              for i in range(50)]
+    frames += [frame(60 + i, 0.6 + 0.01 * i, 0.0) for i in range(20)]  # 10 frames lost
+    fault = int(FrameFlag.IMU_FAULT)
+    frames += [frame(80 + i, 0.8 + 0.01 * i, 0.0, C | fault) for i in range(30)]
+    frames += [frame(110 + i, 1.1 + 0.01 * i, 0.0) for i in range(20)]
+    frames += [frame(i, 0.01 * i, 0.0, boot=2) for i in range(20)]  # a new boot
+    out, analyzer = analyze(frames, user)
+    faults = [e for e in out.events if e.kind is EventKind.FAULT]
+    assert len(faults) == 1 and faults[0].start_t == pytest.approx(0.8)
+    assert np.isnan(out.estimates.level[70:100]).all()  # the position was lost
+    sd = out.estimates.sd_m
+    assert sd[55] > sd[45] + 1e-4  # the gap added doubt
+    assert not np.isnan(out.estimates.level[-1])  # a new tracker after the reboot
+
+
+@pytest.fixture(scope="module")
+def calibrated_frames():
+    sc = scenario_from_table({"session": {"duration_s": 90.0},
+                              "routine": {"calibration": True, "lumbar_excursions": 1}})
+    roller = SimRoller(sc, 3)
+    frames = []
+    roller.add_sink(lambda f: frames.append(quantise(f, 8)))
+    roller.run()
+    roller.close()
+    return roller, frames
+
+
+def test_live_batches_give_what_the_offline_pass_gives(calibrated_frames):
+    roller, frames = calibrated_frames
+    person = roller.world.person
+    user = UserModel(stature_m=round(person.stature_m, 2), sex=person.sex)
+    offline, off = analyze(frames, user)
+    live = SessionAnalyzer(user)
+    rng = np.random.default_rng(0)
+    got, cues, fences, i = [], [], [], 0
+    while i < len(frames):
+        k = int(rng.integers(1, 6))
+        update = live.feed(frames[i:i + k])
+        got.append(update.estimates)
+        cues += update.cues
+        if update.fence is not None:
+            fences.append(update.fence)
+        i += k
+    tail = live.finish()
+    cues += tail.cues
+    for field in ("level", "p_below", "back_m", "sd_m"):
+        a = np.concatenate([getattr(e, field) for e in got])
+        np.testing.assert_allclose(a, getattr(offline.estimates, field), rtol=0, atol=1e-9,
+                                   equal_nan=True)
+    assert cues == offline.cues
+    assert fences and fences[-1] == offline.fence
+    assert live.calibrated_at == off.calibrated_at is not None
+    a, b = live.learned_model(), off.learned_model()
+    assert a.span_m == pytest.approx(b.span_m) and a.calibrations == 1
+    np.testing.assert_allclose(a.signature.count, b.signature.count)
+
+
+def test_calibration_in_the_stream_teaches_the_user_model(calibrated_frames):
+    roller, frames = calibrated_frames
+    person = roller.world.person
+    user = UserModel(stature_m=round(person.stature_m, 2), sex=person.sex)
+    out, analyzer = analyze(frames, user)
+    kinds = [e.message for e in out.events if e.kind is EventKind.CALIBRATION]
+    assert any("calibrated" in m for m in kinds)
+    learned = analyzer.learned_model()
+    true_span = person.boundaries_m[13] - person.boundaries_m[1]
+    assert learned.span_m == pytest.approx(true_span, abs=0.025)
+    assert learned.signature.known and learned.calibrations == 1
+    routine = roller.world.routine
+    first_touch = routine.position(np.array([routine.contact_on_s]))[0]  # m from C7
+    assert learned.first_contact_levels[0] == pytest.approx(person.level_at(first_touch),
+                                                            abs=1.0)
+    # A user model from the JSON the store keeps works the same.
+    again = UserModel.from_json(learned.to_json())
+    out2, _ = analyze(FrameColumns.from_frames(frames), again)
+    out3, _ = analyze(frames, learned)
+    np.testing.assert_allclose(out2.estimates.p_below, out3.estimates.p_below, equal_nan=True)

@@ -1,0 +1,197 @@
+"""The body model, the load signature and the spine tracker, on synthetic inputs."""
+
+import math
+
+import numpy as np
+import pytest
+
+from host.analysis.anatomy import BodyModel
+from host.analysis.model import Region
+from host.analysis.signature import (
+    Signature,
+    features_array,
+    load_features,
+)
+from host.analysis.spine import (
+    GRID_STEP_M,
+    SLIP_DIFFUSION_M2_S,
+    SpineTracker,
+    evaluate,
+    look_due,
+)
+
+# -- body model ------------------------------------------------------------------------
+
+
+def test_body_model_proportions_follow_stature():
+    short, tall = BodyModel.from_stature(1.55), BodyModel.from_stature(1.95)
+    for body, stature in ((short, 1.55), (tall, 1.95)):
+        b = body.boundaries_m
+        assert b[0] == 0.0 and np.all(np.diff(b) > 0)
+        assert body.thoracic_span_m == pytest.approx(0.18 * stature)
+        assert b[18] - b[13] == pytest.approx(0.11 * stature)
+        assert body.rib_cage_end_m == pytest.approx(b[13])
+    lengths = np.diff(tall.boundaries_m[1:14])
+    assert lengths[-1] / lengths[0] == pytest.approx(1.35)  # T12 is larger than T1
+
+
+def test_level_and_position_are_inverse_and_extend_beyond_the_ends():
+    body = BodyModel.from_stature(1.75)
+    levels = np.array([-1.0, 0.0, 0.5, 1.0, 7.25, 13.0, 17.9, 18.0, 19.5])
+    back = body.position_at(levels)
+    np.testing.assert_allclose(body.level_at(back), levels, atol=1e-12)
+    for x in np.linspace(-0.05, 0.8, 41):
+        assert body.level_at_scalar(float(x)) == pytest.approx(float(body.level_at(x)),
+                                                               abs=1e-12)
+
+
+def test_measured_thoracic_span_stretches_only_t1_to_l1():
+    body = BodyModel.from_stature(1.70)
+    long = body.with_thoracic_span(body.thoracic_span_m * 1.1)
+    assert long.calibrated and long.thoracic_span_m == pytest.approx(body.thoracic_span_m * 1.1)
+    assert long.boundaries_m[1] == pytest.approx(body.boundaries_m[1])  # C7 unchanged
+    np.testing.assert_allclose(np.diff(long.boundaries_m[13:]), np.diff(body.boundaries_m[13:]))
+    with pytest.raises(ValueError, match="implausible"):
+        body.with_thoracic_span(0.05)
+    with pytest.raises(ValueError, match="stature"):
+        BodyModel.from_stature(3.0)
+
+
+def test_span_uncertainty_shrinks_inside_a_measured_thoracic_span():
+    body = BodyModel.from_stature(1.75)
+    measured = body.with_thoracic_span(body.thoracic_span_m)
+    assert measured.span_sd_m(1.0, 13.0) == pytest.approx(0.0, abs=1e-12)  # the measured span
+    assert 0 < measured.span_sd_m(9.5, 13.0) < body.span_sd_m(9.5, 13.0)
+    d = body.position_at(13.0) - body.position_at(9.5)
+    assert 0.05 * d < body.span_sd_m(9.5, 13.0) < 0.06 * d  # region scale + level jitter
+
+
+# -- signature ---------------------------------------------------------------------------
+
+
+def test_features_of_two_humps_and_of_a_peak():
+    humps = [0, 10, 60, 10, 10, 60, 10, 0]  # N: load under both shoulder blades
+    peak = [0, 2, 20, 120, 120, 20, 2, 0]  # N: the narrow lower rib cage
+    spread_h, kurt_h = load_features(humps)
+    spread_p, kurt_p = load_features(peak)
+    assert spread_h > spread_p and kurt_h < kurt_p
+    both = features_array(np.array([humps, peak, [0, 0, 30, 0, 0, 0, 0, 0]], dtype=float))
+    np.testing.assert_allclose(both[:2], [[spread_h, kurt_h], [spread_p, kurt_p]])
+    assert np.isnan(both[2]).all()  # under the minimum load: not used
+    assert load_features([5.0] * 8) is None
+
+
+def test_signature_statistics_merge_and_survive_json():
+    rng = np.random.default_rng(1)
+    levels = rng.uniform(4.0, 14.0, 4000)
+    feats = np.column_stack([0.08 - 0.002 * levels + rng.normal(0, 0.001, 4000),
+                             2.0 + 0.05 * levels + rng.normal(0, 0.05, 4000)])
+    whole, a, b = Signature(), Signature(), Signature()
+    whole.add(levels, feats)
+    a.add(levels[:1500], feats[:1500])
+    b.add(levels[1500:], feats[1500:])
+    a.merge(b)
+    np.testing.assert_allclose(a.count, whole.count)
+    np.testing.assert_allclose(a.mean, whole.mean, atol=1e-12)
+    np.testing.assert_allclose(a.m2, whole.m2, rtol=1e-9, atol=1e-15)
+    back = Signature.from_json(whole.to_json())
+    np.testing.assert_allclose(back.mean, whole.mean)
+    with pytest.raises(ValueError):
+        Signature.from_json({"bin_levels": 0.5, "sessions": 1, "bins": []})
+    with pytest.raises(ValueError):
+        Signature.from_json({"bin_levels": 0.25, "sessions": 1, "bins": [[999, 1, 0, 0, 0, 0]]})
+
+
+def test_compiled_signature_prefers_the_level_that_looks_like_the_sample():
+    sig = Signature()
+    levels = np.repeat(np.arange(4.0, 14.0, 0.05), 20)
+    feats = np.column_stack([0.09 - 0.003 * levels, 1.8 + 0.08 * levels])
+    sig.add(levels, feats)
+    compiled = sig.compiled()
+    grid = np.arange(4.0, 14.0, 0.25)
+    ll = compiled.log_likelihood(grid, (0.09 - 0.003 * 10.0, 1.8 + 0.08 * 10.0))
+    assert abs(grid[np.argmax(ll)] - 10.0) <= 0.5
+    # Beyond what was learned the signature is extrapolated, not better than learned.
+    far = compiled.log_likelihood(np.array([0.5, 17.0]), (0.09 - 0.003 * 10, 1.8 + 0.8))
+    assert far.max() < ll.max()
+
+
+# -- tracker ------------------------------------------------------------------------------
+
+BODY = BodyModel.from_stature(1.75)
+
+
+def test_prior_gives_probability_below_the_ribs():
+    fence = BODY.rib_cage_end_m
+    tracker = SpineTracker(BODY, prior_mean_m=fence - 0.10, prior_sd_m=0.02)
+    assert tracker.mean_m == pytest.approx(fence - 0.10, abs=1e-4)
+    assert tracker.sd_m == pytest.approx(0.02, rel=0.01)
+    # At roller position p the contact is at b + p: below the ribs when b > fence - p.
+    for p, z in ((0.10, 0.0), (0.08, -1.0), (0.12, 1.0)):
+        est = tracker.estimate(p)
+        expected = 0.5 * math.erfc(-z / math.sqrt(2))
+        assert est.p_below_ribs == pytest.approx(expected, abs=0.01)
+    sure = SpineTracker(BODY, prior_mean_m=fence - 0.10, prior_sd_m=0.001)
+    for p in (-0.2, -0.1, 0.0, 0.05, 0.15):
+        est = sure.estimate(p)
+        assert est.region is Region.at_level(est.level)
+        assert est.level == pytest.approx(BODY.level_at(fence - 0.10 + p), abs=0.01)
+
+
+def test_landmark_pins_the_zero_and_slip_widens_it_again():
+    tracker = SpineTracker(BODY, 0.20, 0.03)
+    tracker.observe_landmark(0.05, 0.30, t=0.0, sd_m=0.004)
+    expected = (0.20 / 0.03**2 + 0.25 / 0.004**2) / (1 / 0.03**2 + 1 / 0.004**2)
+    assert tracker.mean_m == pytest.approx(expected, abs=2e-4)
+    sd0 = tracker.sd_m
+    assert sd0 == pytest.approx((1 / 0.03**2 + 1 / 0.004**2) ** -0.5, rel=0.05)
+    tracker.diffuse(100.0)
+    assert tracker.sd_m**2 == pytest.approx(sd0**2 + 100 * SLIP_DIFFUSION_M2_S, rel=0.05)
+
+
+def test_shift_follows_a_re_zero():
+    tracker = SpineTracker(BODY, 0.20, 0.01)
+    before = tracker.estimate(0.07)
+    tracker.shift(0.07, t=1.0)  # the contact that was at p = 0.07 is now p = 0
+    after = tracker.estimate(0.0)
+    assert after.back_m == pytest.approx(before.back_m, abs=1e-9)
+    assert after.p_below_ribs == pytest.approx(before.p_below_ribs, abs=1e-9)
+
+
+def test_grid_follows_the_mass():
+    tracker = SpineTracker(BODY, 0.20, 0.01)
+    tracker.observe_landmark(0.0, 0.40, t=0.0, sd_m=0.002)  # far beyond the prior
+    assert tracker.mean_m == pytest.approx(0.40, abs=0.02)
+    centre = tracker.grid[len(tracker.grid) // 2]
+    assert abs(centre - tracker.mean_m) < 0.13
+
+
+def test_bulk_evaluation_matches_frame_by_frame():
+    tracker = SpineTracker(BODY, 0.22, 0.015)
+    snaps = [tracker.snapshot]
+    tracker.observe_landmark(0.03, 0.26, t=5.0)
+    snaps.append(tracker.snapshot)
+    rng = np.random.default_rng(3)
+    n = 200
+    p = rng.uniform(-0.1, 0.2, n)
+    p[::17] = np.nan
+    t = np.sort(rng.uniform(0, 10, n))
+    sid = (t > 5.0).astype(np.intp)
+    bulk = evaluate(snaps, sid, p, t)
+    for k in range(0, n, 7):
+        one = evaluate(snaps, sid[k:k + 1], p[k:k + 1], t[k:k + 1])
+        for field in ("level", "p_below", "p_near", "back_m", "sd_m"):
+            a, b = getattr(bulk, field)[k], getattr(one, field)[0]
+            assert (np.isnan(a) and np.isnan(b)) or a == pytest.approx(b, abs=1e-12), field
+        assert bulk.region[k] == one.region[0]
+
+
+def test_looks_are_due_on_travel_and_time():
+    t = np.arange(0, 5, 0.01)
+    p = np.where(t < 2.5, 0.0, (t - 2.5) * 0.1)  # still, then rolling at 10 cm/s
+    due = look_due(t, p, math.nan, math.nan)
+    still = due[(t > 0.005) & (t < 2.5)]
+    rolling = due[t >= 2.5]
+    assert due[0] and still.sum() == 1  # once per 2 s cell of time while still
+    assert 18 <= rolling.sum() <= 23  # ~250 mm / 12 mm
+    assert GRID_STEP_M == 0.001
