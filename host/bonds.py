@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import tempfile
 from pathlib import Path
+
+from host.paths import atomic_write_text
 
 __all__ = ["BondRemovalUnsupported", "bumble_bonds", "remove_bumble_bond", "unpair_native"]
 
@@ -57,16 +57,7 @@ def remove_bumble_bond(key_store: Path, address: str) -> int:
             del peers[name]
             removed += 1
     if removed:
-        fd, tmp = tempfile.mkstemp(prefix=f".{key_store.name}.", dir=key_store.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(db, fh, sort_keys=True, indent=4)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, key_store)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write_text(key_store, json.dumps(db, sort_keys=True, indent=4))
     return removed
 
 

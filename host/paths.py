@@ -10,9 +10,11 @@ Support/smartroller`` on macOS, ``%LOCALAPPDATA%\\smartroller`` on Windows).
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
-__all__ = ["DATA_DIR_ENV", "DB_NAME", "DataDirError", "check_dir", "data_dir", "database_path"]
+__all__ = ["DATA_DIR_ENV", "DB_NAME", "DataDirError", "atomic_write_text", "check_dir",
+           "data_dir", "database_path"]
 
 DATA_DIR_ENV = "SMARTROLLER_DATA_DIR"
 """Environment variable naming the data directory (``--data-dir`` wins over it)."""
@@ -61,3 +63,19 @@ def check_dir(path: Path, what: str = "data directory", create: bool = True) -> 
 def database_path(override: str | os.PathLike[str] | None = None) -> Path:
     """The session store's file in the data directory (see ``data_dir``)."""
     return data_dir(override) / DB_NAME
+
+
+def atomic_write_text(path: Path, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically: a temporary file beside it, fsync,
+    rename; on any error the temporary file goes and ``path`` is untouched."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

@@ -16,7 +16,6 @@ from __future__ import annotations
 import html
 import math
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +23,7 @@ import numpy as np
 
 from firmware.protocol import FrameFlag
 from host.analysis.model import LEVEL_NAMES, RIB_CAGE_END_LEVEL, EventKind, Region
+from host.paths import atomic_write_text
 from host.store import SessionData
 from host.timefmt import duration_text, iso_utc
 
@@ -387,15 +387,4 @@ def write_report(data: SessionData, path: str | os.PathLike[str],
                  profile_name: str | None = None) -> Path:
     """Write the report to ``path`` atomically (temp file, fsync, rename)."""
     target = Path(path).expanduser()
-    page = render_report(data, profile_name)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(page)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
+    return atomic_write_text(target, render_report(data, profile_name))

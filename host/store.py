@@ -39,33 +39,43 @@ import struct
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from firmware.protocol import Frame, FrameFlag
+from firmware.protocol import Frame
 from host.analysis.model import Dwell, Event, EventKind, Region, SpineEstimate, Stroke
 from host.paths import DataDirError, check_dir, database_path
+from host.storeschema import MIGRATIONS, SCHEMA_VERSION, Migration, applied_versions, migrate
+from host.storetypes import (
+    CLOSED,
+    ESTIMATE_DTYPE,
+    ESTIMATE_STRUCT,
+    RECORDING,
+    SEXES,
+    STATURE_RANGE_M,
+    WARNING_KINDS,
+    Device,
+    Estimates,
+    Frames,
+    Profile,
+    Session,
+    SessionData,
+    SessionSummary,
+    StoreError,
+    estimate_dtype,
+    frame_dtype,
+    frame_key,
+    frame_struct,
+    newest_estimates,
+)
 from host.stream import ClockMap, ClockSample, StreamPosition
 
-__all__ = ["MIGRATIONS", "RECORDING", "CLOSED", "SCHEMA_VERSION", "SEXES", "Device",
-           "Estimates", "Frames", "Migration", "Profile", "Session", "SessionData",
-           "SessionSummary", "Store", "StoreError", "WARNING_KINDS", "estimate_dtype",
-           "frame_dtype", "open_store"]
-
-RECORDING, CLOSED = "recording", "closed"
-"""Session states."""
-
-SEXES = ("female", "male")
-"""A profile's ``sex`` (the body model's proportions differ); None: not given."""
-
-STATURE_RANGE_M = (1.0, 2.3)
-"""Statures a profile accepts, m."""
-
-WARNING_KINDS = (EventKind.LUMBAR_WARNING,)
-"""Event kinds counted as warnings in listings (the lumbar buzz)."""
+__all__ = ["CLOSED", "MIGRATIONS", "RECORDING", "SCHEMA_VERSION", "SEXES", "WARNING_KINDS",
+           "Device", "Estimates", "Frames", "Migration", "Profile", "Session", "SessionData",
+           "SessionSummary", "Store", "StoreError", "estimate_dtype", "frame_dtype", "migrate",
+           "open_store"]
 
 SMALL_BLOCK = 512
 """Blocks with fewer frames are merged when ``MERGE_AT`` of them have piled up."""
@@ -79,342 +89,6 @@ checkpoints keep live writes even; ``sync()`` checkpoints at once)."""
 
 BUSY_TIMEOUT_S = 10.0
 """How long a writer waits for another one (the daemon, a CLI command), s."""
-
-
-class StoreError(Exception):
-    """The store cannot do what was asked: one line for the user (CLI exit status 2)."""
-
-
-# --------------------------------------------------------------------------- packed rows
-
-
-def frame_dtype(zone_count: int) -> np.dtype:
-    """The packed layout of a stored frame with ``zone_count`` zones (little-endian, no
-    padding): boot, seq, sensor t (s), utc (s, NaN: not mapped when stored), position
-    (m), velocity (m/s), angle (rad), total load (N), flags, zone loads (N)."""
-    return np.dtype([("boot", "<u4"), ("seq", "<u4"), ("t", "<f8"), ("utc", "<f8"),
-                     ("position", "<f8"), ("velocity", "<f8"), ("angle", "<f8"),
-                     ("total_load", "<f4"), ("flags", "<u2"), ("zones", "<f4", (zone_count,))])
-
-
-def _frame_struct(zone_count: int) -> struct.Struct:
-    return struct.Struct(f"<IIdddddfH{zone_count}f")
-
-
-ESTIMATE_DTYPE = np.dtype([("boot", "<u4"), ("seq", "<u4"), ("level", "<f4"),
-                           ("region", "i1"), ("p_below_ribs", "<f4"), ("back_m", "<f4"),
-                           ("sd_m", "<f4")])
-_ESTIMATE_STRUCT = struct.Struct("<IIfbfff")
-
-
-def estimate_dtype() -> np.dtype:
-    """The packed layout of a stored spine estimate (region -1: unknown)."""
-    return ESTIMATE_DTYPE
-
-
-def _key(boot: np.ndarray, seq: np.ndarray) -> np.ndarray:
-    return boot.astype(np.uint64) << np.uint64(32) | seq.astype(np.uint64)
-
-
-# --------------------------------------------------------------------------- records
-
-
-@dataclass(frozen=True)
-class Device:
-    """A roller the host knows: address, advertised name, first/last seen (UTC s),
-    bonded, and the Bumble key store its bond is in (None: the OS's, or unknown)."""
-
-    address: str
-    name: str | None
-    first_seen_utc: float
-    last_seen_utc: float
-    bonded: bool
-    key_store: str | None = None
-
-
-@dataclass(frozen=True)
-class Profile:
-    """A user: name, stature (m), sex ("female", "male" or None), the analysis's own
-    data (``body``: calibration, learned body model; JSON-able, opaque here)."""
-
-    id: int
-    name: str
-    stature_m: float
-    sex: str | None
-    body: dict[str, Any]
-    created_utc: float
-    updated_utc: float
-
-
-@dataclass(frozen=True)
-class Session:
-    """One rolling session of one device.
-
-    started_utc: when the person started (the daemon decides), s since 1970.
-    ended_utc: when it ended (None while recording). last_utc: UTC of the newest frame
-    stored (None if none is mapped). state: ``RECORDING`` or ``CLOSED``.
-    zone_count: zones per frame (None before the first frame). frame_count: frames
-    stored. last_boot: boot id of the newest frames (the default boot of strokes and
-    events).
-    """
-
-    id: int
-    device: str
-    profile_id: int | None
-    state: str
-    started_utc: float
-    ended_utc: float | None
-    last_utc: float | None
-    zone_count: int | None
-    frame_count: int
-    last_boot: int | None
-
-    @property
-    def end_utc(self) -> float:
-        """End for display: ``ended_utc``, else the newest frame, else the start."""
-        for value in (self.ended_utc, self.last_utc):
-            if value is not None:
-                return value
-        return self.started_utc
-
-    @property
-    def duration_s(self) -> float:
-        """From start to end (or to the newest frame while recording), s."""
-        return max(0.0, self.end_utc - self.started_utc)
-
-
-@dataclass(frozen=True)
-class SessionSummary:
-    """A session with its counts, for listings."""
-
-    session: Session
-    stroke_count: int
-    warning_count: int
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready: ids, ISO UTC times, duration s, counts, state."""
-        from host.timefmt import iso_utc
-
-        s = self.session
-        return {"id": s.id, "device": s.device, "start_utc": iso_utc(s.started_utc),
-                "end_utc": iso_utc(s.end_utc), "duration_s": round(s.duration_s, 3),
-                "frames": s.frame_count, "strokes": self.stroke_count,
-                "warnings": self.warning_count, "state": s.state,
-                "profile_id": s.profile_id}
-
-
-@dataclass
-class Frames:
-    """A session's frames as arrays in ``(boot, seq)`` order (length n).
-
-    boot, seq: uint32. t: sensor time, s. utc: s since 1970 (NaN: the boot's clock was
-    never mapped). position (m), velocity (m/s), angle (rad), total_load (N), flags
-    (uint16 ``FrameFlag``), zones: (n, zone_count) N.
-    """
-
-    boot: np.ndarray
-    seq: np.ndarray
-    t: np.ndarray
-    utc: np.ndarray
-    position: np.ndarray
-    velocity: np.ndarray
-    angle: np.ndarray
-    total_load: np.ndarray
-    flags: np.ndarray
-    zones: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.seq)
-
-    @classmethod
-    def from_records(cls, rec: np.ndarray) -> Frames:
-        """From packed records (``frame_dtype``)."""
-        return cls(rec["boot"].copy(), rec["seq"].copy(), rec["t"].copy(), rec["utc"].copy(),
-                   rec["position"].copy(), rec["velocity"].copy(), rec["angle"].copy(),
-                   rec["total_load"].astype(np.float64), rec["flags"].copy(),
-                   rec["zones"].astype(np.float64))
-
-    def frame(self, i: int) -> Frame:
-        """Frame ``i`` as a ``Frame``."""
-        return Frame(int(self.seq[i]), float(self.t[i]), float(self.position[i]),
-                     float(self.velocity[i]), float(self.angle[i]),
-                     tuple(float(z) for z in self.zones[i]), float(self.total_load[i]),
-                     FrameFlag(int(self.flags[i])), int(self.boot[i]))
-
-
-@dataclass
-class Estimates:
-    """Per-frame spine estimates as arrays aligned with a session's ``Frames``.
-
-    level: continuous vertebral level (NaN: unknown); region: ``Region`` value, -1
-    unknown; p_below_ribs: 0..1 (NaN: none stored); back_m, sd_m: m (NaN: unknown).
-    """
-
-    level: np.ndarray
-    region: np.ndarray
-    p_below_ribs: np.ndarray
-    back_m: np.ndarray
-    sd_m: np.ndarray
-
-    @classmethod
-    def empty(cls, n: int) -> Estimates:
-        """n frames with nothing known."""
-        nan = np.full(n, np.nan)
-        return cls(nan.copy(), np.full(n, -1, dtype=np.int8), nan.copy(), nan.copy(),
-                   nan.copy())
-
-    def __len__(self) -> int:
-        return len(self.level)
-
-    @property
-    def known(self) -> np.ndarray:
-        """Frames with an estimate stored (bool array)."""
-        return np.isfinite(self.p_below_ribs)
-
-
-@dataclass
-class SessionData:
-    """A whole session read back: the session, its frames and estimates (aligned
-    arrays), strokes, dwells and events (each with the boot its times refer to)."""
-
-    session: Session
-    frames: Frames
-    estimates: Estimates
-    strokes: list[tuple[int | None, Stroke]] = field(default_factory=list)
-    dwells: list[tuple[int | None, Dwell]] = field(default_factory=list)
-    events: list[tuple[int, int | None, Event]] = field(default_factory=list)
-    """``(event id, boot, event)``."""
-    clocks: dict[int, ClockSample] = field(default_factory=dict)
-
-    def to_utc(self, boot: int | None, sensor_t: float | None) -> float | None:
-        """UTC of sensor time ``sensor_t`` of ``boot`` (None if unknown)."""
-        if sensor_t is None or boot is None or boot not in self.clocks:
-            return None
-        return sensor_t + self.clocks[boot].offset_s
-
-
-# --------------------------------------------------------------------------- schema
-
-
-@dataclass(frozen=True)
-class Migration:
-    """One step of the schema: ``version`` (1, 2 ...), what it does, its SQL."""
-
-    version: int
-    description: str
-    sql: str
-
-
-MIGRATIONS: tuple[Migration, ...] = (
-    Migration(1, "devices, sessions, frames, stream positions, clocks, profiles", """
-        CREATE TABLE devices (
-            address TEXT PRIMARY KEY, name TEXT, first_seen_utc REAL NOT NULL,
-            last_seen_utc REAL NOT NULL, bonded INTEGER NOT NULL DEFAULT 0,
-            key_store TEXT);
-        CREATE TABLE profiles (
-            id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, stature_m REAL NOT NULL,
-            sex TEXT, body TEXT NOT NULL DEFAULT '{}', created_utc REAL NOT NULL,
-            updated_utc REAL NOT NULL);
-        CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT);
-        CREATE TABLE sessions (
-            id INTEGER PRIMARY KEY AUTOINCREMENT, device TEXT NOT NULL,
-            profile_id INTEGER REFERENCES profiles(id) ON DELETE SET NULL,
-            state TEXT NOT NULL CHECK (state IN ('recording', 'closed')),
-            started_utc REAL NOT NULL, ended_utc REAL, last_utc REAL,
-            zone_count INTEGER, frame_count INTEGER NOT NULL DEFAULT 0, last_boot INTEGER);
-        CREATE INDEX sessions_device ON sessions(device, state);
-        CREATE TABLE frame_keys (
-            session_id INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
-            boot INTEGER NOT NULL, seq INTEGER NOT NULL,
-            PRIMARY KEY (session_id, boot, seq)) WITHOUT ROWID;
-        CREATE TABLE frame_blocks (
-            id INTEGER PRIMARY KEY,
-            session_id INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
-            count INTEGER NOT NULL, data BLOB NOT NULL);
-        CREATE INDEX frame_blocks_session ON frame_blocks(session_id, count);
-        CREATE TABLE stream_positions (
-            device TEXT NOT NULL, boot_id INTEGER NOT NULL, last_seq INTEGER NOT NULL,
-            serial INTEGER NOT NULL, PRIMARY KEY (device, boot_id));
-        CREATE TABLE clocks (
-            device TEXT NOT NULL, boot_id INTEGER NOT NULL, sensor_t REAL NOT NULL,
-            utc REAL NOT NULL, round_trip_s REAL NOT NULL, PRIMARY KEY (device, boot_id));
-    """),
-    Migration(2, "analysis: per-frame estimates, strokes, dwells, events", """
-        CREATE TABLE estimate_blocks (
-            id INTEGER PRIMARY KEY,
-            session_id INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
-            count INTEGER NOT NULL, data BLOB NOT NULL);
-        CREATE INDEX estimate_blocks_session ON estimate_blocks(session_id);
-        CREATE TABLE strokes (
-            session_id INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
-            idx INTEGER NOT NULL, boot INTEGER, start_t REAL NOT NULL, end_t REAL NOT NULL,
-            direction INTEGER NOT NULL, start_m REAL NOT NULL, end_m REAL NOT NULL,
-            peak_speed_m_s REAL NOT NULL, mean_speed_m_s REAL NOT NULL,
-            mean_load_n REAL NOT NULL, max_load_n REAL NOT NULL, regions TEXT NOT NULL,
-            PRIMARY KEY (session_id, idx));
-        CREATE TABLE dwells (
-            id INTEGER PRIMARY KEY,
-            session_id INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
-            boot INTEGER, start_t REAL NOT NULL, end_t REAL NOT NULL,
-            position_m REAL NOT NULL, mean_load_n REAL NOT NULL);
-        CREATE INDEX dwells_session ON dwells(session_id);
-        CREATE TABLE events (
-            id INTEGER PRIMARY KEY,
-            session_id INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
-            boot INTEGER, kind TEXT NOT NULL, start_t REAL NOT NULL, end_t REAL,
-            message TEXT NOT NULL, value REAL);
-        CREATE INDEX events_session ON events(session_id, kind);
-    """),
-)
-SCHEMA_VERSION = MIGRATIONS[-1].version
-"""The newest schema this code knows."""
-
-_VERSION_TABLE = ("CREATE TABLE IF NOT EXISTS schema_version ("
-                  "version INTEGER PRIMARY KEY, description TEXT NOT NULL, "
-                  "applied_utc REAL NOT NULL)")
-
-
-def _applied_versions(conn: sqlite3.Connection) -> list[int]:
-    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    if "schema_version" not in tables:
-        if tables - {"sqlite_sequence"}:
-            raise StoreError("not a smartroller database (it has other tables and no "
-                             "schema_version)")
-        return []
-    return [r[0] for r in conn.execute("SELECT version FROM schema_version ORDER BY version")]
-
-
-def migrate(conn: sqlite3.Connection, up_to: int = SCHEMA_VERSION) -> list[int]:
-    """Apply the migrations not yet applied, up to ``up_to``, one transaction each;
-    returns the versions applied. StoreError for a database from a newer version."""
-    applied = _applied_versions(conn)
-    newest = max(applied, default=0)
-    if newest > SCHEMA_VERSION:
-        raise StoreError(f"the database is from a newer smartroller (schema {newest}; this "
-                         f"one knows up to {SCHEMA_VERSION}): upgrade smartroller")
-    done = []
-    for step in MIGRATIONS:
-        if step.version in applied or step.version > up_to:
-            continue
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            conn.execute(_VERSION_TABLE)
-            for statement in _statements(step.sql):
-                conn.execute(statement)
-            conn.execute("INSERT INTO schema_version VALUES (?, ?, ?)",
-                         (step.version, step.description, time.time()))
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        done.append(step.version)
-    return done
-
-
-def _statements(sql: str) -> Iterator[str]:
-    for part in sql.split(";"):
-        if part.strip():
-            yield part
 
 
 # --------------------------------------------------------------------------- the store
@@ -471,7 +145,7 @@ class Store:
             conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_CHECKPOINT_PAGES}")
             migrate(conn)
         else:
-            applied = _applied_versions(conn)
+            applied = applied_versions(conn)
             if max(applied, default=0) > SCHEMA_VERSION:
                 raise StoreError(f"the database is from a newer smartroller (schema "
                                  f"{max(applied)}; this one knows up to {SCHEMA_VERSION}): "
@@ -496,7 +170,7 @@ class Store:
     @property
     def schema_version(self) -> int:
         """The newest schema version applied to this database."""
-        return max(_applied_versions(self._conn), default=0)
+        return max(applied_versions(self._conn), default=0)
 
     @property
     def journal_mode(self) -> str:
@@ -780,7 +454,7 @@ class Store:
     def _struct(self, zone_count: int) -> struct.Struct:
         packer = self._structs.get(zone_count)
         if packer is None:
-            packer = self._structs[zone_count] = _frame_struct(zone_count)
+            packer = self._structs[zone_count] = frame_struct(zone_count)
         return packer
 
     def add_frames(self, session_id: int, frames: Sequence[Frame], *,
@@ -902,6 +576,24 @@ class Store:
             part = rec[start:start + BIG_BLOCK]
             conn.execute("INSERT INTO frame_blocks (session_id, count, data) VALUES (?, ?, ?)",
                          (session.id, len(part), part.tobytes()))
+        self._merge_estimates(conn, session.id, below)
+
+    @staticmethod
+    def _merge_estimates(conn: sqlite3.Connection, session_id: int, below: int) -> None:
+        """Merge the session's estimate blocks of fewer than ``below`` records into
+        sorted blocks, keeping the newest estimate of each frame."""
+        rows = conn.execute("SELECT id, data FROM estimate_blocks WHERE session_id = ? AND "
+                            "count < ? ORDER BY id", (session_id, below)).fetchall()
+        if len(rows) < 2:
+            return
+        rec, _ = newest_estimates(np.frombuffer(b"".join(r[1] for r in rows),
+                                                 dtype=ESTIMATE_DTYPE))
+        conn.execute(f"DELETE FROM estimate_blocks WHERE id IN ({','.join('?' * len(rows))})",
+                     [r[0] for r in rows])
+        for start in range(0, len(rec), BIG_BLOCK):
+            part = rec[start:start + BIG_BLOCK]
+            conn.execute("INSERT INTO estimate_blocks (session_id, count, data) VALUES "
+                         "(?, ?, ?)", (session_id, len(part), part.tobytes()))
 
     def _clocks(self, conn: sqlite3.Connection, device: str) -> dict[int, ClockSample]:
         rows = conn.execute("SELECT boot_id, sensor_t, utc, round_trip_s FROM clocks "
@@ -986,7 +678,7 @@ class Store:
     @staticmethod
     def _insert_estimates(conn: sqlite3.Connection, session_id: int,
                           rows: Iterable[tuple[Frame, SpineEstimate]]) -> None:
-        pack = _ESTIMATE_STRUCT.pack
+        pack = ESTIMATE_STRUCT.pack
         parts = [pack(f.boot, f.seq, e.level, -1 if e.region is None else int(e.region),
                       e.p_below_ribs, e.back_m, e.sd_m) for f, e in rows]
         if parts:
@@ -1013,12 +705,8 @@ class Store:
         rec = np.frombuffer(blob, dtype=ESTIMATE_DTYPE)
         if not len(rec) or not len(frames):
             return out
-        keys = _key(rec["boot"], rec["seq"])
-        # the newest estimate of a frame wins: first occurrence in reversed order
-        _, last = np.unique(keys[::-1], return_index=True)
-        rec = rec[::-1][last]
-        keys = _key(rec["boot"], rec["seq"])
-        frame_keys = _key(frames.boot, frames.seq)
+        rec, keys = newest_estimates(rec)
+        frame_keys = frame_key(frames.boot, frames.seq)
         pos = np.searchsorted(frame_keys, keys)
         ok = pos < len(frame_keys)
         ok[ok] = frame_keys[pos[ok]] == keys[ok]

@@ -219,6 +219,12 @@ def test_newest_live_estimate_of_a_frame_wins(store):
     est = store.read_estimates(s.id)
     assert est.level[0] == pytest.approx(13.5) and est.region[0] == int(Region.LUMBAR)
     assert np.isnan(est.level[1]) and est.region[1] == -1 and not est.known[1]
+    store.close_session(s.id)  # merges the estimate blocks, the newest kept
+    assert store._conn.execute("SELECT count(*) FROM estimate_blocks").fetchone()[0] == 1
+    merged = store.read_estimates(s.id)
+    assert merged.level[0] == pytest.approx(13.5) and not merged.known[1]
+    store.add_estimates(s.id, [f[0]], [a])  # newer than the merged block
+    assert store.read_estimates(s.id).level[0] == pytest.approx(8.0)
 
 
 def test_open_events_end_later_and_counts_in_listings(store):
