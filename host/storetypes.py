@@ -29,8 +29,8 @@ RECORDING, CLOSED = "recording", "closed"
 SEXES = ("female", "male")
 """A profile's ``sex`` (the body model's proportions differ); None: not given."""
 
-STATURE_RANGE_M = (1.0, 2.3)
-"""Statures a profile accepts, m."""
+STATURE_RANGE_M = (1.2, 2.3)
+"""Statures a profile accepts, m (the analysis's body model's range)."""
 
 WARNING_KINDS = (EventKind.LUMBAR_WARNING,)
 """Event kinds counted as warnings in listings (the lumbar buzz)."""

@@ -249,17 +249,34 @@ def cmd_report(args: argparse.Namespace, out: TextIO) -> None:
     print(path, file=out)
 
 
+def calibration_text(body: dict) -> str | None:
+    """What the analysis's data in a profile says of its calibration (None: none yet).
+
+    Knows the analysis's user model (``calibrations``, ``span_m``: host/analysis/
+    profile.py) and a plain ``calibration`` object; anything else is not shown."""
+    count = body.get("calibrations")
+    span = body.get("span_m")
+    if isinstance(count, int) and count > 0:
+        text = f"{count} calibrated session(s)"
+        if isinstance(span, int | float):
+            text += f", thoracic span {span * 1000:.0f} mm"
+        return text
+    calibration = body.get("calibration")
+    if isinstance(calibration, dict) and calibration:
+        return "; ".join(f"{k}={v}" for k, v in calibration.items())
+    return None
+
+
 def _profile_dict(store: Store, name: str | None = None) -> dict:
     profile = store.profile(name) if name else store.active_profile()
     if profile is None:
         raise StoreError(f"no profile named {name!r}" if name else
                          "no profile yet: smartroller profile create NAME --stature 1.72")
     active = store.active_profile()
-    body = profile.body
+    calibration = calibration_text(profile.body)
     return {"name": profile.name, "stature_m": profile.stature_m, "sex": profile.sex,
             "active": active is not None and active.id == profile.id,
-            "calibrated": bool(body.get("calibration")),
-            "calibration": body.get("calibration"),
+            "calibrated": calibration is not None, "calibration": calibration,
             "created_utc": iso_utc(profile.created_utc),
             "updated_utc": iso_utc(profile.updated_utc)}
 
@@ -305,8 +322,6 @@ def cmd_profile(args: argparse.Namespace, out: TextIO) -> None:
             return
     for key, value in info.items():
         if key == "calibration":
-            value = "-" if not value else "; ".join(f"{k}={v}" for k, v in value.items()) \
-                if isinstance(value, dict) else value
             key = "calibration (made by 'smartroller calibrate')"
         print(f"{key}: {'-' if value is None else value}", file=out)
 

@@ -96,6 +96,12 @@ def test_profile_commands(tmp_path, capsys):
     assert code == 0 and "sex: male" in out and "stature_m: 1.86" in out
     code, out, _ = run(["profile", *dd], capsys)
     assert "name: bob" in out and "calibration (made by 'smartroller calibrate'): -" in out
+    with Store(tmp_path / "d" / "smartroller.db") as store:  # what calibrate leaves
+        store.update_profile("bob", body={"schema": 1, "calibrations": 2, "span_m": 0.3012})
+    code, out, _ = run(["profile", "show", "bob", "--json", *dd], capsys)
+    info = json.loads(out)
+    assert info["calibrated"] and info["calibration"] == (
+        "2 calibrated session(s), thoracic span 301 mm")
 
 
 def test_devices_and_forget_with_a_bumble_key_store(data_dir, tmp_path, capsys):
