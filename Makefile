@@ -24,3 +24,11 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
+
+# On the Raspberry Pi (Raspberry Pi OS Bookworm), from a checkout: the firmware in a venv,
+# its systemd unit, I2C at 400 kHz, the Bluetooth controller handed to the firmware.
+# hardware/install-pi.sh --dry-run prints the steps without changing anything.
+SUDO ?= sudo
+.PHONY: install-pi
+install-pi:
+	$(SUDO) bash hardware/install-pi.sh

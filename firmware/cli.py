@@ -4,6 +4,7 @@
     smartroller-fw sim [--scenario FILE] [--seed N] ...     the simulated roller, here
     smartroller-fw record-raw OUT [--sim ...]               write the raw sensor stream
     smartroller-fw replay RAW [--out frames.csv]            raw log -> frames
+    smartroller-fw selftest [--sim] [--config FILE]         check every part
 
 Errors are one line on stderr and exit status 2.
 """
@@ -80,6 +81,15 @@ def _parser() -> argparse.ArgumentParser:
     rec.add_argument("out", type=Path, help="raw log to write")
     rec.add_argument("--sim", action="store_true", help="record the simulated roller")
     sim_options(rec)
+
+    test = sub.add_parser("selftest", help="check every part and name the one that is wrong")
+    test.add_argument("--config", type=Path, help="hardware profile (default: built-in)")
+    test.add_argument("--sim", action="store_true", help="check emulated parts at rest")
+    test.add_argument("--no-ble", action="store_true", help="skip the Bluetooth controller")
+    test.add_argument("--transport", help="Bluetooth controller (Bumble transport; default "
+                      "hci-socket:0, with --sim an in-process virtual controller)")
+    test.add_argument("--fault", action="append", default=[], metavar="NAME",
+                      help="with --sim: inject a fault (repeatable; see firmware/selftest.py)")
 
     rep = sub.add_parser("replay", help="turn a raw log into frames")
     rep.add_argument("raw", type=Path, help="raw log to read")
@@ -222,6 +232,39 @@ def _cmd_run(args: argparse.Namespace, config: Config) -> None:  # pragma: no co
                       passkey=passkey, pairing_window_s=config.ble.pairing_window_s))
 
 
+def _cmd_selftest(args: argparse.Namespace, config: Config) -> int:
+    from firmware.selftest import FAULTS, BenchRig, run_selftest, summary
+
+    if args.fault and not args.sim:
+        raise CliError("--fault needs --sim (faults are injected into emulated parts)")
+    for name in args.fault:
+        if name not in FAULTS:
+            raise CliError(f"--fault {name!r}: expected one of {', '.join(FAULTS)}")
+    rig = None
+    if args.sim:
+        rig = BenchRig(config, tuple(args.fault))
+        sim_bus = rig.bus
+        open_bus: Callable[[int], object] = lambda _number: sim_bus  # noqa: E731
+        clock, pins, transport = rig.clock, rig.pins, args.transport
+    else:  # pragma: no cover - on a Pi
+        from smbus2 import SMBus
+
+        from firmware.clock import MonotonicClock
+
+        open_bus, clock, pins = SMBus, MonotonicClock(), None
+        transport = args.transport or "hci-socket:0"
+    try:
+        checks = run_selftest(config, open_bus, clock, pins, ble_transport=transport,
+                              check_radio=not args.no_ble, sim=args.sim,
+                              on_check=lambda c: print(c.line(), flush=True),
+                              input_opened=rig.input_opened if rig is not None else None)
+    finally:
+        if rig is not None:
+            rig.close()
+    print(summary(checks))
+    return 0 if all(c.ok for c in checks) else 1
+
+
 def _cmd_replay(args: argparse.Namespace) -> None:
     from firmware.replay import replay
 
@@ -260,6 +303,8 @@ def main(argv: list[str] | None = None) -> int:
             _cmd_record(args, config)
         elif args.command == "replay":
             _cmd_replay(args)
+        elif args.command == "selftest":
+            return _cmd_selftest(args, config)
     except (CliError, SchemaError, RawLogError) as exc:
         print(f"smartroller-fw: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

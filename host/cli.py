@@ -3,6 +3,8 @@
     smartroller demo [--duration S] [--speed X] [--seed N] [--scenario FILE]
     smartroller bench [--scenario FILE ...] [--seeds N] [--duration S] [--json]
     smartroller scan | pair ADDRESS | stream ADDRESS [--adapter TRANSPORT]
+    smartroller sessions | show | export | report | profile | devices | forget
+                                                      (host/usercli.py; --data-dir DIR)
 
 Errors are one line on stderr and exit status 2.
 """
@@ -65,6 +67,9 @@ def _parser() -> argparse.ArgumentParser:
     from host.ble.cli import add_ble_parsers
 
     add_ble_parsers(sub)
+    from host.usercli import add_user_parsers
+
+    add_user_parsers(sub)
     return p
 
 
@@ -119,6 +124,10 @@ def main(argv: list[str] | None = None) -> int:
             from host.ble.cli import run_ble_command
 
             return run_ble_command(args) or 0
+        from host.usercli import run_user_command
+
+        if (status := run_user_command(args)) is not None:
+            return status
         if args.command == "bench":
             _cmd_bench(args)
         elif args.command == "demo":

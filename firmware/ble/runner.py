@@ -5,6 +5,8 @@ transport (bluetoothd stopped, hci0 down, CAP_NET_ADMIN + CAP_NET_RAW: see
 docs/bluetooth.md, "On the Pi"), starts the ``RollerServer`` and runs the firmware
 loop in the same event loop until ``should_stop()`` or cancellation. The firmware
 should have been made with ``first_seq=journal.next_seq`` so seqs go on across boots.
+Under systemd (``Type=notify``) it reports ``READY=1`` once advertising and the loop
+runs, ``WATCHDOG=1`` from the loop (``firmware.sdnotify``), ``STOPPING=1`` at the end.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from firmware import sdnotify
 from firmware.ble.device import device_on_transport, roller_address
 from firmware.ble.server import RollerServer
 
@@ -45,8 +48,10 @@ async def serve(firmware: Firmware, journal: Journal, transport: str = "hci-sock
         await server.start()
         log.info("%s on %s", server.name, transport)
         firmware.start()
-        await firmware.run_async(should_stop)
+        sdnotify.notify(f"READY=1\nSTATUS=advertising as {server.name}")
+        await firmware.run_async(sdnotify.Watchdog().wrap(should_stop))
     finally:
+        sdnotify.notify("STOPPING=1")
         await server.stop()
         firmware.close()
         journal.close()

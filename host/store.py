@@ -1,0 +1,864 @@
+"""The session store: SQLite in the user's data directory (docs/store.md).
+
+One file (``smartroller.db``, see ``host.paths``) holds devices and their stream
+positions, rolling sessions with their frames, per-frame spine estimates, strokes,
+dwells and events, the roller clocks' UTC mappings, and user profiles.
+
+- **WAL**, ``synchronous=NORMAL``: every write is one transaction, committed before the
+  call returns; a killed process (SIGKILL at any moment) loses nothing committed and
+  leaves nothing half-written. An OS crash or power loss may lose the last commits
+  since the WAL was last synced: ``sync()`` makes everything durable (one fsync; call it
+  before acknowledging frames to the roller), ``Store(..., durable=True)`` syncs every
+  commit (about 1 ms more per commit).
+- **Versioned schema**: ``schema_version`` lists the applied versions; ``MIGRATIONS``
+  are ordered steps, applied in one transaction each when an older database is opened;
+  a database from a newer smartroller is refused (``StoreError``, one line).
+- **Sessions** are ``recording`` until ``close_session``; a daemon that restarts calls
+  ``recover()``: it closes the sessions idle too long (end = their last frame) and
+  returns the others, which the daemon may go on appending to.
+- **Frames** come in arrival order (live first, backfill later). Each ``add_frames``
+  call stores one block (a packed array) of the frames new to the session (a
+  ``(boot, seq)`` already stored is ignored), plus their keys, the session's counters
+  and the device's stream position, in one transaction. Reading sorts by
+  ``(boot, seq)``. Small blocks are merged into large ones as the session grows and at
+  its close, so reading an hour (360,000 frames) back into numpy arrays takes a tenth of
+  a second.
+
+Units are SI (m, s, N, rad); times are the roller's sensor time (``Frame.t``, s, one
+boot) or UTC (s since 1970). Nothing here knows Bluetooth: the daemon hands in frames,
+``ClockMap``s and ``StreamPosition``s.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sqlite3
+import struct
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from firmware.protocol import Frame
+from host.analysis.model import Dwell, Event, EventKind, Region, SpineEstimate, Stroke
+from host.paths import DataDirError, check_dir, database_path
+from host.storeschema import MIGRATIONS, SCHEMA_VERSION, Migration, applied_versions, migrate
+from host.storetypes import (
+    CLOSED,
+    ESTIMATE_DTYPE,
+    ESTIMATE_STRUCT,
+    RECORDING,
+    SEXES,
+    STATURE_RANGE_M,
+    WARNING_KINDS,
+    Device,
+    Estimates,
+    Frames,
+    Profile,
+    Session,
+    SessionData,
+    SessionSummary,
+    StoreError,
+    estimate_dtype,
+    frame_dtype,
+    frame_key,
+    frame_struct,
+    newest_estimates,
+)
+from host.stream import ClockMap, ClockSample, StreamPosition
+
+__all__ = ["CLOSED", "MIGRATIONS", "RECORDING", "SCHEMA_VERSION", "SEXES", "WARNING_KINDS",
+           "Device", "Estimates", "Frames", "Migration", "Profile", "Session", "SessionData",
+           "SessionSummary", "Store", "StoreError", "estimate_dtype", "frame_dtype", "migrate",
+           "open_store"]
+
+SMALL_BLOCK = 512
+"""Blocks with fewer frames are merged when ``MERGE_AT`` of them have piled up."""
+MERGE_AT = 1024
+BIG_BLOCK = 16384
+"""Frames per block after a merge."""
+
+WAL_CHECKPOINT_PAGES = 10_000
+"""WAL size (4 KiB pages, ~40 MB) that triggers a checkpoint (each costs an fsync: rarer
+checkpoints keep live writes even; ``sync()`` checkpoints at once)."""
+
+BUSY_TIMEOUT_S = 10.0
+"""How long a writer waits for another one (the daemon, a CLI command), s."""
+
+
+# --------------------------------------------------------------------------- the store
+
+
+def _now() -> float:
+    return time.time()
+
+
+def _finite_or_none(value: float | None) -> float | None:
+    return None if value is None or not math.isfinite(value) else float(value)
+
+
+class Store:
+    """The SQLite session store at ``path`` (created with its schema if missing).
+
+    durable: fsync every commit (``synchronous=FULL``) instead of on ``sync()``.
+    readonly: open for reading only (no migration, no creation).
+    Use as a context manager, or call ``close()``. One ``Store`` per thread.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, durable: bool = False,
+                 readonly: bool = False) -> None:
+        self.path = Path(path)
+        if self.path.is_dir():
+            raise StoreError(f"{self.path} is a directory, not a database file")
+        if readonly and not self.path.exists():
+            raise StoreError(f"no session store at {self.path} (nothing recorded yet)")
+        try:
+            uri = f"{self.path.resolve().as_uri()}?mode={'ro' if readonly else 'rwc'}"
+            self._conn = sqlite3.connect(uri, uri=True, isolation_level=None,
+                                         timeout=BUSY_TIMEOUT_S, check_same_thread=True)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open the session store {self.path}: {exc}") from None
+        try:
+            self._setup(durable, readonly)
+        except sqlite3.DatabaseError as exc:
+            self._conn.close()
+            raise StoreError(f"{self.path}: not a usable smartroller database ({exc})") \
+                from None
+        except BaseException:
+            self._conn.close()
+            raise
+        self._structs: dict[int, struct.Struct] = {}
+
+    def _setup(self, durable: bool, readonly: bool) -> None:
+        conn = self._conn
+        conn.execute("PRAGMA foreign_keys = ON")
+        if not readonly:
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if mode.lower() != "wal":
+                raise StoreError(f"{self.path}: cannot use write-ahead logging ({mode})")
+            conn.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
+            conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_CHECKPOINT_PAGES}")
+            migrate(conn)
+        else:
+            applied = applied_versions(conn)
+            if max(applied, default=0) > SCHEMA_VERSION:
+                raise StoreError(f"the database is from a newer smartroller (schema "
+                                 f"{max(applied)}; this one knows up to {SCHEMA_VERSION}): "
+                                 "upgrade smartroller")
+            if max(applied, default=0) < SCHEMA_VERSION:
+                raise StoreError(f"{self.path}: schema {max(applied, default=0)} is older "
+                                 "than this smartroller's; open it once for writing to "
+                                 "upgrade it")
+
+    # ------------------------------------------------------------------ basics
+
+    def close(self) -> None:
+        """Close the database (committed data stays; an open transaction is rolled back)."""
+        self._conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def schema_version(self) -> int:
+        """The newest schema version applied to this database."""
+        return max(applied_versions(self._conn), default=0)
+
+    @property
+    def journal_mode(self) -> str:
+        """SQLite's journal mode ("wal")."""
+        return self._conn.execute("PRAGMA journal_mode").fetchone()[0]
+
+    def sync(self) -> None:
+        """Make every commit durable against an OS crash or power loss (fsync of the
+        WAL and the database through a checkpoint)."""
+        self._conn.execute("PRAGMA wal_checkpoint(FULL)")
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def _one(self, sql: str, args: Sequence[Any] = ()) -> Any:
+        row = self._conn.execute(sql, args).fetchone()
+        return None if row is None else row[0]
+
+    # ------------------------------------------------------------------ devices
+
+    def note_device(self, address: str, *, name: str | None = None,
+                    seen_utc: float | None = None, bonded: bool | None = None,
+                    key_store: str | os.PathLike[str] | None = None) -> Device:
+        """Add or update a device: seen at ``seen_utc`` (default now); ``name``,
+        ``bonded`` and ``key_store`` change only when given."""
+        address = address.upper()
+        seen = _now() if seen_utc is None else seen_utc
+        ks = None if key_store is None else str(key_store)
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO devices (address, name, first_seen_utc, last_seen_utc, bonded, "
+                "key_store) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(address) DO UPDATE SET "
+                "name = coalesce(excluded.name, name), "
+                "first_seen_utc = min(first_seen_utc, excluded.first_seen_utc), "
+                "last_seen_utc = max(last_seen_utc, excluded.last_seen_utc), "
+                "bonded = CASE WHEN ? IS NULL THEN bonded ELSE excluded.bonded END, "
+                "key_store = coalesce(excluded.key_store, key_store)",
+                (address, name, seen, seen, int(bool(bonded)), ks, bonded))
+        device = self.device(address)
+        assert device is not None
+        return device
+
+    def device(self, address: str) -> Device | None:
+        """The device with ``address``, None if unknown."""
+        row = self._conn.execute("SELECT address, name, first_seen_utc, last_seen_utc, "
+                                 "bonded, key_store FROM devices WHERE address = ?",
+                                 (address.upper(),)).fetchone()
+        return None if row is None else Device(row[0], row[1], row[2], row[3], bool(row[4]),
+                                               row[5])
+
+    def devices(self) -> list[Device]:
+        """Every known device, most recently seen first."""
+        rows = self._conn.execute("SELECT address, name, first_seen_utc, last_seen_utc, "
+                                  "bonded, key_store FROM devices "
+                                  "ORDER BY last_seen_utc DESC, address")
+        return [Device(r[0], r[1], r[2], r[3], bool(r[4]), r[5]) for r in rows]
+
+    def forget_device(self, address: str) -> bool:
+        """Remove a device, its stream positions and clock mappings (its sessions stay:
+        they are the user's data). False if it was not known."""
+        address = address.upper()
+        with self._write() as conn:
+            n = conn.execute("DELETE FROM devices WHERE address = ?", (address,)).rowcount
+            conn.execute("DELETE FROM stream_positions WHERE device = ?", (address,))
+            conn.execute("DELETE FROM clocks WHERE device = ?", (address,))
+        return n > 0
+
+    # ------------------------------------------------------------------ profiles
+
+    @staticmethod
+    def _check_profile(name: str | None, stature_m: float | None, sex: str | None) -> None:
+        if name is not None and (not name.strip() or len(name) > 64 or "\n" in name):
+            raise StoreError(f"profile name {name!r}: 1 to 64 characters on one line")
+        if stature_m is not None:
+            low, high = STATURE_RANGE_M
+            if not (math.isfinite(stature_m) and low <= stature_m <= high):
+                raise StoreError(f"stature {stature_m} m is out of range ({low} .. {high} m)")
+        if sex is not None and sex not in SEXES:
+            raise StoreError(f"sex {sex!r}: expected one of {', '.join(SEXES)}")
+
+    def create_profile(self, name: str, stature_m: float, sex: str | None = None,
+                       body: dict[str, Any] | None = None) -> Profile:
+        """A new profile; the first one becomes the active profile."""
+        self._check_profile(name, stature_m, sex)
+        now = _now()
+        try:
+            with self._write() as conn:
+                cur = conn.execute("INSERT INTO profiles (name, stature_m, sex, body, "
+                                   "created_utc, updated_utc) VALUES (?, ?, ?, ?, ?, ?)",
+                                   (name, stature_m, sex, json.dumps(body or {}), now, now))
+                conn.execute("INSERT OR IGNORE INTO settings VALUES ('active_profile', ?)",
+                             (str(cur.lastrowid),))
+        except sqlite3.IntegrityError:
+            raise StoreError(f"a profile named {name!r} exists already") from None
+        profile = self.profile(name)
+        assert profile is not None
+        return profile
+
+    def update_profile(self, name: str, *, stature_m: float | None = None,
+                       sex: str | None = None, body: dict[str, Any] | None = None,
+                       rename: str | None = None) -> Profile:
+        """Change a profile's stature, sex, analysis data (``body``, replaced whole) or
+        name; StoreError if there is no such profile."""
+        self._check_profile(rename, stature_m, sex)
+        if self.profile(name) is None:
+            raise StoreError(f"no profile named {name!r}")
+        sets, args = ["updated_utc = ?"], [_now()]
+        for column, value in (("stature_m", stature_m), ("sex", sex), ("name", rename),
+                              ("body", None if body is None else json.dumps(body))):
+            if value is not None:
+                sets.append(f"{column} = ?")
+                args.append(value)
+        try:
+            with self._write() as conn:
+                conn.execute(f"UPDATE profiles SET {', '.join(sets)} WHERE name = ?",
+                             (*args, name))
+        except sqlite3.IntegrityError:
+            raise StoreError(f"a profile named {rename!r} exists already") from None
+        profile = self.profile(rename or name)
+        assert profile is not None
+        return profile
+
+    def delete_profile(self, name: str) -> None:
+        """Remove a profile (sessions keep their data, without the profile)."""
+        with self._write() as conn:
+            if conn.execute("DELETE FROM profiles WHERE name = ?", (name,)).rowcount == 0:
+                raise StoreError(f"no profile named {name!r}")
+
+    def _profile_row(self, where: str, arg: Any) -> Profile | None:
+        row = self._conn.execute("SELECT id, name, stature_m, sex, body, created_utc, "
+                                 f"updated_utc FROM profiles WHERE {where}", (arg,)).fetchone()
+        if row is None:
+            return None
+        return Profile(row[0], row[1], row[2], row[3], json.loads(row[4]), row[5], row[6])
+
+    def profile(self, name: str) -> Profile | None:
+        """The profile named ``name``, None if none."""
+        return self._profile_row("name = ?", name)
+
+    def profile_by_id(self, profile_id: int) -> Profile | None:
+        """The profile with ``profile_id``, None if none."""
+        return self._profile_row("id = ?", profile_id)
+
+    def profiles(self) -> list[Profile]:
+        """Every profile, by name."""
+        names = [r[0] for r in self._conn.execute("SELECT name FROM profiles ORDER BY name")]
+        return [p for p in map(self.profile, names) if p is not None]
+
+    def set_active_profile(self, name: str) -> Profile:
+        """Make ``name`` the active profile (the one new sessions get)."""
+        profile = self.profile(name)
+        if profile is None:
+            raise StoreError(f"no profile named {name!r}")
+        with self._write() as conn:
+            conn.execute("INSERT OR REPLACE INTO settings VALUES ('active_profile', ?)",
+                         (str(profile.id),))
+        return profile
+
+    def active_profile(self) -> Profile | None:
+        """The active profile, None if there is none."""
+        value = self._one("SELECT value FROM settings WHERE key = 'active_profile'")
+        return None if value is None else self.profile_by_id(int(value))
+
+    # ------------------------------------------------------------------ sessions
+
+    _SESSION_COLUMNS = ("id, device, profile_id, state, started_utc, ended_utc, last_utc, "
+                        "zone_count, frame_count, last_boot")
+
+    def open_session(self, device: str, started_utc: float | None = None, *,
+                     profile_id: int | None = None, zone_count: int | None = None) -> Session:
+        """Start a session of ``device`` (state ``RECORDING``) at ``started_utc``
+        (default now); ``profile_id`` default: the active profile."""
+        if profile_id is None:
+            active = self.active_profile()
+            profile_id = None if active is None else active.id
+        start = _now() if started_utc is None else started_utc
+        with self._write() as conn:
+            cur = conn.execute("INSERT INTO sessions (device, profile_id, state, started_utc, "
+                               "zone_count) VALUES (?, ?, 'recording', ?, ?)",
+                               (device.upper(), profile_id, start, zone_count))
+        return self.session(int(cur.lastrowid or 0))
+
+    def _session_or_none(self, session_id: int) -> Session | None:
+        row = self._conn.execute(f"SELECT {self._SESSION_COLUMNS} FROM sessions WHERE id = ?",
+                                 (session_id,)).fetchone()
+        return None if row is None else Session(*row)
+
+    def session(self, session_id: int) -> Session:
+        """The session with ``session_id``; StoreError if there is none."""
+        session = self._session_or_none(session_id)
+        if session is None:
+            raise StoreError(f"no session {session_id}")
+        return session
+
+    def latest_session(self) -> Session:
+        """The most recently started session; StoreError if there is none."""
+        sid = self._one("SELECT id FROM sessions ORDER BY started_utc DESC, id DESC LIMIT 1")
+        if sid is None:
+            raise StoreError("no session recorded yet")
+        return self.session(sid)
+
+    def sessions(self, device: str | None = None, state: str | None = None) -> list[Session]:
+        """Sessions (of ``device``, in ``state`` if given), oldest first."""
+        where, args = [], []
+        if device is not None:
+            where.append("device = ?")
+            args.append(device.upper())
+        if state is not None:
+            where.append("state = ?")
+            args.append(state)
+        sql = f"SELECT {self._SESSION_COLUMNS} FROM sessions"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        return [Session(*r) for r in self._conn.execute(sql + " ORDER BY started_utc, id", args)]
+
+    def summaries(self) -> list[SessionSummary]:
+        """Every session with its stroke and warning counts, oldest first."""
+        marks = ",".join("?" * len(WARNING_KINDS))
+        rows = self._conn.execute(
+            f"SELECT {', '.join('s.' + c.strip() for c in self._SESSION_COLUMNS.split(','))}, "
+            "(SELECT count(*) FROM strokes k WHERE k.session_id = s.id), "
+            f"(SELECT count(*) FROM events e WHERE e.session_id = s.id AND e.kind IN ({marks})) "
+            "FROM sessions s ORDER BY s.started_utc, s.id", [str(k) for k in WARNING_KINDS])
+        return [SessionSummary(Session(*r[:10]), r[10], r[11]) for r in rows]
+
+    def summary(self, session_id: int) -> SessionSummary:
+        """One session with its counts."""
+        for summary in self.summaries():
+            if summary.session.id == session_id:
+                return summary
+        raise StoreError(f"no session {session_id}")
+
+    def close_session(self, session_id: int, ended_utc: float | None = None) -> Session:
+        """End a session (state ``CLOSED``) at ``ended_utc`` (default: its newest frame's
+        UTC, else now), filling in UTC its frames lacked and merging its frame blocks."""
+        session = self.session(session_id)
+        end = ended_utc if ended_utc is not None else (
+            session.last_utc if session.last_utc is not None else _now())
+        with self._write() as conn:
+            self._merge_blocks(conn, session, BIG_BLOCK)
+            conn.execute("UPDATE sessions SET state = 'closed', ended_utc = ? WHERE id = ?",
+                         (max(end, session.started_utc), session_id))
+        return self.session(session_id)
+
+    def recover(self, idle_s: float = 600.0, now_utc: float | None = None
+                ) -> tuple[list[Session], list[Session]]:
+        """After a restart: close the recording sessions whose newest frame (or start)
+        is more than ``idle_s`` old (they end at their newest frame); return ``(still
+        recording, closed now)``. Every frame committed before the crash is kept."""
+        now = _now() if now_utc is None else now_utc
+        resumable, closed = [], []
+        for session in self.sessions(state=RECORDING):
+            newest = session.last_utc if session.last_utc is not None else session.started_utc
+            if now - newest > idle_s:
+                closed.append(self.close_session(session.id, newest))
+            else:
+                resumable.append(session)
+        return resumable, closed
+
+    def recording_session(self, device: str) -> Session | None:
+        """The newest session of ``device`` still recording, None if none."""
+        found = self.sessions(device, RECORDING)
+        return found[-1] if found else None
+
+    def delete_session(self, session_id: int) -> None:
+        """Remove a session and everything in it."""
+        with self._write() as conn:
+            if conn.execute("DELETE FROM sessions WHERE id = ?", (session_id,)).rowcount == 0:
+                raise StoreError(f"no session {session_id}")
+
+    # ------------------------------------------------------------------ frames
+
+    def _struct(self, zone_count: int) -> struct.Struct:
+        packer = self._structs.get(zone_count)
+        if packer is None:
+            packer = self._structs[zone_count] = frame_struct(zone_count)
+        return packer
+
+    def add_frames(self, session_id: int, frames: Sequence[Frame], *,
+                   clock: ClockMap | None = None, utc: Sequence[float | None] | None = None,
+                   position: StreamPosition | None = None,
+                   estimates: Sequence[SpineEstimate | None] | None = None) -> int:
+        """Store a batch of frames in one transaction; returns how many were new.
+
+        frames: in any order; a ``(boot, seq)`` the session already has is ignored.
+        clock: the daemon's ``ClockMap``: each frame's UTC is ``clock.frame_utc(frame)``
+            and the mappings of the frames' boots are kept (frames stored before their
+            boot was mapped get their UTC from it when read). ``utc``: per-frame UTC
+            instead (None entries: not mapped).
+        position: the device's stream position after these frames (``RollerClient.
+            position``), saved in the same transaction: acknowledge to the roller only
+            after this returns.
+        estimates: per-frame spine estimates aligned with ``frames`` (None entries: none
+            yet), stored with them.
+        """
+        session = self.session(session_id)
+        if not frames:
+            if position is not None:
+                with self._write() as conn:
+                    self._save_position(conn, session.device, position)
+            return 0
+        zone_count = len(frames[0].zone_loads)
+        if any(len(f.zone_loads) != zone_count for f in frames):
+            raise StoreError("frames of one batch have different zone counts")
+        if session.zone_count is not None and session.zone_count != zone_count:
+            raise StoreError(f"session {session_id} has {session.zone_count} zones, these "
+                             f"frames {zone_count}")
+        if utc is not None and len(utc) != len(frames):
+            raise StoreError("utc must have one value per frame")
+        if estimates is not None and len(estimates) != len(frames):
+            raise StoreError("estimates must have one value per frame")
+        with self._write() as conn:
+            new = self._new_indexes(conn, session_id, frames)
+            if new:
+                self._insert_frames(conn, session, frames, new, zone_count, clock, utc)
+                if estimates is not None:
+                    rows = [(frames[i], estimates[i]) for i in new if estimates[i] is not None]
+                    self._insert_estimates(conn, session_id, rows)
+            if clock is not None:
+                for boot in {f.boot for f in frames}:
+                    sample = clock.sample(boot)
+                    if sample is not None:
+                        self._save_clock(conn, session.device, sample)
+            if position is not None:
+                self._save_position(conn, session.device, position)
+        return len(new)
+
+    @staticmethod
+    def _new_indexes(conn: sqlite3.Connection, session_id: int, frames: Sequence[Frame]
+                     ) -> list[int]:
+        """Indexes of the frames the session does not have (first of duplicates in the
+        batch), their keys inserted."""
+        new, seen = [], set()
+        insert = conn.execute
+        for i, f in enumerate(frames):
+            key = (f.boot, f.seq)
+            if key in seen:
+                continue
+            seen.add(key)
+            if insert("INSERT OR IGNORE INTO frame_keys VALUES (?, ?, ?)",
+                      (session_id, f.boot, f.seq)).rowcount:
+                new.append(i)
+        return new
+
+    def _insert_frames(self, conn: sqlite3.Connection, session: Session,
+                       frames: Sequence[Frame], new: list[int], zone_count: int,
+                       clock: ClockMap | None, utc: Sequence[float | None] | None) -> None:
+        pack = self._struct(zone_count).pack
+        parts, newest_utc = [], session.last_utc
+        nan = math.nan
+        for i in new:
+            f = frames[i]
+            u = utc[i] if utc is not None else (clock.frame_utc(f) if clock is not None
+                                                else None)
+            if u is not None and (newest_utc is None or u > newest_utc):
+                newest_utc = u
+            parts.append(pack(f.boot, f.seq, f.t, nan if u is None else u, f.position,
+                              f.velocity, f.angle, f.total_load, int(f.flags) & 0xFFFF,
+                              *f.zone_loads))
+        conn.execute("INSERT INTO frame_blocks (session_id, count, data) VALUES (?, ?, ?)",
+                     (session.id, len(parts), b"".join(parts)))
+        last_boot = frames[new[-1]].boot
+        conn.execute("UPDATE sessions SET frame_count = frame_count + ?, last_utc = ?, "
+                     "zone_count = ?, last_boot = ? WHERE id = ?",
+                     (len(parts), newest_utc, zone_count, last_boot, session.id))
+        small = self._one_in(conn, "SELECT count(*) FROM frame_blocks WHERE session_id = ? "
+                             "AND count < ?", (session.id, SMALL_BLOCK))
+        if small >= MERGE_AT:
+            self._merge_blocks(conn, session, SMALL_BLOCK)
+
+    @staticmethod
+    def _one_in(conn: sqlite3.Connection, sql: str, args: Sequence[Any]) -> Any:
+        return conn.execute(sql, args).fetchone()[0]
+
+    def _merge_blocks(self, conn: sqlite3.Connection, session: Session, below: int) -> None:
+        """Merge the session's frame blocks of fewer than ``below`` frames into sorted
+        blocks of ``BIG_BLOCK``, filling UTC from the stored clock mappings."""
+        if session.zone_count is None:
+            zone_count = self._one_in(conn, "SELECT zone_count FROM sessions WHERE id = ?",
+                                      (session.id,))
+            if zone_count is None:
+                return
+        else:
+            zone_count = session.zone_count
+        rows = conn.execute("SELECT id, data FROM frame_blocks WHERE session_id = ? AND "
+                            "count < ?", (session.id, below)).fetchall()
+        if not rows:
+            return
+        rec = np.frombuffer(b"".join(r[1] for r in rows), dtype=frame_dtype(zone_count)).copy()
+        rec = rec[np.lexsort((rec["seq"], rec["boot"]))]
+        self._fill_utc(conn, session.device, rec)
+        conn.execute(f"DELETE FROM frame_blocks WHERE id IN ({','.join('?' * len(rows))})",
+                     [r[0] for r in rows])
+        for start in range(0, len(rec), BIG_BLOCK):
+            part = rec[start:start + BIG_BLOCK]
+            conn.execute("INSERT INTO frame_blocks (session_id, count, data) VALUES (?, ?, ?)",
+                         (session.id, len(part), part.tobytes()))
+        self._merge_estimates(conn, session.id, below)
+
+    @staticmethod
+    def _merge_estimates(conn: sqlite3.Connection, session_id: int, below: int) -> None:
+        """Merge the session's estimate blocks of fewer than ``below`` records into
+        sorted blocks, keeping the newest estimate of each frame."""
+        rows = conn.execute("SELECT id, data FROM estimate_blocks WHERE session_id = ? AND "
+                            "count < ? ORDER BY id", (session_id, below)).fetchall()
+        if len(rows) < 2:
+            return
+        rec, _ = newest_estimates(np.frombuffer(b"".join(r[1] for r in rows),
+                                                 dtype=ESTIMATE_DTYPE))
+        conn.execute(f"DELETE FROM estimate_blocks WHERE id IN ({','.join('?' * len(rows))})",
+                     [r[0] for r in rows])
+        for start in range(0, len(rec), BIG_BLOCK):
+            part = rec[start:start + BIG_BLOCK]
+            conn.execute("INSERT INTO estimate_blocks (session_id, count, data) VALUES "
+                         "(?, ?, ?)", (session_id, len(part), part.tobytes()))
+
+    def _clocks(self, conn: sqlite3.Connection, device: str) -> dict[int, ClockSample]:
+        rows = conn.execute("SELECT boot_id, sensor_t, utc, round_trip_s FROM clocks "
+                            "WHERE device = ?", (device,))
+        return {r[0]: ClockSample(r[0], r[1], r[2], r[3]) for r in rows}
+
+    def _fill_utc(self, conn: sqlite3.Connection, device: str, rec: np.ndarray) -> None:
+        missing = np.isnan(rec["utc"])
+        if not missing.any():
+            return
+        for boot, sample in self._clocks(conn, device).items():
+            sel = missing & (rec["boot"] == boot)
+            rec["utc"][sel] = rec["t"][sel] + sample.offset_s
+
+    def set_clock(self, device: str, sample: ClockSample) -> None:
+        """Keep a boot's sensor time -> UTC mapping (the newest replaces an older one)."""
+        with self._write() as conn:
+            self._save_clock(conn, device.upper(), sample)
+
+    @staticmethod
+    def _save_clock(conn: sqlite3.Connection, device: str, sample: ClockSample) -> None:
+        conn.execute("INSERT OR REPLACE INTO clocks VALUES (?, ?, ?, ?, ?)",
+                     (device, sample.boot_id, sample.sensor_t, sample.utc, sample.round_trip_s))
+
+    def clock_map(self, device: str) -> ClockMap:
+        """The stored mappings of ``device``'s boots."""
+        return ClockMap(list(self._clocks(self._conn, device.upper()).values()))
+
+    @staticmethod
+    def _save_position(conn: sqlite3.Connection, device: str, position: StreamPosition) -> None:
+        conn.execute("INSERT OR REPLACE INTO stream_positions VALUES (?, ?, ?, "
+                     "(SELECT coalesce(max(serial), 0) + 1 FROM stream_positions))",
+                     (device, position.boot_id, position.last_seq))
+
+    def save_position(self, device: str, position: StreamPosition) -> None:
+        """Save ``device``'s stream position alone (frames came with ``add_frames``)."""
+        with self._write() as conn:
+            self._save_position(conn, device.upper(), position)
+
+    def stream_position(self, device: str) -> tuple[StreamPosition | None, list[int]]:
+        """Where ``device``'s stream resumes: its newest saved position (None if none)
+        and the seqs of that boot stored beyond it, in any session; for
+        ``RollerClient(position=..., ahead=...)``."""
+        device = device.upper()
+        row = self._conn.execute("SELECT boot_id, last_seq FROM stream_positions WHERE "
+                                 "device = ? ORDER BY serial DESC LIMIT 1", (device,)).fetchone()
+        if row is None:
+            return None, []
+        position = StreamPosition(row[0], row[1])
+        ahead = [r[0] for r in self._conn.execute(
+            "SELECT k.seq FROM frame_keys k JOIN sessions s ON s.id = k.session_id "
+            "WHERE s.device = ? AND k.boot = ? AND k.seq > ? ORDER BY k.seq",
+            (device, position.boot_id, position.last_seq))]
+        return position, sorted(set(ahead))
+
+    def read_frames(self, session_id: int) -> Frames:
+        """The session's frames in ``(boot, seq)`` order, each once; UTC filled in from
+        the clock mappings for frames stored before their boot was mapped."""
+        session = self.session(session_id)
+        rec = self._frame_records(session)
+        return Frames.from_records(rec)
+
+    def _frame_records(self, session: Session) -> np.ndarray:
+        dtype = frame_dtype(session.zone_count or 0)
+        blob = b"".join(r[0] for r in self._conn.execute(
+            "SELECT data FROM frame_blocks WHERE session_id = ?", (session.id,)))
+        rec = np.frombuffer(blob, dtype=dtype).copy()
+        if len(rec):
+            order = np.lexsort((rec["seq"], rec["boot"]))
+            rec = rec[order]
+            self._fill_utc(self._conn, session.device, rec)
+        return rec
+
+    def iter_frames(self, session_id: int) -> Iterator[Frame]:
+        """The session's frames as ``Frame``s, in ``(boot, seq)`` order."""
+        frames = self.read_frames(session_id)
+        for i in range(len(frames)):
+            yield frames.frame(i)
+
+    # ------------------------------------------------------------------ analysis
+
+    @staticmethod
+    def _insert_estimates(conn: sqlite3.Connection, session_id: int,
+                          rows: Iterable[tuple[Frame, SpineEstimate]]) -> None:
+        pack = ESTIMATE_STRUCT.pack
+        parts = [pack(f.boot, f.seq, e.level, -1 if e.region is None else int(e.region),
+                      e.p_below_ribs, e.back_m, e.sd_m) for f, e in rows]
+        if parts:
+            conn.execute("INSERT INTO estimate_blocks (session_id, count, data) VALUES "
+                         "(?, ?, ?)", (session_id, len(parts), b"".join(parts)))
+
+    def add_estimates(self, session_id: int, frames: Sequence[Frame],
+                      estimates: Sequence[SpineEstimate]) -> None:
+        """Store spine estimates of frames (a newer estimate of a frame replaces an
+        older one when read)."""
+        self.session(session_id)
+        if len(frames) != len(estimates):
+            raise StoreError("estimates must have one value per frame")
+        with self._write() as conn:
+            self._insert_estimates(conn, session_id, zip(frames, estimates, strict=True))
+
+    def read_estimates(self, session_id: int, frames: Frames | None = None) -> Estimates:
+        """The session's estimates aligned with ``frames`` (default: ``read_frames``);
+        frames without one are NaN / -1."""
+        frames = self.read_frames(session_id) if frames is None else frames
+        blob = b"".join(r[0] for r in self._conn.execute(
+            "SELECT data FROM estimate_blocks WHERE session_id = ? ORDER BY id", (session_id,)))
+        out = Estimates.empty(len(frames))
+        rec = np.frombuffer(blob, dtype=ESTIMATE_DTYPE)
+        if not len(rec) or not len(frames):
+            return out
+        rec, keys = newest_estimates(rec)
+        frame_keys = frame_key(frames.boot, frames.seq)
+        pos = np.searchsorted(frame_keys, keys)
+        ok = pos < len(frame_keys)
+        ok[ok] = frame_keys[pos[ok]] == keys[ok]
+        pos, rec = pos[ok], rec[ok]
+        out.level[pos] = rec["level"]
+        out.region[pos] = rec["region"]
+        out.p_below_ribs[pos] = rec["p_below_ribs"]
+        out.back_m[pos] = rec["back_m"]
+        out.sd_m[pos] = rec["sd_m"]
+        return out
+
+    def _default_boot(self, session_id: int, boot: int | None) -> int | None:
+        return boot if boot is not None else self.session(session_id).last_boot
+
+    @staticmethod
+    def _stroke_row(session_id: int, boot: int | None, s: Stroke) -> tuple:
+        return (session_id, s.index, boot, s.start_t, s.end_t, s.direction, s.start_m, s.end_m,
+                s.peak_speed_m_s, s.mean_speed_m_s, s.mean_load_n, s.max_load_n,
+                ",".join(s.regions))
+
+    def add_strokes(self, session_id: int, strokes: Iterable[Stroke],
+                    boot: int | None = None) -> None:
+        """Store strokes (a stroke with an index already stored replaces it); their
+        times are sensor times of ``boot`` (default: the session's newest boot)."""
+        boot = self._default_boot(session_id, boot)
+        with self._write() as conn:
+            conn.executemany("INSERT OR REPLACE INTO strokes VALUES "
+                             "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                             [self._stroke_row(session_id, boot, s) for s in strokes])
+
+    def add_dwells(self, session_id: int, dwells: Iterable[Dwell],
+                   boot: int | None = None) -> None:
+        """Store dwells (sensor times of ``boot``, default the session's newest)."""
+        boot = self._default_boot(session_id, boot)
+        with self._write() as conn:
+            conn.executemany("INSERT INTO dwells (session_id, boot, start_t, end_t, "
+                             "position_m, mean_load_n) VALUES (?, ?, ?, ?, ?, ?)",
+                             [(session_id, boot, d.start_t, d.end_t, d.position_m,
+                               d.mean_load_n) for d in dwells])
+
+    def add_event(self, session_id: int, event: Event, boot: int | None = None) -> int:
+        """Store one event (sensor times of ``boot``, default the session's newest);
+        returns its id (for ``end_event``)."""
+        boot = self._default_boot(session_id, boot)
+        with self._write() as conn:
+            cur = conn.execute(*self._event_insert(session_id, boot, event))
+        return int(cur.lastrowid or 0)
+
+    @staticmethod
+    def _event_insert(session_id: int, boot: int | None, e: Event) -> tuple[str, tuple]:
+        return ("INSERT INTO events (session_id, boot, kind, start_t, end_t, message, value) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (session_id, boot, str(e.kind), e.start_t, e.end_t, e.message,
+                 _finite_or_none(e.value)))
+
+    def end_event(self, event_id: int, end_t: float, value: float | None = None) -> None:
+        """Set the end (sensor time, s) of an event stored open, and its value if given."""
+        with self._write() as conn:
+            n = conn.execute("UPDATE events SET end_t = ?, value = coalesce(?, value) "
+                             "WHERE id = ?", (end_t, _finite_or_none(value), event_id)).rowcount
+        if n == 0:
+            raise StoreError(f"no event {event_id}")
+
+    def replace_analysis(self, session_id: int, *, frames: Frames | None = None,
+                         estimates: Estimates | None = None,
+                         strokes: Sequence[Stroke] = (), dwells: Sequence[Dwell] = (),
+                         events: Sequence[Event] = (), boot: int | None = None) -> None:
+        """Replace the session's whole analysis in one transaction (the offline pass):
+        ``estimates`` aligned with ``frames`` (default: ``read_frames``; None: drop the
+        stored estimates), strokes, dwells and events (times of ``boot``)."""
+        session = self.session(session_id)
+        boot = boot if boot is not None else session.last_boot
+        if estimates is not None:
+            frames = self.read_frames(session_id) if frames is None else frames
+            if len(estimates) != len(frames):
+                raise StoreError(f"{len(estimates)} estimates for {len(frames)} frames")
+        with self._write() as conn:
+            for table in ("estimate_blocks", "strokes", "dwells", "events"):
+                conn.execute(f"DELETE FROM {table} WHERE session_id = ?", (session_id,))
+            if estimates is not None and frames is not None and len(frames):
+                rec = np.empty(len(frames), dtype=ESTIMATE_DTYPE)
+                rec["boot"], rec["seq"] = frames.boot, frames.seq
+                rec["level"], rec["region"] = estimates.level, estimates.region
+                rec["p_below_ribs"] = estimates.p_below_ribs
+                rec["back_m"], rec["sd_m"] = estimates.back_m, estimates.sd_m
+                for start in range(0, len(rec), BIG_BLOCK):
+                    part = rec[start:start + BIG_BLOCK]
+                    conn.execute("INSERT INTO estimate_blocks (session_id, count, data) "
+                                 "VALUES (?, ?, ?)", (session_id, len(part), part.tobytes()))
+            conn.executemany("INSERT INTO strokes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                             [self._stroke_row(session_id, boot, s) for s in strokes])
+            conn.executemany("INSERT INTO dwells (session_id, boot, start_t, end_t, "
+                             "position_m, mean_load_n) VALUES (?, ?, ?, ?, ?, ?)",
+                             [(session_id, boot, d.start_t, d.end_t, d.position_m,
+                               d.mean_load_n) for d in dwells])
+            for event in events:
+                conn.execute(*self._event_insert(session_id, boot, event))
+
+    def strokes(self, session_id: int) -> list[tuple[int | None, Stroke]]:
+        """``(boot, stroke)`` of the session, by index."""
+        rows = self._conn.execute("SELECT idx, boot, start_t, end_t, direction, start_m, end_m, "
+                                  "peak_speed_m_s, mean_speed_m_s, mean_load_n, max_load_n, "
+                                  "regions FROM strokes WHERE session_id = ? ORDER BY idx",
+                                  (session_id,))
+        return [(r[1], Stroke(r[0], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10],
+                              tuple(x for x in r[11].split(",") if x))) for r in rows]
+
+    def dwells(self, session_id: int) -> list[tuple[int | None, Dwell]]:
+        """``(boot, dwell)`` of the session, by start."""
+        rows = self._conn.execute("SELECT boot, start_t, end_t, position_m, mean_load_n FROM "
+                                  "dwells WHERE session_id = ? ORDER BY boot, start_t, id",
+                                  (session_id,))
+        return [(r[0], Dwell(r[1], r[2], r[3], r[4])) for r in rows]
+
+    def events(self, session_id: int) -> list[tuple[int, int | None, Event]]:
+        """``(id, boot, event)`` of the session, in the order they were stored."""
+        rows = self._conn.execute("SELECT id, boot, kind, start_t, end_t, message, value FROM "
+                                  "events WHERE session_id = ? ORDER BY id", (session_id,))
+        return [(r[0], r[1], Event(EventKind(r[2]), r[3], r[4], r[5], r[6])) for r in rows]
+
+    def load(self, session_id: int,
+             progress: Callable[[float], None] | None = None) -> SessionData:
+        """Everything of one session (``progress(fraction)`` called as parts load)."""
+        session = self.session(session_id)
+        frames = self.read_frames(session_id)
+        if progress:
+            progress(0.6)
+        estimates = self.read_estimates(session_id, frames)
+        if progress:
+            progress(0.9)
+        return SessionData(session, frames, estimates, self.strokes(session_id),
+                           self.dwells(session_id), self.events(session_id),
+                           self._clocks(self._conn, session.device))
+
+
+def region_of(value: int) -> Region | None:
+    """A stored region value as a ``Region`` (None for -1)."""
+    return None if value < 0 else Region(value)
+
+
+def open_store(data_dir: str | os.PathLike[str] | None = None, *, create: bool = True,
+               durable: bool = False) -> Store:
+    """The store in the data directory (``host.paths.data_dir``); ``create``: make the
+    directory and the database if missing, else StoreError when there is none."""
+    path = database_path(data_dir)
+    try:
+        check_dir(path.parent, create=create)
+    except DataDirError as exc:
+        if not create and not path.parent.exists():
+            raise StoreError(f"no session store in {path.parent} (nothing recorded yet)") \
+                from None
+        raise StoreError(str(exc)) from None
+    if not create and not path.exists():
+        raise StoreError(f"no session store in {path.parent} (nothing recorded yet)")
+    return Store(path, durable=durable)

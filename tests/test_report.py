@@ -1,0 +1,74 @@
+"""The HTML report: well-formed, self-contained, and carrying the session's figures."""
+
+import re
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from host.analysis.model import Event, EventKind
+from host.report import WARNING_COLOUR, figures, render_report, write_report
+from host.store import Store
+from tests.sessions import record_session
+
+NS = {"h": "http://www.w3.org/1999/xhtml", "s": "http://www.w3.org/2000/svg"}
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    with Store(tmp_path_factory.mktemp("report") / "s.db") as store:
+        sid = record_session(store)
+        store.add_event(sid, Event(EventKind.LUMBAR_WARNING, 9.0, 10.5, "below <the> ribs",
+                                   0.01))
+        yield store.load(sid)
+
+
+def test_report_is_well_formed_and_self_contained(data, tmp_path):
+    path = write_report(data, tmp_path / "r.html", "ann & co")
+    text = path.read_text(encoding="utf-8")
+    root = ET.fromstring(text.split("\n", 1)[1])  # after <!DOCTYPE html>
+    assert root.tag == "{http://www.w3.org/1999/xhtml}html"
+    assert len(root.findall(".//s:svg", NS)) == 3
+    assert "<script" not in text and "<link" not in text and " src=" not in text
+    urls = set(re.findall(r"https?://[^\"' ]+", text))
+    assert urls <= {"http://www.w3.org/1999/xhtml", "http://www.w3.org/2000/svg"}
+    assert "below &lt;the&gt; ribs" in text and "ann &amp; co" in text
+
+
+def test_report_carries_the_figures(data):
+    fig = figures(data)
+    root = ET.fromstring(render_report(data).split("\n", 1)[1])
+    cells = {th.text: td.text for tr in root.findall(".//h:table[@id='summary']/h:tr", NS)
+             for th, td in [tr]}
+    assert cells["Frames"] == str(len(data.frames))
+    assert cells["Strokes"] == str(len(data.strokes)) == str(fig.strokes)
+    assert cells["Lumbar warnings"] == "1" == str(fig.warnings)
+    assert cells["Mean stroke amplitude"] == f"{fig.mean_amplitude_mm:.1f} mm"
+    amplitudes = [s.amplitude_m for _, s in data.strokes]
+    assert fig.mean_amplitude_mm == pytest.approx(sum(amplitudes) / len(amplitudes) * 1e3)
+    # time per level: a bar per level with its seconds, summing to the time in contact
+    levels = root.findall(".//s:svg[@aria-label='time per vertebral level']/s:rect/s:title",
+                          NS)
+    shown = {t.text.split(":")[0]: float(t.text.split(":")[1].strip(" s")) for t in levels}
+    assert len(shown) == 18
+    for name, seconds in fig.level_s.items():
+        assert shown[name] == pytest.approx(seconds, abs=0.05)
+    known_contact = sum(fig.level_s.values())
+    assert known_contact == pytest.approx(fig.contact_s, abs=0.05)
+    # the warning is drawn as a red band over its time
+    position = root.findall(".//s:svg", NS)[0]
+    assert position.get("aria-label").startswith("Roller position over time")
+    bands = [r for r in position.iter("{http://www.w3.org/2000/svg}rect")
+             if r.get("fill") == WARNING_COLOUR]
+    span = data.session.duration_s
+    assert len(bands) == 1
+    assert float(bands[0].get("width")) == pytest.approx(1.5 / span * 860, abs=1.0)
+    events = root.findall(".//h:table[@id='events']/h:tr", NS)
+    assert len(events) == 1 + len(data.events)
+
+
+def test_empty_session_still_renders(tmp_path):
+    with Store(tmp_path / "e.db") as store:
+        s = store.open_session("AA:BB:CC:DD:EE:FF", 1000.0)
+        page = render_report(store.load(s.id))
+    ET.fromstring(page.split("\n", 1)[1])
+    assert ">0</td>" in page
