@@ -42,10 +42,12 @@ def _parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="a simulated roller session, end to end")
     demo.add_argument("--duration", type=_number(float, 1.0, "number"),
                       help="simulated seconds (default: the whole scenario)")
-    demo.add_argument("--speed", type=_number(float, 0.0, "number"), default=4.0,
-                      help="simulated seconds per real second (0: as fast as possible)")
+    demo.add_argument("--speed", type=_positive, default=1.5,
+                      help="simulated seconds per real second (default 1.5; the radio "
+                           "runs in real time)")
     demo.add_argument("--seed", type=_number(int, 0, "whole number"), default=7)
     demo.add_argument("--scenario", type=Path, help="scenario TOML (default: the demo routine)")
+    demo.add_argument("--out", type=Path, help="where everything goes (default out/demo)")
 
     bench = sub.add_parser("bench", help="accuracy and cost against the simulator's truth")
     bench.add_argument("--scenario", type=Path, action="append",
@@ -70,6 +72,9 @@ def _parser() -> argparse.ArgumentParser:
     from host.usercli import add_user_parsers
 
     add_user_parsers(sub)
+    from host.daemoncli import add_daemon_parsers
+
+    add_daemon_parsers(sub)
     return p
 
 
@@ -110,10 +115,23 @@ def _progress(done: int, total: int) -> None:
         print(f"\rbench: {done}/{total} people", end=end, file=sys.stderr, flush=True)
 
 
-def _cmd_demo(args: argparse.Namespace) -> None:
-    from host.demo import run_demo
+def _positive(text: str) -> float:
+    value = _number(float, 0.0, "number")(text)
+    if not 0.05 <= value <= 20.0:
+        raise argparse.ArgumentTypeError(f"must be 0.05 .. 20: {text!r}")
+    return value
 
-    run_demo(duration_s=args.duration, speed=args.speed, seed=args.seed, scenario=args.scenario)
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from host.demo import DemoError, run_demo
+
+    try:
+        run_demo(duration_s=args.duration, speed=args.speed, seed=args.seed,
+                 scenario=args.scenario, out_dir=args.out)
+    except DemoError as exc:
+        print(f"smartroller: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -128,10 +146,14 @@ def main(argv: list[str] | None = None) -> int:
 
         if (status := run_user_command(args)) is not None:
             return status
+        from host.daemoncli import run_daemon_command
+
+        if (status := run_daemon_command(args)) is not None:
+            return status
         if args.command == "bench":
             _cmd_bench(args)
         elif args.command == "demo":
-            _cmd_demo(args)
+            return _cmd_demo(args)
     except SchemaError as exc:
         print(f"smartroller: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

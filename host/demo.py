@@ -1,81 +1,202 @@
-"""``smartroller demo``: the simulated roller rolling the demo routine, frames live.
+"""``smartroller demo``: the whole product on a simulated roller, over Bluetooth.
 
-The simulated person sits, presses the roller's button, lies back with the roller
-under the shoulder blades, raises the hips, rolls short strokes, drifts once below the
-rib cage (the roller buzzes by itself) and gets off. Each printed line is one frame as
-the firmware emitted it: position along the back, load per zone and flags.
+1. A simulated roller starts as its own process (``smartroller-fw sim --host-adapter``):
+   the unchanged firmware on emulated hardware, its GATT server on a virtual radio.
+2. The simulated person holds the roller's button for 3 s: its pairing window opens.
+   This laptop scans for it and pairs through bleak (the Bumble backend on the virtual
+   radio), with a profile of the person's stature.
+3. The daemon's pipeline takes the roller: live analysis, warnings sent back, frames
+   stored; the live view is drawn while the person rolls the upper back, drifts once
+   below the rib cage (the roller must buzz) and gets off.
+4. The session is closed and analysed offline, exported as CSV and as an HTML report,
+   and their paths printed.
+
+Everything lands in ``--out`` (default ``out/demo``, made afresh): the session store,
+the roller's state, the CSVs and the report.
 """
 
 from __future__ import annotations
 
-import math
+import asyncio
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
+from typing import TextIO
 
-from firmware.protocol import Frame, FrameFlag
+import numpy as np
+
+from firmware.protocol import FrameFlag
 
 DEMO_SCENARIO = Path(__file__).resolve().parents[1] / "firmware/sim/scenarios/demo.toml"
-_BARS = " ▁▂▃▄▅▆▇█"
+SCAN_FOR_S = 30.0
+"""How long to look for the simulated roller's advertisements, s."""
 
 
-def _bar(position_m: float, span_m: float = 0.2, width: int = 21) -> str:
-    """A strip with a marker at the position (-span .. +span around the zero)."""
-    cell = round((position_m + span_m) / (2 * span_m) * (width - 1))
-    cells = ["·"] * width
-    cells[width // 2] = "|"
-    if 0 <= cell < width:
-        cells[cell] = "●"
-    return "".join(cells)
+class DemoError(RuntimeError):
+    """The demo could not run to its end (one line for the user)."""
 
 
-def _zones(loads: tuple[float, ...], full_n: float = 60.0) -> str:
-    return "".join(_BARS[min(len(_BARS) - 1, max(0, round(z / full_n * 8)))] for z in loads)
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
-def live_line(frame: Frame) -> str:
-    """One line of the live view (mm, N)."""
-    flags = []
-    if frame.flags & FrameFlag.BEYOND_FENCE:
-        flags.append("BUZZ: below the rib cage")
-    if frame.flags & FrameFlag.ZEROED:
-        flags.append("zeroed")
-    if not frame.flags & FrameFlag.IN_CONTACT:
-        flags.append("off the roller")
-    return (f"{frame.t:6.1f} s  {frame.position * 1e3:+6.0f} mm  {_bar(frame.position)}  "
-            f"{frame.total_load:5.0f} N  {_zones(frame.zone_loads)}  {' '.join(flags)}")
+def _roller_process(port: int, state_dir: Path, scenario: Path, seed: int, speed: float,
+                    duration_s: float | None, log: Path) -> subprocess.Popen:
+    argv = [sys.executable, "-m", "firmware.cli", "sim", "--scenario", str(scenario),
+            "--seed", str(seed), "--speed", str(speed), "--every", "3600",
+            "--host-adapter", f"tcp-server:127.0.0.1:{port}", "--state-dir", str(state_dir)]
+    if duration_s is not None:
+        argv += ["--duration", str(duration_s)]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen(argv, stdout=log.open("w"), stderr=subprocess.STDOUT, env=env,
+                            cwd=Path(__file__).resolve().parents[1])
 
 
-def run_demo(duration_s: float | None = None, speed: float = 4.0, seed: int = 7,
-             scenario: Path | None = None) -> None:
-    """Run the demo and print the live view (``speed``: simulated s per real s)."""
-    from firmware.sim.rig import SimRoller
+def run_demo(duration_s: float | None = None, speed: float = 1.5, seed: int = 7,
+             scenario: Path | None = None, out_dir: Path | None = None,
+             out: TextIO | None = None) -> dict[str, Path]:
+    """Run the demo; returns the paths written (store, samples.csv ..., report)."""
+    out = out or sys.stdout
     from firmware.sim.scenario import load_scenario
 
-    roller = SimRoller(load_scenario(scenario or DEMO_SCENARIO), seed, speed=speed)
-    end = roller.duration_s if duration_s is None else min(duration_s, roller.duration_s)
-    person = roller.world.person
-    print(f"Simulated roller, seed {seed}: a {person.stature_m * 100:.0f} cm "
-          f"{person.sex} of {person.weight_kg:.0f} kg rolls for {end:.0f} s "
-          f"({f'x{speed:g} speed' if speed else 'as fast as it computes'}). Position is "
-          "along the back from where it first "
-          "touched, + toward the feet.")
-    state = {"last": -math.inf, "beyond": False, "warnings": 0}
+    scenario = Path(scenario or DEMO_SCENARIO)
+    sc = load_scenario(scenario)  # a bad file fails here, before anything starts
+    folder = Path(out_dir or "out/demo")
+    if folder.exists() and not folder.is_dir():
+        raise DemoError(f"{folder} is a file, not a directory")
+    shutil.rmtree(folder, ignore_errors=True)
+    (folder / "roller").mkdir(parents=True)
+    port = _free_port()
+    proc = _roller_process(port, folder / "roller", scenario, seed, speed, duration_s,
+                           folder / "roller.log")
+    from bleak.exc import BleakError
 
-    def show(frame: Frame) -> None:
-        beyond = bool(frame.flags & FrameFlag.BEYOND_FENCE)
-        if beyond and not state["beyond"]:
-            state["warnings"] += 1
-        changed = beyond != state["beyond"] or frame.flags & FrameFlag.ZEROED
-        state["beyond"] = beyond
-        if frame.t - state["last"] >= 0.5 or changed:
-            state["last"] = frame.t
-            print(live_line(frame), flush=True)
-
-    roller.add_sink(show)
     try:
-        roller.run(until=end)
+        return asyncio.run(_host(folder, port, sc, seed, speed, proc, out))
+    except (BleakError, OSError, TimeoutError) as exc:
+        raise DemoError(f"Bluetooth: {type(exc).__name__}: {exc} (the roller's log: "
+                        f"{folder / 'roller.log'})") from None
     finally:
-        roller.close()
-    fw = roller.firmware
-    print(f"\n{fw.frames} frames ({fw.frames / end:.0f}/s), {fw.scanner.scans} zone scans, "
-          f"{fw.imu.overflows} FIFO overflows; the roller warned {state['warnings']} time(s) "
-          "below the rib cage by itself.")
+        if proc.poll() is None:
+            proc.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(5)
+        if proc.poll() is None:
+            proc.kill()
+
+
+async def _host(folder: Path, port: int, sc: object, seed: int, speed: float,
+                proc: subprocess.Popen, out: TextIO) -> dict[str, Path]:
+    from firmware.config import default_config
+    from firmware.sim.world import World
+    from host.ble.bumble_adapter import close_adapters
+    from host.ble.cli import configure_logging
+    from host.ble.discovery import BleBackend
+    from host.daemon import RollerKeeper, run_daemon
+    from host.export import export_session
+    from host.live import live_line, read_statuses, render
+    from host.report import write_report
+    from host.store import open_store
+
+    person = World(sc, default_config(), seed).person  # type: ignore[arg-type]
+    store = open_store(folder / "data")
+    keys = folder / "data" / "ble-keys.json"
+    backend = BleBackend.bumble(f"tcp-client:127.0.0.1:{port}", keys)
+    stature = round(person.stature_m, 2)
+    store.create_profile("demo", stature, person.sex)
+    store.set_active_profile("demo")
+    print(f"smartroller demo: a simulated roller (its own process, on a virtual radio) and "
+          f"this laptop; a {stature * 100:.0f} cm {person.sex} rolls at x{speed:g} speed.",
+          file=out, flush=True)
+    configure_logging(False)
+    try:
+        address = await _find_and_pair(backend, proc, out)
+        store.note_device(address, bonded=True, key_store=keys)
+        stop = asyncio.Event()
+        keepers: list[RollerKeeper] = []
+        lines: list[str] = []
+
+        tty = out.isatty()
+
+        def say(line: str) -> None:
+            lines.append(line)
+            if not tty:
+                print(f"  [{line}]", file=out, flush=True)
+
+        daemon = asyncio.create_task(run_daemon(
+            store, backend, folder / "data", addresses=[address], stop=stop, say=say,
+            keepers=keepers, client_options={"scan_timeout_s": 15.0}))
+        last = 0.0
+        while proc.poll() is None and not daemon.done():
+            await asyncio.sleep(0.1)
+            now = time.monotonic()
+            if now - last < (0.25 if tty else 1.0):
+                continue
+            last = now
+            for status in read_statuses(folder / "data"):
+                if status.session_id is None:
+                    continue
+                if tty:  # the view redrawn in place, the news under it
+                    view = render(status) + [""] + [f"  {x}" for x in lines[-6:]]
+                    print("\x1b[H\x1b[J" + "\n".join(view), file=out, flush=True)
+                else:
+                    print(live_line(status), file=out, flush=True)
+        if daemon.done() and daemon.exception() is not None:
+            raise DemoError(f"the daemon stopped: {daemon.exception()}")
+        for keeper in keepers:
+            await keeper.close_session("the demo is over")
+        stop.set()
+        await daemon
+    finally:
+        await close_adapters()
+    sessions = store.sessions()
+    if not sessions:
+        raise DemoError("no session was recorded (see " + str(folder / "roller.log") + ")")
+    session = store.session(sessions[-1].id)
+    data = store.load(session.id)
+    paths = export_session(data, folder / "csv")
+    report = write_report(data, folder / "report.html", "demo")
+    summary = store.summary(session.id)
+    beyond = data.frames.flags & int(FrameFlag.BEYOND_FENCE) != 0
+    onsets = int(np.sum(beyond[1:] & ~beyond[:-1])) + int(bool(len(beyond) and beyond[0]))
+    print(f"\nSession {session.id}: {session.frame_count} frames, {summary.stroke_count} "
+          f"strokes, {summary.warning_count} lumbar warning(s) from the analysis; the roller "
+          f"buzzed by itself below the rib cage {onsets} time(s).", file=out)
+    written = {"store": folder / "data" / "smartroller.db",
+               **{p.stem: p for p in paths}, "report": report}
+    for name, path in written.items():
+        print(f"  {name:12s} {path}", file=out)
+    store.close()
+    return written
+
+
+async def _find_and_pair(backend: object, proc: subprocess.Popen, out: TextIO) -> str:
+    from bleak.exc import BleakError
+
+    from host.ble.client import RollerClient
+
+    client = RollerClient(backend)  # type: ignore[arg-type]
+    end = time.monotonic() + SCAN_FOR_S
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            raise DemoError("the simulated roller stopped before it could be paired")
+        try:
+            found = await client.scan(2.0)
+        except (OSError, BleakError):  # the roller's radio is not listening yet
+            await asyncio.sleep(0.5)
+            continue
+        if found:
+            roller = found[0]
+            print(f"Found {roller.name} at {roller.address}; the person holds its button: "
+                  "pairing window open. Pairing ...", file=out, flush=True)
+            status = await client.pair(roller.address, 20.0)
+            print(f"Paired (firmware {status.firmware_version}).", file=out, flush=True)
+            return roller.address
+    raise DemoError(f"the simulated roller was not found within {SCAN_FOR_S:g} s")

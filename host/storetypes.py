@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from host.analysis.frames import FrameColumns
 
 from firmware.protocol import Frame, FrameFlag
 from host.analysis.model import Dwell, Event, EventKind, Stroke
@@ -199,6 +202,14 @@ class Frames:
                    rec["position"].copy(), rec["velocity"].copy(), rec["angle"].copy(),
                    rec["total_load"].astype(np.float64), rec["flags"].copy(),
                    rec["zones"].astype(np.float64))
+
+    def columns(self) -> FrameColumns:
+        """The frames as the analysis takes them (the arrays are shared)."""
+        from host.analysis.frames import FrameColumns
+
+        return FrameColumns(self.boot.astype(np.int64), self.seq.astype(np.int64), self.t,
+                            self.position, self.velocity, self.zones,
+                            self.flags.astype(np.int64))
 
     def frame(self, i: int) -> Frame:
         """Frame ``i`` as a ``Frame``."""

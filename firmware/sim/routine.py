@@ -35,6 +35,10 @@ PUSH_SPEED_M_S = 0.2
 """Stroke speed at which the hips' push changes the load by the person's push gain."""
 ELBOWS_RAMP_S = 0.6
 """Time to squeeze the elbows forward or let them back, s."""
+PAIRING_HOLD = (0.3, 3.3)
+"""(start s, length s) of the button hold that opens the pairing window, if asked."""
+PAIRING_DELAY_S = 4.0
+"""How much later everything else starts when the person first holds the button, s."""
 
 
 class Phase(IntEnum):
@@ -527,7 +531,8 @@ def plan_routine(person: Person, params: RoutineSection, duration_s: float,
                  rng: np.random.Generator) -> Routine:
     """Plan one session of ``duration_s`` s for ``person`` (all randomness from ``rng``).
 
-    Timeline: sit 2-4 s (button pressed 0.5-1.2 s before lying back, held 0.15-0.3 s);
+    Timeline: sit 2-4 s (4 s more after a pairing hold of the button, if asked; the
+    button pressed 0.5-1.2 s before lying back, held 0.15-0.3 s);
     lie back 1.5-3 s (contact midway, load up to 15-22 % of body weight); raise the
     hips 1-2 s (load up to the rolling share); roll; get off 1.5-3 s (load to zero);
     stay off 0.5-2 s. Demanded drifts below the ribs are spread over the rolling time;
@@ -535,7 +540,7 @@ def plan_routine(person: Person, params: RoutineSection, duration_s: float,
     the bottom of the ribs goes on below 30 % of the time.
     """
     share = person.roller_share
-    sit = rng.uniform(2.0, 4.0)
+    sit = rng.uniform(2.0, 4.0) + (PAIRING_DELAY_S if params.pairing_hold else 0.0)
     press_at, press_len = sit - rng.uniform(0.5, 1.2), rng.uniform(0.15, 0.3)
     lie, hips = rng.uniform(1.5, 3.0), rng.uniform(1.0, 2.0)
     get_off, tail = rng.uniform(1.5, 3.0), rng.uniform(0.5, 2.0)
@@ -645,6 +650,7 @@ def plan_routine(person: Person, params: RoutineSection, duration_s: float,
         breathing=_knots(plan.breath), breathing_hz=breathing_hz,
         slip=_knots(plan.slip), slip_intervals=np.array(plan.slip_spans).reshape(-1, 2),
         elbows=elbows, phase_starts=np.array(starts), phase_codes=np.array(codes, np.int8),
-        strokes=strokes, events=[(float(press_at), float(press_len)), *plan.presses],
+        strokes=strokes, events=[*([PAIRING_HOLD] if params.pairing_hold else []),
+                                 (float(press_at), float(press_len)), *plan.presses],
         excursions=plan.excursions, lateral_offset_m=lateral, cadence_per_min=roller.cadence,
         landmarks=plan.landmarks)

@@ -75,6 +75,9 @@ class RoutineSection:
         False, doc="after raising the hips the person calibrates: rolls up to the top of the "
         "shoulders (C7/T1), holds and presses the button, rolls down to the bottom of the ribs "
         "(T12/L1), holds and presses again")
+    pairing_hold: bool = field(
+        False, doc="before sitting down the person holds the roller's button for 3.3 s "
+        "(from 0.3 s), which opens its pairing window; the session then starts 4 s later")
     landmark_error_m: float = field(
         0.008, range=(0.0, 0.03),
         doc="SD of where the person holds a calibration landmark vs the true one, m (the "

@@ -46,10 +46,11 @@ AdvertisementListener = Callable[[Advertisement], None]
 
 
 def default_key_store_path() -> Path:
-    """Where bonding keys go when no path is given: the user's data directory."""
-    import platformdirs
+    """Where bonding keys go when no path is given: the data directory
+    (``host.paths.data_dir``: ``$SMARTROLLER_DATA_DIR`` or the user's)."""
+    from host.paths import data_dir
 
-    return platformdirs.user_data_path("smartroller") / "ble-keys.json"
+    return data_dir() / "ble-keys.json"
 
 
 def host_identity(key_store: Path) -> hci.Address:

@@ -139,19 +139,29 @@ def cmd_scan(adapter: str | None = None, timeout_s: float = 5.0, *,
 
 
 def cmd_pair(address: str, adapter: str | None = None, *, timeout_s: float = 30.0,
-             key_store: str | None = None, out: TextIO | None = None,
-             err: TextIO | None = None) -> int:
-    """``smartroller pair ADDRESS``: bond with a roller in its pairing window."""
+             key_store: str | None = None, data_dir: str | None = None,
+             out: TextIO | None = None, err: TextIO | None = None) -> int:
+    """``smartroller pair ADDRESS``: bond with a roller in its pairing window, and keep it
+    in the session store's devices (the daemon keeps the paired ones)."""
+    from host.paths import DataDirError
+    from host.paths import data_dir as resolve_data_dir
+    from host.store import StoreError, open_store
+
     out, err = out or sys.stdout, err or sys.stderr
     try:
         address = check_address(address)
+        folder = resolve_data_dir(data_dir)
+        if key_store is None and adapter is not None and ":" in adapter:
+            key_store = str(folder / "ble-keys.json")
         backend = backend_for(adapter, key_store)
-    except UsageError as error:
+        store = open_store(folder)
+    except (UsageError, DataDirError, StoreError) as error:
         print(f"{PROG}: error: {error}", file=err)
         return EXIT_USAGE
 
     async def main() -> None:
         status = await RollerClient(backend).pair(address, timeout_s)
+        store.note_device(address, bonded=True, key_store=key_store)
         print(f"paired with {address}: {_format_status(status)}", file=out)
 
     return _run(main, err)
@@ -209,6 +219,8 @@ def add_ble_parsers(subparsers: argparse._SubParsersAction) -> None:  # type: ig
     pair = subparsers.add_parser("pair", help="bond with a roller in its pairing window")
     pair.add_argument("address")
     adapter(pair)
+    pair.add_argument("--data-dir", metavar="DIR", help="the session store's directory "
+                      "(default: $SMARTROLLER_DATA_DIR, else the user's data directory)")
     stream = subparsers.add_parser("stream", help="print a roller's live frames")
     stream.add_argument("address")
     adapter(stream)
@@ -220,7 +232,8 @@ def run_ble_command(args: argparse.Namespace) -> int | None:
     if args.command == "scan":
         return cmd_scan(args.adapter, args.timeout, key_store=args.keys)
     if args.command == "pair":
-        return cmd_pair(args.address, args.adapter, key_store=args.keys)
+        return cmd_pair(args.address, args.adapter, key_store=args.keys,
+                        data_dir=args.data_dir)
     if args.command == "stream":
         return cmd_stream(args.address, args.adapter, args.seconds, key_store=args.keys)
     return None

@@ -1,0 +1,509 @@
+"""``smartroller daemon``: the rollers' host in the background.
+
+For every paired roller (the store's bonded devices, or the addresses given) a
+``RollerKeeper`` keeps a ``RollerClient`` connected (it reconnects by itself when the
+roller comes back in range), and for each batch of frames:
+
+1. opens a session at the first frame with a body on the roller (none is open), and
+   closes it after ``idle_close_s`` without one (or without any frame: the roller went
+   away), or when the roller reboots;
+2. runs the live analysis (``SessionAnalyzer``) and sends its cues (the lumbar warning,
+   the approach cue, stop) and its fence to the roller;
+3. stores the frames with their estimates, the strokes, dwells and events and the
+   stream position in one transaction each (``host.store``);
+4. acknowledges to the roller, once a second and only after the store is synced, what
+   is stored: the roller keeps every frame until then, so a daemon killed at any moment
+   loses nothing (the journal resends what it missed, backfill, when it is back);
+5. publishes the live status (``host.live``) for ``smartroller live``.
+
+A closed session is analysed again offline, all frames in order (the backfill
+included), and its analysis replaced; a calibrated one updates the user's profile. On
+start, sessions left recording by a killed daemon are continued (their analysis rebuilt
+from what is stored) or closed when idle too long.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from bleak.exc import BleakError
+
+from firmware.protocol import BuzzPattern, Frame, FrameFlag
+from host.analysis.frames import FrameColumns
+from host.analysis.model import Event, EventKind
+from host.analysis.profile import UserModel
+from host.analysis.session import SessionAnalyzer, Update, analyze
+from host.analysis.strokes import StrokeSegmenter
+from host.analysis.warnings import Cue
+from host.ble.client import RollerClient
+from host.ble.control import RollerCommandError, RollerDisconnected
+from host.ble.discovery import BleBackend
+from host.live import LiveStatus, publish
+from host.store import Estimates as StoredEstimates
+from host.store import Profile, Session, Store, StoreError
+from host.stream import Hole
+
+log = logging.getLogger("smartroller.daemon")
+
+IDLE_CLOSE_S = 60.0
+"""A session ends after this long without a body on the roller, s (sensor time)."""
+RECOVER_IDLE_S = 600.0
+"""On start, a session left recording whose newest frame is older is closed, s."""
+ACK_EVERY_S = 1.0
+"""How often the stored frames are synced and acknowledged, s."""
+PUBLISH_EVERY_S = 0.2
+"""How often the live status is published, s."""
+
+_CUE_PATTERN = {Cue.LUMBAR: BuzzPattern.LUMBAR_WARNING, Cue.APPROACH: BuzzPattern.APPROACH,
+                Cue.STOP: BuzzPattern.STOP}
+_CONTACT = int(FrameFlag.IN_CONTACT)
+
+
+_CONNECT_ERRORS = (BleakError, TimeoutError, OSError, RollerDisconnected, RollerCommandError)
+
+
+async def _wait(stop: asyncio.Event, seconds: float) -> None:
+    """Sleep ``seconds`` or until ``stop`` is set."""
+    try:
+        await asyncio.wait_for(stop.wait(), seconds)
+    except TimeoutError:
+        pass
+
+
+class DaemonError(RuntimeError):
+    """The daemon cannot run (no profile, no roller): one line for the user."""
+
+
+def user_model(profile: Profile) -> UserModel:
+    """The analysis's model of a profile's user: stature and sex as the user set them,
+    with what earlier calibrations taught (dropped if it no longer fits the stature)."""
+    base = UserModel(stature_m=profile.stature_m, sex=profile.sex)
+    if not profile.body:
+        return base
+    try:
+        learned = UserModel.from_json(profile.body)
+    except ValueError as exc:
+        log.warning("profile %s: its learned body model is unusable (%s); starting afresh",
+                    profile.name, exc)
+        return base
+    if abs(learned.stature_m - profile.stature_m) > 0.02:
+        log.warning("profile %s: stature changed; earlier calibrations no longer apply",
+                    profile.name)
+        return base
+    learned.stature_m, learned.sex = profile.stature_m, profile.sex
+    return learned
+
+
+def offline_pass(store: Store, session: Session, user: UserModel,
+                 keep: list[Event] = ()) -> tuple[Update, SessionAnalyzer]:
+    """Analyse a stored session again, all its frames in order, and replace its stored
+    analysis (``keep``: events of the daemon's own to keep, e.g. link cuts)."""
+    cols = store.read_frames(session.id).columns()
+    update, analyzer = analyze(cols, user, segmenter=StrokeSegmenter())
+    store.replace_analysis(session.id, estimates=stored_estimates(update),
+                           strokes=update.strokes, dwells=update.dwells,
+                           events=update.events + list(keep))
+    return update, analyzer
+
+
+def anchored(cols: FrameColumns) -> bool:
+    """Whether frames start where the roller was zeroed at the first contact (so the
+    analysis knows where on the back its positions are)."""
+    contact = cols.has(FrameFlag.IN_CONTACT)
+    return bool(contact.any() and cols.has(FrameFlag.ZEROED)[:int(np.argmax(contact)) + 1].any())
+
+
+def stored_estimates(update: Update) -> StoredEstimates:
+    """The analysis's estimates in the store's columns."""
+    e = update.estimates
+    return StoredEstimates(e.level, e.region, e.p_below, e.back_m, e.sd_m)
+
+
+class RollerKeeper:
+    """One roller: its client, its session, its live analysis, its share of the store.
+
+    store: the session store. backend: bleak backend. address: the roller.
+    data_dir: where the live status is published. profile: the user rolling.
+    idle_close_s: see ``IDLE_CLOSE_S``. say: where one-line news goes.
+    """
+
+    def __init__(self, store: Store, backend: BleBackend, address: str, data_dir: Path,
+                 profile: Profile, *, idle_close_s: float = IDLE_CLOSE_S,
+                 say: Callable[[str], None] = print,
+                 client_options: dict | None = None) -> None:
+        self.store, self.address, self.data_dir = store, address.upper(), data_dir
+        self.profile = profile
+        self.idle_close_s = idle_close_s
+        self.say = say
+        position, ahead = store.stream_position(self.address)
+        self.client = RollerClient(backend, on_frames=self._on_frames, on_hole=self._on_hole,
+                                   on_link=self._on_link, position=position, ahead=ahead,
+                                   **(client_options or {}))
+        self.session: Session | None = None
+        self.analyzer: SessionAnalyzer | None = None
+        self.user = user_model(profile)
+        self.status = LiveStatus(self.address)
+        self._last_contact_t = -math.inf
+        self._pending: dict[int, int] = {}  # boot -> highest seq stored, not yet acked
+        self._down_since: float | None = None  # sensor time of the last frame before a cut
+        self._last_t = math.nan
+        self._last_boot: int | None = None
+        self._published = 0.0
+        self._tasks: set[asyncio.Task] = set()
+        self.sessions_closed: list[int] = []
+        self.closing: asyncio.Task | None = None
+        self._held: list[Frame] = []  # frames that came while a session was closing
+        self._anchored = False  # the live analysis saw the session from its first contact
+        self._stale = False  # the live analysis missed frames the store now has
+        self._last_arrival = time.monotonic()  # when frames last came (wall clock), s
+        self._reconnected_event: int | None = None
+
+    # -- running ------------------------------------------------------------------
+    def resume(self, session: Session) -> None:
+        """Continue ``session`` (left recording by a daemon that stopped): rebuild its
+        analysis from the frames stored."""
+        self.session = session
+        self._rebuild()
+        self.say(f"{self.address}: continuing session {session.id} "
+                 f"({session.frame_count} frames stored)")
+
+    def _rebuild(self) -> None:
+        """The live analysis afresh from the session's stored frames (after a restart,
+        or once the roller's journal has filled what the live analysis missed)."""
+        assert self.session is not None
+        update, self.analyzer = offline_pass(self.store, self.session, self.user,
+                                             self._link_events(self.session.id))
+        cols = update.frames
+        self._anchored = cols is not None and anchored(cols)
+        self._stale = False
+        if cols is not None and len(cols):
+            self._last_t, self._last_boot = float(cols.t[-1]), int(cols.boot[-1])
+            contact = cols.has(FrameFlag.IN_CONTACT)
+            if contact.any():
+                self._last_contact_t = float(cols.t[contact][-1])
+        self.status.session_id = self.session.id
+        self.status.strokes = len(update.strokes)
+        self.status.warnings = sum(e.kind is EventKind.LUMBAR_WARNING for e in update.events)
+        if not self._anchored:
+            self.say(f"{self.address}: session {self.session.id} began before its frames "
+                     "reached this host: the roller's own fence guards it")
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Connect (trying again while the roller is out of range), then keep the roller
+        until ``stop`` is set."""
+        ack = asyncio.create_task(self._ack_loop(stop))
+        try:
+            delay = 1.0
+            while not stop.is_set():
+                try:
+                    status = await self.client.connect(self.address)
+                except _CONNECT_ERRORS as exc:
+                    if delay == 1.0:
+                        self.say(f"{self.address}: not reachable ({type(exc).__name__}: "
+                                 f"{exc}); trying again")
+                    await _wait(stop, delay)
+                    delay = min(delay * 2, 30.0)
+                    continue
+                self.store.note_device(self.address, bonded=True)
+                self.say(f"{self.address}: connected (battery {status.battery_pct} %, "
+                         f"firmware {status.firmware_version})")
+                await stop.wait()
+        finally:
+            ack.cancel()
+            await asyncio.gather(ack, return_exceptions=True)
+            self._ack_now()
+            await self.client.stop()
+            if self.closing is not None:
+                await asyncio.gather(self.closing, return_exceptions=True)
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def close_session(self, reason: str) -> None:
+        """End the open session now: final analysis offline, profile learning."""
+        session, analyzer = self.session, self.analyzer
+        if session is None or analyzer is None:
+            return
+        self.session, self.analyzer = None, None
+        tail = analyzer.finish()
+        self._store_analysis(session, tail)
+        self._ack_now()
+        cols = self.store.read_frames(session.id).columns()
+        user = self.user
+        update, offline = await asyncio.to_thread(
+            lambda: analyze(cols, user, segmenter=StrokeSegmenter()))
+        self.store.replace_analysis(session.id, estimates=stored_estimates(update),
+                                    strokes=update.strokes, dwells=update.dwells,
+                                    events=update.events + self._link_events(session.id))
+        learned = offline.learned_model() if anchored(cols) else user
+        if learned is not user:
+            self.user = learned
+            self.store.update_profile(self.profile.name, body=learned.to_json())
+            self.say(f"{self.address}: calibration kept in profile {self.profile.name} "
+                     f"(thoracic span {learned.span_m * 1e3:.0f} mm)")
+        closed = self.store.close_session(session.id)
+        self.sessions_closed.append(session.id)
+        warnings = sum(e.kind is EventKind.LUMBAR_WARNING for e in update.events)
+        self.say(f"{self.address}: session {session.id} closed ({reason}): "
+                 f"{closed.frame_count} frames, {len(update.strokes)} strokes, "
+                 f"{warnings} lumbar warning(s)")
+        self.status.session_id = None
+        self._publish(force=True)
+        try:
+            await self.client.stop_session()
+        except Exception as exc:  # noqa: BLE001 - the roller may be gone
+            log.info("stop session: %s", exc)
+
+    # -- frames -------------------------------------------------------------------
+    def _on_frames(self, frames: list[Frame]) -> None:
+        if not frames:
+            return
+        self._last_arrival = time.monotonic()
+        if self.closing is not None:
+            self._held.extend(frames)  # kept (not acknowledged) until the close is done
+            return
+        frames = sorted(frames, key=lambda f: (f.boot, f.seq))
+        if self._reconnected_event is not None and self.session is not None:
+            self.store.end_event(self._reconnected_event, frames[0].t)
+            self._reconnected_event = None
+        newest = frames[-1]
+        if self.session is not None and self._last_boot is not None \
+                and newest.boot != self._last_boot and newest.flags & FrameFlag.BACKFILL == 0:
+            self._spawn_close("the roller restarted")
+        contact = [f for f in frames if f.flags & _CONTACT]
+        if self.session is None and contact:
+            self._open_session(contact[0])
+        if self.session is None or self.analyzer is None:
+            self._handled(frames)  # nobody rolling: nothing to keep
+            self._update_status(frames[-1], None)
+            return
+        update = self.analyzer.feed(frames)
+        if update.frames is not None and len(update.frames) < len(frames):
+            self._stale = True  # frames older than the analysis came: rebuild when whole
+        estimates = self._estimates_for(frames, update)
+        self.store.add_frames(self.session.id, frames, clock=self.client.clock_map,
+                              position=self.client.position, estimates=estimates)
+        self._store_analysis(self.session, update)
+        if self._anchored:
+            self._send(update)
+        for f in frames:
+            self._pending[f.boot] = max(self._pending.get(f.boot, -1), f.seq)
+        if contact:
+            self._last_contact_t = max(self._last_contact_t, contact[-1].t)
+        if newest.boot == self._last_boot or self._last_boot is None:
+            self._last_t = max(newest.t, self._last_t) if self._last_t == self._last_t \
+                else newest.t
+        self._last_boot = newest.boot
+        self._update_status(newest, update)
+        if self._last_t - self._last_contact_t > self.idle_close_s:
+            self._spawn_close(f"nobody on the roller for {self.idle_close_s:.0f} s")
+
+    def _open_session(self, first: Frame) -> None:
+        utc = self.client.clock_map.frame_utc(first)
+        self.session = self.store.open_session(self.address, started_utc=utc,
+                                               profile_id=self.profile.id)
+        self.analyzer = SessionAnalyzer(self.user, segmenter=StrokeSegmenter())
+        # The roller zeroes at the first contact: a session seen from that frame on knows
+        # where it is on the back. One joined later waits for the journal's backfill.
+        self._anchored = bool(first.flags & FrameFlag.ZEROED)
+        self._stale = not self._anchored
+        self._last_contact_t = first.t
+        self.status = LiveStatus(self.address, connected=self.client.connected,
+                                 session_id=self.session.id)
+        self.say(f"{self.address}: session {self.session.id} started "
+                 f"(profile {self.profile.name})")
+        self._spawn(self._start_session(self.session.id))
+
+    async def _start_session(self, session_id: int) -> None:
+        try:
+            await self.client.start_session(session_id & 0xFFFFFFFF or 1)
+        except Exception as exc:  # noqa: BLE001 - cosmetic: the roller's LED
+            log.info("start session: %s", exc)
+
+    @staticmethod
+    def _estimates_for(frames: list[Frame], update: Update) -> list:
+        """Per stored frame its live estimate (None for frames the live analysis did
+        not take: backfill older than what it had; the offline pass fills those)."""
+        if update.frames is None or not len(update.frames):
+            return [None] * len(frames)
+        index = {(int(b), int(s)): i for i, (b, s) in
+                 enumerate(zip(update.frames.boot, update.frames.seq, strict=True))}
+        est = update.estimates
+        return [est.at(index[(f.boot, f.seq)]) if (f.boot, f.seq) in index else None
+                for f in frames]
+
+    def _store_analysis(self, session: Session, update: Update) -> None:
+        if update.strokes:
+            self.store.add_strokes(session.id, update.strokes)
+            self.status.strokes += len(update.strokes)
+        if update.dwells:
+            self.store.add_dwells(session.id, update.dwells)
+        for event in update.events:
+            self.store.add_event(session.id, event)
+            if event.kind is EventKind.LUMBAR_WARNING:
+                self.status.warnings += 1
+            if event.kind is EventKind.CALIBRATION:
+                self.status.calibration = event.message
+                self.status.calibrated = event.message.startswith("calibrated")
+                self.say(f"{self.address}: {event.message}")
+            self.status.message = event.message
+
+    def _send(self, update: Update) -> None:
+        for _, cue in update.cues:
+            if cue is Cue.LUMBAR:
+                self.status.warning = True
+            elif cue is Cue.STOP:
+                self.status.warning = False
+            self._spawn(self._command(self.client.buzz(_CUE_PATTERN[cue]), f"buzz {cue.value}"))
+        if update.fence is not None:
+            self._spawn(self._command(self.client.set_fence(*update.fence), "set fence"))
+
+    async def _command(self, request: object, what: str) -> None:
+        try:
+            await request  # type: ignore[misc]
+        except Exception as exc:  # noqa: BLE001 - the roller's own fence still holds
+            log.info("%s: %s", what, exc)
+
+    def _handled(self, frames: list[Frame]) -> None:
+        for f in frames:
+            self._pending[f.boot] = max(self._pending.get(f.boot, -1), f.seq)
+
+    # -- acknowledgement ----------------------------------------------------------
+    async def _ack_loop(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            await asyncio.sleep(ACK_EVERY_S)
+            self._ack_now()
+            if self.session is not None and self._stale and self.closing is None \
+                    and not self.client.receiver.waiting:
+                self._rebuild()  # the journal has filled what the live analysis missed
+            quiet = time.monotonic() - self._last_arrival
+            if self.session is not None and quiet > self.idle_close_s:
+                self._spawn_close(f"no frames for {self.idle_close_s:.0f} s")
+
+    def _ack_now(self) -> None:
+        """Sync the store, then tell the client what is stored (it acknowledges)."""
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, {}
+        self.store.sync()
+        for boot, seq in pending.items():
+            try:
+                self.client.stored(seq, boot)
+            except ValueError:
+                pass  # a boot the client no longer follows
+
+    # -- the link -----------------------------------------------------------------
+    def _on_link(self, up: bool) -> None:
+        self.status.connected = up
+        if not up and self._down_since is None:
+            self._down_since = self._last_t
+            self.say(f"{self.address}: link lost")
+        elif up and self._down_since is not None:
+            self.say(f"{self.address}: link back")
+            if self.session is not None:
+                self._reconnected_event = self.store.add_event(self.session.id, Event(
+                    EventKind.DISCONNECT, self._down_since, None,
+                    "the Bluetooth link was lost; the roller's journal filled the gap"))
+            self._down_since = None
+        self._publish(force=True)
+
+    def _on_hole(self, hole: Hole) -> None:
+        self.say(f"{self.address}: {hole.count} frame(s) lost for good")
+        if self.session is not None:
+            self.store.add_event(self.session.id, Event(
+                EventKind.FRAMES_LOST, self._last_t, None,
+                f"{hole.count} frames the roller could no longer resend", float(hole.count)))
+
+    def _link_events(self, session_id: int) -> list[Event]:
+        """Events the daemon itself recorded (the offline pass keeps them)."""
+        kinds = (EventKind.DISCONNECT, EventKind.RECONNECT, EventKind.FRAMES_LOST)
+        return [e for _, _, e in self.store.events(session_id) if e.kind in kinds]
+
+    # -- status -------------------------------------------------------------------
+    def _update_status(self, frame: Frame, update: Update | None) -> None:
+        s = self.status
+        s.connected = self.client.connected
+        s.t = frame.t
+        s.in_contact = bool(frame.flags & _CONTACT)
+        s.position_mm = frame.position * 1e3
+        s.zone_loads_n = [round(z, 1) for z in frame.zone_loads]
+        s.total_load_n = frame.total_load
+        if update is not None and len(update.estimates):
+            e = update.estimates.at(len(update.estimates) - 1)
+            s.level, s.p_below = e.level, e.p_below_ribs
+            s.region = e.region.label if e.region is not None else ""
+        else:
+            s.level, s.p_below, s.region = math.nan, math.nan, ""
+        if frame.flags & FrameFlag.BEYOND_FENCE:
+            s.warning = True
+        self._publish()
+
+    def _publish(self, force: bool = False) -> None:
+        now = time.time()
+        if not force and now - self._published < PUBLISH_EVERY_S:
+            return
+        self._published = now
+        self.status.utc = now
+        try:
+            publish(self.data_dir, self.status)
+        except OSError as exc:
+            log.warning("live status not written: %s", exc)
+
+    # -- tasks --------------------------------------------------------------------
+    def _spawn(self, coroutine: object) -> None:
+        task = asyncio.ensure_future(coroutine)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _spawn_close(self, reason: str) -> None:
+        if self.closing is not None and not self.closing.done():
+            return
+        self.closing = asyncio.ensure_future(self.close_session(reason))
+        self.closing.add_done_callback(self._closed)
+
+    def _closed(self, task: asyncio.Task) -> None:
+        self.closing = None
+        if not task.cancelled() and task.exception() is not None:
+            log.error("closing the session failed: %s", task.exception())
+        held, self._held = self._held, []
+        if held:
+            self._on_frames(held)
+
+
+async def run_daemon(store: Store, backend: BleBackend, data_dir: Path, *,
+                     addresses: list[str] | None = None, stop: asyncio.Event | None = None,
+                     idle_close_s: float = IDLE_CLOSE_S, say: Callable[[str], None] = print,
+                     client_options: dict | None = None,
+                     keepers: list[RollerKeeper] | None = None) -> None:
+    """Keep the rollers (``addresses``, default: the bonded devices) until ``stop``."""
+    profile = store.active_profile()
+    if profile is None:
+        raise DaemonError("no profile: create one with `smartroller profile create NAME "
+                          "--stature 1.72` (the analysis needs your stature)")
+    if addresses is None:
+        addresses = [d.address for d in store.devices() if d.bonded]
+    if not addresses:
+        raise DaemonError("no paired roller: pair one with `smartroller pair ADDRESS`")
+    stop = stop or asyncio.Event()
+    resumable, closed = store.recover(RECOVER_IDLE_S)
+    for session in closed:
+        offline_pass(store, session, user_model(profile))
+        say(f"session {session.id} was left recording; closed at its last frame")
+    made = [RollerKeeper(store, backend, a, data_dir, profile, idle_close_s=idle_close_s,
+                         say=say, client_options=client_options) for a in addresses]
+    if keepers is not None:
+        keepers.extend(made)
+    for keeper in made:
+        for session in resumable:
+            if session.device == keeper.address:
+                keeper.resume(session)
+    say(f"daemon: keeping {', '.join(addresses)} for profile {profile.name}")
+    try:
+        await asyncio.gather(*(k.run(stop) for k in made))
+    except StoreError:
+        stop.set()
+        raise

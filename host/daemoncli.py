@@ -1,0 +1,202 @@
+"""``smartroller daemon | live | calibrate``: the background host and what shows it.
+
+    smartroller daemon [--adapter A] [--keys FILE] [--address ADDR ...] [--live]
+    smartroller live [--once]
+    smartroller calibrate [--timeout S]
+
+Each takes ``--data-dir DIR``. The daemon keeps the paired rollers (``host.daemon``)
+and publishes their live status in the data directory; ``live`` draws it (refreshed in
+place on a terminal), ``calibrate`` walks the person through the calibration and
+waits for the roller's presses to complete it. Errors are one line on stderr: exit 2
+for bad input (no profile, no paired roller, a bad directory), 1 when Bluetooth fails
+or, for ``calibrate``, the time runs out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import TextIO
+
+from host.live import LiveStatus, read_statuses, render
+from host.paths import DataDirError, check_dir, data_dir
+
+__all__ = ["COMMANDS", "add_daemon_parsers", "run_daemon_command"]
+
+PROG = "smartroller"
+COMMANDS = ("daemon", "live", "calibrate")
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+CALIBRATION_STEPS = (
+    "Calibration: two landmarks, held still and marked with the roller's button.",
+    "1. Lie on the roller and raise your hips as you do to roll.",
+    "2. Roll up until the roller is at the top of your shoulders (just below the bony "
+    "bump at the base of your neck). Hold still, then press the button once.",
+    "3. Roll down until the roller is at the bottom of your ribs. Hold still, then press "
+    "the button once. (The roller may buzz there: that is the warning zone.)",
+)
+
+
+def add_daemon_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add ``daemon``, ``live`` and ``calibrate`` to the ``smartroller`` sub-parsers."""
+    from host.usercli import _one_line_errors
+
+    def common(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        _one_line_errors(p)
+        p.add_argument("--data-dir", metavar="DIR", help="the session store's directory "
+                       "(default: $SMARTROLLER_DATA_DIR, else the user's data directory)")
+        return p
+
+    d = common(sub.add_parser("daemon", help="keep the paired rollers: analyse, warn, store"))
+    d.add_argument("--adapter", metavar="A", help="hciN, or a Bumble transport "
+                   "(tcp-client:HOST:PORT, usb:0 ...)")
+    d.add_argument("--keys", metavar="FILE", help="bonding key store (Bumble transports)")
+    d.add_argument("--address", action="append", metavar="ADDR",
+                   help="only this roller (repeatable; default: every paired one)")
+    d.add_argument("--live", action="store_true", help="draw the live view here too")
+    d.add_argument("--idle", type=float, default=None, metavar="S",
+                   help="close a session after S s with nobody on the roller (default 60)")
+    li = common(sub.add_parser("live", help="the live view of what the daemon sees"))
+    li.add_argument("--once", action="store_true", help="print one view and exit")
+    c = common(sub.add_parser("calibrate", help="calibrate your spine's landmarks"))
+    c.add_argument("--timeout", type=float, default=180.0, metavar="S",
+                   help="give up after S s (default 180)")
+
+
+def run_daemon_command(args: argparse.Namespace, out: TextIO | None = None,
+                       err: TextIO | None = None) -> int | None:
+    """Run ``args.command`` if it is one of ours (its exit status), else None."""
+    if args.command not in COMMANDS:
+        return None
+    out, err = out or sys.stdout, err or sys.stderr
+    try:
+        folder = check_dir(data_dir(args.data_dir))
+        if args.command == "daemon":
+            return _daemon(args, folder, out, err)
+        if args.command == "live":
+            return _live(folder, args.once, out, err)
+        return _calibrate(folder, args.timeout, out, err)
+    except DataDirError as exc:
+        print(f"{PROG}: error: {exc}", file=err)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+
+
+def _daemon(args: argparse.Namespace, folder: Path, out: TextIO, err: TextIO) -> int:
+    from bleak.exc import BleakError
+
+    from host.ble.bumble_adapter import close_adapters
+    from host.ble.cli import UsageError, backend_for, check_address, configure_logging
+    from host.daemon import IDLE_CLOSE_S, DaemonError, run_daemon
+    from host.store import StoreError, open_store
+
+    try:
+        if args.idle is not None and not args.idle > 0:
+            raise UsageError(f"--idle must be > 0 s: {args.idle}")
+        addresses = [check_address(a) for a in args.address] if args.address else None
+        keys = args.keys or (str(folder / "ble-keys.json") if args.adapter and ":" in
+                             args.adapter else None)
+        backend = backend_for(args.adapter, keys)
+        store = open_store(folder)
+    except (UsageError, StoreError) as exc:
+        print(f"{PROG}: error: {exc}", file=err)
+        return EXIT_USAGE
+
+    def say(line: str) -> None:
+        print(line, file=err if args.live else out, flush=True)
+
+    configure_logging(False)
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, stop.set)
+            except (NotImplementedError, RuntimeError):
+                pass
+        view = asyncio.create_task(_draw_loop(folder, out, stop)) if args.live else None
+        try:
+            await run_daemon(store, backend, folder, addresses=addresses, stop=stop,
+                             idle_close_s=args.idle or IDLE_CLOSE_S, say=say)
+        finally:
+            stop.set()
+            if view is not None:
+                await asyncio.gather(view, return_exceptions=True)
+            await close_adapters()
+
+    try:
+        asyncio.run(main())
+    except (DaemonError, StoreError) as exc:
+        print(f"{PROG}: error: {exc}", file=err)
+        return EXIT_USAGE
+    except (BleakError, OSError) as exc:
+        print(f"{PROG}: error: Bluetooth: {exc}", file=err)
+        return EXIT_FAILURE
+    finally:
+        store.close()
+    return EXIT_OK
+
+
+async def _draw_loop(folder: Path, out: TextIO, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        _draw(read_statuses(folder), out, clear=out.isatty())
+        try:
+            await asyncio.wait_for(stop.wait(), 0.25)
+        except TimeoutError:
+            pass
+
+
+def _draw(statuses: list[LiveStatus], out: TextIO, clear: bool) -> None:
+    lines: list[str] = []
+    for status in statuses:
+        lines += render(status) + [""]
+    if not lines:
+        lines = ["waiting for a roller ..."]
+    prefix = "\x1b[H\x1b[J" if clear else ""
+    print(prefix + "\n".join(lines), file=out, flush=True)
+
+
+def _live(folder: Path, once: bool, out: TextIO, err: TextIO) -> int:
+    statuses = read_statuses(folder)
+    if not statuses and once:
+        print(f"{PROG}: error: no daemon is publishing in {folder} (start `smartroller "
+              "daemon`, or `smartroller daemon --live` to watch it there)", file=err)
+        return EXIT_FAILURE
+    if once:
+        _draw(statuses, out, clear=False)
+        return EXIT_OK
+    while True:
+        _draw(read_statuses(folder), out, clear=out.isatty())
+        time.sleep(0.25)
+
+
+def _calibrate(folder: Path, timeout_s: float, out: TextIO, err: TextIO) -> int:
+    if not timeout_s > 0:
+        print(f"{PROG}: error: --timeout must be > 0 s: {timeout_s}", file=err)
+        return EXIT_USAGE
+    statuses = read_statuses(folder)
+    if not statuses:
+        print(f"{PROG}: error: no daemon is publishing in {folder}: start `smartroller "
+              "daemon` and lie on the roller first", file=err)
+        return EXIT_FAILURE
+    for line in CALIBRATION_STEPS:
+        print(line, file=out, flush=True)
+    seen = {s.address: s.calibration for s in statuses}
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        for status in read_statuses(folder):
+            if status.calibration and status.calibration != seen.get(status.address):
+                seen[status.address] = status.calibration
+                print(f"  {status.calibration}", file=out, flush=True)
+                if status.calibrated:
+                    print("Done: the calibration is kept in your profile when the session "
+                          "ends.", file=out)
+                    return EXIT_OK
+        time.sleep(0.2)
+    print(f"{PROG}: error: no calibration within {timeout_s:g} s", file=err)
+    return EXIT_FAILURE

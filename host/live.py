@@ -1,0 +1,174 @@
+"""The live view: what the daemon knows now, drawn in a terminal.
+
+The daemon publishes a ``LiveStatus`` a few times a second, as a small JSON file per
+roller in the data directory (``live/<address>.json``, replaced atomically), so that
+``smartroller live`` and ``smartroller calibrate`` can show it from another process
+without talking to the daemon or to the roller. ``render`` draws it: a spine diagram
+with the roller's place and region, the load per zone, the stroke count and warnings.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from host.analysis.model import LEVEL_NAMES
+
+STALE_S = 5.0
+"""A status older than this (s) means no daemon is publishing."""
+_BARS = " ▁▂▃▄▅▆▇█"
+
+
+@dataclass
+class LiveStatus:
+    """A snapshot of one roller's session.
+
+    address: the roller. connected: the Bluetooth link is up. session_id: the session
+    being recorded (None: nobody rolling). utc: when this was written, s since 1970.
+    t: the roller's sensor time of the newest frame, s. in_contact: a body on the roller.
+    position_mm: roller position from its zero, mm. level: continuous vertebral level
+    (NaN unknown). region: region label ("" unknown). p_below: probability below the
+    rib cage. zone_loads_n: N per zone. total_load_n: N. strokes: strokes so far.
+    warnings: lumbar warnings so far. warning: the lumbar warning is on now.
+    calibration: "" or the last calibration message. calibrated: the session's
+    calibration is complete. message: the newest event's line.
+    """
+
+    address: str
+    connected: bool = False
+    session_id: int | None = None
+    utc: float = 0.0
+    t: float = math.nan
+    in_contact: bool = False
+    position_mm: float = math.nan
+    level: float = math.nan
+    region: str = ""
+    p_below: float = math.nan
+    zone_loads_n: list[float] = field(default_factory=list)
+    total_load_n: float = 0.0
+    strokes: int = 0
+    warnings: int = 0
+    warning: bool = False
+    calibration: str = ""
+    calibrated: bool = False
+    message: str = ""
+
+    def to_json(self) -> str:
+        """One line of JSON (NaN as null)."""
+        data = {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+                for k, v in asdict(self).items()}
+        return json.dumps(data)
+
+    @classmethod
+    def from_json(cls, text: str) -> LiveStatus:
+        """Back from ``to_json``; ValueError when it is not one."""
+        try:
+            data = json.loads(text)
+            names = set(cls.__dataclass_fields__)
+            values = {k: (math.nan if v is None and k in _FLOATS else v)
+                      for k, v in data.items() if k in names}
+            return cls(**values)
+        except (TypeError, json.JSONDecodeError) as exc:
+            raise ValueError(f"not a live status: {exc}") from None
+
+
+_FLOATS = {"t", "position_mm", "level", "p_below"}
+
+
+def status_path(data_dir: Path, address: str) -> Path:
+    """Where the daemon publishes ``address``'s status."""
+    return Path(data_dir) / "live" / (address.upper().replace(":", "-") + ".json")
+
+
+def publish(data_dir: Path, status: LiveStatus) -> None:
+    """Replace the roller's status file atomically."""
+    path = status_path(data_dir, status.address)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(status.to_json() + "\n")
+    os.replace(tmp, path)
+
+
+def read_statuses(data_dir: Path, now: float | None = None) -> list[LiveStatus]:
+    """The fresh statuses published in ``data_dir`` (newest first)."""
+    now = time.time() if now is None else now
+    out = []
+    folder = Path(data_dir) / "live"
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try:
+            status = LiveStatus.from_json(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if now - status.utc <= STALE_S:
+            out.append(status)
+    return sorted(out, key=lambda s: -s.utc)
+
+
+# --------------------------------------------------------------------------- drawing
+
+_SPINE = [(0.0, "C7"), (1.0, "T1"), (3.0, "T3"), (5.0, "T5"), (7.0, "T7"), (9.0, "T9"),
+          (11.0, "T11"), (13.0, "L1"), (15.0, "L3"), (17.0, "L5")]
+_REGION_OF_ROW = ["cervical", "upper thoracic", "upper thoracic", "mid thoracic",
+                  "mid thoracic", "lower thoracic", "lower thoracic", "LUMBAR", "LUMBAR",
+                  "LUMBAR"]
+
+
+def render(status: LiveStatus, width: int = 72) -> list[str]:
+    """The live view as lines of text."""
+    head = f"smartroller {status.address}  " + (
+        "connected" if status.connected else "not connected")
+    if status.session_id is not None:
+        head += f"  session {status.session_id}"
+    lines = [head[:width]]
+    marker_row = -1
+    if math.isfinite(status.level):
+        marker_row = min(range(len(_SPINE)), key=lambda i: abs(_SPINE[i][0] - status.level))
+    for i, (level, name) in enumerate(_SPINE):
+        here = i == marker_row
+        if level >= 13.0:
+            bone = "░░" if here and status.warning else "::"
+        else:
+            bone = "██" if level >= 1.0 else "▒▒"
+        mark = " ◀ roller" if here else ""
+        if here and status.warning:
+            mark += "  BUZZ: below the rib cage"
+        lines.append(f"  {name:>3} {bone} {_REGION_OF_ROW[i]:<15}{mark}"[:width])
+    if not status.in_contact:
+        where = "off the roller"
+    elif math.isfinite(status.level):
+        name = LEVEL_NAMES[min(max(int(math.floor(status.level)), 0), len(LEVEL_NAMES) - 1)]
+        where = (f"at {name} ({status.region.replace('_', ' ')}), "
+                 f"{status.p_below:.0%} likely below the ribs")
+    else:
+        where = "on the roller, place not known yet"
+    lines.append(f"  roller {status.position_mm:+6.0f} mm from its zero: {where}"[:width]
+                 if math.isfinite(status.position_mm) else f"  {where}"[:width])
+    zones = "".join(_BARS[min(len(_BARS) - 1, max(0, round(z / 60.0 * 8)))]
+                    for z in status.zone_loads_n)
+    lines.append(f"  load {status.total_load_n:5.0f} N  zones [{zones}]"[:width])
+    lines.append(f"  strokes {status.strokes}   lumbar warnings {status.warnings}"[:width])
+    if status.calibration:
+        lines.append(f"  calibration: {status.calibration}"[:width])
+    if status.message:
+        lines.append(f"  {status.message}"[:width])
+    return lines
+
+
+def live_line(status: LiveStatus) -> str:
+    """The live view in one line (for a log, or output that is not a terminal)."""
+    if not status.in_contact:
+        where = "off the roller"
+    elif math.isfinite(status.level):
+        name = LEVEL_NAMES[min(max(int(math.floor(status.level)), 0), len(LEVEL_NAMES) - 1)]
+        where = f"{name:>3} {status.region.replace('_', ' '):<14} {status.p_below:4.0%} below"
+    else:
+        where = "on the roller"
+    buzz = "  BUZZ: below the rib cage" if status.warning else ""
+    t = f"{status.t:6.1f} s" if math.isfinite(status.t) else "      -"
+    pos = f"{status.position_mm:+5.0f} mm" if math.isfinite(status.position_mm) else "     -"
+    return (f"{t}  {pos}  {where:<32} {status.total_load_n:4.0f} N  strokes "
+            f"{status.strokes:3d}  warnings {status.warnings}{buzz}")
