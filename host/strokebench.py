@@ -1,0 +1,168 @@
+"""Stroke segmentation against the simulator's truth: ``python -m host.strokebench``.
+
+Each session runs the unchanged firmware on emulated hardware (``SimRoller``) driven by a
+seeded person; its frames, quantised as the wire quantises them, go through the online
+``StrokeSegmenter`` in batches of two (one FIFO drain, as they arrive over Bluetooth) and
+through the offline ``segment``. The detected strokes are mapped to world time and
+scored against the routine's true strokes (``host.analysis.stroke_score``):
+
+- precision, recall, f1, exact_count_share: strokes >= 30 mm, knife edge forgiven;
+- amplitude_mae_mm: over the true positives;
+- latency_ms_median / p99 / max: sensor time from the true end of a stroke's movement
+  to the frame that decided it (the online pass);
+- segmenter_us_per_frame: wall time inside the online segmenter per frame;
+- offline_equals_online: the offline pass gave the very same strokes and dwells.
+
+Only this module and the tests read the truth; the segmenter sees frames.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import multiprocessing
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from firmware.protocol import Frame, quantise
+from firmware.sim.scenario import Scenario
+from host.analysis.model import Dwell, Stroke
+from host.analysis.stroke_score import StrokeScore, StrokeSet, score, summarise
+from host.analysis.strokes import StrokeSegmenter, segment_frames
+
+BATCH_FRAMES = 2
+"""Frames handed to the online segmenter at once (one 20 ms FIFO drain at 100 Hz)."""
+
+
+@dataclass
+class StrokeSession:
+    """One simulated session's stroke figures (``score`` holds the raw errors)."""
+
+    seed: int
+    duration_s: float
+    frames: int
+    strokes: int
+    dwells: int
+    segmenter_us_per_frame: float
+    offline_equals_online: bool
+    score: StrokeScore
+
+
+def run_online(frames: Sequence[Frame]) -> tuple[list[Stroke], list[Dwell], list[float], float]:
+    """The online pass in batches of ``BATCH_FRAMES``: (strokes, dwells, the sensor time
+    each stroke was decided at, wall seconds spent inside the segmenter)."""
+    seg = StrokeSegmenter()
+    strokes: list[Stroke] = []
+    dwells: list[Dwell] = []
+    decided: list[float] = []
+    spent = 0.0
+    for k in range(0, len(frames), BATCH_FRAMES):
+        batch = frames[k:k + BATCH_FRAMES]
+        t0 = time.perf_counter()
+        got = [(f.t, item) for f in batch for item in seg.push(f)]
+        spent += time.perf_counter() - t0
+        for t, item in got:
+            if isinstance(item, Stroke):
+                strokes.append(item)
+                decided.append(t)
+            else:
+                dwells.append(item)
+    dwells.extend(d for d in seg.flush() if isinstance(d, Dwell))
+    return strokes, dwells, decided, spent
+
+
+def run_session(scenario: Scenario, seed: int, duration_s: float | None = None) -> StrokeSession:
+    """Simulate one session, segment its frames online and offline, score them."""
+    from firmware.sim.rig import SimRoller
+
+    roller = SimRoller(scenario, seed)
+    zones = roller.config.zones.count
+    frames: list[Frame] = []
+    roller.add_sink(lambda f: frames.append(quantise(f, zones)))
+    end = roller.duration_s if duration_s is None else min(duration_s, roller.duration_s)
+    roller.run(until=end)
+    roller.close()
+    strokes, dwells, decided, spent = run_online(frames)
+    offline = segment_frames(frames)
+    same = (offline.strokes == strokes and offline.dwells == dwells
+            and np.array_equal(offline.decided_t, np.asarray(decided, dtype=float)))
+    # A stroke still moving within half a second of a cut session's end cannot be
+    # decided: leave such strokes out on both sides.
+    truth = StrokeSet.of(roller.world.truth.strokes)
+    found = StrokeSet.from_strokes(strokes, decided, roller.sensor_to_world)
+    result = score(found.select(found.end_s < end - 0.5), truth.select(truth.end_s < end - 0.5))
+    return StrokeSession(seed, end, len(frames), len(strokes), len(dwells),
+                         spent / max(len(frames), 1) * 1e6, same, result)
+
+
+def _run(args: tuple[Scenario, int, float | None]) -> StrokeSession:
+    return run_session(*args)
+
+
+def run_stroke_bench(scenarios: Sequence[Scenario], seeds: int, duration_s: float | None = None,
+                     jobs: int | None = None, first_seed: int = 1) -> dict:
+    """Run ``seeds`` sessions of each scenario; return the summary and the sessions."""
+    work = [(sc, seed, duration_s) for sc in scenarios
+            for seed in range(first_seed, first_seed + seeds)]
+    jobs = jobs or min(len(work), os.cpu_count() or 1)
+    if jobs > 1:
+        with multiprocessing.get_context("spawn").Pool(jobs) as pool:
+            results = pool.map(_run, work)
+    else:
+        results = [_run(w) for w in work]
+    summary = summarise([r.score for r in results])
+    summary |= {
+        "simulated_s": sum(r.duration_s for r in results),
+        "segmenter_us_per_frame": float(np.mean([r.segmenter_us_per_frame for r in results])),
+        "offline_equals_online": all(r.offline_equals_online for r in results),
+    }
+    sessions = []
+    for r in results:
+        row = {k: v for k, v in dataclasses.asdict(r).items() if k != "score"}
+        s = r.score
+        row |= {"true_strokes": s.true_count, "true_positives": s.true_positives,
+                "misses": s.misses, "false_alarms": s.false_alarms, "f1": s.f1,
+                "exact_count": s.exact_count, "amplitude_mae_mm": s.amplitude_mae_mm,
+                "latency_ms_max": float(s.latencies_ms.max()) if len(s.latencies_ms) else None}
+        sessions.append(row)
+    return {"summary": summary, "sessions": sessions}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m host.strokebench [--seeds N] [--duration S] [--jobs J] [--json]``."""
+    p = argparse.ArgumentParser(prog="python -m host.strokebench",
+                                description="stroke segmentation against the simulator's truth")
+    p.add_argument("--seeds", type=int, default=30, help="people (sessions), default 30")
+    p.add_argument("--first-seed", type=int, default=1, help="seed of the first person")
+    p.add_argument("--duration", type=float, help="cut every session to this many seconds")
+    p.add_argument("--jobs", type=int, default=2, help="processes (default 2)")
+    p.add_argument("--json", action="store_true", help="print JSON (summary and sessions)")
+    args = p.parse_args(argv)
+    if args.seeds < 1 or args.jobs < 1 or (args.duration is not None and args.duration < 10):
+        p.error("--seeds and --jobs must be >= 1, --duration >= 10")
+    from firmware.sim.scenario import default_scenario
+
+    result = run_stroke_bench([default_scenario()], args.seeds, args.duration, args.jobs,
+                              args.first_seed)
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    for row in result["sessions"]:
+        lat = row["latency_ms_max"]
+        print(f"seed {row['seed']:3d}: {row['true_strokes']:3d} strokes >= 30 mm, "
+              f"misses {row['misses']}, false alarms {row['false_alarms']}, "
+              f"MAE {row['amplitude_mae_mm']:.2f} mm, latency max "
+              f"{'-' if lat is None else f'{lat:.0f}'} ms")
+    for key, value in result["summary"].items():
+        shown = f"{value:.4g}" if isinstance(value, float) else str(value)
+        print(f"{key:26s} {shown}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
