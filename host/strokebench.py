@@ -31,9 +31,8 @@ import numpy as np
 
 from firmware.protocol import Frame, quantise
 from firmware.sim.scenario import Scenario
-from host.analysis.model import Dwell, Stroke
 from host.analysis.stroke_score import StrokeScore, StrokeSet, score, summarise
-from host.analysis.strokes import StrokeSegmenter, segment_frames
+from host.analysis.strokes import StrokeSegmentation, StrokeSegmenter, segment_frames
 
 BATCH_FRAMES = 2
 """Frames handed to the online segmenter at once (one 20 ms FIFO drain at 100 Hz)."""
@@ -53,27 +52,21 @@ class StrokeSession:
     score: StrokeScore
 
 
-def run_online(frames: Sequence[Frame]) -> tuple[list[Stroke], list[Dwell], list[float], float]:
-    """The online pass in batches of ``BATCH_FRAMES``: (strokes, dwells, the sensor time
-    each stroke was decided at, wall seconds spent inside the segmenter)."""
+def run_online(frames: Sequence[Frame]) -> tuple[StrokeSegmentation, float]:
+    """The online pass in batches of ``BATCH_FRAMES``: what it found, and the wall
+    seconds spent inside the segmenter."""
     seg = StrokeSegmenter()
-    strokes: list[Stroke] = []
-    dwells: list[Dwell] = []
-    decided: list[float] = []
+    found = StrokeSegmentation()
     spent = 0.0
     for k in range(0, len(frames), BATCH_FRAMES):
         batch = frames[k:k + BATCH_FRAMES]
         t0 = time.perf_counter()
-        got = [(f.t, item) for f in batch for item in seg.push(f)]
+        got = [(f.t, seg.push(f)) for f in batch]
         spent += time.perf_counter() - t0
-        for t, item in got:
-            if isinstance(item, Stroke):
-                strokes.append(item)
-                decided.append(t)
-            else:
-                dwells.append(item)
-    dwells.extend(d for d in seg.flush() if isinstance(d, Dwell))
-    return strokes, dwells, decided, spent
+        for t, items in got:
+            found.add(items, t)
+    found.add(seg.flush(), float("nan"))
+    return found, spent
 
 
 def run_session(scenario: Scenario, seed: int, duration_s: float | None = None) -> StrokeSession:
@@ -87,16 +80,16 @@ def run_session(scenario: Scenario, seed: int, duration_s: float | None = None) 
     end = roller.duration_s if duration_s is None else min(duration_s, roller.duration_s)
     roller.run(until=end)
     roller.close()
-    strokes, dwells, decided, spent = run_online(frames)
+    online, spent = run_online(frames)
     offline = segment_frames(frames)
-    same = (offline.strokes == strokes and offline.dwells == dwells
-            and np.array_equal(offline.decided_t, np.asarray(decided, dtype=float)))
+    same = (offline.strokes == online.strokes and offline.dwells == online.dwells
+            and offline.decided_t == online.decided_t)
     # A stroke still moving within half a second of a cut session's end cannot be
     # decided: leave such strokes out on both sides.
     truth = StrokeSet.of(roller.world.truth.strokes)
-    found = StrokeSet.from_strokes(strokes, decided, roller.sensor_to_world)
+    found = StrokeSet.from_strokes(online.strokes, online.decided_t, roller.sensor_to_world)
     result = score(found.select(found.end_s < end - 0.5), truth.select(truth.end_s < end - 0.5))
-    return StrokeSession(seed, end, len(frames), len(strokes), len(dwells),
+    return StrokeSession(seed, end, len(frames), len(online.strokes), len(online.dwells),
                          spent / max(len(frames), 1) * 1e6, same, result)
 
 

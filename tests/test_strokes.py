@@ -8,7 +8,13 @@ import pytest
 
 from firmware.protocol import Frame, FrameFlag
 from host.analysis.model import Dwell, Stroke
-from host.analysis.strokes import StrokeParams, StrokeSegmenter, segment, segment_frames
+from host.analysis.strokes import (
+    StrokeParams,
+    StrokeSegmentation,
+    StrokeSegmenter,
+    segment,
+    segment_frames,
+)
 
 FS = 100.0
 ON = int(FrameFlag.IN_CONTACT)
@@ -75,18 +81,12 @@ def zigzag(x0, strokes, t0=1.0):
 
 def online(frames, params=None, batch=1):
     """Run the online segmenter; (strokes, dwells, time of the frame deciding each stroke)."""
-    seg = StrokeSegmenter(params)
-    strokes, dwells, decided = [], [], []
+    seg, found = StrokeSegmenter(params), StrokeSegmentation()
     for k in range(0, len(frames), batch):
         for f in frames[k:k + batch]:
-            for item in seg.push(f):
-                if isinstance(item, Stroke):
-                    strokes.append(item)
-                    decided.append(f.t)
-                else:
-                    dwells.append(item)
-    dwells += list(seg.flush())
-    return strokes, dwells, decided
+            found.add(seg.push(f), f.t)
+    found.add(seg.flush(), np.nan)
+    return found.strokes, found.dwells, found.decided_t
 
 
 def assert_matches_moves(strokes, moves, tol_m=0.5e-3):
@@ -383,7 +383,7 @@ def test_offline_gives_the_online_strokes_and_dwells(batch):
     assert len(strokes) > 15 and len(dwells) >= 2
     assert offline.strokes == strokes
     assert offline.dwells == dwells
-    assert offline.decided_t.tolist() == decided
+    assert offline.decided_t == decided
     assert segment_frames(tr.frames()).strokes == strokes
 
 

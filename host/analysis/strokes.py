@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -219,8 +219,8 @@ class StrokeSegmenter:
         self._pk_v, self._half_t = 0.0, t  # peak speed forward; last time at half of it
         # turning points of the jitter: the current swing runs from _ms to _me
         self._md = 0
-        self._me_x, self._me_t, self._me_i = x, t, i  # swing's extreme (last there)
-        self._ms_x, self._ms_t, self._ms_i = x, t, i  # swing's start (last there)
+        self._me_x, self._me_i = x, i  # swing's extreme (last frame there)
+        self._ms_x, self._ms_i = x, i  # swing's start (last frame there)
         self._start_rest(i, t)
 
     def _advance(self, i: int, t: float, x: float, v: float) -> tuple[Stroke | Dwell, ...]:
@@ -230,18 +230,18 @@ class StrokeSegmenter:
         if md == 0:
             if x - self._me_x > jit or self._me_x - x > jit:
                 self._md = 1 if x > self._me_x else -1
-                self._ms_x, self._ms_t, self._ms_i = self._me_x, self._me_t, self._me_i
-                self._me_x, self._me_t, self._me_i = x, t, i
+                self._ms_x, self._ms_i = self._me_x, self._me_i
+                self._me_x, self._me_i = x, i
             else:
-                self._me_t, self._me_i = t, i
+                self._me_i = i
         elif (x - self._me_x) * md >= -jit:
             if (x - self._me_x) * md > 0:
                 self._me_x = x
-            self._me_t, self._me_i = t, i
+            self._me_i = i
         else:
-            self._ms_x, self._ms_t, self._ms_i = self._me_x, self._me_t, self._me_i
+            self._ms_x, self._ms_i = self._me_x, self._me_i
             self._md = -md
-            self._me_x, self._me_t, self._me_i = x, t, i
+            self._me_x, self._me_i = x, i
         # at rest?
         if -self._vstill < v < self._vstill:
             self._rest_i = i
@@ -301,7 +301,7 @@ class StrokeSegmenter:
             self._mode = _STILL
             self._start_rest(self._e_i, self._e_t)
             # the next swing of the jitter starts here
-            self._ms_x, self._ms_t, self._ms_i = self._me_x, self._me_t, self._me_i
+            self._ms_x, self._ms_i = self._me_x, self._me_i
             return out
         return _EMPTY
 
@@ -403,7 +403,7 @@ class StrokeSegmenter:
                 self._dw_sum_load += sum(self._load[a:b])
                 self._dw_i = keep
             if self._ms_i < keep:  # the jitter swing began before: it starts here now
-                self._ms_i, self._ms_t = keep, self._t[b]
+                self._ms_i = keep
         else:
             keep = min(self._s_i, self._ms_i, self._e_i)
         cut = keep - base
@@ -413,17 +413,26 @@ class StrokeSegmenter:
             self._base = keep
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False)
 class StrokeSegmentation:
-    """What ``segment`` found in a session.
+    """What a segmentation found in a session.
 
     strokes: the strokes, in order. dwells: the dwells, in order. decided_t: for each
     stroke, the sensor time of the frame at which the online pass decided it, s.
     """
 
-    strokes: list[Stroke]
-    dwells: list[Dwell]
-    decided_t: np.ndarray
+    strokes: list[Stroke] = field(default_factory=list)
+    dwells: list[Dwell] = field(default_factory=list)
+    decided_t: list[float] = field(default_factory=list)
+
+    def add(self, items: Iterable[Stroke | Dwell], t: float) -> None:
+        """File what a segmenter returned for the frame at sensor time t (s)."""
+        for item in items:
+            if isinstance(item, Stroke):
+                self.strokes.append(item)
+                self.decided_t.append(t)
+            else:
+                self.dwells.append(item)
 
 
 def segment(t: Sequence[float] | np.ndarray, position: Sequence[float] | np.ndarray,
@@ -442,21 +451,15 @@ def segment(t: Sequence[float] | np.ndarray, position: Sequence[float] | np.ndar
         raise ValueError("segment: t, position, velocity, total_load, flags and boot "
                          "must have the same length")
     seg = StrokeSegmenter(params)
-    strokes: list[Stroke] = []
-    dwells: list[Dwell] = []
-    decided: list[float] = []
+    out = StrokeSegmentation()
     step = seg.step
     rows = zip(*(c.tolist() for c in columns), boots.tolist(), strict=True)
     for tk, pk, vk, lk, fk, bk in rows:
         got = step(tk, pk, vk, lk, int(fk), bk)
-        for item in got:
-            if isinstance(item, Stroke):
-                strokes.append(item)
-                decided.append(tk)
-            else:
-                dwells.append(item)
-    dwells.extend(d for d in seg.flush() if isinstance(d, Dwell))
-    return StrokeSegmentation(strokes, dwells, np.array(decided, dtype=float))
+        if got:
+            out.add(got, tk)
+    out.add(seg.flush(), math.nan)
+    return out
 
 
 def segment_frames(frames: Iterable[Frame], params: StrokeParams | None = None
