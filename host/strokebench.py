@@ -10,6 +10,8 @@ scored against the routine's true strokes (``host.analysis.stroke_score``):
 - amplitude_mae_mm: over the true positives;
 - latency_ms_median / p99 / max: sensor time from the true end of a stroke's movement
   to the frame that decided it (the online pass);
+- dwell_recall: the share of the routine's pauses and rests (hips lowered) of 2 s or
+  more that a detected dwell overlaps;
 - segmenter_us_per_frame: wall time inside the online segmenter per frame;
 - offline_equals_online: the offline pass gave the very same strokes and dwells.
 
@@ -47,6 +49,8 @@ class StrokeSession:
     frames: int
     strokes: int
     dwells: int
+    true_rests: int
+    rests_found: int
     segmenter_us_per_frame: float
     offline_equals_online: bool
     score: StrokeScore
@@ -89,8 +93,27 @@ def run_session(scenario: Scenario, seed: int, duration_s: float | None = None) 
     truth = StrokeSet.of(roller.world.truth.strokes)
     found = StrokeSet.from_strokes(online.strokes, online.decided_t, roller.sensor_to_world)
     result = score(found.select(found.end_s < end - 0.5), truth.select(truth.end_s < end - 0.5))
+    rests = _rests(roller.world.truth.t, roller.world.truth.phase, end)
+    dwells = [(float(a), float(b)) for a, b in zip(
+        roller.sensor_to_world(np.array([d.start_t for d in online.dwells])),
+        roller.sensor_to_world(np.array([d.end_t for d in online.dwells])), strict=True)]
+    found_rests = sum(any(b > r0 and a < r1 for a, b in dwells) for r0, r1 in rests)
     return StrokeSession(seed, end, len(frames), len(online.strokes), len(online.dwells),
-                         spent / max(len(frames), 1) * 1e6, same, result)
+                         len(rests), found_rests, spent / max(len(frames), 1) * 1e6, same,
+                         result)
+
+
+def _rests(t: np.ndarray, phase: np.ndarray, end_s: float, shortest_s: float = 2.0
+           ) -> list[tuple[float, float]]:
+    """(start, end) world times (s) of the routine's pauses and rests of ``shortest_s`` or
+    more that ended before ``end_s``, from the truth's times and ``Phase`` codes."""
+    from firmware.sim.routine import Phase
+
+    resting = np.isin(phase, (int(Phase.PAUSE), int(Phase.REST))).astype(np.int8)
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], resting, [0]))))
+    spans = [(float(t[a]), float(t[min(b, len(t) - 1)])) for a, b in zip(edges[::2], edges[1::2],
+                                                                         strict=True)]
+    return [(a, b) for a, b in spans if b - a >= shortest_s and b < end_s]
 
 
 def _run(args: tuple[Scenario, int, float | None]) -> StrokeSession:
@@ -111,6 +134,8 @@ def run_stroke_bench(scenarios: Sequence[Scenario], seeds: int, duration_s: floa
     summary = summarise([r.score for r in results])
     summary |= {
         "simulated_s": sum(r.duration_s for r in results),
+        "dwell_recall": (sum(r.rests_found for r in results)
+                         / max(sum(r.true_rests for r in results), 1)),
         "segmenter_us_per_frame": float(np.mean([r.segmenter_us_per_frame for r in results])),
         "offline_equals_online": all(r.offline_equals_online for r in results),
     }
@@ -150,7 +175,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"seed {row['seed']:3d}: {row['true_strokes']:3d} strokes >= 30 mm, "
               f"misses {row['misses']}, false alarms {row['false_alarms']}, "
               f"MAE {row['amplitude_mae_mm']:.2f} mm, latency max "
-              f"{'-' if lat is None else f'{lat:.0f}'} ms")
+              f"{'-' if lat is None else f'{lat:.0f}'} ms, pauses as dwells "
+              f"{row['rests_found']}/{row['true_rests']}")
     for key, value in result["summary"].items():
         shown = f"{value:.4g}" if isinstance(value, float) else str(value)
         print(f"{key:26s} {shown}")
