@@ -21,12 +21,13 @@ Only this module and the tests read the truth; the segmenter sees frames.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import multiprocessing
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -121,16 +122,24 @@ def _run(args: tuple[Scenario, int, float | None]) -> StrokeSession:
 
 
 def run_stroke_bench(scenarios: Sequence[Scenario], seeds: int, duration_s: float | None = None,
-                     jobs: int | None = None, first_seed: int = 1) -> dict:
-    """Run ``seeds`` sessions of each scenario; return the summary and the sessions."""
+                     jobs: int | None = None, first_seed: int = 1,
+                     progress: Callable[[dict], None] | None = None) -> dict:
+    """Run ``seeds`` sessions of each scenario; return the summary and the sessions.
+    ``progress`` is called with each session's row as it finishes (in order)."""
     work = [(sc, seed, duration_s) for sc in scenarios
             for seed in range(first_seed, first_seed + seeds)]
     jobs = jobs or min(len(work), os.cpu_count() or 1)
-    if jobs > 1:
-        with multiprocessing.get_context("spawn").Pool(jobs) as pool:
-            results = pool.map(_run, work)
-    else:
-        results = [_run(w) for w in work]
+    results: list[StrokeSession] = []
+    with contextlib.ExitStack() as stack:
+        if jobs > 1:
+            pool = stack.enter_context(multiprocessing.get_context("spawn").Pool(jobs))
+            done: Iterable[StrokeSession] = pool.imap(_run, work)
+        else:
+            done = map(_run, work)
+        for r in done:
+            results.append(r)
+            if progress is not None:
+                progress(_row(r))
     summary = summarise([r.score for r in results])
     summary |= {
         "simulated_s": sum(r.duration_s for r in results),
@@ -139,16 +148,27 @@ def run_stroke_bench(scenarios: Sequence[Scenario], seeds: int, duration_s: floa
         "segmenter_us_per_frame": float(np.mean([r.segmenter_us_per_frame for r in results])),
         "offline_equals_online": all(r.offline_equals_online for r in results),
     }
-    sessions = []
-    for r in results:
-        row = {k: v for k, v in dataclasses.asdict(r).items() if k != "score"}
-        s = r.score
-        row |= {"true_strokes": s.true_count, "true_positives": s.true_positives,
-                "misses": s.misses, "false_alarms": s.false_alarms, "f1": s.f1,
-                "exact_count": s.exact_count, "amplitude_mae_mm": s.amplitude_mae_mm,
-                "latency_ms_max": float(s.latencies_ms.max()) if len(s.latencies_ms) else None}
-        sessions.append(row)
-    return {"summary": summary, "sessions": sessions}
+    return {"summary": summary, "sessions": [_row(r) for r in results]}
+
+
+def _row(r: StrokeSession) -> dict:
+    """One session's figures as plain values."""
+    row = {k: v for k, v in dataclasses.asdict(r).items() if k != "score"}
+    s = r.score
+    row |= {"true_strokes": s.true_count, "true_positives": s.true_positives,
+            "misses": s.misses, "false_alarms": s.false_alarms, "f1": s.f1,
+            "exact_count": s.exact_count, "amplitude_mae_mm": s.amplitude_mae_mm,
+            "latency_ms_max": float(s.latencies_ms.max()) if len(s.latencies_ms) else None}
+    return row
+
+
+def _print_row(row: dict) -> None:
+    lat = row["latency_ms_max"]
+    print(f"seed {row['seed']:3d}: {row['true_strokes']:3d} strokes >= 30 mm, "
+          f"misses {row['misses']}, false alarms {row['false_alarms']}, "
+          f"MAE {row['amplitude_mae_mm']:.2f} mm, latency max "
+          f"{'-' if lat is None else f'{lat:.0f}'} ms, pauses as dwells "
+          f"{row['rests_found']}/{row['true_rests']}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -166,17 +186,10 @@ def main(argv: list[str] | None = None) -> int:
     from firmware.sim.scenario import default_scenario
 
     result = run_stroke_bench([default_scenario()], args.seeds, args.duration, args.jobs,
-                              args.first_seed)
+                              args.first_seed, None if args.json else _print_row)
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
-    for row in result["sessions"]:
-        lat = row["latency_ms_max"]
-        print(f"seed {row['seed']:3d}: {row['true_strokes']:3d} strokes >= 30 mm, "
-              f"misses {row['misses']}, false alarms {row['false_alarms']}, "
-              f"MAE {row['amplitude_mae_mm']:.2f} mm, latency max "
-              f"{'-' if lat is None else f'{lat:.0f}'} ms, pauses as dwells "
-              f"{row['rests_found']}/{row['true_rests']}")
     for key, value in result["summary"].items():
         shown = f"{value:.4g}" if isinstance(value, float) else str(value)
         print(f"{key:26s} {shown}")
