@@ -1,6 +1,7 @@
 """The command lines: frames flow, and bad input is one line with exit status 2."""
 
 import json
+import re
 
 import pytest
 
@@ -71,7 +72,7 @@ def test_truncated_raw_log_is_exit_2(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv", [["bench", "--seeds", "0"], ["bench", "--duration", "x"],
-                                  ["demo", "--speed", "-1"], ["nope"]])
+                                  ["demo", "--speed", "-1"], ["demo", "--speed", "0"], ["nope"]])
 def test_host_cli_bad_flags_exit_2(argv, capsys):
     with pytest.raises(SystemExit) as exit_:
         host_cli.main(argv)
@@ -83,13 +84,23 @@ def test_bench_scores_a_short_session(capsys):
                                        "1", "--json"], capsys)
     assert code == 0
     summary = json.loads(out)["summary"]
-    assert summary["sessions"] == 1 and summary["fifo_overflows"] == 0
+    assert summary["sessions"] == 2 and summary["fifo_overflows"] == 0  # calibrated + not
     assert 0 < summary["rolling_rmse_mm"] < 5
     assert summary["zone_scan_hz_min"] > 49
 
 
-def test_demo_runs_and_warns(capsys):
-    code, out, _ = run(host_cli.main, ["demo", "--speed", "0"], capsys)
-    assert code == 0
-    assert "BUZZ: below the rib cage" in out
-    assert "warned" in out
+@pytest.mark.slow
+def test_demo_pairs_rolls_warns_and_exports(tmp_path, capsys):
+    out_dir = tmp_path / "demo"
+    code, out, err = run(host_cli.main, ["demo", "--speed", "2", "--out", str(out_dir)],
+                         capsys)
+    assert code == 0, err
+    assert "Paired" in out and "pairing window open" in out
+    assert "BUZZ: below the rib cage" in out or "lumbar warning" in out
+    assert re.search(r"buzzed by itself below the rib cage [1-9]", out)
+    for name in ("samples.csv", "strokes.csv", "events.csv"):
+        assert (out_dir / "csv" / name).stat().st_size > 100
+        assert str(out_dir / "csv" / name) in out
+    assert (out_dir / "report.html").read_text().count("<svg") >= 1
+    events = (out_dir / "csv" / "events.csv").read_text()
+    assert "lumbar_warning" in events

@@ -208,7 +208,9 @@ def test_demanded_excursions_appear_as_fence_crossings(busy: World) -> None:
 def test_demo_drifts_below_the_ribs_once(seed: int) -> None:
     w = World(load_scenario(SCENARIO_DIR / "demo.toml"), default_config(), seed)
     c = w.truth.crossings
-    assert w.duration_s == 45.0
+    assert w.duration_s == 50.0
+    hold_at, hold_for = w.events[0]  # the pairing hold comes before the start press
+    assert hold_for > 3.0 and hold_at + hold_for < w.events[1][0] < w.routine.contact_on_s
     assert len(c.down_s) == 1 and len(c.up_s) == 1 and c.depth_m[0] > 0.02
     assert w.truth.contact_m[w.truth.in_contact][-1] < w.fence_m  # back up before getting off
 

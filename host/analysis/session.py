@@ -122,7 +122,8 @@ class SessionAnalyzer:
         self.user = user
         self.policy = policy or WarningPolicy()
         self.body = user.body()
-        self.population = population_signature() if population == "shipped" else population
+        self.population = (population_signature(round(user.stature_m, 2), user.sex)
+                           if population == "shipped" else population)
         self.signature = self._compile(user.signature)
         self.tracker: SpineTracker | None = None
         self.warner = Warner(self.policy)

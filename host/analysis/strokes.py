@@ -6,7 +6,7 @@ where it came to rest). ``StrokeSegmenter`` is fed frames one at a time, in seq 
 and hands back each ``Stroke`` as soon as its end is decided, and each ``Dwell`` (the
 roller held still for ``dwell_s`` or longer) when it ends. ``segment`` runs the very
 same state machine over a whole session's arrays, so the offline strokes are the online
-ones, frame for frame. docs/algorithms-strokes.md explains the choices.
+ones, frame for frame. docs/algorithms.md ("Strokes") explains the choices.
 
 How a stroke's end is decided (``StrokeParams`` holds the figures):
 
