@@ -19,7 +19,10 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import time
 from pathlib import Path
+
+from bleak.exc import BleakError
 
 from firmware.protocol import Frame, FrameFlag
 from host.ble.client import RollerClient
@@ -79,8 +82,15 @@ async def main(store: Path, address: str, transport: str, keys: str, seconds: fl
     client = RollerClient(backend, on_frames=on_frames, position=position, ahead=ahead)
     if pair:
         await client.pair(address)
-    await client.connect(address)
-    await asyncio.sleep(seconds)
+    started = time.monotonic()
+    for attempt in range(4):  # a roller still dropping the killed host's link may be slow
+        try:
+            await client.connect(address)
+            break
+        except (TimeoutError, BleakError):
+            if attempt == 3:
+                raise
+    await asyncio.sleep(max(0.0, seconds - (time.monotonic() - started)))
     await client.stop()
     from host.ble.bumble_adapter import close_adapters
 
