@@ -33,7 +33,6 @@ from host.analysis.anatomy import BodyModel
 from host.analysis.calibration import BOTTOM_LEVEL, TOP_LEVEL, CalibrationDetector
 from host.analysis.frames import FrameColumns
 from host.analysis.model import Dwell, Event, EventKind, Region, Stroke
-from host.analysis.population import population_signature
 from host.analysis.profile import UserModel
 from host.analysis.signature import (
     CompiledSignature,
@@ -112,18 +111,14 @@ class SessionAnalyzer:
     """The analysis of one session of one user.
 
     user: what is known of the user. policy: warning thresholds. segmenter: the stroke
-    segmenter, or None (no strokes). population: the population's signature, standing in
-    where the user's own has not been learned (default: the shipped one; None: none).
+    segmenter, or None (no strokes).
     """
 
     def __init__(self, user: UserModel, policy: WarningPolicy | None = None,
-                 segmenter: Segmenter | None = None,
-                 population: Signature | None | str = "shipped") -> None:
+                 segmenter: Segmenter | None = None) -> None:
         self.user = user
         self.policy = policy or WarningPolicy()
         self.body = user.body()
-        self.population = (population_signature(round(user.stature_m, 2), user.sex)
-                           if population == "shipped" else population)
         self.signature = self._compile(user.signature)
         self.tracker: SpineTracker | None = None
         self.warner = Warner(self.policy)
@@ -320,13 +315,10 @@ class SessionAnalyzer:
             self.learning.add(np.array(rows[0]), np.column_stack([rows[1], rows[2]]))
             self._learn_rows = [[], [], []]
 
-    def _compile(self, own: Signature) -> CompiledSignature | None:
-        """The signature to match: the user's own, the population's where it is not
-        learned; None when neither is known."""
-        pop = self.population  # type: ignore[assignment]
-        if own.known:
-            return own.compiled(fallback=pop)  # type: ignore[arg-type]
-        return pop.compiled() if pop is not None and pop.known else None  # type: ignore
+    @staticmethod
+    def _compile(own: Signature) -> CompiledSignature | None:
+        """The signature to match: the user's own once anything is learned, else None."""
+        return own.compiled() if own.known else None
 
     def _relearn(self, t: float, tracker: SpineTracker) -> None:
         self._learned_at = t
@@ -458,12 +450,12 @@ def _features(zone_loads: np.ndarray) -> np.ndarray:
 
 
 def analyze(frames: FrameColumns | Sequence[Frame], user: UserModel,
-            policy: WarningPolicy | None = None, segmenter: Segmenter | None = None,
-            population: Signature | None | str = "shipped") -> tuple[Update, SessionAnalyzer]:
+            policy: WarningPolicy | None = None, segmenter: Segmenter | None = None
+            ) -> tuple[Update, SessionAnalyzer]:
     """The offline pass: a whole session's frames through the same analysis, in (boot,
     seq) order; returns everything it produced and the analyzer (for its model)."""
     cols = frames if isinstance(frames, FrameColumns) else FrameColumns.from_frames(frames)
-    analyzer = SessionAnalyzer(user, policy, segmenter, population)
+    analyzer = SessionAnalyzer(user, policy, segmenter)
     out = analyzer.feed_columns(cols.sorted())
     out.extend(analyzer.finish())
     return out, analyzer

@@ -148,10 +148,9 @@ class Signature:
         """Whether any bin has been learned."""
         return bool(self.count.sum() >= MIN_COUNT)
 
-    def compiled(self, fallback: Signature | None = None) -> CompiledSignature:
-        """The signature smoothed along the levels, ready for matching; where it has
-        not been learned, ``fallback``'s (the population's) stands in."""
-        return CompiledSignature.build(self, fallback=fallback)
+    def compiled(self) -> CompiledSignature:
+        """The signature smoothed along the levels, ready for matching."""
+        return CompiledSignature.build(self)
 
     def to_json(self) -> dict:
         """A JSON-able dict (for the user profile); bins with no data are left out."""
@@ -196,19 +195,9 @@ class CompiledSignature:
     log_sd: np.ndarray
 
     @classmethod
-    def build(cls, sig: Signature, smooth_bins: float = 1.0,
-              fallback: Signature | None = None) -> CompiledSignature:
-        """Smooth ``sig`` with a Gaussian kernel of ``smooth_bins`` bins (count-weighted);
-        bins it has not learned take ``fallback``'s values where that one has them."""
-        if not sig.known and fallback is not None and fallback.known:
-            return cls.build(fallback, smooth_bins)
-        own = cls._smoothed(sig, smooth_bins)
-        if fallback is not None and fallback.known:
-            other = cls._smoothed(fallback, smooth_bins)
-            take = ~own[2] & other[2]
-            own = (np.where(take[:, None], other[0], own[0]),
-                   np.where(take[:, None], other[1], own[1]), own[2] | other[2])
-        return cls._finish(sig if sig.known else fallback, *own)
+    def build(cls, sig: Signature, smooth_bins: float = 1.0) -> CompiledSignature:
+        """Smooth ``sig`` with a Gaussian kernel of ``smooth_bins`` bins (count-weighted)."""
+        return cls._finish(sig, *cls._smoothed(sig, smooth_bins))
 
     @staticmethod
     def _smoothed(sig: Signature, smooth_bins: float
@@ -228,7 +217,7 @@ class CompiledSignature:
         return mean, np.sqrt(var + NOISE_FLOOR**2), known
 
     @classmethod
-    def _finish(cls, sig: Signature | None, mean: np.ndarray, sd: np.ndarray,
+    def _finish(cls, sig: Signature, mean: np.ndarray, sd: np.ndarray,
                 known: np.ndarray) -> CompiledSignature:
         """Extrapolate beyond the known bins and add the background of ``sig``."""
         if known.any() and not known.all():
@@ -244,7 +233,7 @@ class CompiledSignature:
             mean = np.where(known[:, None], mean, mean[nearest])
             sd = np.where(known[:, None], sd,
                           np.hypot(sd[nearest], far[:, None] * EXTRAPOLATION_SD))
-        total = sig.count.sum() if sig is not None else 0.0
+        total = sig.count.sum()
         if total > 0:
             bg_mean = (sig.count[:, None] * sig.mean).sum(axis=0) / total
             bg_var = ((sig.m2 + sig.count[:, None] * (sig.mean - bg_mean) ** 2).sum(axis=0)
