@@ -330,7 +330,7 @@ def test_drain_reads_only_whole_frames_in_blocks_of_at_most_32_bytes():
     assert fifo_reads and all(c[0] == "read_i2c_block_data" and c[2] in (12, 24)
                               for c in fifo_reads)
     assert all(c[2] <= 32 for c in bus.calls if c[0] == "read_i2c_block_data")
-    assert len(bus.calls) <= 4 * 101 + 32 + 3  # 4 a drain at 4 frames, + the pause, + health
+    assert len(bus.calls) <= 3 * 101 + 32 + 3  # 3 a drain at 4 frames, + the pause, + health
 
 
 def test_clone_who_am_i_warns_but_works(caplog):
