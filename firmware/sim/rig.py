@@ -2,9 +2,10 @@
 
 ``SimRoller`` builds, from a scenario and a seed, the world (person, routine, roller
 physics and ground truth), a ``SimClock``, a ``SimBus`` with an emulated MPU-6050 and
-two ADS1115s on a FSR strip, and a gpiozero ``MockFactory`` for motor, button and LED;
-then runs the unchanged ``Firmware`` on them. The person's button presses drive the
-mock button pin. The firmware sees only registers and pins: the truth stays here.
+two ADS1115s on a FSR strip, and a gpiozero ``MockFactory`` for motor, button, LED and
+the ADCs' ALERT/RDY lines; then runs the unchanged ``Firmware`` on them. The person's
+button presses drive the mock button pin. The firmware sees only registers and pins:
+the truth stays here. ``CpuMeter`` measures the firmware's CPU time apart from all this.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 
@@ -22,10 +24,10 @@ from firmware.app import Firmware
 from firmware.config import Config, default_config
 from firmware.protocol import Frame
 from firmware.sim.ads1115 import Ads1115Sim
-from firmware.sim.bus import SimBus
+from firmware.sim.bus import EmulatedSMBus, SimBus
 from firmware.sim.clock import SimClock
 from firmware.sim.mpu6050 import Mpu6050Sim
-from firmware.sim.pins import press, release, sim_pin_factory
+from firmware.sim.pins import press, release, sim_pin_factory, wire_open_drain
 from firmware.sim.scenario import Scenario, default_scenario
 from firmware.sim.strip import FsrStrip
 from firmware.sim.world import World
@@ -33,23 +35,143 @@ from firmware.sim.world import World
 GYRO_DRIFT_DPS_PER_SQRT_S = 0.003  # body heat warming the roller: ~0.07 deg/s in 10 min
 
 
-@dataclass
-class EmulationMeter:
-    """Wall time spent inside the emulated devices and the world, s."""
+T = TypeVar("T")
+_EMULATED = ""  # the emulated parts' bucket; None: outside (counted nowhere)
 
-    seconds: float = 0.0
-    calls: int = 0
 
-    def wrap(self, fn: Callable) -> Callable:
-        """``fn`` with its time counted."""
-        def timed(*args: object) -> object:
-            t0 = time.perf_counter()
+class CpuMeter:
+    """CPU time of the firmware inside the simulator, s, emulation excluded.
+
+    The line between the firmware and what stands in for its hardware is crossed at a
+    few places, each wrapped here: ``emulated`` for an emulated device's
+    ``i2c_write``/``i2c_read`` (the device and the world's physics behind it) and a
+    mock pin's internals (what lgpio's C calls do on a Pi); ``outside`` for the
+    simulator's own observers of the frames (the bench's recorder, the demo's
+    printer); ``firmware`` for the calls into the firmware (``Firmware.step``, its
+    start, and the button's edge events, which run gpiozero's handlers and the
+    panel's). The meter keeps a bucket per side (and per named part of the firmware,
+    for a breakdown) and reads ``clock`` at every switch (default ``time.thread_time``:
+    CPU time of this thread, which other processes do not inflate; ~1 us resolution
+    and cost per read here).
+
+    Reading the clock is not free, and part of each switch's cost lands in the
+    firmware's bucket although a Pi has no meter: ``costs`` = (per crossing out of a
+    firmware part and back, per entry into a firmware part and out), s, calibrated
+    once per process and clock as the smallest of several estimates (so that what is
+    left of the meter's cost errs on the firmware's side). ``firmware_s`` and ``parts``
+    subtract them.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.thread_time,
+                 costs: tuple[float, float] | None = None) -> None:
+        self.clock = clock
+        self.costs = _meter_costs(clock) if costs is None else costs
+        self.seconds: dict[str, float] = {_EMULATED: 0.0}
+        """Raw time per bucket (firmware parts by name; "" the emulated parts), s."""
+        self.crossings: dict[str, int] = {}
+        """Per firmware part: switches out of it into anything else (and back)."""
+        self.entries: dict[str, int] = {}
+        """Per firmware part: switches into it from anything else (and back out)."""
+        self._state: str | None = None
+        self._since = 0.0
+
+    @property
+    def emulated_s(self) -> float:
+        """Time spent in the emulated parts, s."""
+        return self.seconds[_EMULATED]
+
+    @property
+    def firmware_s(self) -> float:
+        """CPU time of the firmware, s: its buckets less the meter's own costs."""
+        return sum(self.parts().values())
+
+    def parts(self) -> dict[str, float]:
+        """CPU time of each named part of the firmware, s, meter costs removed."""
+        crossing_s, entry_s = self.costs
+        return {part: max(0.0, raw - self.crossings.get(part, 0) * crossing_s
+                          - self.entries.get(part, 0) * entry_s)
+                for part, raw in self.seconds.items() if part != _EMULATED}
+
+    def emulated(self, fn: Callable[..., T]) -> Callable[..., T]:
+        """``fn`` (a device's or a mock pin's method) kept out of the firmware's time."""
+        return self._region(_EMULATED, fn)
+
+    def outside(self, fn: Callable[..., T]) -> Callable[..., T]:
+        """``fn`` (an observer of the simulation) counted nowhere."""
+        return self._region(None, fn)
+
+    def firmware(self, fn: Callable[..., T], part: str = "firmware") -> Callable[..., T]:
+        """``fn`` (a call into the firmware) counted as the firmware's time, in ``part``."""
+        if not part:
+            raise ValueError("a firmware part needs a name")
+        self.seconds.setdefault(part, 0.0)
+        return self._region(part, fn)
+
+    def _region(self, state: str | None, fn: Callable[..., T]) -> Callable[..., T]:
+        seconds, crossings, entries, clock = self.seconds, self.crossings, self.entries, \
+            self.clock
+
+        def metered(*args: object, **kwargs: object) -> T:
+            previous = self._state
+            if previous == state:
+                return fn(*args, **kwargs)
+            now = clock()
+            if previous is not None:
+                seconds[previous] += now - self._since
+                if previous:
+                    crossings[previous] = crossings.get(previous, 0) + 1
+            if state:
+                entries[state] = entries.get(state, 0) + 1
+            self._state, self._since = state, now
             try:
-                return fn(*args)
+                return fn(*args, **kwargs)
             finally:
-                self.seconds += time.perf_counter() - t0
-                self.calls += 1
-        return timed
+                now = clock()
+                if state is not None:
+                    seconds[state] += now - self._since
+                self._state, self._since = previous, now
+        metered.__wrapped__ = fn  # type: ignore[attr-defined]
+        return metered
+
+
+_COSTS: dict[Callable[[], float], tuple[float, float]] = {}
+
+
+def _meter_costs(clock: Callable[[], float], calls: int = 2000, rounds: int = 7
+                 ) -> tuple[float, float]:
+    """What one crossing and one entry add to the firmware's bucket, s (see CpuMeter)."""
+    if clock in _COSTS:
+        return _COSTS[clock]
+    meter = CpuMeter(clock, costs=(0.0, 0.0))
+
+    def noop(*args: object) -> None:
+        return None
+
+    device = meter.emulated(noop)
+
+    def crossing() -> None:
+        for _ in range(calls):
+            device(b"")
+
+    def direct() -> None:
+        for _ in range(calls):
+            noop(b"")
+
+    crossings, directs, entry = meter.firmware(crossing), meter.firmware(direct), \
+        meter.firmware(noop)
+    best = [math.inf] * 3  # the quickest of each, so a preempted or slow round drops out
+    for _ in range(rounds):
+        f0 = meter.seconds["firmware"]
+        crossings()
+        f1 = meter.seconds["firmware"]
+        directs()
+        f2 = meter.seconds["firmware"]
+        for _ in range(calls):
+            entry()
+        f3 = meter.seconds["firmware"]
+        best = [min(b, x) for b, x in zip(best, (f1 - f0, f2 - f1, f3 - f2), strict=True)]
+    _COSTS[clock] = (max((best[0] - best[1]) / calls, 0.0), max(best[2] / calls, 0.0))
+    return _COSTS[clock]
 
 
 @dataclass
@@ -59,6 +181,7 @@ class SimRoller:
     scenario: what the person does; seed: draws everything random; config: the
     hardware profile the firmware is given (the simulated parts deviate from it as
     real parts do); speed: virtual seconds per real second (0: as fast as possible).
+    profile: meter the firmware's parts apart (``meter.parts()``; see ``profile``).
     """
 
     scenario: Scenario = field(default_factory=default_scenario)
@@ -68,6 +191,7 @@ class SimRoller:
     logger: logging.Logger | None = None
     boot_id: int | None = None
     first_seq: int = 0
+    profile: bool = False
 
     def __post_init__(self) -> None:
         rng = np.random.default_rng([self.seed, 0x5E50])
@@ -76,7 +200,7 @@ class SimRoller:
         self.world = World(self.scenario, self.config, self.seed)
         self.clock = SimClock(speed=self.speed)
         self.bus = SimBus(self.config.imu.bus, clock=self.clock)
-        self.meter = EmulationMeter()
+        self.meter = CpuMeter()
         self.imu = Mpu6050Sim(self.clock, self.world.imu_motion, rng,
                               gyro_drift_dps_per_sqrt_s=GYRO_DRIFT_DPS_PER_SQRT_S)
         self._attach(self.config.imu.address, self.imu)
@@ -86,17 +210,39 @@ class SimRoller:
             adc = Ads1115Sim(self.clock, self._adc_inputs(k), rng)
             self.adcs.append(adc)
             self._attach(address, adc)
-        self.pins = sim_pin_factory(self.clock)
-        self.firmware = Firmware(self.config, self.bus, self.clock, self.pins, self.logger,
+        self.pins = sim_pin_factory(self.clock, meter=self.meter)
+        self.ready_lines = [wire_open_drain(self.pins, gpio, adc.alert_changes)
+                            for gpio, adc in zip(self.config.pins.adc_ready, self.adcs,
+                                                 strict=False)]
+        """The ADCs' ALERT/RDY wires (``OpenDrainLine``: ``cut``/``short`` for faults)."""
+        self.smbus = EmulatedSMBus(self.bus, wrap=self.meter.emulated)
+        """The firmware's bus: smbus2's own code down to the ioctl, answered by ``bus``."""
+        self.firmware = Firmware(self.config, self.smbus, self.clock, self.pins, self.logger,
                                  boot_id=self.boot_id, first_seq=self.first_seq)
         self._presses = sorted(self.world.events)
         self._pressed_until: float | None = None
         self._started = False
-        self.firmware_seconds = 0.0  # time in the firmware's loop, emulation excluded, s
+        self._step = self.meter.firmware(self.firmware.step, "loop")
+        if self.profile:
+            self._meter_parts()
+
+    def _meter_parts(self) -> None:
+        """Meter the firmware's parts apart (each wrapped call is a part of its own)."""
+        fw, meter = self.firmware, self.meter
+        parts = {"adc scanner": (fw.scanner, ("service",)),
+                 "imu drain": (fw.imu, ("drain",)),
+                 "odometry + frames": (fw.pipeline, ("on_imu", "hold")),
+                 "zone loads": (fw.pipeline, ("on_scan",)),
+                 "fence": (fw.fence, ("check",)),
+                 "haptic": (fw.haptic, ("tick", "play", "stop")),
+                 "panel": (fw.panel, ("tick", "set_state"))}
+        for part, (obj, names) in parts.items():
+            for name in names:
+                setattr(obj, name, meter.firmware(getattr(obj, name), part))
 
     def _attach(self, address: int, device: object) -> None:
-        device.i2c_write = self.meter.wrap(device.i2c_write)  # type: ignore[attr-defined]
-        device.i2c_read = self.meter.wrap(device.i2c_read)  # type: ignore[attr-defined]
+        device.i2c_write = self.meter.emulated(device.i2c_write)  # type: ignore[attr-defined]
+        device.i2c_read = self.meter.emulated(device.i2c_read)  # type: ignore[attr-defined]
         self.bus.attach(address, device)  # type: ignore[arg-type]
 
     def _adc_inputs(self, k: int) -> Callable[[float], list[float]]:
@@ -124,9 +270,16 @@ class SimRoller:
         ref = self.clock.now()
         return ref + (np.asarray(sensor_t) - imu.clock_to_sensor(ref)) / imu.rate_ratio
 
+    @property
+    def firmware_seconds(self) -> float:
+        """CPU time of the firmware so far (boot, loop, button events), s, emulation and
+        observers excluded (see ``CpuMeter``)."""
+        return self.meter.firmware_s
+
     def add_sink(self, sink: Callable[[Frame], None]) -> None:
-        """Call ``sink`` with every frame the firmware emits."""
-        self.firmware.frame_sinks.append(sink)
+        """Call ``sink`` with every frame the firmware emits (an observer: its time is
+        not the firmware's)."""
+        self.firmware.frame_sinks.append(self.meter.outside(sink))
 
     def _person_at_button(self, now: float) -> None:
         if self._pressed_until is not None and now >= self._pressed_until:
@@ -142,13 +295,10 @@ class SimRoller:
         virtual time (s), at most ``end``. Boots the firmware on the first call."""
         if not self._started:
             self._started = True
-            self.firmware.start()
+            self.meter.firmware(self.firmware.start, "boot")()
         now = self.clock.now()
         self._person_at_button(now)
-        meter = self.meter
-        t0, emulated0 = time.perf_counter(), meter.seconds
-        due = self.firmware.step()
-        self.firmware_seconds += time.perf_counter() - t0 - (meter.seconds - emulated0)
+        due = self._step()
         nxt = [due, end]
         if self._presses:
             nxt.append(self._presses[0][0])
@@ -176,5 +326,44 @@ class SimRoller:
             self.clock.sleep_until(due)
 
     def close(self) -> None:
-        """Release the firmware's pins."""
+        """Release the firmware's pins and bus."""
         self.firmware.close()
+        self.smbus.close()
+
+
+def profile(seconds: float = 120.0, seeds: int = 2, scenario: Scenario | None = None
+            ) -> dict[str, float]:
+    """CPU of each part of the firmware per simulated second, ms/s, over ``seeds``
+    sessions of ``seconds`` each (default scenario): where ``firmware_cpu_ms_per_s`` goes.
+
+    "loop" is ``Firmware.step`` less the parts it calls; a part's own meter crossings
+    are taken out as in ``CpuMeter``. The parts' clock reads make the loop a little
+    slower than unprofiled (``smartroller bench`` gives the figure itself).
+    """
+    totals: dict[str, float] = {}
+    for seed in range(1, seeds + 1):
+        roller = SimRoller(scenario or default_scenario(), seed, profile=True)
+        roller.run(until=min(seconds, roller.duration_s))
+        roller.close()
+        for part, s in roller.meter.parts().items():
+            totals[part] = totals.get(part, 0.0) + s * 1e3 / (seeds * seconds)
+    return dict(sorted(totals.items(), key=lambda kv: -kv[1]))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m firmware.sim.rig [--seconds S] [--seeds N]``: the firmware's CPU by part."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m firmware.sim.rig",
+                                     description="firmware CPU per second of rolling, by part")
+    parser.add_argument("--seconds", type=float, default=120.0, help="simulated s per session")
+    parser.add_argument("--seeds", type=int, default=2, help="sessions")
+    args = parser.parse_args(argv)
+    parts = profile(args.seconds, args.seeds)
+    for part, ms in parts.items():
+        print(f"{part:<20} {ms:7.3f} ms/s")
+    print(f"{'total':<20} {sum(parts.values()):7.3f} ms/s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,95 @@
+"""The simulator's CPU meter counts the firmware's work and nothing else."""
+
+import pytest
+
+from firmware.sim.rig import CpuMeter, SimRoller, _meter_costs
+
+
+class FakeCpu:
+    """A thread CPU clock that moves only with work done; each read costs ``read_s``,
+    half before the value is taken and half after (as a system call does)."""
+
+    def __init__(self, read_s=0.0):
+        self.t = 0.0
+        self.read_s = read_s
+
+    def __call__(self):
+        self.t += self.read_s / 2
+        value = self.t
+        self.t += self.read_s / 2
+        return value
+
+    def work(self, seconds):
+        self.t += seconds
+
+
+def test_firmware_time_excludes_emulation_observers_and_the_meters_own_cost():
+    cpu = FakeCpu(read_s=1e-6)
+    meter = CpuMeter(cpu, costs=_meter_costs(cpu))
+    assert meter.costs == pytest.approx((1e-6, 1e-6), abs=1e-12)
+
+    @meter.emulated
+    def device(data):
+        cpu.work(5e-6)  # the emulated part and the physics behind it
+
+    @meter.outside
+    def observer(frame):
+        cpu.work(3e-6)  # the bench's recorder
+
+    @meter.firmware
+    def step():
+        cpu.work(2e-6)
+        for _ in range(3):
+            device(b"")
+        observer(None)
+        cpu.work(1e-6)
+
+    for _ in range(10):
+        step()
+    assert meter.firmware_s == pytest.approx(10 * 3e-6, abs=1e-12)
+    assert meter.emulated_s == pytest.approx(10 * 3 * (5e-6 + 1e-6), abs=1e-12)
+    assert meter.crossings == {"firmware": 40} and meter.entries == {"firmware": 10}
+
+
+def test_nested_regions_and_parts_add_up():
+    cpu = FakeCpu(read_s=2e-6)
+    meter = CpuMeter(cpu, costs=_meter_costs(cpu))
+
+    @meter.emulated
+    def pin_read():
+        cpu.work(1e-6)
+        return callback()   # an edge event runs firmware code from inside the mock pin
+
+    @meter.firmware
+    def callback():
+        cpu.work(4e-6)
+
+    def scanner():
+        cpu.work(2e-6)
+        pin_read()
+
+    scanner = meter.firmware(scanner, "scanner")
+    loop = meter.firmware(lambda: (cpu.work(1e-6), scanner()), "loop")
+    loop()
+    parts = meter.parts()
+    assert parts["loop"] == pytest.approx(1e-6, abs=1e-12)
+    assert parts["scanner"] == pytest.approx(2e-6, abs=1e-12)
+    assert parts["firmware"] == pytest.approx(4e-6, abs=1e-12)
+    assert meter.firmware_s == pytest.approx(sum(parts.values()))
+
+
+def test_the_calibration_of_the_real_clock_is_positive_and_small():
+    crossing_s, entry_s = _meter_costs(CpuMeter().clock)
+    assert 0 < crossing_s < 50e-6 and 0 < entry_s < 50e-6
+
+
+def test_a_profiled_roller_meters_every_part_and_the_same_firmware():
+    roller = SimRoller(seed=3, profile=True)
+    roller.run(until=2.0)
+    roller.close()
+    parts = roller.meter.parts()
+    assert {"adc scanner", "imu drain", "odometry + frames", "zone loads", "fence", "loop",
+            "boot"} <= set(parts)
+    assert all(s > 0 for name, s in parts.items() if name not in ("haptic", "panel"))
+    assert roller.firmware_seconds == pytest.approx(sum(parts.values()))
+    assert roller.meter.emulated_s > roller.firmware_seconds  # the physics dominates
