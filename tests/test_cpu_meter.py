@@ -25,7 +25,7 @@ class FakeCpu:
 
 def test_firmware_time_excludes_emulation_observers_and_the_meters_own_cost():
     cpu = FakeCpu(read_s=1e-6)
-    meter = CpuMeter(cpu, costs=_meter_costs(cpu))
+    meter = CpuMeter(cpu, costs=_meter_costs(cpu), cpu_clock=None)
     assert meter.costs == pytest.approx((1e-6, 1e-6), abs=1e-12)
 
     @meter.emulated
@@ -53,7 +53,7 @@ def test_firmware_time_excludes_emulation_observers_and_the_meters_own_cost():
 
 def test_nested_regions_and_parts_add_up():
     cpu = FakeCpu(read_s=2e-6)
-    meter = CpuMeter(cpu, costs=_meter_costs(cpu))
+    meter = CpuMeter(cpu, costs=_meter_costs(cpu), cpu_clock=None)
 
     @meter.emulated
     def pin_read():
@@ -78,9 +78,33 @@ def test_nested_regions_and_parts_add_up():
     assert meter.firmware_s == pytest.approx(sum(parts.values()))
 
 
+def test_time_another_process_took_is_shared_out_by_the_buckets_lengths():
+    wall = FakeCpu()
+    cpu = FakeCpu()
+    meter = CpuMeter(wall, costs=(0.0, 0.0), cpu_clock=cpu)
+
+    def work(seconds):
+        wall.work(seconds)
+        cpu.work(seconds)
+
+    @meter.emulated
+    def device():
+        work(6e-6)
+        wall.work(10e-6)   # preempted here: wall time passes, this thread's CPU time not
+
+    step = meter.firmware(lambda: (work(2e-6), device(), work(2e-6)))
+    step()
+    assert meter.preempted == 1
+    assert meter.firmware_s == pytest.approx(4e-6 * 10 / 20, abs=1e-12)  # 4 of 20 us wall
+    assert meter.emulated_s == pytest.approx(16e-6 * 10 / 20, abs=1e-12)
+    step = meter.firmware(lambda: work(3e-6))
+    step()                 # not preempted: counted as it is
+    assert meter.preempted == 1 and meter.firmware_s == pytest.approx(5e-6, abs=1e-12)
+
+
 def test_the_calibration_of_the_real_clock_is_positive_and_small():
     crossing_s, entry_s = _meter_costs(CpuMeter().clock)
-    assert 0 < crossing_s < 50e-6 and 0 < entry_s < 50e-6
+    assert 0 < crossing_s < 20e-6 and 0 < entry_s < 20e-6
 
 
 def test_a_profiled_roller_meters_every_part_and_the_same_firmware():

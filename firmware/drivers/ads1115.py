@@ -35,11 +35,13 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
+from ctypes import create_string_buffer
 from typing import Any, Protocol
 
 import numpy as np
 from gpiozero import InputDevice
 from smbus2 import i2c_msg
+from smbus2.smbus2 import I2C_M_RD
 
 from firmware.clock import Clock
 from firmware.config import AdcConfig
@@ -155,9 +157,9 @@ class _Converter:
     """Scanner bookkeeping for one ADC."""
 
     __slots__ = ("driver", "first_zone", "zones", "state", "due", "started", "errors",
-                 "faulted", "next_reinit", "start_msgs", "point_msg", "read_msg", "pin",
-                 "gpio", "armed", "pin_ok", "looked", "misses", "pin_episode", "next_pin_try",
-                 "next_pin_check")
+                 "faulted", "next_reinit", "start_msgs", "point_msg", "read_msg", "result",
+                 "read_msgs", "pin", "level", "gpio", "armed", "pin_ok", "looked", "misses",
+                 "pin_episode", "next_pin_try", "next_pin_check")
 
     def __init__(self, driver: Ads1115, first_zone: int, zones: int, words: list[int],
                  pin: Any = None, gpio: int | None = None) -> None:
@@ -174,8 +176,11 @@ class _Converter:
         self.start_msgs = [i2c_msg.write(address, [REG_CONFIG, w >> 8, w & 0xFF])
                            for w in words]
         self.point_msg = i2c_msg.write(address, [REG_CONVERSION])
-        self.read_msg = i2c_msg.read(address, 2)
+        self.result = create_string_buffer(2)  # what read_msg reads lands here
+        self.read_msg = i2c_msg(addr=address, flags=I2C_M_RD, len=2, buf=self.result)
+        self.read_msgs = (self.point_msg, self.read_msg)  # the conversion register, alone
         self.pin = pin                # gpiozero InputDevice on ALERT/RDY, or None
+        self.level = None if pin is None else pin.pin  # its gpiozero Pin: state 0 = ready
         self.gpio = gpio
         self.armed = pin is None      # thresholds written since the last (re)start
         self.pin_ok = pin is not None  # the pin is trusted
@@ -255,6 +260,17 @@ class ZoneScanner:
         self._codes = [0] * zone_count
         self._ok = [False] * zone_count
         self._by_channel = [[a for a in self._adcs if ch < a.zones] for ch in channels]
+        self._last_channel = len(self._words) - 1
+        self._fast = False  # this scan runs on the steady state's short path
+        self._alone = False  # this channel's ADCs start one by one
+        steady = ready and self._combined and all(a.zones == len(self._words)
+                                                  for a in self._adcs)
+        self._first_starts = tuple(a.start_msgs[0] for a in self._adcs) if steady else ()
+        """Steady state: the combined transaction that starts a scan, and for each channel
+        but the last the one that starts the next channel and reads the last ADC."""
+        last = self._adcs[-1]
+        self._next_starts = [(*(a.start_msgs[ch + 1] for a in self._adcs), last.point_msg,
+                              last.read_msg) for ch in channels[:-1]]
         self._channel = -1            # channel being converted; -1 between scans
         self._active: list[_Converter] = []
         self._scan_start = -math.inf
@@ -291,7 +307,86 @@ class ZoneScanner:
         if self._channel < 0:
             self._scan_start = now
             self._ok = [False] * len(self._codes)
-            self._begin_channel(0, now)
+            started = self._steady(now)
+            if started:
+                return None
+            self._begin_channel(0, now, alone=started is False)
+        elif self._fast:
+            scan = self._steady_step()
+            if scan is not None or self._fast:
+                return scan
+        return self._general()
+
+    # -- the steady state -----------------------------------------------------------
+    def _steady(self, now: float) -> bool | None:
+        """Start a scan on the steady state's short path if every ADC is healthy (ready
+        pin trusted and armed, nothing due but the scan): True if it did, False if the
+        transaction failed, None if not healthy."""
+        self._fast = False
+        adcs = self._adcs
+        if not self._first_starts or any(
+                a.faulted or not a.pin_ok or not a.armed or now >= a.next_pin_check
+                for a in adcs):
+            return None
+        try:
+            self.bus.i2c_rdwr(*self._first_starts)
+        except OSError:
+            self.bus_errors += 1  # each ADC starts alone in its own step
+            return False
+        self._channel, self._active = 0, self._by_channel[0]
+        self._all_started(self.clock.now())
+        self._fast = True
+        return True
+
+    def _all_started(self, t: float) -> None:
+        due = t + self.wait_s
+        for adc in self._adcs:
+            adc.started, adc.due, adc.state, adc.errors, adc.looked = t, due, _CONVERTING, 0, \
+                False
+        self.next_due = due
+
+    def _steady_step(self) -> ZoneScan | None:
+        """The conversions of every ADC are due: if all pins say ready, read them and
+        start the next channel. Anything else leaves the short path (``_fast`` False)
+        with every ADC's state right for the general steps."""
+        adcs = self._adcs
+        for adc in adcs:
+            adc.looked = True
+            if adc.level.state:  # high: not ready (active low)
+                self._fast = False
+                return None
+            adc.state = _READY
+        channel = self._channel
+        codes, ok = self._codes, self._ok
+        last = adcs[-1]
+        rdwr = self.bus.i2c_rdwr
+        for adc in adcs if channel == self._last_channel else adcs[:-1]:
+            try:
+                rdwr(*adc.read_msgs)
+            except OSError as exc:
+                self._fast = False
+                self._bus_error(adc, self.clock.now(), exc)
+                return None
+            zone = adc.first_zone + channel
+            codes[zone], ok[zone] = int.from_bytes(adc.result.raw, "big", signed=True), True
+            adc.state = _DONE
+        if channel == self._last_channel:
+            return self._finish_scan()
+        try:
+            rdwr(*self._next_starts[channel])
+        except OSError:
+            self.bus_errors += 1  # ``last`` is still ready: its own step reads it
+            self._fast = False
+            return None
+        zone = last.first_zone + channel
+        codes[zone], ok[zone] = int.from_bytes(last.result.raw, "big", signed=True), True
+        self._channel = channel + 1
+        self._active = self._by_channel[channel + 1]
+        self._all_started(self.clock.now())
+        return None
+
+    # -- the general steps ------------------------------------------------------------
+    def _general(self) -> ZoneScan | None:
         while True:
             if self._combined:
                 self._together(self.clock.now())
@@ -318,7 +413,7 @@ class ZoneScanner:
         active = self._active
         starting = [a for a in active if a.state == _START and t >= a.due and a.armed
                     and not a.faulted]
-        if len(starting) > 1:
+        if len(starting) > 1 and not self._alone:
             try:
                 self.bus.i2c_rdwr(*[a.start_msgs[self._channel] for a in starting])
             except OSError:
@@ -353,13 +448,16 @@ class ZoneScanner:
             self.bus_errors += 1  # ``last`` is still ready: its own step reads it
             return
         started = self.clock.now()
-        self._store(last, _signed(*bytes(last.read_msg)))
+        self._store(last, int.from_bytes(last.result.raw, "big", signed=True))
         self._begin_channel(nxt, started, starting)
 
     # -- one ADC ------------------------------------------------------------------
-    def _begin_channel(self, channel: int, now: float,
-                       started: Sequence[_Converter] = ()) -> None:
+    def _begin_channel(self, channel: int, now: float, started: Sequence[_Converter] = (),
+                       alone: bool = False) -> None:
+        """Start ``channel``: ``started`` ADCs are converting it already, ``alone``: the
+        others start one by one (their combined start just failed)."""
         self._channel = channel
+        self._alone = alone
         self._active = self._by_channel[channel]
         for adc in self._active:
             if adc in started:
@@ -381,14 +479,14 @@ class ZoneScanner:
         adc.state, adc.due, adc.errors, adc.looked = _CONVERTING, t + self.wait_s, 0, False
         if adc.pin_ok and t >= adc.next_pin_check:
             adc.next_pin_check = t + self.PIN_CHECK_S
-            if adc.pin.value:  # must read "busy" now
+            if not adc.level.state:  # must read "busy" (high) now
                 self._pin_fault(adc, t, "reads ready while converting (shorted?)")
 
     def _look(self, adc: _Converter) -> None:
         """Read ``adc``'s ready pin once per conversion; ready -> ``_READY``."""
         if adc.pin_ok and not adc.looked:
             adc.looked = True
-            if adc.pin.value:
+            if not adc.level.state:  # pulled low: ready
                 adc.state = _READY
 
     def _step(self, adc: _Converter, t: float) -> None:
@@ -439,7 +537,11 @@ class ZoneScanner:
     def _take(self, adc: _Converter) -> bool:
         """Read the result of ``adc``'s conversion, which is done; False on a bus error."""
         try:
-            code = adc.driver.read_code()
+            if self._combined:
+                self.bus.i2c_rdwr(*adc.read_msgs)
+                code = int.from_bytes(adc.result.raw, "big", signed=True)
+            else:
+                code = adc.driver.read_code()
         except OSError as exc:
             self._bus_error(adc, self.clock.now(), exc)
             return False

@@ -2,9 +2,10 @@
 
 ``start()`` resets the part, sets rate, filter and ranges from ``ImuConfig`` and starts
 the FIFO with 12-byte frames (accel x y z, gyro x y z; big-endian int16). ``drain()``
-reads FIFO_COUNT, then only whole frames, two per 24-byte block read (smbus2 block reads
-stop at 32 bytes), and returns them as one ``ImuBatch``: three bus transactions for
-the 4 frames of a 20 ms drain at 200 Hz. Sample
+reads FIFO_COUNT, then only whole frames, two per 24-byte read (smbus2 block reads stop
+at 32 bytes; the same limit is kept for the combined transactions of prebuilt messages
+used where the bus has them), and returns them as one ``ImuBatch``: three bus
+transactions for the 4 frames of a 20 ms drain at 200 Hz. Sample
 ``first_index + i`` was taken at sensor time ``(first_index + i) / rate``;
 ``clock_to_sensor`` maps loop-clock time onto that scale, with the sensor clock's rate
 error estimated from the sample count.
@@ -36,9 +37,12 @@ import errno
 import logging
 import math
 from collections.abc import Callable, Sequence
-from typing import Protocol, TypeVar
+from ctypes import create_string_buffer
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
+from smbus2 import i2c_msg
+from smbus2.smbus2 import I2C_M_RD
 
 from firmware.clock import Clock
 from firmware.config import ImuConfig
@@ -146,6 +150,8 @@ class Mpu6050:
         self._logged: str | None = None
         self._last_frame = b""  # the last FIFO frame delivered (12 bytes)
         self._same_run = 0  # how many frames in a row repeated the one before
+        self._combined = callable(getattr(bus, "i2c_rdwr", None))
+        self._reads: dict[tuple[int, int], tuple[tuple[i2c_msg, i2c_msg], Any]] = {}
 
     # -- public -----------------------------------------------------------------------
     def start(self) -> None:
@@ -237,7 +243,7 @@ class Mpu6050:
     def _read_batch(self) -> ImuBatch | None:
         if self.clock.now() >= self._next_health:
             self._check_health()
-        high, low = self._call(self.bus.read_i2c_block_data, self.address, FIFO_COUNTH, 2)
+        high, low = self._call(self._read, FIFO_COUNTH, 2)
         count = high << 8 | low
         t_count = self.clock.now()
         if count >= FIFO_BYTES:
@@ -271,11 +277,10 @@ class Mpu6050:
     def _read_frames(self, frames: int) -> tuple[bytes, bool]:
         """Read ``frames`` whole frames; (bytes, True) if a read failed part way."""
         data = b""
-        read = self.bus.read_i2c_block_data
         while frames > 0:
             n = min(frames, FRAMES_PER_READ)
             try:
-                data += bytes(read(self.address, FIFO_R_W, n * FRAME_BYTES))
+                data += self._read(FIFO_R_W, n * FRAME_BYTES)
             except OSError:  # not retried: the failed read may have popped bytes
                 self.bus_errors += 1
                 self.log.debug("MPU-6050 FIFO read failed; resetting the FIFO")
@@ -328,6 +333,24 @@ class Mpu6050:
         return longest >= STUCK_DATA_SAMPLES
 
     # -- plumbing ---------------------------------------------------------------------
+    def _read(self, register: int, length: int) -> bytes:
+        """``length`` (<= 32) bytes from ``register`` on: one register-pointer write and one
+        read, as a combined transaction of prebuilt messages when the bus has them
+        (cheaper than an SMBus block read's per-call set-up), else an SMBus block read."""
+        if not self._combined:
+            return bytes(self.bus.read_i2c_block_data(self.address, register, length))
+        prepared = self._reads.get((register, length))
+        if prepared is None:
+            if length > 32:
+                raise ValueError(f"{length} bytes: block reads stop at 32")
+            buf = create_string_buffer(length)
+            msgs = (i2c_msg.write(self.address, [register]),
+                    i2c_msg(addr=self.address, flags=I2C_M_RD, len=length, buf=buf))
+            prepared = self._reads[register, length] = (msgs, buf)
+        msgs, buf = prepared
+        self.bus.i2c_rdwr(*msgs)
+        return buf.raw
+
     def _call(self, fn: Callable[..., T], *args: object) -> T:
         """``fn(*args)``, tried TRIES times on OSError."""
         for attempt in range(TRIES):

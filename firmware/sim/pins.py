@@ -15,7 +15,6 @@ is read, and its changes are logged at the times the outputs changed.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any, Protocol
 

@@ -43,16 +43,21 @@ class CpuMeter:
     """CPU time of the firmware inside the simulator, s, emulation excluded.
 
     The line between the firmware and what stands in for its hardware is crossed at a
-    few places, each wrapped here: ``emulated`` for an emulated device's
-    ``i2c_write``/``i2c_read`` (the device and the world's physics behind it) and a
-    mock pin's internals (what lgpio's C calls do on a Pi); ``outside`` for the
-    simulator's own observers of the frames (the bench's recorder, the demo's
-    printer); ``firmware`` for the calls into the firmware (``Firmware.step``, its
-    start, and the button's edge events, which run gpiozero's handlers and the
-    panel's). The meter keeps a bucket per side (and per named part of the firmware,
-    for a breakdown) and reads ``clock`` at every switch (default ``time.thread_time``:
-    CPU time of this thread, which other processes do not inflate; ~1 us resolution
-    and cost per read here).
+    few places, each wrapped here: ``emulated`` for the emulated kernel's ioctl and the
+    emulated devices behind it (and the world's physics behind them) and for a mock
+    pin's internals (what lgpio's C calls do on a Pi); ``outside`` for the simulator's
+    own observers of the frames (the bench's recorder, the demo's printer); ``firmware``
+    for the calls into the firmware (``Firmware.step``, its start, and the button's edge
+    events, which run gpiozero's handlers and the panel's). The meter keeps a bucket per
+    side (and per named part of the firmware, for a breakdown).
+
+    Two clocks: ``clock`` (``time.perf_counter``, ~70 ns a read here) is read at every
+    switch between buckets; ``cpu_clock`` (``time.thread_time``: CPU time of this
+    thread, ~1 us a read, a system call) only when the simulator enters and leaves the
+    firmware. If another process got the CPU in between (the thread's CPU time is then
+    shorter than the wall time), every bucket of that visit is scaled by CPU / wall:
+    the preemption fell in a bucket with a chance proportional to its length, so the
+    scaled figure is right on average, and other processes do not inflate it.
 
     Reading the clock is not free, and part of each switch's cost lands in the
     firmware's bucket although a Pi has no meter: ``costs`` = (per crossing out of a
@@ -62,16 +67,22 @@ class CpuMeter:
     subtract them.
     """
 
-    def __init__(self, clock: Callable[[], float] = time.thread_time,
-                 costs: tuple[float, float] | None = None) -> None:
+    def __init__(self, clock: Callable[[], float] = time.perf_counter,
+                 costs: tuple[float, float] | None = None,
+                 cpu_clock: Callable[[], float] | None = time.thread_time) -> None:
         self.clock = clock
+        self.cpu_clock = cpu_clock
         self.costs = _meter_costs(clock) if costs is None else costs
         self.seconds: dict[str, float] = {_EMULATED: 0.0}
-        """Raw time per bucket (firmware parts by name; "" the emulated parts), s."""
+        """Time per bucket (firmware parts by name; "" the emulated parts), s, meter
+        costs included."""
         self.crossings: dict[str, int] = {}
         """Per firmware part: switches out of it into anything else (and back)."""
         self.entries: dict[str, int] = {}
         """Per firmware part: switches into it from anything else (and back out)."""
+        self.preempted = 0
+        """Visits to the firmware during which another thread or process ran."""
+        self._visit: dict[str, float] = {_EMULATED: 0.0}  # wall time per bucket, this visit
         self._state: str | None = None
         self._since = 0.0
 
@@ -105,19 +116,33 @@ class CpuMeter:
         if not part:
             raise ValueError("a firmware part needs a name")
         self.seconds.setdefault(part, 0.0)
+        self._visit.setdefault(part, 0.0)
         return self._region(part, fn)
 
+    def _settle(self, wall: float, cpu: float | None) -> None:
+        """End of a visit of ``wall`` s (``cpu`` s of this thread's CPU time, if known)."""
+        scale = 1.0
+        if cpu is not None and 0.0 <= cpu < wall * (1.0 - 1e-3):
+            scale = cpu / wall
+            self.preempted += 1
+        seconds, visit = self.seconds, self._visit
+        for bucket, spent in visit.items():
+            if spent:
+                seconds[bucket] += spent * scale
+                visit[bucket] = 0.0
+
     def _region(self, state: str | None, fn: Callable[..., T]) -> Callable[..., T]:
-        seconds, crossings, entries, clock = self.seconds, self.crossings, self.entries, \
-            self.clock
+        visit, crossings, entries, clock, cpu_clock = self._visit, self.crossings, \
+            self.entries, self.clock, self.cpu_clock
 
         def metered(*args: object, **kwargs: object) -> T:
             previous = self._state
             if previous == state:
                 return fn(*args, **kwargs)
-            now = clock()
+            cpu0 = cpu_clock() if previous is None and cpu_clock is not None else None
+            now = start = clock()
             if previous is not None:
-                seconds[previous] += now - self._since
+                visit[previous] += now - self._since
                 if previous:
                     crossings[previous] = crossings.get(previous, 0) + 1
             if state:
@@ -128,8 +153,10 @@ class CpuMeter:
             finally:
                 now = clock()
                 if state is not None:
-                    seconds[state] += now - self._since
+                    visit[state] += now - self._since
                 self._state, self._since = previous, now
+                if previous is None:
+                    self._settle(now - start, None if cpu0 is None else cpu_clock() - cpu0)
         metered.__wrapped__ = fn  # type: ignore[attr-defined]
         return metered
 
@@ -142,7 +169,7 @@ def _meter_costs(clock: Callable[[], float], calls: int = 2000, rounds: int = 7
     """What one crossing and one entry add to the firmware's bucket, s (see CpuMeter)."""
     if clock in _COSTS:
         return _COSTS[clock]
-    meter = CpuMeter(clock, costs=(0.0, 0.0))
+    meter = CpuMeter(clock, costs=(0.0, 0.0), cpu_clock=None)
 
     def noop(*args: object) -> None:
         return None
