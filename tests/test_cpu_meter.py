@@ -107,13 +107,43 @@ def test_the_calibration_of_the_real_clock_is_positive_and_small():
     assert 0 < crossing_s < 20e-6 and 0 < entry_s < 20e-6
 
 
-def test_a_profiled_roller_meters_every_part_and_the_same_firmware():
+def test_a_profiled_roller_meters_every_part_in_situ_and_in_the_replay():
     roller = SimRoller(seed=3, profile=True)
     roller.run(until=2.0)
     roller.close()
-    parts = roller.meter.parts()
-    assert {"adc scanner", "imu drain", "odometry + frames", "zone loads", "fence", "loop",
-            "boot"} <= set(parts)
-    assert all(s > 0 for name, s in parts.items() if name not in ("haptic", "panel"))
-    assert roller.firmware_seconds == pytest.approx(sum(parts.values()))
-    assert roller.meter.emulated_s > roller.firmware_seconds  # the physics dominates
+    names = {"adc scanner", "imu drain", "odometry + frames", "zone loads", "fence", "loop",
+             "boot"}
+    for meter in (roller.meter, roller.cpu.meter):
+        parts = meter.parts()
+        assert names <= set(parts)
+        assert all(s > 0 for name, s in parts.items() if name in names)
+    assert roller.meter.firmware_s == pytest.approx(sum(roller.meter.parts().values()))
+    assert roller.meter.emulated_s > roller.meter.firmware_s  # the physics dominates
+    assert roller.cpu.diverged is None and roller.firmware_seconds == roller.cpu.seconds
+
+
+def test_the_replay_does_the_simulated_firmwares_work_again_exactly():
+    roller = SimRoller(seed=4)
+    frames, again = [], []
+    roller.add_sink(frames.append)
+    roller.REPLAY_ITEMS = 3000   # several replays along the way
+    roller.run(until=4.0)
+    replayed = roller.cpu.firmware
+    replayed.frame_sinks.append(again.append)
+    roller.run(until=8.0)
+    roller.close()
+    assert roller.cpu.diverged is None and len(roller.tape) == 0
+    assert again == frames[-len(again):] and len(again) > 300  # the same frames, bit for bit
+    assert replayed.scanner.scans == roller.firmware.scanner.scans
+    assert 0 < roller.firmware_seconds < roller.meter.firmware_s + roller.meter.emulated_s
+
+
+def test_firmware_driven_from_outside_the_loop_stops_the_replay_not_the_roller():
+    roller = SimRoller(seed=4)
+    roller.run(until=1.0)
+    roller.firmware.haptic.play("ack", roller.clock.now())   # as a Bluetooth command would
+    roller.run(until=2.0)
+    assert roller.firmware_seconds == roller.meter.firmware_s  # the in-situ figure, then
+    assert roller.cpu.diverged is not None
+    assert len(roller.tape) == 0 and not roller.tape.recording
+    roller.close()

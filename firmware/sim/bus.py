@@ -350,18 +350,25 @@ def _ioctl(fd: int, request: int, arg: Any = 0, *rest: Any) -> Any:
     return device.ioctl(request, arg)
 
 
+class DeviceFile(Protocol):
+    """What answers the ioctls on an emulated device file."""
+
+    def ioctl(self, request: int, arg: Any = 0) -> int: ...
+
+
 class EmulatedSMBus(SMBus):
     """``smbus2.SMBus`` on an emulated bus: every call runs smbus2's own code, down to
-    the ioctl, which ``device`` (an ``I2cDev``) answers. Only opening and closing differ:
-    the device file is ``os.devnull`` (its descriptor is the key to ``device``).
+    the ioctl, which ``device`` answers (an ``I2cDev`` in front of ``bus`` if ``bus`` is a
+    SimBus, else ``bus`` itself, e.g. the CPU meter's replay). Only opening and closing
+    differ: the device file is ``os.devnull`` (its descriptor is the key to ``device``).
 
     wrap: applied to ``device.ioctl`` (the simulator's CPU meter keeps the kernel's
     side out of the firmware's time with it).
     """
 
-    def __init__(self, bus: SimBus, force: bool = False,
+    def __init__(self, bus: SimBus | DeviceFile, force: bool = False,
                  wrap: Callable[[Callable[..., int]], Callable[..., int]] | None = None) -> None:
-        self.device = I2cDev(bus)
+        self.device = I2cDev(bus) if isinstance(bus, SimBus) else bus
         if wrap is not None:
             self.device.ioctl = wrap(self.device.ioctl)  # type: ignore[method-assign]
         super().__init__(None, force)
@@ -382,5 +389,5 @@ class EmulatedSMBus(SMBus):
         super().close()
 
 
-__all__ = ["BCM2835_FUNCS", "EmulatedSMBus", "I2CDevice", "I2cDev", "Nack", "SimBus",
-           "i2c_msg"]
+__all__ = ["BCM2835_FUNCS", "DeviceFile", "EmulatedSMBus", "I2CDevice", "I2cDev", "Nack",
+           "SimBus", "i2c_msg"]

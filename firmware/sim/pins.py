@@ -31,23 +31,33 @@ class _Meter(Protocol):
     def firmware(self, fn: Callable[..., Any]) -> Callable[..., Any]: ...
 
 
+class _Recorder(Protocol):
+    def record(self, item: object) -> None: ...
+
+
 class SimPinFactory(MockFactory):
     """A ``MockFactory`` of ``SimPin``s on a virtual clock (``clock.now()``, s).
 
     meter: optional CPU meter (``firmware.sim.rig.CpuMeter``): the pins' internals
     (what lgpio's C calls do on a Pi) are then kept out of the firmware's time, and
     the edge events they fire (gpiozero's handlers) are counted in it.
+    recorder: optional ``firmware.sim.rig.Tape``: what the pins and ``ticks`` answer,
+    and the edge events, are recorded on it (for the CPU meter's replay).
     """
 
     def __init__(self, clock: _Clock, revision: str | None = None,
-                 meter: _Meter | None = None) -> None:
+                 meter: _Meter | None = None, recorder: _Recorder | None = None) -> None:
         self.clock = clock
         self.meter = meter
+        self.recorder = recorder
         super().__init__(revision=revision, pin_class=SimPin)
 
     def ticks(self) -> float:
         """Virtual time, s (gpiozero's event timestamps)."""
-        return self.clock.now()
+        t = self.clock.now()
+        if self.recorder is not None:
+            self.recorder.record(t)
+        return t
 
     @staticmethod
     def ticks_diff(later: float, earlier: float) -> float:
@@ -119,7 +129,9 @@ class SimPin(MockPWMPin):
         self._clock = factory.clock
         self.log: list[tuple[float, float]] = []
         self.line: OpenDrainLine | None = None
+        self._recorder: _Recorder | None = None  # set once gpiozero has set the pin up
         super().__init__(factory, info)
+        self._recorder = factory.recorder
         meter = factory.meter
         if meter is not None:
             for name in ("_get_state", "_set_state", "drive_low", "drive_high"):
@@ -141,11 +153,23 @@ class SimPin(MockPWMPin):
                 self.log.append((t, float(high)))
                 if self._edges in ("both", "rising" if high else "falling") \
                         and self._when_changed is not None:
+                    if self._recorder is not None:
+                        self._recorder.record(("edge", self.info.name, t, high))
                     PiPin._call_when_changed(self, t, high)
+        if self._recorder is not None:
+            self._recorder.record(("pin", self.info.name, self._state))
         return self._state
 
     def _call_when_changed(self) -> None:
-        PiPin._call_when_changed(self, self._clock.now(), self._state)
+        t = self._clock.now()
+        if self._recorder is not None:
+            self._recorder.record(("edge", self.info.name, t, self._state))
+        PiPin._call_when_changed(self, t, self._state)
+
+    def _set_state(self, value: float) -> None:
+        if self._recorder is not None:
+            self._recorder.record(("set", self.info.name, value))
+        super()._set_state(value)
 
     def clear_states(self) -> None:
         """Forget the history (gpiozero's ``states`` and ``log``) but the current state."""
@@ -153,9 +177,10 @@ class SimPin(MockPWMPin):
         self.log = [(self._clock.now(), float(self._state))]
 
 
-def sim_pin_factory(clock: _Clock, meter: _Meter | None = None) -> SimPinFactory:
+def sim_pin_factory(clock: _Clock, meter: _Meter | None = None,
+                    recorder: _Recorder | None = None) -> SimPinFactory:
     """A fresh mock pin factory whose pins log on ``clock`` (virtual time, s)."""
-    return SimPinFactory(clock, meter=meter)
+    return SimPinFactory(clock, meter=meter, recorder=recorder)
 
 
 def sim_pin(factory: MockFactory, pin: int | str) -> SimPin:

@@ -11,14 +11,20 @@ the truth stays here. ``CpuMeter`` measures the firmware's CPU time apart from a
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import logging
 import math
+import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
+from gpiozero.pins.mock import MockFactory, MockPWMPin
+from gpiozero.pins.pi import PiPin
+from smbus2.smbus2 import I2C_FUNCS, I2C_M_RD, I2C_RDWR, I2C_SMBUS
 
 from firmware.app import Firmware
 from firmware.config import Config, default_config
@@ -201,6 +207,262 @@ def _meter_costs(clock: Callable[[], float], calls: int = 2000, rounds: int = 7
     return _COSTS[clock]
 
 
+class TapeDiverged(Exception):
+    """The replayed firmware asked for something the recorded one did not."""
+
+
+class Tape:
+    """Everything the firmware got from outside itself, in order, as the simulator ran it:
+    what its clock, its pin factory's ``ticks``, its bus (each ioctl's answer) and its
+    pins said, and what the simulator asked of it (``("start",)``, ``("step",)``, edge
+    events). ``Replay`` does the same work again from it. Only the simulator's thread
+    records (gpiozero's own threads may read the ticks too).
+    """
+
+    def __init__(self) -> None:
+        self.items: deque[Any] = deque()
+        self.recording = True
+        self._thread = threading.get_ident()
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def record(self, item: Any) -> None:
+        """Append ``item`` (a float for a clock reading, else a tuple)."""
+        if self.recording and threading.get_ident() == self._thread:
+            self.items.append(item)
+
+    def ioctl(self, ioctl: Callable[..., int]) -> Callable[..., int]:
+        """``ioctl`` (a device file's) with its answers recorded."""
+        def recorded(request: int, arg: Any = 0) -> int:
+            try:
+                result = ioctl(request, arg)
+            except OSError as exc:
+                self.record(("ioctl", request, exc))
+                raise
+            self.record(("ioctl", request, _answer(request, arg)))
+            return result
+        return recorded
+
+    def pop(self, kind: str) -> Any:
+        """The next item, which must be of ``kind`` ("now" for a clock reading)."""
+        if not self.items:
+            raise TapeDiverged(f"the tape ran out where the firmware wanted {kind}")
+        item = self.items.popleft()
+        got = "now" if isinstance(item, float) else item[0]
+        if got != kind:
+            raise TapeDiverged(f"the firmware wanted {kind} where the tape has {got}")
+        return item
+
+
+def _answer(request: int, arg: Any) -> Any:
+    """What an ioctl wrote back into ``arg`` (what the replay must write there)."""
+    if request == I2C_SMBUS and arg.data:
+        return ctypes.string_at(arg.data, ctypes.sizeof(arg.data.contents))
+    if request == I2C_RDWR:
+        return tuple(ctypes.string_at(m.buf, m.len) if m.flags & I2C_M_RD else None
+                     for m in (arg.msgs[i] for i in range(arg.nmsgs)))
+    if request == I2C_FUNCS:
+        return arg.value
+    return None
+
+
+class _TapedClock:
+    """The firmware's clock in the simulator: the virtual clock, its readings recorded."""
+
+    def __init__(self, clock: SimClock, tape: Tape) -> None:
+        self._clock, self._tape = clock, tape
+
+    def now(self) -> float:
+        t = self._clock.now()
+        self._tape.record(t)
+        return t
+
+    def sleep_until(self, t: float) -> None:
+        self._tape.record(("sleep", t))
+        self._clock.sleep_until(t)
+
+
+class _TapeClock:
+    """The replayed firmware's clock: the recorded readings, in order."""
+
+    def __init__(self, tape: Tape) -> None:
+        self._tape = tape
+
+    def now(self) -> float:
+        return self._tape.pop("now")
+
+    def sleep_until(self, t: float) -> None:
+        if self._tape.pop("sleep")[1] != t:
+            raise TapeDiverged("the firmware slept until another time")
+
+
+class _TapeDevice:
+    """The replayed firmware's device file: writes back each ioctl's recorded answer."""
+
+    def __init__(self, tape: Tape) -> None:
+        self._tape = tape
+
+    def ioctl(self, request: int, arg: Any = 0) -> int:
+        _, recorded, answer = self._tape.pop("ioctl")
+        if recorded != request:
+            raise TapeDiverged(f"ioctl {request:#x} where the tape has {recorded:#x}")
+        if isinstance(answer, OSError):
+            raise OSError(answer.errno, answer.strerror)
+        if request == I2C_SMBUS and answer is not None:
+            ctypes.memmove(arg.data, answer, len(answer))
+        elif request == I2C_RDWR:
+            for i, data in enumerate(answer):
+                if data is not None:
+                    ctypes.memmove(arg.msgs[i].buf, data, len(data))
+        elif request == I2C_FUNCS:
+            arg.value = answer
+        return 0
+
+
+class _TapePin(MockPWMPin):
+    """A replayed pin: reads give the recorded states, writes are checked."""
+
+    def __init__(self, factory: _TapePinFactory, info: Any) -> None:
+        self._tape: Tape | None = None
+        super().__init__(factory, info)
+        self._tape = factory.tape
+
+    def _get_state(self) -> Any:
+        if self._tape is None:
+            return super()._get_state()
+        _, name, state = self._tape.pop("pin")
+        if name != self.info.name:
+            raise TapeDiverged(f"{self.info.name} read where the tape has {name}")
+        return state
+
+    def _set_state(self, value: Any) -> None:
+        if self._tape is not None:
+            _, name, recorded = self._tape.pop("set")
+            if (name, recorded) != (self.info.name, value):
+                raise TapeDiverged(f"{self.info.name} set to {value} where the tape has "
+                                   f"{name} set to {recorded}")
+        super()._set_state(value)
+
+
+class _TapePinFactory(MockFactory):
+    def __init__(self, tape: Tape) -> None:
+        self.tape = tape
+        self._thread = threading.get_ident()
+        self._last = 0.0
+        super().__init__(pin_class=_TapePin)
+
+    def ticks(self) -> float:
+        if threading.get_ident() == self._thread:
+            self._last = self.tape.pop("now")
+        return self._last
+
+    @staticmethod
+    def ticks_diff(later: float, earlier: float) -> float:
+        return later - earlier
+
+
+class Replay:
+    """The firmware's own CPU time: a second ``Firmware`` does again, from a ``Tape``,
+    everything the simulated one did, with every answer it got, in one go (so nothing
+    but the firmware runs in between: the emulated devices and the world's physics, which
+    evict the firmware's code and data from the caches at every crossing, are not
+    there). What stands for the hardware is the tape (each ioctl's answer copied back,
+    each pin read and clock reading popped), costing about what a system call does.
+
+    ``run`` replays what the tape holds and adds its thread CPU time to ``seconds``;
+    ``diverged`` says why the replay stopped, if it did (the simulated firmware was
+    driven from outside the simulator's loop, e.g. by Bluetooth commands).
+    """
+
+    def __init__(self, config: Config, tape: Tape, boot_id: int | None, first_seq: int,
+                 meter: CpuMeter | None = None) -> None:
+        self.config, self.tape = config, tape
+        self.boot_id, self.first_seq = boot_id, first_seq
+        self.meter = meter  # meters the replayed firmware's parts, if given
+        self.seconds = 0.0
+        self.diverged: str | None = None
+        self.firmware: Firmware | None = None
+        self._pins: _TapePinFactory | None = None
+        self._bus: EmulatedSMBus | None = None
+
+    def _build(self) -> Firmware:
+        log = logging.getLogger("smartroller.firmware.replay")
+        log.propagate = False  # the simulated firmware has said it all already
+        if not log.handlers:
+            log.addHandler(logging.NullHandler())
+        self._pins = _TapePinFactory(self.tape)
+        self._bus = EmulatedSMBus(_TapeDevice(self.tape))
+        return Firmware(self.config, self._bus, _TapeClock(self.tape), self._pins, log,
+                        boot_id=self.boot_id, first_seq=self.first_seq)
+
+    def run(self) -> None:
+        """Replay what the tape holds."""
+        tape = self.tape
+        if self.diverged is not None:
+            tape.items.clear()
+            return
+        try:
+            if self.firmware is None:
+                self.firmware = self._build()
+                if self.meter is not None:
+                    meter_parts(self.firmware, self.meter)
+            fw, pins, items = self.firmware, self._pins, tape.items
+            start = fw.start if self.meter is None else self.meter.firmware(fw.start, "boot")
+            step = fw.step if self.meter is None else self.meter.firmware(fw.step, "loop")
+            fire = _fire if self.meter is None else self.meter.firmware(_fire, "pin events")
+            cpu0 = time.thread_time()
+            try:
+                while items:
+                    event = items.popleft()
+                    kind = "now" if isinstance(event, float) else event[0]
+                    if kind == "step":
+                        step()
+                    elif kind == "edge":
+                        fire(pins, *event[1:])
+                    elif kind == "start":
+                        start()
+                    else:
+                        raise TapeDiverged(f"{kind} outside the firmware's loop")
+            finally:
+                self.seconds += time.thread_time() - cpu0
+        except TapeDiverged as exc:
+            self.diverged = str(exc)
+            tape.items.clear()
+            tape.recording = False
+
+    def close(self) -> None:
+        """Release the replayed firmware's pins and bus."""
+        self.tape.recording = False
+        self.tape.items.clear()
+        if self.firmware is not None:
+            for pin in self._pins.pins.values():
+                pin._tape = None  # closing is not on the tape
+            self.firmware.close()
+            self._bus.close()
+
+
+def _fire(pins: MockFactory, name: str, t: float, state: Any) -> None:
+    """A recorded edge event on the replayed pin ``name`` at ``t`` (s)."""
+    pin = pins.pin(name)
+    pin._state = state
+    PiPin._call_when_changed(pin, t, state)
+
+
+def meter_parts(fw: Firmware, meter: CpuMeter) -> None:
+    """Meter ``fw``'s parts apart (each wrapped call is a part of its own)."""
+    parts = {"adc scanner": (fw.scanner, ("service",)),
+             "imu drain": (fw.imu, ("drain",)),
+             "odometry + frames": (fw.pipeline, ("on_imu", "hold")),
+             "zone loads": (fw.pipeline, ("on_scan",)),
+             "fence": (fw.fence, ("check",)),
+             "haptic": (fw.haptic, ("tick", "play", "stop")),
+             "panel": (fw.panel, ("tick", "set_state"))}
+    for part, (obj, names) in parts.items():
+        for name in names:
+            setattr(obj, name, meter.firmware(getattr(obj, name), part))
+
+
 @dataclass
 class SimRoller:
     """A whole simulated roller running the real firmware.
@@ -208,7 +470,9 @@ class SimRoller:
     scenario: what the person does; seed: draws everything random; config: the
     hardware profile the firmware is given (the simulated parts deviate from it as
     real parts do); speed: virtual seconds per real second (0: as fast as possible).
-    profile: meter the firmware's parts apart (``meter.parts()``; see ``profile``).
+    profile: meter the firmware's parts apart (``meter.parts()``, and the replay's
+        ``cpu.meter.parts()``; see ``profile``).
+    replay: measure the firmware's CPU time by ``Replay`` too (``firmware_seconds``).
     """
 
     scenario: Scenario = field(default_factory=default_scenario)
@@ -219,6 +483,10 @@ class SimRoller:
     boot_id: int | None = None
     first_seq: int = 0
     profile: bool = False
+    replay: bool = True
+
+    REPLAY_ITEMS = 20_000
+    """Replay the tape whenever it holds this many items (a few simulated seconds)."""
 
     def __post_init__(self) -> None:
         rng = np.random.default_rng([self.seed, 0x5E50])
@@ -228,6 +496,12 @@ class SimRoller:
         self.clock = SimClock(speed=self.speed)
         self.bus = SimBus(self.config.imu.bus, clock=self.clock)
         self.meter = CpuMeter()
+        """The in-situ meter: the firmware's CPU time as it runs among the emulation."""
+        self.tape = Tape()
+        self.tape.recording = self.replay
+        self.cpu = Replay(self.config, self.tape, self.boot_id, self.first_seq,
+                          CpuMeter() if self.profile else None)
+        """The firmware's own CPU time, by replay (see ``firmware_seconds``)."""
         self.imu = Mpu6050Sim(self.clock, self.world.imu_motion, rng,
                               gyro_drift_dps_per_sqrt_s=GYRO_DRIFT_DPS_PER_SQRT_S)
         self._attach(self.config.imu.address, self.imu)
@@ -237,35 +511,23 @@ class SimRoller:
             adc = Ads1115Sim(self.clock, self._adc_inputs(k), rng)
             self.adcs.append(adc)
             self._attach(address, adc)
-        self.pins = sim_pin_factory(self.clock, meter=self.meter)
+        self.pins = sim_pin_factory(self.clock, meter=self.meter, recorder=self.tape)
         self.ready_lines = [wire_open_drain(self.pins, gpio, adc.alert_changes)
                             for gpio, adc in zip(self.config.pins.adc_ready, self.adcs,
                                                  strict=False)]
         """The ADCs' ALERT/RDY wires (``OpenDrainLine``: ``cut``/``short`` for faults)."""
-        self.smbus = EmulatedSMBus(self.bus, wrap=self.meter.emulated)
+        self.smbus = EmulatedSMBus(self.bus,
+                                   wrap=lambda ioctl: self.meter.emulated(self.tape.ioctl(ioctl)))
         """The firmware's bus: smbus2's own code down to the ioctl, answered by ``bus``."""
-        self.firmware = Firmware(self.config, self.smbus, self.clock, self.pins, self.logger,
-                                 boot_id=self.boot_id, first_seq=self.first_seq)
+        self.firmware = Firmware(self.config, self.smbus, _TapedClock(self.clock, self.tape),
+                                 self.pins, self.logger, boot_id=self.boot_id,
+                                 first_seq=self.first_seq)
         self._presses = sorted(self.world.events)
         self._pressed_until: float | None = None
         self._started = False
         self._step = self.meter.firmware(self.firmware.step, "loop")
         if self.profile:
-            self._meter_parts()
-
-    def _meter_parts(self) -> None:
-        """Meter the firmware's parts apart (each wrapped call is a part of its own)."""
-        fw, meter = self.firmware, self.meter
-        parts = {"adc scanner": (fw.scanner, ("service",)),
-                 "imu drain": (fw.imu, ("drain",)),
-                 "odometry + frames": (fw.pipeline, ("on_imu", "hold")),
-                 "zone loads": (fw.pipeline, ("on_scan",)),
-                 "fence": (fw.fence, ("check",)),
-                 "haptic": (fw.haptic, ("tick", "play", "stop")),
-                 "panel": (fw.panel, ("tick", "set_state"))}
-        for part, (obj, names) in parts.items():
-            for name in names:
-                setattr(obj, name, meter.firmware(getattr(obj, name), part))
+            meter_parts(self.firmware, self.meter)
 
     def _attach(self, address: int, device: object) -> None:
         device.i2c_write = self.meter.emulated(device.i2c_write)  # type: ignore[attr-defined]
@@ -299,8 +561,12 @@ class SimRoller:
 
     @property
     def firmware_seconds(self) -> float:
-        """CPU time of the firmware so far (boot, loop, button events), s, emulation and
-        observers excluded (see ``CpuMeter``)."""
+        """CPU time of the firmware so far (boot, loop, button events), s: by ``Replay``
+        (the firmware's own work, nothing of the emulation; see there) unless the replay
+        is off or diverged, else as ``meter`` saw it in situ (see ``CpuMeter``)."""
+        self.cpu.run()
+        if self.replay and self.cpu.diverged is None:
+            return self.cpu.seconds
         return self.meter.firmware_s
 
     def add_sink(self, sink: Callable[[Frame], None]) -> None:
@@ -320,12 +586,17 @@ class SimRoller:
     def advance(self, end: float = math.inf) -> float:
         """One pass: the person at the button, then the firmware; returns the next due
         virtual time (s), at most ``end``. Boots the firmware on the first call."""
+        tape = self.tape
         if not self._started:
             self._started = True
+            tape.record(("start",))
             self.meter.firmware(self.firmware.start, "boot")()
         now = self.clock.now()
         self._person_at_button(now)
+        tape.record(("step",))
         due = self._step()
+        if len(tape) >= self.REPLAY_ITEMS:
+            self.cpu.run()
         nxt = [due, end]
         if self._presses:
             nxt.append(self._presses[0][0])
@@ -353,28 +624,37 @@ class SimRoller:
             self.clock.sleep_until(due)
 
     def close(self) -> None:
-        """Release the firmware's pins and bus."""
+        """Release the firmware's pins and bus (replaying what is left first)."""
+        self.cpu.run()
+        self.cpu.close()
         self.firmware.close()
         self.smbus.close()
 
 
 def profile(seconds: float = 120.0, seeds: int = 2, scenario: Scenario | None = None
-            ) -> dict[str, float]:
+            ) -> dict[str, dict[str, float]]:
     """CPU of each part of the firmware per simulated second, ms/s, over ``seeds``
     sessions of ``seconds`` each (default scenario): where ``firmware_cpu_ms_per_s`` goes.
 
-    "loop" is ``Firmware.step`` less the parts it calls; a part's own meter crossings
-    are taken out as in ``CpuMeter``. The parts' clock reads make the loop a little
-    slower than unprofiled (``smartroller bench`` gives the figure itself).
+    Returns {"replay": parts, "in situ": parts}: the replay's (what the bench reports)
+    and the in-situ meter's. "loop" is ``Firmware.step`` less the parts it calls; each
+    part's meter crossings are taken out as in ``CpuMeter``, but its clock reads make
+    the total a little higher than unprofiled ("total" is the replay's own figure).
     """
-    totals: dict[str, float] = {}
+    totals: dict[str, dict[str, float]] = {"replay": {}, "in situ": {}}
     for seed in range(1, seeds + 1):
         roller = SimRoller(scenario or default_scenario(), seed, profile=True)
-        roller.run(until=min(seconds, roller.duration_s))
+        end = min(seconds, roller.duration_s)
+        roller.run(until=end)
         roller.close()
-        for part, s in roller.meter.parts().items():
-            totals[part] = totals.get(part, 0.0) + s * 1e3 / (seeds * seconds)
-    return dict(sorted(totals.items(), key=lambda kv: -kv[1]))
+        scale = 1e3 / (seeds * end)
+        for key, meter in (("replay", roller.cpu.meter), ("in situ", roller.meter)):
+            for part, s in meter.parts().items():
+                totals[key][part] = totals[key].get(part, 0.0) + s * scale
+        totals["replay"]["total"] = totals["replay"].get("total", 0.0) \
+            + roller.firmware_seconds * scale
+    return {key: dict(sorted(parts.items(), key=lambda kv: -kv[1]))
+            for key, parts in totals.items()}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -386,10 +666,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=120.0, help="simulated s per session")
     parser.add_argument("--seeds", type=int, default=2, help="sessions")
     args = parser.parse_args(argv)
-    parts = profile(args.seconds, args.seeds)
-    for part, ms in parts.items():
-        print(f"{part:<20} {ms:7.3f} ms/s")
-    print(f"{'total':<20} {sum(parts.values()):7.3f} ms/s")
+    result = profile(args.seconds, args.seeds)
+    replay, in_situ = result["replay"], result["in situ"]
+    print(f"{'ms per simulated s':<20} {'replay':>8} {'in situ':>8}")
+    for part in [p for p in replay if p != "total"] + ["total"]:
+        situ = sum(in_situ.values()) if part == "total" else in_situ.get(part, 0.0)
+        print(f"{part:<20} {replay[part]:8.3f} {situ:8.3f}")
 
 
 if __name__ == "__main__":
