@@ -90,29 +90,33 @@ class Firmware:
         the loop by itself.
         """
         now = self.clock.now()
-        scanned = False
-        if now >= self.scanner.next_due:
-            scan = self.scanner.service(now)
+        scanner = self.scanner
+        if now >= scanner.next_due:
+            scan = scanner.service(now)
             if scan is not None:
-                scanned = True
                 sensor_t = self.imu.clock_to_sensor(scan.t)
                 self.pipeline.on_scan(scan, sensor_t)
                 for raw_sink in self.raw_sinks:
                     raw_sink(scan, sensor_t)
                 now = self.clock.now()
-        if now >= self._next_drain or scanned and now >= self._next_drain - DRAIN_EARLY_S:
+                if now >= self._next_drain - DRAIN_EARLY_S:
+                    self._drain(now)
+        if now >= self._next_drain:
             self._drain(now)
-            self._next_drain = now + DRAIN_PERIOD_S
         panel = self.panel
-        if now >= panel.due or panel.pending:
+        if panel.pending or now >= panel.due:
             for event in panel.tick(now):
                 self._on_panel(event, now)
-        haptic = self.haptic
-        if now >= haptic.due:
-            haptic.tick(now)
-        return min(self.scanner.next_due, self._next_drain, haptic.due)
+        haptic_due = self.haptic.due
+        if now >= haptic_due:
+            haptic_due = self.haptic.tick(now)
+        due = scanner.next_due
+        if self._next_drain < due:
+            due = self._next_drain
+        return haptic_due if haptic_due < due else due
 
     def _drain(self, now: float) -> None:
+        self._next_drain = now + DRAIN_PERIOD_S
         batch = self.imu.drain()
         if batch is not None and len(batch.raw):
             self._last_imu_data = now

@@ -262,6 +262,7 @@ class ZoneScanner:
         self._by_channel = [[a for a in self._adcs if ch < a.zones] for ch in channels]
         self._last_channel = len(self._words) - 1
         self._fast = False  # this scan runs on the steady state's short path
+        self._fast_t = 0.0  # when the short path started the current channel, s
         self._alone = False  # this channel's ADCs start one by one
         steady = ready and self._combined and all(a.zones == len(self._words)
                                                   for a in self._adcs)
@@ -271,6 +272,13 @@ class ZoneScanner:
         last = self._adcs[-1]
         self._next_starts = [(*(a.start_msgs[ch + 1] for a in self._adcs), last.point_msg,
                               last.read_msg) for ch in channels[:-1]]
+        self._read_alone = [tuple((a.read_msgs, a.result, a.first_zone + ch)
+                             for a in (self._adcs if ch == self._last_channel else
+                                       self._adcs[:-1])) for ch in channels]
+        """Steady state, per channel: the ADCs whose result is read alone (message pair,
+        result buffer, zone); the last one's (buffer, zone) comes with ``_next_starts``."""
+        self._last_result = [(last.result, last.first_zone + ch) for ch in channels]
+        self._levels = [a.level for a in self._adcs] if steady else []
         self._channel = -1            # channel being converted; -1 between scans
         self._active: list[_Converter] = []
         self._scan_start = -math.inf
@@ -339,50 +347,55 @@ class ZoneScanner:
         return True
 
     def _all_started(self, t: float) -> None:
+        """Every ADC started this channel at ``t`` (s); their own bookkeeping waits for
+        ``_leave_steady``."""
+        self._fast_t = t
+        self.next_due = t + self.wait_s
+
+    def _leave_steady(self, done: int, ready: int) -> None:
+        """Hand the scan over to the general steps: the first ``done`` ADCs have their
+        result for this channel, the next ones up to ``ready`` are ready (their pins said
+        so), the ADC at ``ready`` said busy and the others were not looked at."""
+        self._fast = False
+        t = self._fast_t
         due = t + self.wait_s
-        for adc in self._adcs:
-            adc.started, adc.due, adc.state, adc.errors, adc.looked = t, due, _CONVERTING, 0, \
-                False
-        self.next_due = due
+        for k, adc in enumerate(self._adcs):
+            adc.started, adc.due, adc.errors = t, due, 0
+            adc.state = _DONE if k < done else _READY if k < ready else _CONVERTING
+            adc.looked = k <= ready
 
     def _steady_step(self) -> ZoneScan | None:
         """The conversions of every ADC are due: if all pins say ready, read them and
-        start the next channel. Anything else leaves the short path (``_fast`` False)
-        with every ADC's state right for the general steps."""
-        adcs = self._adcs
-        for adc in adcs:
-            adc.looked = True
-            if adc.level.state:  # high: not ready (active low)
-                self._fast = False
+        start the next channel. Anything else hands over to the general steps."""
+        for k, level in enumerate(self._levels):
+            if level.state:  # high: not ready (active low)
+                self._leave_steady(0, k)
                 return None
-            adc.state = _READY
         channel = self._channel
         codes, ok = self._codes, self._ok
-        last = adcs[-1]
         rdwr = self.bus.i2c_rdwr
-        for adc in adcs if channel == self._last_channel else adcs[:-1]:
+        for k, (msgs, result, zone) in enumerate(self._read_alone[channel]):
             try:
-                rdwr(*adc.read_msgs)
+                rdwr(*msgs)
             except OSError as exc:
-                self._fast = False
-                self._bus_error(adc, self.clock.now(), exc)
+                self._leave_steady(k, len(self._adcs))
+                self._bus_error(self._adcs[k], self.clock.now(), exc)
                 return None
-            zone = adc.first_zone + channel
-            codes[zone], ok[zone] = int.from_bytes(adc.result.raw, "big", signed=True), True
-            adc.state = _DONE
+            codes[zone], ok[zone] = int.from_bytes(result.raw, "big", signed=True), True
         if channel == self._last_channel:
             return self._finish_scan()
         try:
             rdwr(*self._next_starts[channel])
         except OSError:
-            self.bus_errors += 1  # ``last`` is still ready: its own step reads it
-            self._fast = False
+            self.bus_errors += 1  # the last ADC is still ready: its own step reads it
+            self._leave_steady(len(self._adcs) - 1, len(self._adcs))
             return None
-        zone = last.first_zone + channel
-        codes[zone], ok[zone] = int.from_bytes(last.result.raw, "big", signed=True), True
+        result, zone = self._last_result[channel]
+        codes[zone], ok[zone] = int.from_bytes(result.raw, "big", signed=True), True
         self._channel = channel + 1
         self._active = self._by_channel[channel + 1]
-        self._all_started(self.clock.now())
+        self._fast_t = t = self.clock.now()
+        self.next_due = t + self.wait_s
         return None
 
     # -- the general steps ------------------------------------------------------------

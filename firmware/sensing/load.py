@@ -39,6 +39,7 @@ class ZoneLoads:
         self.max_force_n = g_max / self.sensitivity_s_per_n
         """Largest measurable force per zone, N (what a saturated zone reads)."""
         self._per_volt = (1.0 / (self.divider_ohm * self.sensitivity_s_per_n)).tolist()
+        self._per_volt_doubled = [2.0 * k for k in self._per_volt]  # on the dead arc
         self._seam = math.radians(zones.seam_angle_deg)
         self._half_arc = math.radians(zones.dead_arc_deg) / 2.0
 
@@ -52,17 +53,19 @@ class ZoneLoads:
 
     def forces_list(self, raw: list[int], roll_angle_rad: float | None = None) -> list[float]:
         """``forces`` on plain lists: for 8 zones on a Pi, cheaper than numpy's overhead."""
-        scale = 2.0 if roll_angle_rad is not None and self.on_dead_arc(roll_angle_rad) else 1.0
+        dead = roll_angle_rad is not None and self.on_dead_arc(roll_angle_rad)
+        per_volt = self._per_volt_doubled if dead else self._per_volt
         lsb, limit, supply = self.lsb_v, self.limit_v, self.supply_v
         out = []
-        for code, per_volt in zip(raw, self._per_volt, strict=True):
-            volts = code * lsb
-            if volts <= 0.0:
-                out.append(0.0)
+        append = out.append
+        for code, k in zip(raw, per_volt, strict=True):
+            if code <= 0:
+                append(0.0)
                 continue
+            volts = code * lsb
             if volts > limit:
                 volts = limit
-            out.append(scale * per_volt * volts / (supply - volts))
+            append(k * volts / (supply - volts))
         return out
 
     def on_dead_arc(self, roll_angle_rad: float) -> bool:
@@ -108,16 +111,16 @@ class FsrHysteresis:
         last_readings, forces = self._reading, self._force
         if len(readings) != len(forces):
             raise ValueError(f"{len(readings)} readings for {len(forces)} zones")
-        for i, reading in enumerate(readings):
-            last = last_readings[i]
+        i = 0
+        for reading, last, force in zip(readings, last_readings, forces, strict=True):
             if reading > last + deadband:       # loading branch: the reading is the force
                 forces[i] = last_readings[i] = reading
             elif reading < last - deadband:     # unloading branch
                 forces[i] = reading * low_factor
                 last_readings[i] = reading
-            else:                               # held still: within the two branches
-                low, force = reading * low_factor, forces[i]
-                if force < low:
-                    force = low
-                forces[i] = reading if force > reading else force
+            elif force > reading:               # held still: within the two branches
+                forces[i] = reading
+            elif force < reading * low_factor:
+                forces[i] = reading * low_factor
+            i += 1
         return forces[:]

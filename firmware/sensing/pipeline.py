@@ -111,15 +111,16 @@ class SensingPipeline:
                 if good:
                     tare[i] += gain * (measured[i] - tare[i])
         self._measured = measured
-        zones = self.zone_forces
-        total = 0.0
-        for i, force in enumerate(measured):
-            if all_ok or ok[i]:
-                force -= tare[i]
-                zones[i] = force = force if force > 0.0 else 0.0
-            else:
-                force = zones[i]
-            total += force
+        if all_ok:
+            self.zone_forces = zones = [m - t if m > t else 0.0
+                                        for m, t in zip(measured, tare, strict=True)]
+        else:  # a faulted ADC's zones hold their last value
+            zones = self.zone_forces
+            for i, good in enumerate(ok):
+                if good:
+                    force = measured[i] - tare[i]
+                    zones[i] = force if force > 0.0 else 0.0
+        total = sum(zones)
         self.load_ok = all_ok
         self.total_load = total
         self._zone_tuple = tuple(zones)

@@ -259,9 +259,10 @@ def _answer(request: int, arg: Any) -> Any:
     """What an ioctl wrote back into ``arg`` (what the replay must write there)."""
     if request == I2C_SMBUS and arg.data:
         return ctypes.string_at(arg.data, ctypes.sizeof(arg.data.contents))
-    if request == I2C_RDWR:
-        return tuple(ctypes.string_at(m.buf, m.len) if m.flags & I2C_M_RD else None
-                     for m in (arg.msgs[i] for i in range(arg.nmsgs)))
+    if request == I2C_RDWR:  # (index, data) of the read messages
+        msgs = arg.msgs
+        return tuple((i, ctypes.string_at(m.buf, m.len))
+                     for i, m in ((i, msgs[i]) for i in range(arg.nmsgs)) if m.flags & I2C_M_RD)
     if request == I2C_FUNCS:
         return arg.value
     return None
@@ -288,9 +289,16 @@ class _TapeClock:
 
     def __init__(self, tape: Tape) -> None:
         self._tape = tape
+        self._popleft = tape.items.popleft
 
     def now(self) -> float:
-        return self._tape.pop("now")
+        try:
+            t = self._popleft()
+        except IndexError:
+            raise TapeDiverged("the tape ran out where the firmware read its clock") from None
+        if t.__class__ is not float:
+            raise TapeDiverged(f"the firmware read its clock where the tape has {t[0]}")
+        return t
 
     def sleep_until(self, t: float) -> None:
         if self._tape.pop("sleep")[1] != t:
@@ -302,19 +310,23 @@ class _TapeDevice:
 
     def __init__(self, tape: Tape) -> None:
         self._tape = tape
+        self._popleft = tape.items.popleft
 
     def ioctl(self, request: int, arg: Any = 0) -> int:
-        _, recorded, answer = self._tape.pop("ioctl")
-        if recorded != request:
-            raise TapeDiverged(f"ioctl {request:#x} where the tape has {recorded:#x}")
-        if isinstance(answer, OSError):
+        try:
+            kind, recorded, answer = self._popleft()
+        except (IndexError, TypeError, ValueError):
+            raise TapeDiverged(f"ioctl {request:#x} where the tape has none") from None
+        if kind != "ioctl" or recorded != request:
+            raise TapeDiverged(f"ioctl {request:#x} where the tape has {kind} {recorded}")
+        if answer.__class__ is tuple:  # I2C_RDWR: (index, data) of the read messages
+            msgs = arg.msgs
+            for i, data in answer:
+                ctypes.memmove(msgs[i].buf, data, len(data))
+        elif isinstance(answer, OSError):
             raise OSError(answer.errno, answer.strerror)
-        if request == I2C_SMBUS and answer is not None:
+        elif request == I2C_SMBUS and answer is not None:
             ctypes.memmove(arg.data, answer, len(answer))
-        elif request == I2C_RDWR:
-            for i, data in enumerate(answer):
-                if data is not None:
-                    ctypes.memmove(arg.msgs[i].buf, data, len(data))
         elif request == I2C_FUNCS:
             arg.value = answer
         return 0
@@ -331,9 +343,12 @@ class _TapePin(MockPWMPin):
     def _get_state(self) -> Any:
         if self._tape is None:
             return super()._get_state()
-        _, name, state = self._tape.pop("pin")
-        if name != self.info.name:
-            raise TapeDiverged(f"{self.info.name} read where the tape has {name}")
+        try:
+            kind, name, state = self._tape.items.popleft()
+        except (IndexError, TypeError, ValueError):
+            raise TapeDiverged(f"{self.info.name} read where the tape has none") from None
+        if kind != "pin" or name != self.info.name:
+            raise TapeDiverged(f"{self.info.name} read where the tape has {kind} {name}")
         return state
 
     def _set_state(self, value: Any) -> None:
