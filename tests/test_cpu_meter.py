@@ -147,3 +147,14 @@ def test_firmware_driven_from_outside_the_loop_stops_the_replay_not_the_roller()
     assert roller.cpu.diverged is not None
     assert len(roller.tape) == 0 and not roller.tape.recording
     roller.close()
+
+
+def test_real_time_runs_keep_the_in_situ_meter_only():
+    paced = SimRoller(seed=4, speed=50.0)
+    paced.run(until=0.5)
+    assert len(paced.tape) == 0 and paced.firmware_seconds == paced.meter.firmware_s > 0
+    paced.close()
+    off = SimRoller(seed=4, replay=False)
+    off.run(until=0.5)
+    assert off.cpu.firmware is None and off.firmware_seconds == off.meter.firmware_s > 0
+    off.close()

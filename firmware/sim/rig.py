@@ -417,6 +417,8 @@ class Replay:
         if self.diverged is not None:
             tape.items.clear()
             return
+        if not tape.items:
+            return
         try:
             if self.firmware is None:
                 self.firmware = self._build()
@@ -487,7 +489,9 @@ class SimRoller:
     real parts do); speed: virtual seconds per real second (0: as fast as possible).
     profile: meter the firmware's parts apart (``meter.parts()``, and the replay's
         ``cpu.meter.parts()``; see ``profile``).
-    replay: measure the firmware's CPU time by ``Replay`` too (``firmware_seconds``).
+    replay: measure the firmware's CPU time by ``Replay`` too (``firmware_seconds``);
+        only as fast as possible (``speed`` 0, not ``run_async``): a replay takes the
+        thread for a few tens of milliseconds every few simulated seconds.
     """
 
     scenario: Scenario = field(default_factory=default_scenario)
@@ -513,7 +517,7 @@ class SimRoller:
         self.meter = CpuMeter()
         """The in-situ meter: the firmware's CPU time as it runs among the emulation."""
         self.tape = Tape()
-        self.tape.recording = self.replay
+        self.tape.recording = self.replay and self.speed == 0.0
         self.cpu = Replay(self.config, self.tape, self.boot_id, self.first_seq,
                           CpuMeter() if self.profile else None)
         """The firmware's own CPU time, by replay (see ``firmware_seconds``)."""
@@ -580,7 +584,7 @@ class SimRoller:
         (the firmware's own work, nothing of the emulation; see there) unless the replay
         is off or diverged, else as ``meter`` saw it in situ (see ``CpuMeter``)."""
         self.cpu.run()
-        if self.replay and self.cpu.diverged is None:
+        if self.cpu.diverged is None and self.cpu.firmware is not None:
             return self.cpu.seconds
         return self.meter.firmware_s
 
@@ -631,6 +635,9 @@ class SimRoller:
         """Run inside asyncio at ``speed`` virtual s per real s (beside Bluetooth)."""
         end = self.duration_s if until is None else until
         self.clock.speed = 0.0  # pacing is done here, without blocking the event loop
+        self.cpu.diverged = self.cpu.diverged or "run in real time (no replay)"
+        self.tape.recording = False
+        self.tape.items.clear()
         wall0, virt0 = time.monotonic(), self.clock.now()
         while self.clock.now() < end and not (should_stop and should_stop()):
             due = self.advance(end)
