@@ -259,10 +259,11 @@ def _answer(request: int, arg: Any) -> Any:
     """What an ioctl wrote back into ``arg`` (what the replay must write there)."""
     if request == I2C_SMBUS and arg.data:
         return ctypes.string_at(arg.data, ctypes.sizeof(arg.data.contents))
-    if request == I2C_RDWR:  # (index, data) of the read messages
+    if request == I2C_RDWR:  # (index, data) of its read message, a list if several
         msgs = arg.msgs
-        return tuple((i, ctypes.string_at(m.buf, m.len))
-                     for i, m in ((i, msgs[i]) for i in range(arg.nmsgs)) if m.flags & I2C_M_RD)
+        reads = [(i, ctypes.string_at(msgs[i].buf, msgs[i].len)) for i in range(arg.nmsgs)
+                 if msgs[i].flags & I2C_M_RD]
+        return (reads[0] if len(reads) == 1 else reads) if reads else None
     if request == I2C_FUNCS:
         return arg.value
     return None
@@ -317,12 +318,16 @@ class _TapeDevice:
             kind, recorded, answer = self._popleft()
         except (IndexError, TypeError, ValueError):
             raise TapeDiverged(f"ioctl {request:#x} where the tape has none") from None
-        if kind != "ioctl" or recorded != request:
+        if recorded != request or kind != "ioctl":
             raise TapeDiverged(f"ioctl {request:#x} where the tape has {kind} {recorded}")
-        if answer.__class__ is tuple:  # I2C_RDWR: (index, data) of the read messages
-            msgs = arg.msgs
+        if answer is None:
+            return 0
+        if answer.__class__ is tuple:  # I2C_RDWR: (index, data) of its read message
+            i, data = answer
+            ctypes.memmove(arg.msgs[i].buf, data, len(data))
+        elif answer.__class__ is list:  # ... of its read messages
             for i, data in answer:
-                ctypes.memmove(msgs[i].buf, data, len(data))
+                ctypes.memmove(arg.msgs[i].buf, data, len(data))
         elif isinstance(answer, OSError):
             raise OSError(answer.errno, answer.strerror)
         elif request == I2C_SMBUS and answer is not None:
@@ -338,17 +343,19 @@ class _TapePin(MockPWMPin):
     def __init__(self, factory: _TapePinFactory, info: Any) -> None:
         self._tape: Tape | None = None
         super().__init__(factory, info)
+        self._name = info.name
         self._tape = factory.tape
+        self._popleft = factory.tape.items.popleft
 
     def _get_state(self) -> Any:
         if self._tape is None:
             return super()._get_state()
         try:
-            kind, name, state = self._tape.items.popleft()
+            kind, name, state = self._popleft()
         except (IndexError, TypeError, ValueError):
-            raise TapeDiverged(f"{self.info.name} read where the tape has none") from None
-        if kind != "pin" or name != self.info.name:
-            raise TapeDiverged(f"{self.info.name} read where the tape has {kind} {name}")
+            raise TapeDiverged(f"{self._name} read where the tape has none") from None
+        if name != self._name or kind != "pin":
+            raise TapeDiverged(f"{self._name} read where the tape has {kind} {name}")
         return state
 
     def _set_state(self, value: Any) -> None:
