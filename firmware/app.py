@@ -25,7 +25,8 @@ from firmware.safety import Fence, FenceAction
 from firmware.samples import ImuBatch, ZoneScan
 from firmware.sensing.pipeline import SensingPipeline
 
-DRAIN_PERIOD_S = 0.02  # FIFO drain period: 4 samples at 200 Hz; the FIFO holds 0.42 s
+DRAIN_PERIOD_S = 0.02  # longest FIFO drain period: 4 samples at 200 Hz; the FIFO holds 0.42 s
+DRAIN_EARLY_S = 0.01  # a drain may come this much early, to share a completed scan's wake-up
 IMU_HOLD_S = 0.1  # after this long without IMU data, frames go on with IMU_FAULT
 
 FrameSink = Callable[[Frame], None]
@@ -51,9 +52,10 @@ class Firmware:
         self.clock = clock
         self.log = logger or logging.getLogger("smartroller.firmware")
         self.imu = Mpu6050(bus, config.imu, clock, self.log)
-        self.scanner = ZoneScanner(adc_bus or bus, config.adc, config.zones.count, clock, self.log)
+        self.scanner = ZoneScanner(adc_bus or bus, config.adc, config.zones.count, clock, self.log,
+                                   config.pins.adc_ready, pin_factory)
         self.haptic = Haptic(config.pins.motor_pwm, pin_factory)
-        self.panel = Panel(config.pins.button, config.pins.led, pin_factory, poll_s=0.02)
+        self.panel = Panel(config.pins.button, config.pins.led, pin_factory)
         self.boot_id = secrets.randbits(32) if boot_id is None else boot_id
         self.pipeline = SensingPipeline(config, boot=self.boot_id, first_seq=first_seq)
         self.fence = Fence.from_config(config.fence)
@@ -79,24 +81,42 @@ class Firmware:
         self.panel.set_state(LedState.IDLE, now)
 
     def step(self) -> float:
-        """Do what is due now; return the loop-clock time (s) of the next thing due."""
+        """Do what is due now; return the loop-clock time (s) of the next thing due.
+
+        The FIFO is drained right after each completed zone scan (which then comes with
+        the freshest loads) or, at the latest, ``DRAIN_PERIOD_S`` after the last drain.
+        The panel is served at the first wake-up at or after its deadline (at most one
+        drain period late: its events carry the edges' own times), so it never wakes
+        the loop by itself.
+        """
         now = self.clock.now()
-        if now >= self.scanner.next_due:
-            scan = self.scanner.service(now)
+        scanner = self.scanner
+        if now >= scanner.next_due:
+            scan = scanner.service(now)
             if scan is not None:
                 sensor_t = self.imu.clock_to_sensor(scan.t)
                 self.pipeline.on_scan(scan, sensor_t)
                 for raw_sink in self.raw_sinks:
                     raw_sink(scan, sensor_t)
+                now = self.clock.now()
+                if now >= self._next_drain - DRAIN_EARLY_S:
+                    self._drain(now)
         if now >= self._next_drain:
             self._drain(now)
-            self._next_drain = max(self._next_drain + DRAIN_PERIOD_S, now + 0.001)
-        for event in self.panel.tick(now):
-            self._on_panel(event, now)
-        due = min(self.scanner.next_due, self._next_drain, self.haptic.tick(now), self.panel.due)
-        return due
+        panel = self.panel
+        if panel.pending or now >= panel.due:
+            for event in panel.tick(now):
+                self._on_panel(event, now)
+        haptic_due = self.haptic.due
+        if now >= haptic_due:
+            haptic_due = self.haptic.tick(now)
+        due = scanner.next_due
+        if self._next_drain < due:
+            due = self._next_drain
+        return haptic_due if haptic_due < due else due
 
     def _drain(self, now: float) -> None:
+        self._next_drain = now + DRAIN_PERIOD_S
         batch = self.imu.drain()
         if batch is not None and len(batch.raw):
             self._last_imu_data = now
@@ -149,3 +169,4 @@ class Firmware:
         """Release the pins (motor off)."""
         self.haptic.close()
         self.panel.close()
+        self.scanner.close()

@@ -97,10 +97,15 @@ class PinsConfig:
     motor_pwm: int = field(18, range=(0, 27), doc="vibration motor driver (PWM)")
     button: int = field(17, range=(0, 27), doc="push button to ground")
     led: int = field(27, range=(0, 27), doc="status LED")
+    adc_ready: list[int] = field([22, 23], range=(0, 27),
+                                 doc="ALERT/RDY of each ADC, in adc.addresses order (open "
+                                     "drain, internal pull-up); [] polls the ADCs over I2C")
 
     def __post_init__(self) -> None:
-        if len({self.motor_pwm, self.button, self.led}) != 3:
-            raise ValueError("pins: motor_pwm, button and led must be different pins")
+        pins = [self.motor_pwm, self.button, self.led, *self.adc_ready]
+        if len(set(pins)) != len(pins):
+            raise ValueError("pins: motor_pwm, button, led and adc_ready must all be "
+                             "different pins")
 
 
 @dataclass(frozen=True)
@@ -148,6 +153,8 @@ class Config:
     def __post_init__(self) -> None:
         if self.zones.count > 4 * len(self.adc.addresses):
             raise ValueError("zones.count: more zones than ADC channels (4 per adc.addresses)")
+        if self.pins.adc_ready and len(self.pins.adc_ready) != len(self.adc.addresses):
+            raise ValueError("pins.adc_ready: one pin per adc.addresses entry, or none")
         ratio = self.imu.sample_rate_hz / self.frames.rate_hz
         if abs(ratio - round(ratio)) > 1e-6 or round(ratio) < 1:
             raise ValueError("frames.rate_hz: must divide imu.sample_rate_hz")

@@ -29,7 +29,8 @@ def render() -> str:
 Cross-checks: `imu.sample_rate_hz` must be the gyro output rate (8 kHz with
 `dlpf_hz = 260`, else 1 kHz) divided by a whole number 1..256; `frames.rate_hz` must
 divide it; `zones.lateral_positions_m` and `zones.sensitivity_s_per_n` need
-`zones.count` values; there are at most 4 zones per ADC address; the three pins differ.
+`zones.count` values; there are at most 4 zones per ADC address; `pins.adc_ready` has
+one pin per `adc.addresses` entry, or none; all the pins differ.
 """
 
 

@@ -12,6 +12,7 @@ from firmware.drivers.ads1115 import Ads1115, ZoneScanner, config_word, conversi
 from firmware.sim.ads1115 import Ads1115Sim, noise_rms_v
 from firmware.sim.bus import SimBus
 from firmware.sim.clock import SimClock
+from firmware.sim.pins import duty_log, sim_pin_factory, wire_open_drain
 
 ADDR = 0x48
 LSB_4V = 4.096 / 32768
@@ -228,13 +229,14 @@ ZONE_VOLTS = [0.1, 0.4, 0.8, 1.2, 1.6, 2.0, 2.5, 3.2]
 
 
 class CountingBus:
-    """Wraps a bus, counts calls per address, can fail the next n calls."""
+    """Wraps a bus, counts calls (and messages) per address, can fail the next n calls."""
 
     def __init__(self, bus):
         self.bus = bus
         self.calls = 0
         self.fail_next = 0
         self.before = None      # hook(name, addr, register) called before each call
+        self.after = None       # hook(name, addr, register) called after each call
 
     def _call(self, name, addr, *args):
         self.calls += 1
@@ -243,7 +245,10 @@ class CountingBus:
         if self.fail_next:
             self.fail_next -= 1
             raise OSError(121, "Remote I/O error")
-        return getattr(self.bus, name)(addr, *args)
+        result = getattr(self.bus, name)(addr, *args)
+        if self.after:
+            self.after(name, addr, args[0])
+        return result
 
     def write_i2c_block_data(self, addr, reg, data, force=None):
         return self._call("write_i2c_block_data", addr, reg, data)
@@ -252,19 +257,45 @@ class CountingBus:
         return self._call("read_i2c_block_data", addr, reg, length)
 
 
-def rig(rate_error=0.0, scan_rate_hz=50.0):
+class CombinedCountingBus(CountingBus):
+    """A CountingBus with smbus2's combined transactions (each one call)."""
+
+    def i2c_rdwr(self, *msgs):
+        self.calls += 1
+        if self.before:
+            self.before("i2c_rdwr", msgs[0].addr, None)
+        if self.fail_next:
+            self.fail_next -= 1
+            raise OSError(121, "Remote I/O error")
+        self.bus.i2c_rdwr(*msgs)
+        if self.after:
+            for msg in msgs:
+                if not msg.flags & 1 and msg.len == 3:   # a register write: pointer first
+                    self.after("i2c_rdwr", msg.addr, bytes(msg)[0])
+
+
+READY_PINS = (22, 23)
+
+
+def rig(rate_error=0.0, scan_rate_hz=50.0, pins=False):
     clock = SimClock()
     bus = SimBus(1, clock=clock)
-    sims = []
+    factory = sim_pin_factory(clock)
+    sims, lines = [], []
     for i, address in enumerate((0x48, 0x49)):
         volts = ZONE_VOLTS[4 * i:4 * i + 4]
         sim = Ads1115Sim(clock, lambda t, v=volts: v, np.random.default_rng(i),
                          rate_error=rate_error)
         bus.attach(address, sim)
         sims.append(sim)
-    counting = CountingBus(bus)
+        if pins:
+            lines.append(wire_open_drain(factory, READY_PINS[i], sim.alert_changes))
+    counting = (CombinedCountingBus if pins else CountingBus)(bus)
     config = AdcConfig(scan_rate_hz=scan_rate_hz)
-    scanner = ZoneScanner(counting, config, 8, clock, logging.getLogger("test.adc"))
+    scanner = ZoneScanner(counting, config, 8, clock, logging.getLogger("test.adc"),
+                          READY_PINS if pins else (), factory)
+    scanner.lines = lines
+    scanner.pin_factory = factory
     return clock, counting, sims, scanner
 
 
@@ -285,11 +316,12 @@ def expected_codes():
     return np.round(np.array(ZONE_VOLTS) / LSB_4V)
 
 
-def test_scanner_scans_at_the_configured_rate_with_the_right_codes():
-    clock, _, _, scanner = rig()
+@pytest.mark.parametrize("pins", [False, True], ids=["i2c-poll", "ready-pins"])
+def test_scanner_scans_at_the_configured_rate_with_the_right_codes(pins):
+    clock, _, _, scanner = rig(pins=pins)
     scans = run(clock, scanner, 2.0)
     assert len(scans) == pytest.approx(100, abs=1)
-    starts = np.diff([s.t for s in scans])
+    starts = np.diff([s.t for s in scans[1:]])  # the first scan also sets the pins up
     assert np.allclose(starts, 0.02, atol=1e-6)
     for scan in scans:
         assert scan.raw.dtype == np.int16 and scan.raw.shape == (8,)
@@ -298,8 +330,9 @@ def test_scanner_scans_at_the_configured_rate_with_the_right_codes():
     assert scanner.scans == len(scans) and scanner.faults == scanner.bus_errors == 0
 
 
-def test_scanner_starts_at_once_when_late():
-    clock, _, _, scanner = rig(scan_rate_hz=200.0)   # a scan takes longer than 5 ms
+@pytest.mark.parametrize("pins", [False, True], ids=["i2c-poll", "ready-pins"])
+def test_scanner_starts_at_once_when_late(pins):
+    clock, _, _, scanner = rig(scan_rate_hz=200.0, pins=pins)   # a scan takes longer than 5 ms
     scans = run(clock, scanner, 1.0)
     gaps = np.diff([s.t for s in scans])
     scan_s = gaps.min()
@@ -314,8 +347,9 @@ def test_scanner_uses_three_bus_calls_per_conversion_even_with_a_slow_adc_clock(
     assert counting.calls - calls == 3 * 8 * (scanner.scans - scans)
 
 
-def test_scanner_retries_one_failed_transaction_without_a_fault():
-    clock, counting, _, scanner = rig()
+@pytest.mark.parametrize("pins", [False, True], ids=["i2c-poll", "ready-pins"])
+def test_scanner_retries_one_failed_transaction_without_a_fault(pins):
+    clock, counting, _, scanner = rig(pins=pins)
     run(clock, scanner, 0.1)
     counting.fail_next = 1
     scans = run(clock, scanner, 0.3)
@@ -323,8 +357,9 @@ def test_scanner_retries_one_failed_transaction_without_a_fault():
     assert all(s.ok.all() for s in scans)
 
 
-def test_scanner_flags_zones_of_a_nacking_adc_then_recovers(caplog):
-    clock, _, sims, scanner = rig()
+@pytest.mark.parametrize("pins", [False, True], ids=["i2c-poll", "ready-pins"])
+def test_scanner_flags_zones_of_a_nacking_adc_then_recovers(caplog, pins):
+    clock, _, sims, scanner = rig(pins=pins)
     before = run(clock, scanner, 0.2)[-1]
     with caplog.at_level(logging.WARNING, logger="test.adc"):
         sims[1].nack_for(0.05)
@@ -343,8 +378,9 @@ def test_scanner_flags_zones_of_a_nacking_adc_then_recovers(caplog):
     assert scanner.faults == 1
 
 
-def test_scanner_survives_a_vanished_adc_and_retries_every_second(caplog):
-    clock, _, sims, scanner = rig()
+@pytest.mark.parametrize("pins", [False, True], ids=["i2c-poll", "ready-pins"])
+def test_scanner_survives_a_vanished_adc_and_retries_every_second(caplog, pins):
+    clock, _, sims, scanner = rig(pins=pins)
     run(clock, scanner, 0.1)
     with caplog.at_level(logging.WARNING, logger="test.adc"):
         sims[0].vanish()
@@ -354,16 +390,18 @@ def test_scanner_survives_a_vanished_adc_and_retries_every_second(caplog):
     assert not any(s.ok[:4].any() for s in scans)
     assert all(s.ok[4:].all() for s in scans)
     assert scanner.faulted_addresses == [0x48]
-    # two failures to fault, then one re-initialisation attempt per second
-    assert scanner.bus_errors - errors0 == 2 + 3
+    # two failures to fault (after a failed combined start of both ADCs, with combined
+    # transactions), then one re-initialisation attempt per second
+    assert scanner.bus_errors - errors0 == (3 if pins else 2) + 3
     assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 1
     sims[0].reappear()
     scans = run(clock, scanner, clock.now() + 1.1)
     assert scans[-1].ok.all() and scanner.faulted_addresses == []
 
 
-def test_scanner_detects_a_stuck_conversion(caplog):
-    clock, _, sims, scanner = rig()
+@pytest.mark.parametrize("pins", [False, True], ids=["i2c-poll", "ready-pins"])
+def test_scanner_detects_a_stuck_conversion(caplog, pins):
+    clock, _, sims, scanner = rig(pins=pins)
     run(clock, scanner, 0.1)
     with caplog.at_level(logging.WARNING, logger="test.adc"):
         sims[1].stick()
@@ -395,3 +433,207 @@ def test_spontaneous_reset_is_harmless():
     for scan in scans:
         assert scan.ok.all()
         assert np.abs(scan.raw - expected_codes()).max() <= 3
+
+
+# -- emulator: thresholds, comparator and ALERT/RDY ------------------------------------
+def alert_low(sim):
+    return sim.alert_output()[0]
+
+
+def test_alert_rdy_is_released_until_set_up_and_after_a_reset():
+    clock, bus, sim, _ = make([1.0, 0, 0, 0])
+    assert not alert_low(sim)                        # COMP_QUE = 11 at reset: high-Z
+    convert(clock, bus, config_word(0, 4.096, 860))  # comparator still off
+    assert not alert_low(sim)
+    write_reg(bus, 0x02, 0x0000)
+    write_reg(bus, 0x03, 0x8000)
+    write_reg(bus, 0x01, config_word(0, 4.096, 860, ready_pin=True) & ~0x8000)  # no start
+    assert alert_low(sim)                            # ready mode, idle: OS = 1 -> asserted
+    sim.spontaneous_reset()
+    assert not alert_low(sim)
+
+
+def test_conversion_ready_in_single_shot_mode_is_the_os_bit_active_low():
+    clock, bus, sim, _ = make([1.0, 0, 0, 0])
+    write_reg(bus, 0x02, 0x0000)
+    write_reg(bus, 0x03, 0x8000)
+    word = config_word(0, 4.096, 860, ready_pin=True)
+    write_reg(bus, 0x01, word)
+    t_start = clock.now()
+    assert not alert_low(sim)                        # converting: released
+    end = t_start + 25e-6 + 1 / 860
+    clock.sleep_until(end - 1e-6)
+    assert not alert_low(sim)
+    clock.sleep_until(end + 50e-6)
+    assert sim.alert_output() == (True, pytest.approx(end))  # asserted at the end
+    assert read_reg(bus, 0x00) == pytest.approx(1.0 / LSB_4V, abs=3)
+    assert alert_low(sim)                            # a read does not clear it...
+    write_reg(bus, 0x01, word)
+    assert not alert_low(sim)                        # ...the next conversion does
+    write_reg(bus, 0x01, (word | 0x0008) & ~0x8000)  # COMP_POL = 1: active high
+    clock.advance(conversion_time_s(860))
+    assert not alert_low(sim)                        # done: released = high = asserted
+
+
+def test_conversion_ready_in_continuous_mode_pulses_for_8_us():
+    clock, bus, sim, _ = make([1.0, 0, 0, 0])
+    write_reg(bus, 0x02, 0x0000)
+    write_reg(bus, 0x03, 0x8000)
+    write_reg(bus, 0x01, config_word(0, 4.096, 860, ready_pin=True) & ~0x8100)  # MODE = 0
+    t0 = clock.now()
+    first_end = t0 + 25e-6 + 1 / 860
+    clock.sleep_until(first_end + 3e-6)
+    assert sim.alert_output() == (True, pytest.approx(first_end))
+    clock.sleep_until(first_end + 20e-6)
+    assert sim.alert_output() == (False, pytest.approx(first_end + 8e-6))
+    clock.sleep_until(first_end + 1 / 860 + 4e-6)    # the next conversion's pulse
+    assert alert_low(sim)
+
+
+def comparator(bus, config_bits, lo, hi):
+    write_reg(bus, 0x02, lo & 0xFFFF)
+    write_reg(bus, 0x03, hi & 0xFFFF)
+    return config_word(0, 4.096, 8) & ~0x001F | config_bits
+
+
+def test_traditional_comparator_asserts_above_hi_and_deasserts_below_lo():
+    clock, bus, sim, volts = make([0.5, 0, 0, 0])
+    word = comparator(bus, 0b00000, lo=round(1.0 / LSB_4V), hi=round(2.0 / LSB_4V))
+    levels = []
+    for v in (0.5, 2.5, 1.5, 0.5, 1.5):              # below, above, between, below, between
+        volts[0] = v
+        convert(clock, bus, word)
+        levels.append(alert_low(sim))
+    assert levels == [False, True, True, False, False]
+
+
+def test_window_comparator_latch_and_queue():
+    clock, bus, sim, volts = make([1.5, 0, 0, 0])
+    lo, hi = round(1.0 / LSB_4V), round(2.0 / LSB_4V)
+    word = comparator(bus, 0b10000, lo, hi)          # window, not latching, queue 1
+    levels = []
+    for v in (1.5, 0.5, 1.5, 2.5, 1.5):
+        volts[0] = v
+        convert(clock, bus, word)
+        levels.append(alert_low(sim))
+    assert levels == [False, True, False, True, False]
+    word = comparator(bus, 0b10101, lo, hi)          # window, latching, assert after 2
+    levels = []
+    for v in (2.5, 1.5, 2.5, 2.5, 1.5):
+        volts[0] = v
+        write_reg(bus, 0x01, word)
+        clock.advance(0.2)
+        levels.append(alert_low(sim))                # judged without reading the result
+    assert levels == [False, False, False, True, True]   # two in a row; then it holds
+    read_reg(bus, 0x00)                              # reading the conversion clears it
+    assert not alert_low(sim)
+
+
+def test_comparator_polarity_active_high_releases_when_asserted():
+    clock, bus, sim, volts = make([2.5, 0, 0, 0])
+    word = comparator(bus, 0b01000, lo=round(1.0 / LSB_4V), hi=round(2.0 / LSB_4V))
+    convert(clock, bus, word)
+    assert not alert_low(sim)                        # asserted, active high: released
+    volts[0] = 0.5
+    convert(clock, bus, word)
+    assert alert_low(sim)                            # deasserted: pulled low
+
+
+# -- scanner with ALERT/RDY pins -------------------------------------------------------
+def test_ready_pins_cut_the_bus_to_9_transactions_per_scan_even_with_a_slow_adc_clock():
+    clock, counting, _, scanner = rig(rate_error=-0.1, pins=True)
+    run(clock, scanner, 0.1)
+    calls, scans = counting.calls, scanner.scans
+    run(clock, scanner, 0.5)
+    assert counting.calls - calls == 9 * (scanner.scans - scans)
+    assert scanner.pin_faults == scanner.resets == scanner.bus_errors == 0
+
+
+def test_a_combined_transaction_never_reads_before_its_last_message():
+    clock, counting, _, scanner = rig(pins=True)
+    assert counting.bus.reads_last_only   # SimBus refuses it as i2c-bcm2835 does
+    scans = run(clock, scanner, 0.5)
+    assert scanner.bus_errors == 0 and all(s.ok.all() for s in scans)
+
+
+def test_a_cut_ready_wire_is_a_logged_fault_polled_over_i2c_and_tried_again(caplog):
+    clock, counting, _, scanner = rig(pins=True)
+    run(clock, scanner, 0.2)
+    with caplog.at_level(logging.INFO, logger="test.adc"):
+        scanner.lines[0].cut(clock.now())
+        scans = run(clock, scanner, 2.5)
+        assert scanner.faulted_pins == [22] and scanner.pin_faults == 1
+        warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+        assert len(warnings) == 1 and "GPIO22" in warnings[0].getMessage()
+        assert all(s.ok.all() for s in scans)                  # no zone lost, none stalled
+        assert all(np.abs(s.raw - expected_codes()).max() <= 3 for s in scans)
+        assert np.diff([s.t for s in scans]).max() < 0.021
+        calls, n = counting.calls, scanner.scans
+        run(clock, scanner, 3.5)
+        per_scan = (counting.calls - calls) / (scanner.scans - n)
+        # 0x48 polled over I2C (config, then result), 0x49 read, both started together;
+        # and one try of the pin (thresholds and config written alone) in that second
+        assert 16 <= per_scan < 16.2
+        scanner.lines[0].mend(clock.now())
+        run(clock, scanner, 5.0)    # tried again within REINIT_S
+    assert scanner.faulted_pins == [] and scanner.pin_faults == 1
+    assert "signals again" in caplog.text
+    calls, n = counting.calls, scanner.scans
+    run(clock, scanner, 5.5)
+    assert counting.calls - calls == 9 * (scanner.scans - n)
+
+
+def test_a_shorted_ready_line_is_caught_while_its_adc_converts(caplog):
+    clock, _, sims, scanner = rig(pins=True)
+    run(clock, scanner, 0.2)
+    with caplog.at_level(logging.WARNING, logger="test.adc"):
+        scanner.lines[1].short(clock.now())
+        sims[1].stick()             # would go unseen if the pin were believed
+        scans = run(clock, scanner, 1.5)
+    assert scanner.faulted_pins == [23] and "while converting" in caplog.text
+    assert scanner.faults == 1 and "stuck" in caplog.text
+    assert not scans[-1].ok[4:].any() and scans[-1].ok[:4].all()
+
+
+def test_a_reset_during_a_conversion_costs_that_conversion_only():
+    clock, counting, sims, scanner = rig(pins=True)
+    run(clock, scanner, 0.1)
+
+    def reset_after_a_start(name, addr, register):
+        if addr == 0x49 and register == 0x01:
+            counting.after = None
+            sims[1].spontaneous_reset()
+
+    counting.after = reset_after_a_start
+    scans = run(clock, scanner, 0.4)
+    assert counting.after is None
+    assert scanner.resets == 1 and scanner.faults == scanner.pin_faults == 0
+    for scan in scans:
+        assert scan.ok.all()
+        assert np.abs(scan.raw - expected_codes()).max() <= 3
+    calls, n = counting.calls, scanner.scans
+    run(clock, scanner, 0.6)
+    assert counting.calls - calls == 9 * (scanner.scans - n)  # thresholds back: pins again
+
+
+def test_a_reset_between_scans_rearms_the_pin_without_a_fault():
+    clock, counting, sims, scanner = rig(pins=True)
+    run(clock, scanner, 0.1)
+    sims[0].spontaneous_reset()     # thresholds lost with nobody looking
+    scans = run(clock, scanner, 0.3)
+    assert scanner.pin_faults == scanner.faults == scanner.resets == 0
+    assert all(s.ok.all() for s in scans)
+    assert all(np.abs(s.raw - expected_codes()).max() <= 3 for s in scans)
+    calls, n = counting.calls, scanner.scans
+    run(clock, scanner, 0.5)
+    assert counting.calls - calls == 9 * (scanner.scans - n)
+
+
+def test_ready_line_log_shows_each_conversion_on_virtual_time():
+    clock, _, _, scanner = rig(pins=True)
+    run(clock, scanner, 0.2)
+    log = [(t, level) for t, level in duty_log(scanner.pin_factory, 22) if 0.099 <= t < 0.199]
+    assert [level for _, level in log] == [1.0, 0.0] * 20   # 5 scans of 4 conversions
+    busy = np.array([t for t, _ in log[1::2]]) - np.array([t for t, _ in log[0::2]])
+    assert busy == pytest.approx(25e-6 + 1 / 860, abs=1e-9)  # released while converting
+    assert [t for t, _ in log[0::8]] == pytest.approx([0.10, 0.12, 0.14, 0.16, 0.18])

@@ -36,7 +36,10 @@ def test_partial_profile_keeps_other_defaults(tmp_path):
     ("[adc]\naddresses = [0x48, 0x50]\n", "adc.addresses[1]: 80 is out of range"),
     ("[zones]\ncount = 4\n", "zones.lateral_positions_m: needs 4 values"),
     ("[imu]\nsample_rate_hz = 300\n", "imu.sample_rate_hz: 300.0 is not 1000 Hz / (1 + n)"),
-    ("[pins]\nled = 18\n", "pins: motor_pwm, button and led must be different"),
+    ("[pins]\nled = 18\n", "pins: motor_pwm, button, led and adc_ready must all be different"),
+    ("[pins]\nadc_ready = [22, 17]\n", "pins: motor_pwm, button, led and adc_ready must all"),
+    ("[pins]\nadc_ready = [22]\n", "pins.adc_ready: one pin per adc.addresses entry, or none"),
+    ("[pins]\nadc_ready = [22, 28]\n", "pins.adc_ready[1]: 28 is out of range"),
     ("[frames]\nrate_hz = 70\n", "frames.rate_hz: must divide imu.sample_rate_hz"),
     ("[zones]\ncount = 9\nlateral_positions_m = [0,0,0,0,0,0,0,0,0]\n"
      "sensitivity_s_per_n = [1e-4,1e-4,1e-4,1e-4,1e-4,1e-4,1e-4,1e-4,1e-4]\n",

@@ -6,6 +6,7 @@ import pytest
 from firmware.protocol import FrameFlag
 from firmware.rawlog import RawLogWriter
 from firmware.replay import replay
+from firmware.samples import ImuBatch
 from firmware.sim.pins import duty_log
 from firmware.sim.rig import SimRoller
 from firmware.sim.scenario import SCENARIO_DIR, load_scenario, scenario_from_table
@@ -179,3 +180,47 @@ def test_replay_of_the_raw_log_gives_the_live_frames(tmp_path):
         assert again.seq == live.seq and again.t == live.t
         assert again.position == live.position and again.zone_loads == live.zone_loads
         assert again.flags == live.flags & ~FrameFlag.BEYOND_FENCE
+
+
+def test_roller_reads_its_adcs_by_ready_pin_and_combined_transactions():
+    roller, frames = roller_with_frames()
+    roller.run(until=3.0)
+    scanner = roller.firmware.scanner
+    transactions, scans = roller.bus.transactions, scanner.scans
+    roller.run(until=6.0)
+    # 9 for the 8 zones, 3 for the IMU drained with each scan
+    assert (roller.bus.transactions - transactions) / (scanner.scans - scans) == \
+        pytest.approx(12, abs=0.05)
+    assert scanner.pin_faults == scanner.faults == scanner.resets == 0
+
+
+def test_a_cut_ready_wire_in_the_roller_is_reported_and_the_loads_keep_flowing(caplog):
+    roller, frames = roller_with_frames()
+    roller.run(until=3.0)
+    with caplog.at_level("WARNING"):
+        roller.ready_lines[1].cut(roller.clock.now())
+        roller.run(until=6.0)
+    assert roller.firmware.scanner.faulted_pins == [roller.config.pins.adc_ready[1]]
+    assert "ALERT/RDY" in caplog.text
+    late = [f for f in frames if f.t > 3.5]
+    assert late and not any(f.flags & (FrameFlag.ADC_FAULT | FrameFlag.LOAD_STALE)
+                            for f in late)
+    assert roller.firmware.scanner.scans / roller.clock.now() > 49
+
+
+def test_every_sample_reaches_the_fence_within_one_drain_period():
+    roller, _ = roller_with_frames()
+    drains = []
+
+    def on_raw(item, now):
+        if isinstance(item, ImuBatch):
+            drains.append((now, item))
+
+    roller.firmware.raw_sinks.append(on_raw)
+    roller.run(until=10.0)
+    times = np.array([now for now, _ in drains])
+    assert np.diff(times).max() <= 0.02 + 1e-9
+    # a sample's age when its batch is drained (and its frames meet the fence)
+    imu = roller.firmware.imu
+    ages = [now - roller.sensor_to_world(np.array([b.t0]))[0] for now, b in drains]
+    assert max(ages) <= 0.02 + 1 / imu.rate_hz

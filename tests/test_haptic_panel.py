@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import math
+import threading
 import time
 
 import pytest
+from gpiozero import InputDevice
 
 from firmware.config import PinsConfig
 from firmware.drivers.haptic import (
@@ -18,9 +20,17 @@ from firmware.drivers.haptic import (
     Haptic,
     Pattern,
 )
-from firmware.drivers.panel import LED_PATTERNS, LedState, Panel, PanelEvent
+from firmware.drivers.panel import LED_PATTERNS, LEVEL_CHECK_S, LedState, Panel, PanelEvent
 from firmware.sim.clock import SimClock
-from firmware.sim.pins import duty_log, level_at, press, release, sim_pin, sim_pin_factory
+from firmware.sim.pins import (
+    duty_log,
+    level_at,
+    press,
+    release,
+    sim_pin,
+    sim_pin_factory,
+    wire_open_drain,
+)
 
 PINS = PinsConfig()
 MOTOR, BUTTON, LED = PINS.motor_pwm, PINS.button, PINS.led
@@ -324,10 +334,58 @@ def test_contact_bounce_gives_one_press(clock, factory, panel):
     assert [e for _, e in loop.events] == [PanelEvent.SHORT_PRESS]
 
 
-def test_panel_due_bounds_polling(clock, panel):
-    panel.set_state(LedState.OFF, 0.0)
+def test_idle_panel_waits_for_edges_not_polls(clock, factory, panel):
+    panel.set_state(LedState.SESSION, 0.0)  # steady LED: no step to wait for
     panel.tick(0.0)
-    assert panel.due == pytest.approx(panel.poll_s)
+    assert panel.due == pytest.approx(LEVEL_CHECK_S) and not panel.pending
+    clock.sleep_until(0.4)
+    press(factory, BUTTON)
+    assert panel.pending  # the edge event queued it; nothing was polled
+    panel.tick(0.41)
+    assert panel.due == pytest.approx(0.4 + panel.debounce_s)
+    assert panel.tick(panel.due) == [] and panel.pressed
+    assert panel.due == pytest.approx(0.43 + LEVEL_CHECK_S)  # the level was read just now
+    loop = PanelLoop(panel)
+    run(clock, 4.0, loop)
+    assert loop.events == [(pytest.approx(3.4), PanelEvent.HOLD)]
+    assert panel.due == pytest.approx(4.43)  # held: nothing left but the level check
+
+
+def test_edges_are_debounced_on_their_own_times_however_late_the_tick(clock, factory, panel):
+    panel.tick(0.0)
+    clock.sleep_until(1.0)
+    press(factory, BUTTON)
+    clock.sleep_until(1.2)
+    release(factory, BUTTON)
+    clock.sleep_until(1.21)
+    press(factory, BUTTON)    # a 10 ms glitch: no second press
+    clock.sleep_until(1.22)
+    release(factory, BUTTON)
+    assert panel.tick(1.5) == [PanelEvent.SHORT_PRESS]  # one late tick sees it all
+    assert not panel.pressed and panel.tick(2.0) == []
+
+
+def test_an_edge_event_that_never_came_is_caught_by_the_level_check(clock, factory, panel):
+    loop = PanelLoop(panel)
+    run(clock, 1.0, loop)
+    pin = sim_pin(factory, BUTTON)
+    handler, pin.when_changed = pin.when_changed, None   # the kernel drops the edge
+    press(factory, BUTTON)
+    pin.when_changed = handler
+    assert not panel.pending
+    run(clock, 6.0, loop)
+    assert [e for _, e in loop.events] == [PanelEvent.HOLD]
+    assert 1.0 + panel.hold_s < loop.events[0][0] <= 1.0 + LEVEL_CHECK_S + panel.hold_s + 0.01
+
+
+def test_edges_from_gpiozeros_thread_reach_the_loop(clock, factory, panel):
+    loop = PanelLoop(panel)
+    run(clock, 1.0, loop)
+    worker = threading.Thread(target=press, args=(factory, BUTTON))
+    worker.start()
+    worker.join()
+    run(clock, 1.5, loop)
+    assert panel.pressed
 
 
 # --- panel: LED -------------------------------------------------------------------------
@@ -419,3 +477,36 @@ def test_led_fault_double_blink_and_pairing_fast_blink_literal(clock, factory, p
     log = duty_log(factory, LED)
     assert [t for t, lv in log if lv == 1.0 and t > 1.6] == pytest.approx([1.8, 2.0])  # 5 Hz
     assert [level_at(log, t) for t in (1.65, 1.75, 1.85, 1.95)] == [1.0, 0.0, 1.0, 0.0]
+
+
+def test_open_drain_line_is_a_wired_and_logged_at_the_outputs_times():
+    clock = SimClock()
+    factory = sim_pin_factory(clock)
+    changes = {"a": [], "b": []}
+    line = wire_open_drain(factory, 22, lambda: changes["a"], lambda: changes["b"])
+    device = InputDevice(22, pull_up=True, pin_factory=factory)
+    try:
+        assert device.value == 0                  # both released: the pull-up holds it high
+        changes["a"] = [(0.1, True)]              # a pulls low at 0.1 s...
+        changes["b"] = [(0.2, True), (0.3, False)]
+        clock.sleep_until(0.5)
+        assert device.value == 1                  # ...and still does
+        changes["a"], changes["b"] = [(0.6, False)], []
+        clock.sleep_until(0.7)
+        assert device.value == 0
+        assert duty_log(factory, 22)[-2:] == [(0.1, 0.0), (0.6, 1.0)]
+        line.short(0.8)
+        changes["a"] = []
+        assert device.value == 1                  # shorted to ground
+        line.mend(0.9)
+        line.cut(1.0)
+        changes["a"] = [(1.1, True)]
+        assert device.value == 0                  # cut: the output no longer reaches it
+        line.mend(1.2)
+        changes["a"] = []
+        assert device.value == 1                  # mended: a still pulls low
+        # high at 0.6, shorted low at 0.8, high again at 0.9 (the cut at 1.0 keeps it so),
+        # low when mended at 1.2
+        assert duty_log(factory, 22)[-4:] == [(0.6, 1.0), (0.8, 0.0), (0.9, 1.0), (1.2, 0.0)]
+    finally:
+        device.close()

@@ -322,12 +322,12 @@ def test_drain_reads_only_whole_frames_in_blocks_of_at_most_32_bytes():
     run(imu, clock, 1.5, period=0.02)
     methods = {c[0] for c in bus.calls}
     assert methods <= {"read_byte_data", "write_byte_data", "read_i2c_block_data",
-                       "write_i2c_block_data"}
+                       "write_i2c_block_data", "i2c_rdwr"}
     fifo_reads = [c for c in bus.calls if c[1] == 0x74]
-    assert fifo_reads and all(c[0] == "read_i2c_block_data" and c[2] in (12, 24)
+    assert fifo_reads and all(c[0] in ("read_i2c_block_data", "i2c_rdwr") and c[2] in (12, 24)
                               for c in fifo_reads)
-    assert all(c[2] <= 32 for c in bus.calls if c[0] == "read_i2c_block_data")
-    assert len(bus.calls) <= 4 * 101 + 32 + 3  # 4 a drain at 4 frames, + the pause, + health
+    assert all(c[2] <= 32 for c in bus.calls if c[0] in ("read_i2c_block_data", "i2c_rdwr"))
+    assert len(bus.calls) <= 3 * 101 + 32 + 3  # 3 a drain at 4 frames, + the pause, + health
 
 
 def test_clone_who_am_i_warns_but_works(caplog):
@@ -489,6 +489,12 @@ class RecordingBus:
             return fn(addr, register) if arg is None else fn(addr, register, arg)
         return call
 
+    def i2c_rdwr(self, *msgs):
+        """Recorded as (name, register written first, bytes read)."""
+        reads = [m.len for m in msgs if m.flags & 1]
+        self.calls.append(("i2c_rdwr", bytes(msgs[0])[0], sum(reads)))
+        return self._bus.i2c_rdwr(*msgs)
+
 
 class FlakyFifoBus:
     """A bus whose ``fail_read``-th FIFO read (counting from 1) transfers, then fails."""
@@ -502,11 +508,18 @@ class FlakyFifoBus:
 
     def read_i2c_block_data(self, i2c_addr, register, length):
         data = self._bus.read_i2c_block_data(i2c_addr, register, length)
+        self._maybe_fail(register)
+        return data
+
+    def i2c_rdwr(self, *msgs):
+        self._bus.i2c_rdwr(*msgs)
+        self._maybe_fail(bytes(msgs[0])[0])
+
+    def _maybe_fail(self, register):
         if register == 0x74 and self.fail_read:
             self.fail_read -= 1
             if not self.fail_read:
                 raise OSError(121, "Remote I/O error")
-        return data
 
 
 class FakeSMBus:

@@ -3,9 +3,10 @@
 import errno
 
 import pytest
-from smbus2 import i2c_msg
+from smbus2 import SMBus, i2c_msg
 
-from firmware.sim.bus import Nack, SimBus
+import firmware.sim.bus as bus_module
+from firmware.sim.bus import BCM2835_FUNCS, EmulatedSMBus, Nack, SimBus
 from firmware.sim.clock import SimClock
 
 
@@ -101,3 +102,68 @@ def test_third_party_style_driver_runs_unchanged(bus):
 
     bus._devices[0x40].regs[0:2] = bytes([0x19, 0x80])
     assert read_temperature(bus, 0x40) == pytest.approx(25.5)
+
+
+def test_a_combined_transaction_may_read_only_in_its_last_message(bus):
+    """As the Pi's i2c-bcm2835: EOPNOTSUPP, and nothing reaches the bus."""
+    device = bus._devices[0x40]
+    with pytest.raises(OSError) as err:
+        bus.i2c_rdwr(i2c_msg.write(0x40, [0x05]), i2c_msg.read(0x40, 2),
+                     i2c_msg.write(0x40, [0x06, 0x01]))
+    assert err.value.errno == errno.EOPNOTSUPP
+    assert device.writes == [] and bus.transactions == 0
+    bus.i2c_rdwr(i2c_msg.write(0x40, [0x10, 0xAA]), i2c_msg.write(0x40, [0x05]),
+                 i2c_msg.read(0x40, 2))                   # writes, then one read: fine
+    assert device.regs[0x10] == 0xAA
+
+
+def test_a_nack_stops_a_combined_transaction_where_it_happens(bus):
+    other = RegisterFile()
+    bus.attach(0x41, other)
+    other.nack = True
+    with pytest.raises(OSError) as err:
+        bus.i2c_rdwr(i2c_msg.write(0x40, [0x10, 0x55]), i2c_msg.write(0x41, [0x10, 0x66]),
+                     i2c_msg.write(0x40, [0x11, 0x77]))
+    assert err.value.errno == errno.EREMOTEIO
+    assert bus._devices[0x40].regs[0x10:0x12] == bytes([0x55, 0x11])  # first yes, last no
+
+
+@pytest.fixture
+def smbus(bus):
+    emulated = EmulatedSMBus(bus)
+    yield emulated
+    emulated.close()
+
+
+def test_real_smbus2_code_runs_over_the_emulated_kernel(bus, smbus):
+    assert isinstance(smbus, SMBus) and smbus.funcs == BCM2835_FUNCS
+    device = bus._devices[0x40]
+    smbus.write_byte_data(0x40, 0x10, 0xAB)
+    assert smbus.read_byte_data(0x40, 0x10) == 0xAB
+    smbus.write_word_data(0x40, 0x20, 0x1234)
+    assert device.regs[0x20:0x22] == bytes([0x34, 0x12])
+    assert smbus.read_word_data(0x40, 0x20) == 0x1234
+    smbus.write_i2c_block_data(0x40, 0x30, [1, 2, 3])
+    assert smbus.read_i2c_block_data(0x40, 0x30, 3) == [1, 2, 3]
+    assert smbus.read_i2c_block_data(0x40, 0x00, 32) == list(device.regs[0:32])
+    smbus.write_byte(0x40, 0x20)
+    assert smbus.read_byte(0x40) == 0x34
+    read = i2c_msg.read(0x40, 2)
+    smbus.i2c_rdwr(i2c_msg.write(0x40, [0x30]), read)
+    assert list(read) == [1, 2]
+    assert bus.transactions == 10  # one SimBus transaction per smbus2 call
+
+
+def test_emulated_kernel_errors_are_the_kernels(bus, smbus):
+    with pytest.raises(OSError) as err:
+        smbus.read_byte_data(0x41, 0)                      # nobody there
+    assert err.value.errno == errno.EREMOTEIO
+    with pytest.raises(OSError) as err:
+        smbus.read_block_data(0x40, 0)                     # not on the Pi's controller
+    assert err.value.errno == errno.EOPNOTSUPP
+    with pytest.raises(OSError) as err:
+        smbus.i2c_rdwr(i2c_msg.read(0x40, 1), i2c_msg.read(0x40, 1))
+    assert err.value.errno == errno.EOPNOTSUPP
+    fd = smbus.fd
+    smbus.close()
+    assert smbus.fd is None and fd not in bus_module._DEVICE_FILES

@@ -2,17 +2,22 @@
 
 ``start()`` resets the part, sets rate, filter and ranges from ``ImuConfig`` and starts
 the FIFO with 12-byte frames (accel x y z, gyro x y z; big-endian int16). ``drain()``
-reads INT_STATUS and FIFO_COUNT, then only whole frames, two per 24-byte block read
-(smbus2 block reads stop at 32 bytes), and returns them as one ``ImuBatch``. Sample
+reads FIFO_COUNT, then only whole frames, two per 24-byte read (smbus2 block reads stop
+at 32 bytes; the same limit is kept for the combined transactions of prebuilt messages
+used where the bus has them), and returns them as one ``ImuBatch``: three bus
+transactions for the 4 frames of a 20 ms drain at 200 Hz. Sample
 ``first_index + i`` was taken at sensor time ``(first_index + i) / rate``;
 ``clock_to_sensor`` maps loop-clock time onto that scale, with the sensor clock's rate
 error estimated from the sample count.
 
 Trouble is handled inside ``drain()``, which never raises for it:
 
-- FIFO overflow (INT_STATUS bit 4, or a count of 1024 bytes: 1024 is no multiple of 12,
-  so the frames left are misaligned): the content is dropped, the FIFO reset, and the
-  samples lost are estimated from the loop clock and reported as the next batch's gap.
+- FIFO overflow: the count sticks at 1024 bytes, which is no multiple of 12 (a full
+  FIFO of whole frames holds 1020), so the frames left are misaligned. The count alone
+  tells it (nothing but the driver pops the FIFO), so INT_STATUS is not read for it at
+  every drain, only cleared when the FIFO is restarted. The content is dropped, the
+  FIFO reset, and the samples lost are estimated from the loop clock and reported as
+  the next batch's gap.
 - bus errors: each register access is tried 3 times; if it still fails, ``drain()``
   returns None with ``fault`` set and re-initialises the part (``start``) every 0.5 s
   until it answers, then resumes with a gap. A failed FIFO data read is not retried (it
@@ -32,9 +37,12 @@ import errno
 import logging
 import math
 from collections.abc import Callable, Sequence
-from typing import Protocol, TypeVar
+from ctypes import create_string_buffer
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
+from smbus2 import i2c_msg
+from smbus2.smbus2 import I2C_M_RD
 
 from firmware.clock import Clock
 from firmware.config import ImuConfig
@@ -56,7 +64,6 @@ CLKSEL_PLL_XGYRO = 0x01
 FIFO_EN_ACCEL_XYZ_GYRO = 0x78  # XG | YG | ZG | ACCEL
 USER_FIFO_EN = 0x40
 USER_FIFO_RESET = 0x04
-INT_FIFO_OFLOW = 0x10
 
 FRAME_BYTES = 12
 FIFO_BYTES = 1024
@@ -141,8 +148,10 @@ class Mpu6050:
         self._next_health = math.inf
         self._reinit_at: float | None = None
         self._logged: str | None = None
-        self._last_row: np.ndarray | None = None
-        self._same_run = 0
+        self._last_frame = b""  # the last FIFO frame delivered (12 bytes)
+        self._same_run = 0  # how many frames in a row repeated the one before
+        self._combined = callable(getattr(bus, "i2c_rdwr", None))
+        self._reads: dict[tuple[int, int], tuple[tuple[i2c_msg, i2c_msg], Any]] = {}
 
     # -- public -----------------------------------------------------------------------
     def start(self) -> None:
@@ -234,11 +243,10 @@ class Mpu6050:
     def _read_batch(self) -> ImuBatch | None:
         if self.clock.now() >= self._next_health:
             self._check_health()
-        status = self._call(self.bus.read_byte_data, self.address, INT_STATUS)
-        high, low = self._call(self.bus.read_i2c_block_data, self.address, FIFO_COUNTH, 2)
+        high, low = self._call(self._read, FIFO_COUNTH, 2)
         count = high << 8 | low
         t_count = self.clock.now()
-        if status & INT_FIFO_OFLOW or count >= FIFO_BYTES:
+        if count >= FIFO_BYTES:
             self._recover_overflow(count)
             return None
         frames = count // FRAME_BYTES
@@ -252,9 +260,9 @@ class Mpu6050:
         data, failed = self._read_frames(frames)
         batch = None
         if data:
-            raw = np.frombuffer(data, dtype=">i2").reshape(-1, 6).astype(np.int16)
-            if self._stuck_data(raw):
+            if self._stuck_data(data):
                 raise _DeviceFault(f"stuck data: {STUCK_DATA_SAMPLES}+ identical samples")
+            raw = np.frombuffer(data, dtype=">i2").reshape(-1, 6).astype(np.int16)
             batch = ImuBatch(self._next_index, self.rate_hz, raw, self._gap)
             self._next_index += len(raw)
             self._gap = 0
@@ -268,18 +276,17 @@ class Mpu6050:
 
     def _read_frames(self, frames: int) -> tuple[bytes, bool]:
         """Read ``frames`` whole frames; (bytes, True) if a read failed part way."""
-        data = bytearray()
+        data = b""
         while frames > 0:
             n = min(frames, FRAMES_PER_READ)
             try:
-                data += bytes(self.bus.read_i2c_block_data(self.address, FIFO_R_W,
-                                                           n * FRAME_BYTES))
+                data += self._read(FIFO_R_W, n * FRAME_BYTES)
             except OSError:  # not retried: the failed read may have popped bytes
                 self.bus_errors += 1
                 self.log.debug("MPU-6050 FIFO read failed; resetting the FIFO")
-                return bytes(data), True
+                return data, True
             frames -= n
-        return bytes(data), False
+        return data, False
 
     def _recover_overflow(self, count: int) -> None:
         self.overflows += 1
@@ -308,30 +315,42 @@ class Mpu6050:
                 self.rate_ratio = ratio
                 self._ratio_span = span
 
-    def _stuck_data(self, raw: np.ndarray) -> bool:
-        """Track runs of identical samples; True once one exceeds STUCK_DATA_SAMPLES."""
-        same = (raw[1:] == raw[:-1]).all(axis=1)  # sample i+1 repeats sample i
-        first = self._last_row is not None and bool((raw[0] == self._last_row).all())
-        self._last_row = raw[-1].copy()
-        if not first and not same.any():  # the usual case: a live, noisy sensor
-            self._same_run = 0
-            return False
-        if first:
-            same = np.concatenate(([True], same))
-        else:
-            self._same_run = 0
-            same = np.concatenate(([False], same))
-        breaks = np.flatnonzero(~same)
-        if not len(breaks):
-            self._same_run += len(same)
-            return self._same_run >= STUCK_DATA_SAMPLES
-        # runs of repeats: before the first break (carried on), between breaks, after the last
-        carried = self._same_run + int(breaks[0]) if breaks[0] else 0  # else judged before
-        inner = int((np.diff(breaks) - 1).max(initial=0))
-        self._same_run = len(same) - 1 - int(breaks[-1])
-        return max(carried, inner, self._same_run) >= STUCK_DATA_SAMPLES
+    def _stuck_data(self, data: bytes) -> bool:
+        """Track runs of identical frames; True once one exceeds STUCK_DATA_SAMPLES.
+
+        data: whole 12-byte FIFO frames; a frame that repeats the one before (the last
+        one of the previous batch included) lengthens the run, any other ends it.
+        """
+        run, last, longest = self._same_run, self._last_frame, 0
+        for i in range(0, len(data), FRAME_BYTES):
+            frame = data[i:i + FRAME_BYTES]
+            if frame == last:
+                run += 1
+                longest = max(longest, run)
+            else:
+                run, last = 0, frame
+        self._same_run, self._last_frame = run, last
+        return longest >= STUCK_DATA_SAMPLES
 
     # -- plumbing ---------------------------------------------------------------------
+    def _read(self, register: int, length: int) -> bytes:
+        """``length`` (<= 32) bytes from ``register`` on: one register-pointer write and one
+        read, as a combined transaction of prebuilt messages when the bus has them
+        (cheaper than an SMBus block read's per-call set-up), else an SMBus block read."""
+        if not self._combined:
+            return bytes(self.bus.read_i2c_block_data(self.address, register, length))
+        prepared = self._reads.get((register, length))
+        if prepared is None:
+            if length > 32:
+                raise ValueError(f"{length} bytes: block reads stop at 32")
+            buf = create_string_buffer(length)
+            msgs = (i2c_msg.write(self.address, [register]),
+                    i2c_msg(addr=self.address, flags=I2C_M_RD, len=length, buf=buf))
+            prepared = self._reads[register, length] = (msgs, buf)
+        msgs, buf = prepared
+        self.bus.i2c_rdwr(*msgs)
+        return buf.raw
+
     def _call(self, fn: Callable[..., T], *args: object) -> T:
         """``fn(*args)``, tried TRIES times on OSError."""
         for attempt in range(TRIES):

@@ -1,10 +1,19 @@
 """The user panel: one push button and one status LED.
 
-The button shorts its pin to ground (internal pull-up): pressed reads low. It is polled
-from the firmware loop, ``tick(now)``, and debounced on the loop clock: a level counts
-only once it has been seen unchanged for ``debounce_s``. A press released before
-``hold_s`` is a ``SHORT_PRESS`` (reported on release); a press held for ``hold_s`` is a
-``HOLD`` (reported once, while still held, and its release reports nothing).
+The button shorts its pin to ground (internal pull-up): pressed reads low. Nothing polls
+it: its edges come as gpiozero events (``when_pressed``/``when_released``, which on a Pi
+run in gpiozero's own thread) and only queue ``(time, pressed)`` for the loop thread, in
+a ``collections.deque`` (appends and pops are atomic). Edge times are the pin factory's
+``ticks()``, which must run on the loop clock (gpiozero's Pi factories tick
+``time.monotonic``, the simulator's virtual time). ``tick(now)`` then debounces the
+queued edges in their own time order: a level counts once it has stood unchanged for
+``debounce_s``. A press released before ``hold_s`` is a ``SHORT_PRESS`` (reported on
+release); a press held for ``hold_s`` is a ``HOLD`` (reported once, while still held, and
+its release reports nothing). The hold needs only a timer: ``due`` is the next
+debounce or hold deadline or LED step (``math.inf`` when there is none), ``pending`` says
+edges are waiting. A level that changed without an edge (an event the kernel dropped) is
+caught by one pin read when a debounce completes and by one read every
+``LEVEL_CHECK_S``.
 
 The LED shows the roller's state as a pattern of brightness steps (``LED_PATTERNS``),
 run by the same ``Schedule`` as the motor's patterns. Nothing here sleeps or relies on
@@ -14,13 +23,16 @@ gpiozero's own timing threads (``Button.when_held``, ``LED.blink``): those use w
 from __future__ import annotations
 
 import math
+from collections import deque
 from enum import Enum
 
 from gpiozero import PWMLED, Button
 
 from firmware.drivers.haptic import Pattern, Schedule
 
-_EPS = 1e-6  # s: timing tolerance of the polls (virtual times are exact floats)
+_EPS = 1e-6  # s: timing tolerance of the deadlines (virtual times are exact floats)
+LEVEL_CHECK_S = 1.0
+"""How often the button's level is read to catch an edge event that never came, s."""
 
 
 class PanelEvent(Enum):
@@ -82,33 +94,43 @@ class Panel:
     pin_factory: gpiozero pin factory (``None``: gpiozero's default).
     hold_s: how long a press must last to be a ``HOLD``, s.
     debounce_s: how long a new button level must be stable to count, s.
-    poll_s: longest gap between polls ``due`` asks for, s (keep well under debounce_s).
     """
 
     def __init__(self, button_pin: int, led_pin: int, pin_factory=None, *,
-                 hold_s: float = 3.0, debounce_s: float = 0.03, poll_s: float = 0.01) -> None:
+                 hold_s: float = 3.0, debounce_s: float = 0.03) -> None:
         if not 0.0 <= debounce_s < hold_s:
             raise ValueError("need 0 <= debounce_s < hold_s")
-        if poll_s <= 0.0:
-            raise ValueError("poll_s must be > 0")
         self.hold_s = float(hold_s)
         self.debounce_s = float(debounce_s)
-        self.poll_s = float(poll_s)
+        self._edges: deque[tuple[float, bool]] = deque()
         self._button = Button(button_pin, pull_up=True, pin_factory=pin_factory)
         try:
             self._led = PWMLED(led_pin, pin_factory=pin_factory)
         except Exception:
             self._button.close()
             raise
-        self._raw: bool | None = None  # last level seen at a poll (True: pressed)
-        self._raw_since = 0.0          # when that level was first seen, s
+        self._ticks = self._button.pin_factory.ticks
+        self._button.when_pressed = self._on_pressed
+        self._button.when_released = self._on_released
+        self._raw = False              # level after the last edge (True: pressed)
+        self._raw_since = self._ticks()  # when that level began, s
         self._pressed = False          # debounced level
         self._pressed_at = 0.0         # start of the debounced press, s
         self._held = False             # HOLD reported for this press
+        self._next_check = -math.inf   # next read of the level, s
+        self._check_level(self._raw_since)  # a button held at boot is a press
         self._state = LedState.OFF
         self._schedule: Schedule | None = None
         self._brightness = 0.0
         self._due = -math.inf
+
+    def _on_pressed(self) -> None:
+        """gpiozero's thread: queue a press edge."""
+        self._edges.append((self._ticks(), True))
+
+    def _on_released(self) -> None:
+        """gpiozero's thread: queue a release edge."""
+        self._edges.append((self._ticks(), False))
 
     @property
     def pressed(self) -> bool:
@@ -127,8 +149,13 @@ class Panel:
 
     @property
     def due(self) -> float:
-        """When the next ``tick`` is needed, s (at most ``poll_s`` after the last one)."""
+        """When the next ``tick`` is needed, s (``math.inf``: only on the next edge)."""
         return self._due
+
+    @property
+    def pending(self) -> bool:
+        """True when button edges wait for ``tick``."""
+        return bool(self._edges)
 
     def set_state(self, state: LedState, now: float) -> None:
         """Show ``state`` from ``now`` (s); setting the current state again changes nothing."""
@@ -136,35 +163,56 @@ class Panel:
             return
         self._state = state
         self._schedule = Schedule(LED_PATTERNS[state], now)
-        self._drive_led(now)
+        self._due = min(self._due, self._drive_led(now))
 
     def tick(self, now: float) -> list[PanelEvent]:
-        """Poll the button and drive the LED at ``now`` (s); return the button events."""
-        events = self._poll_button(now)
-        led_due = self._drive_led(now)
-        deadlines = [now + self.poll_s, led_due]
-        if self._raw is not None and self._raw != self._pressed:
+        """Take the button's edges and drive the LED at ``now`` (s); return the events."""
+        events = self._button_events(now)
+        deadlines = [self._drive_led(now), self._next_check]
+        if self._raw != self._pressed:
             deadlines.append(self._raw_since + self.debounce_s)
         if self._pressed and not self._held:
             deadlines.append(self._pressed_at + self.hold_s)
         self._due = min(deadlines)
         return events
 
-    def _poll_button(self, now: float) -> list[PanelEvent]:
-        raw = bool(self._button.is_pressed)
-        if raw != self._raw:
-            self._raw, self._raw_since = raw, now
+    def _button_events(self, now: float) -> list[PanelEvent]:
         events: list[PanelEvent] = []
-        if raw != self._pressed and now - self._raw_since >= self.debounce_s - _EPS:
-            self._pressed = raw
-            if raw:
+        edges = self._edges
+        while edges:
+            t, level = edges.popleft()
+            t = min(t, now)
+            self._debounce(t, events)
+            if level != self._raw:
+                self._raw, self._raw_since = level, t
+        if now >= self._next_check:
+            self._check_level(now)
+        self._debounce(now, events, check=True)
+        return events
+
+    def _check_level(self, now: float) -> None:
+        """Read the level; a change no edge reported counts from ``now``."""
+        self._next_check = now + LEVEL_CHECK_S
+        level = bool(self._button.is_pressed)
+        if level != self._raw:
+            self._raw, self._raw_since = level, now
+
+    def _debounce(self, t: float, events: list[PanelEvent], check: bool = False) -> None:
+        """Bring the debounced state up to time ``t`` (s), the level unchanged since
+        ``_raw_since``; ``check``: read the level before taking a change."""
+        if self._raw != self._pressed and t - self._raw_since >= self.debounce_s - _EPS:
+            if check:
+                self._check_level(t)
+                if self._raw == self._pressed or t - self._raw_since < self.debounce_s - _EPS:
+                    return
+            self._pressed = self._raw
+            if self._pressed:
                 self._pressed_at, self._held = self._raw_since, False
             elif not self._held:
                 events.append(PanelEvent.SHORT_PRESS)
-        if self._pressed and not self._held and now - self._pressed_at >= self.hold_s - _EPS:
+        if self._pressed and not self._held and t - self._pressed_at >= self.hold_s - _EPS:
             self._held = True
             events.append(PanelEvent.HOLD)
-        return events
 
     def _drive_led(self, now: float) -> float:
         schedule = self._schedule

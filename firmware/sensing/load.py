@@ -38,7 +38,8 @@ class ZoneLoads:
         g_max = self.limit_v / (self.divider_ohm * (self.supply_v - self.limit_v))
         self.max_force_n = g_max / self.sensitivity_s_per_n
         """Largest measurable force per zone, N (what a saturated zone reads)."""
-        self._sensitivity = self.sensitivity_s_per_n.tolist()
+        self._per_volt = (1.0 / (self.divider_ohm * self.sensitivity_s_per_n)).tolist()
+        self._per_volt_doubled = [2.0 * k for k in self._per_volt]  # on the dead arc
         self._seam = math.radians(zones.seam_angle_deg)
         self._half_arc = math.radians(zones.dead_arc_deg) / 2.0
 
@@ -52,22 +53,27 @@ class ZoneLoads:
 
     def forces_list(self, raw: list[int], roll_angle_rad: float | None = None) -> list[float]:
         """``forces`` on plain lists: for 8 zones on a Pi, cheaper than numpy's overhead."""
-        scale = 2.0 if roll_angle_rad is not None and self.on_dead_arc(roll_angle_rad) else 1.0
-        lsb, limit, supply, ohm = self.lsb_v, self.limit_v, self.supply_v, self.divider_ohm
+        dead = roll_angle_rad is not None and self.on_dead_arc(roll_angle_rad)
+        per_volt = self._per_volt_doubled if dead else self._per_volt
+        lsb, limit, supply = self.lsb_v, self.limit_v, self.supply_v
         out = []
-        for code, sensitivity in zip(raw, self._sensitivity, strict=True):
-            volts = min(max(code * lsb, 0.0), limit)
-            out.append(scale * volts / (ohm * (supply - volts)) / sensitivity)
+        append = out.append
+        for code, k in zip(raw, per_volt, strict=True):
+            if code <= 0:
+                append(0.0)
+                continue
+            volts = code * lsb
+            if volts > limit:
+                volts = limit
+            append(k * volts / (supply - volts))
         return out
 
     def on_dead_arc(self, roll_angle_rad: float) -> bool:
         """True when the top or the bottom patch lies on the seam's dead arc."""
-        top = (roll_angle_rad - self._seam) % (2.0 * math.pi)   # 0 .. 2 pi
-        for offset in (0.0, math.pi):                            # top patch, bottom patch
-            gap = (top - offset) % (2.0 * math.pi)
-            if min(gap, 2.0 * math.pi - gap) <= self._half_arc:
-                return True
-        return False
+        # The patches are pi apart: the angle past the seam, modulo pi, is how far the
+        # nearer patch has turned past the seam line (top or bottom).
+        past = (roll_angle_rad - self._seam) % math.pi
+        return past <= self._half_arc or math.pi - past <= self._half_arc
 
     @staticmethod
     def total(forces: np.ndarray) -> float:
@@ -102,16 +108,19 @@ class FsrHysteresis:
     def unwind_list(self, readings: list[float]) -> list[float]:
         """``unwind`` on plain lists (the firmware's per-scan path)."""
         deadband, low_factor = self.deadband, 1.0 / (1.0 + self.fraction)
-        for i, (reading, last, force) in enumerate(
-                zip(readings, self._reading, self._force, strict=True)):
-            low = reading * low_factor
-            if reading > last + deadband:
-                force = reading
-                self._reading[i] = reading
-            elif reading < last - deadband:
-                force = low
-                self._reading[i] = reading
-            else:
-                force = min(max(force, low), reading)
-            self._force[i] = force
-        return list(self._force)
+        last_readings, forces = self._reading, self._force
+        if len(readings) != len(forces):
+            raise ValueError(f"{len(readings)} readings for {len(forces)} zones")
+        i = 0
+        for reading, last, force in zip(readings, last_readings, forces, strict=True):
+            if reading > last + deadband:       # loading branch: the reading is the force
+                forces[i] = last_readings[i] = reading
+            elif reading < last - deadband:     # unloading branch
+                forces[i] = reading * low_factor
+                last_readings[i] = reading
+            elif force > reading:               # held still: within the two branches
+                forces[i] = reading
+            elif force < reading * low_factor:
+                forces[i] = reading * low_factor
+            i += 1
+        return forces[:]

@@ -59,6 +59,7 @@ class GravityFit:
         self.sums = [0.0] * 7  # w, w sin, w cos, then the right-hand side y0..y3
         self.offset = (0.0, 0.0)
         self.uncertainty = prior_m_s2  # 1-sigma of the offsets, m/s^2
+        self._span = self._keep = math.nan  # the last span and its forgetting factor
 
     @property
     def converged(self) -> bool:
@@ -68,11 +69,15 @@ class GravityFit:
     def add(self, gyro_angle: float, a1: float, a2: float, weight: float, span_s: float
             ) -> None:
         """Add one batch-mean observation (angle rad, accel m/s^2) with a weight."""
-        keep = math.exp(-span_s / self.memory_s)
+        if span_s != self._span:  # batches are mostly the same length
+            self._span, self._keep = span_s, math.exp(-span_s / self.memory_s)
+        k = self._keep
         s, c = math.sin(gyro_angle), math.cos(gyro_angle)
         w = weight
-        new = (w, w * s, w * c, w * (s * a1 + c * a2), w * (c * a1 - s * a2), w * a1, w * a2)
-        self.sums = [keep * old + add for old, add in zip(self.sums, new, strict=True)]
+        ws, wc = w * s, w * c
+        s0, s1, s2, s3, s4, s5, s6 = self.sums
+        self.sums = [k * s0 + w, k * s1 + ws, k * s2 + wc, k * s3 + ws * a1 + wc * a2,
+                     k * s4 + wc * a1 - ws * a2, k * s5 + w * a1, k * s6 + w * a2]
 
     def solve(self) -> tuple[float, float]:
         """Update and return the offsets (b1, b2), m/s^2."""
@@ -89,7 +94,7 @@ class GravityFit:
         return self.offset
 
 
-@dataclass
+@dataclass(slots=True)
 class OdometryOutput:
     """Results of one batch: per-sample angle and position, and the final velocity."""
 
@@ -156,13 +161,16 @@ class Odometry:
         sign = self.sign
         offset = self.gyro_offset.update(rates, dt)
         trim = self.trim
-        radius = self.rolling_radius(load_n)
+        radius = self.radius - (load_n if load_n > 0.0 else 0.0) / self.stiffness
+        if radius < 0.5 * self.radius:
+            radius = 0.5 * self.radius  # as rolling_radius()
         # Gyro integration, per sample.
         theta0 = theta = self.theta
-        thetas = [0.0] * n
-        for i, g in enumerate(rates):
-            theta += (sign * (g - offset) - trim) * dt
-            thetas[i] = theta
+        thetas = []
+        bias = sign * offset + trim  # rate = sign * g - bias
+        for g in rates:
+            theta += (sign * g - bias) * dt
+            thetas.append(theta)
         rate = sign * (rates[-1] - offset) - trim
         omega = (theta - theta0) / span
         alpha = (rate - self._rate) / span if self._batches else 0.0

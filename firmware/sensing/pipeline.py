@@ -18,6 +18,23 @@ from firmware.sensing.odometry import G, Odometry
 _DEG = math.pi / 180.0
 TARE_TIME_CONSTANT_S = 2.0  # how fast the empty-roller reading is followed
 
+# Frame flags as plain ints: the per-frame path builds one FrameFlag from their sum.
+_IN_CONTACT = int(FrameFlag.IN_CONTACT)
+_UNCALIBRATED = int(FrameFlag.UNCALIBRATED)
+_LOAD_STALE = int(FrameFlag.LOAD_STALE)
+_ADC_FAULT = int(FrameFlag.ADC_FAULT)
+_IMU_CLONE = int(FrameFlag.IMU_CLONE)
+_IMU_GAP = int(FrameFlag.IMU_GAP)
+_ZEROED = int(FrameFlag.ZEROED)
+_FLAGS: dict[int, FrameFlag] = {}  # bits -> FrameFlag, built as they occur
+
+
+def _frame_flags(bits: int) -> FrameFlag:
+    flags = _FLAGS.get(bits)
+    if flags is None:
+        flags = _FLAGS[bits] = FrameFlag(bits)
+    return flags
+
 
 class SensingPipeline:
     """Odometry + zone loads -> frames.
@@ -57,14 +74,15 @@ class SensingPipeline:
         self._first_seq = first_seq
         self.imu_clone = False
         self._next_index = 0  # IMU sample index expected next
-        self._pending = FrameFlag.NONE
+        self._pending = 0  # FrameFlag bits for the next frame
+        self._stale_s = 2.0 * self.scan_period  # loads older than this are stale
 
     # -- commands -------------------------------------------------------------------
     def zero(self) -> None:
         """Make the current position the zero (position 0 from the next frame)."""
         self.zero_position = self.odometry.position
         self.zero_armed = False
-        self._pending |= FrameFlag.ZEROED
+        self._pending |= _ZEROED
 
     def tare_now(self) -> None:
         """Take the current zone readings as the empty roller (the TARE command)."""
@@ -85,6 +103,7 @@ class SensingPipeline:
     def on_scan(self, scan: ZoneScan, sensor_t: float) -> None:
         """Take a completed zone scan that ended at sensor time ``sensor_t`` (s)."""
         ok = scan.ok.tolist()
+        all_ok = False not in ok
         readings = self.loads.forces_list(scan.raw.tolist(), self.odometry.angle)
         measured = self.hysteresis.unwind_list(readings)
         tare = self.tare
@@ -96,42 +115,53 @@ class SensingPipeline:
                 if good:
                     tare[i] += gain * (measured[i] - tare[i])
         self._measured = measured
-        zones = self.zone_forces
-        for i, good in enumerate(ok):
-            if good:
-                zones[i] = max(measured[i] - tare[i], 0.0)
-        self.load_ok = all(ok)
-        self.total_load = sum(zones)
+        if all_ok:
+            self.zone_forces = zones = [m - t if m > t else 0.0
+                                        for m, t in zip(measured, tare, strict=True)]
+        else:  # a faulted ADC's zones hold their last value
+            zones = self.zone_forces
+            for i, good in enumerate(ok):
+                if good:
+                    force = measured[i] - tare[i]
+                    zones[i] = force if force > 0.0 else 0.0
+        total = sum(zones)
+        self.load_ok = all_ok
+        self.total_load = total
         self._zone_tuple = tuple(zones)
         self.load_time = sensor_t
         threshold = self.contact_threshold
         if self.in_contact:
-            self.in_contact = self.total_load > 0.5 * threshold
-        elif self.total_load > threshold:
+            self.in_contact = total > 0.5 * threshold
+        elif total > threshold:
             self.in_contact = True
             if self.zero_armed:
                 self.zero()
 
     def on_imu(self, batch: ImuBatch) -> list[Frame]:
         """Take a batch of FIFO samples; return the frames that fall in it."""
-        n = len(batch.raw)
+        rows = batch.raw.tolist()
+        n = len(rows)
         if n == 0:
             return []
-        gap = max(batch.first_index - self._next_index, 0) if self._next_index else 0
+        first_index = batch.first_index
+        gap = max(first_index - self._next_index, 0) if self._next_index else 0
         od = self.odometry
-        rows = batch.raw.tolist()
+        rate_col, in1, in2 = 3 + od.axis, od.in1, od.in2
         gs, acc = self.gyro_scale, self.accel_scale / n
-        rates = [r[3 + od.axis] * gs for r in rows]
-        a1 = sum(r[od.in1] for r in rows) * acc
-        a2 = sum(r[od.in2] for r in rows) * acc
-        out = od.update(rates, a1, a2, self.dt, self.total_load, gap_s=gap * self.dt)
+        rates = [r[rate_col] * gs for r in rows]
+        a1 = a2 = 0
+        for r in rows:
+            a1 += r[in1]
+            a2 += r[in2]
+        out = od.update(rates, a1 * acc, a2 * acc, self.dt, self.total_load,
+                        gap_s=gap * self.dt)
         if gap:
-            self._pending |= FrameFlag.IMU_GAP
-        self._next_index = batch.first_index + n
-        first = (-batch.first_index) % self.decimation
+            self._pending |= _IMU_GAP
+        self._next_index = first_index + n
         frames = []
-        for i in range(first, n, self.decimation):
-            t = (batch.first_index + i) * self.dt
+        dt, decimation = self.dt, self.decimation
+        for i in range((-first_index) % decimation, n, decimation):
+            t = (first_index + i) * dt
             if self.seq > self._first_seq and t <= self._last_t:
                 continue  # already covered by frames held through an IMU fault
             frames.append(self._frame(t, out.position[i], out.velocity, out.angle[i]))
@@ -151,25 +181,25 @@ class SensingPipeline:
                                       FrameFlag.IMU_FAULT))
             t += period
         if frames:
-            self._pending |= FrameFlag.IMU_GAP
+            self._pending |= _IMU_GAP
         return frames
 
     def _frame(self, t: float, position: float, velocity: float, angle: float,
                extra: FrameFlag = FrameFlag.NONE) -> Frame:
-        flags = self._pending | extra
-        self._pending = FrameFlag.NONE
+        flags = self._pending | int(extra)
+        self._pending = 0
         if self.in_contact:
-            flags |= FrameFlag.IN_CONTACT
+            flags |= _IN_CONTACT
         if not self.odometry.calibrated:
-            flags |= FrameFlag.UNCALIBRATED
-        if t - self.load_time > 2.0 * self.scan_period:
-            flags |= FrameFlag.LOAD_STALE
+            flags |= _UNCALIBRATED
+        if t - self.load_time > self._stale_s:
+            flags |= _LOAD_STALE
         if not self.load_ok:
-            flags |= FrameFlag.ADC_FAULT
+            flags |= _ADC_FAULT
         if self.imu_clone:
-            flags |= FrameFlag.IMU_CLONE
+            flags |= _IMU_CLONE
         frame = Frame(self.seq, t, position - self.zero_position, velocity, angle,
-                      self._zone_tuple, self.total_load, flags, self.boot)
+                      self._zone_tuple, self.total_load, _frame_flags(flags), self.boot)
         self.seq += 1
         self._last_t = t
         return frame

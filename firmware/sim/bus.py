@@ -8,6 +8,13 @@ and FIFO ports behave as the real part does. A device raises ``Nack`` to refuse 
 message; the bus then raises ``OSError(errno.EREMOTEIO)`` like the Linux driver, and
 an address with no device does the same. With a clock, each transaction advances it
 by its duration on the wire (9 bits per byte, plus start and stop).
+
+``EmulatedSMBus`` is the real ``smbus2.SMBus`` (its own code for every call) whose
+device file is an ``I2cDev`` in front of a SimBus: the ioctls smbus2 makes are decoded
+as the kernel's i2c-dev and SMBus emulation would, and the Pi's controller rules apply
+(``I2C_FUNCS`` as i2c-bcm2835 reports: plain I2C and the emulated SMBus, no SMBus block
+read). The simulator runs the firmware on it, so the firmware's bus calls cost what
+they cost on a Pi above the system call.
 """
 
 from __future__ import annotations
@@ -15,11 +22,30 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from smbus2 import i2c_msg
-from smbus2.smbus2 import I2C_M_RD, I2C_SMBUS_BLOCK_MAX
+import smbus2.smbus2 as _smbus2
+from smbus2 import SMBus, i2c_msg
+from smbus2.smbus2 import (
+    I2C_FUNCS,
+    I2C_M_RD,
+    I2C_PEC,
+    I2C_RDWR,
+    I2C_SLAVE,
+    I2C_SLAVE_FORCE,
+    I2C_SMBUS,
+    I2C_SMBUS_BLOCK_DATA,
+    I2C_SMBUS_BLOCK_MAX,
+    I2C_SMBUS_BYTE,
+    I2C_SMBUS_BYTE_DATA,
+    I2C_SMBUS_I2C_BLOCK_DATA,
+    I2C_SMBUS_PROC_CALL,
+    I2C_SMBUS_QUICK,
+    I2C_SMBUS_READ,
+    I2C_SMBUS_WORD_DATA,
+    I2cFunc,
+)
 
 
 class Nack(Exception):
@@ -50,16 +76,21 @@ class SimBus:
     bus: the bus number (kept for ``repr`` only).
     clock: advanced by each transaction's duration (optional).
     bus_hz: SCL frequency, Hz (400 kHz: the Pi set up for fast mode).
+    reads_last_only: refuse, as the Pi's controller driver does (Linux i2c-bcm2835:
+        "only one read message supported, has to be last"), a combined transaction
+        with a read before its last message: ``OSError(EOPNOTSUPP)``, nothing sent.
     """
 
     def __init__(self, bus: int | str | None = None, force: bool = False, *,
-                 clock: _Clock | None = None, bus_hz: float = 400_000.0) -> None:
+                 clock: _Clock | None = None, bus_hz: float = 400_000.0,
+                 reads_last_only: bool = True) -> None:
         self.bus = bus
         self.force = force
         self.fd: int | None = None if bus is None else -1
         self.address: int | None = None
         self.clock = clock
         self.bus_hz = bus_hz
+        self.reads_last_only = reads_last_only
         self.transactions = 0
         self._devices: dict[int, I2CDevice] = {}
         self._pec = 0
@@ -209,21 +240,154 @@ class SimBus:
         self._transfer(i2c_addr, force, bytes([register, *(v & 0xFF for v in data)]))
 
     def i2c_rdwr(self, *i2c_msgs: Any) -> None:
-        """Combined transaction of ``smbus2.i2c_msg`` reads and writes (repeated starts)."""
+        """Combined transaction of ``smbus2.i2c_msg`` reads and writes (repeated starts).
+
+        A NACK stops it there (the messages before it took effect) with
+        ``OSError(EREMOTEIO)``; see ``reads_last_only`` for what is refused up front.
+        """
+        if self.reads_last_only:
+            for msg in i2c_msgs[:-1]:
+                if msg.flags & I2C_M_RD:
+                    raise OSError(errno.EOPNOTSUPP, "only one read message supported, "
+                                                    "has to be last")
         total = 0
         for msg in i2c_msgs:
+            length = msg.len
             device = self._device(msg.addr, None)
             try:
                 if msg.flags & I2C_M_RD:
-                    data = device.i2c_read(msg.len)
-                    ctypes.memmove(msg.buf, bytes(data), msg.len)
+                    ctypes.memmove(msg.buf, device.i2c_read(length), length)
                 else:
-                    device.i2c_write(bytes(msg))
+                    device.i2c_write(ctypes.string_at(msg.buf, length))
             except Nack:
                 self._spend(total + 1)
                 raise _remote_io_error() from None
-            total += 1 + msg.len
+            total += 1 + length
         self._spend(total)
 
 
-__all__ = ["I2CDevice", "Nack", "SimBus", "i2c_msg"]
+BCM2835_FUNCS = int(I2cFunc.I2C | I2cFunc.SMBUS_EMUL)
+"""What i2c-bcm2835 reports to I2C_FUNCS (no SMBus block read: smbus2's own comment)."""
+
+
+class I2cDev:
+    """The kernel's ``/dev/i2c-N`` in front of ``bus``: ``ioctl(request, arg)`` does what
+    i2c-dev and the i2c core's SMBus emulation do with smbus2's ioctls. Bus errors
+    raise ``OSError`` as the system call does.
+    """
+
+    def __init__(self, bus: SimBus, funcs: int = BCM2835_FUNCS) -> None:
+        self.bus = bus
+        self.funcs = funcs
+        self.address: int | None = None  # the client address set by I2C_SLAVE
+        self.pec = 0
+
+    def ioctl(self, request: int, arg: Any = 0) -> int:
+        """One ioctl on the device file."""
+        if request == I2C_SMBUS:
+            self._smbus(arg)
+        elif request == I2C_RDWR:
+            self.bus.i2c_rdwr(*[arg.msgs[i] for i in range(arg.nmsgs)])
+        elif request in (I2C_SLAVE, I2C_SLAVE_FORCE):
+            if not 0 <= int(arg) <= 0x7F:  # 7-bit addresses (no I2C_TENBIT)
+                raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
+            self.address = int(arg)
+        elif request == I2C_FUNCS:
+            arg.value = self.funcs
+        elif request == I2C_PEC:
+            self.pec = int(bool(arg))
+        else:
+            raise OSError(errno.ENOTTY, os.strerror(errno.ENOTTY))
+        return 0
+
+    def _smbus(self, arg: Any) -> None:
+        bus, addr, size = self.bus, self.address, arg.size
+        if addr is None:
+            raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
+        read, command = arg.read_write == I2C_SMBUS_READ, arg.command
+        data = arg.data.contents if arg.data else None
+        if size == I2C_SMBUS_QUICK:
+            bus.write_quick(addr)
+        elif size == I2C_SMBUS_BYTE:
+            if read:
+                data.byte = bus.read_byte(addr)
+            else:
+                bus.write_byte(addr, command)
+        elif size == I2C_SMBUS_BYTE_DATA:
+            if read:
+                data.byte = bus.read_byte_data(addr, command)
+            else:
+                bus.write_byte_data(addr, command, data.byte)
+        elif size == I2C_SMBUS_WORD_DATA:
+            if read:
+                data.word = bus.read_word_data(addr, command)
+            else:
+                bus.write_word_data(addr, command, data.word)
+        elif size == I2C_SMBUS_PROC_CALL:
+            data.word = bus.process_call(addr, command, data.word)
+        elif size == I2C_SMBUS_I2C_BLOCK_DATA:
+            length = min(data.block[0], I2C_SMBUS_BLOCK_MAX)
+            if read:
+                data.block[1:length + 1] = bus.read_i2c_block_data(addr, command, length)
+            else:
+                bus.write_i2c_block_data(addr, command, data.block[1:length + 1])
+        elif size == I2C_SMBUS_BLOCK_DATA and not read \
+                and self.funcs & I2cFunc.SMBUS_WRITE_BLOCK_DATA:
+            bus.write_block_data(addr, command, data.block[1:data.block[0] + 1])
+        else:  # SMBus block reads and block process calls: not on this controller
+            raise OSError(errno.EOPNOTSUPP, os.strerror(errno.EOPNOTSUPP))
+
+
+_DEVICE_FILES: dict[int, I2cDev] = {}
+_real_ioctl = _smbus2.ioctl
+
+
+def _ioctl(fd: int, request: int, arg: Any = 0, *rest: Any) -> Any:
+    """smbus2's ``ioctl``: our device files go to their ``I2cDev``, others to the kernel."""
+    device = _DEVICE_FILES.get(fd)
+    if device is None:
+        return _real_ioctl(fd, request, arg, *rest)
+    return device.ioctl(request, arg)
+
+
+class DeviceFile(Protocol):
+    """What answers the ioctls on an emulated device file."""
+
+    def ioctl(self, request: int, arg: Any = 0) -> int: ...
+
+
+class EmulatedSMBus(SMBus):
+    """``smbus2.SMBus`` on an emulated bus: every call runs smbus2's own code, down to
+    the ioctl, which ``device`` answers (an ``I2cDev`` in front of ``bus`` if ``bus`` is a
+    SimBus, else ``bus`` itself, e.g. the CPU meter's replay). Only opening and closing
+    differ: the device file is ``os.devnull`` (its descriptor is the key to ``device``).
+
+    wrap: applied to ``device.ioctl`` (the simulator's CPU meter keeps the kernel's
+    side out of the firmware's time with it).
+    """
+
+    def __init__(self, bus: SimBus | DeviceFile, force: bool = False,
+                 wrap: Callable[[Callable[..., int]], Callable[..., int]] | None = None) -> None:
+        self.device = I2cDev(bus) if isinstance(bus, SimBus) else bus
+        if wrap is not None:
+            self.device.ioctl = wrap(self.device.ioctl)  # type: ignore[method-assign]
+        super().__init__(None, force)
+        _smbus2.ioctl = _ioctl  # idempotent: only our descriptors are diverted
+        self.open(0)
+
+    def open(self, bus: int | str) -> None:
+        """Open the emulated device file (``bus`` is only a name here)."""
+        self.close()
+        self.fd = os.open(os.devnull, os.O_RDWR)
+        _DEVICE_FILES[self.fd] = self.device
+        self.funcs = self._get_funcs()
+
+    def close(self) -> None:
+        """Close the device file."""
+        if self.fd:
+            _DEVICE_FILES.pop(self.fd, None)
+        super().close()
+
+
+__all__ = ["BCM2835_FUNCS", "DeviceFile", "EmulatedSMBus", "I2CDevice", "I2cDev", "Nack",
+           "SimBus", "i2c_msg"]
