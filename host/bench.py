@@ -24,8 +24,9 @@ Figures (docs/benchmarks.md has the targets and the last measured values):
   stroke_count_exact_fraction (strokes >= 30 mm), stroke_decision_ms_p99;
 - warning_recall (excursions >= 10 mm below T12/L1 for >= 0.3 s), warning_delay_ms_median,
   warning_latency_ms_p99_device, warning_latency_ms_p99_host, false_alarms_per_hour;
-- firmware_cpu_ms_per_s, host_cpu_ms_per_s (live analysis), offline_analysis_s_per_hour,
-  fifo_overflows, zone_scan_hz_min.
+- firmware_cpu_ms_per_s (by replay on an open-loop run of each person's first
+  scenario: ``firmware_cpu``), host_cpu_ms_per_s (live analysis),
+  offline_analysis_s_per_hour, fifo_overflows, zone_scan_hz_min.
 """
 
 from __future__ import annotations
@@ -227,7 +228,26 @@ def run_person(scenario: Scenario, seed: int, duration_s: float | None = None
                                                                        calibration=False))
     a, learned = run_session(first, seed, duration_s, session=0)
     b, _ = run_session(second, seed, duration_s, session=1, user=learned)
+    cpu = firmware_cpu(first, seed, min(CPU_PROBE_S, a.duration_s))
+    a.firmware_cpu_ms_per_s = b.firmware_cpu_ms_per_s = cpu
     return [a, b]
+
+
+CPU_PROBE_S = 120.0
+"""Simulated seconds of the open-loop run that measures the firmware's CPU, s."""
+
+
+def firmware_cpu(scenario: Scenario, seed: int, seconds: float) -> float:
+    """The firmware's own CPU time per simulated second, ms, by replay
+    (``SimRoller.firmware_seconds``), on an open-loop run: the host's commands of a
+    closed-loop run reach the firmware outside the recorded tape, so it cannot be
+    replayed."""
+    from firmware.sim.rig import SimRoller
+
+    roller = SimRoller(scenario, seed)
+    roller.run(until=seconds)
+    roller.close()
+    return roller.firmware_seconds / seconds * 1e3
 
 
 def _run(args: tuple[Scenario, int, float | None]) -> list[SessionResult]:

@@ -195,3 +195,14 @@ def test_looks_are_due_on_travel_and_time():
     assert due[0] and still.sum() == 1  # once per 2 s cell of time while still
     assert 18 <= rolling.sum() <= 23  # ~250 mm / 12 mm
     assert GRID_STEP_M == 0.001
+
+
+def test_many_looks_at_once_match_one_by_one():
+    sig = Signature()
+    levels = np.repeat(np.arange(4.0, 14.0, 0.05), 20)
+    sig.add(levels, np.column_stack([0.09 - 0.003 * levels, 1.8 + 0.08 * levels]))
+    compiled = sig.compiled()
+    feats = np.array([[0.07, 2.4], [0.06, 2.9], [0.08, 1.9]])
+    many = compiled.log_likelihood_many(feats)
+    for row, f in zip(many, feats, strict=True):
+        np.testing.assert_allclose(row, compiled.log_likelihood_bins(tuple(f)), atol=1e-12)

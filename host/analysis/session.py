@@ -55,7 +55,7 @@ GAP_DOUBT_M = 0.005
 gravity), 1 SD, m."""
 LEARN_SD_M = 0.010
 """Frames teach the signature only while the place on the back is this sure (1 SD), m."""
-RELEARN_EVERY_S = 20.0
+RELEARN_EVERY_S = 60.0
 """How often the signature being learned in a calibrated session is put to use, s."""
 HISTORY = 160
 """Frames kept from earlier batches (for the calibration's hold check: 1.6 s)."""
@@ -193,6 +193,8 @@ class SessionAnalyzer:
         due = valid & np.isfinite(feats[:, 0]) & look_due(
             t_a, p_a, self._last_t if last else math.nan, last[3] if last else math.nan)
         events = np.flatnonzero(structural | fresh | due).tolist()
+        due_idx = np.flatnonzero(due)
+        lls: tuple[CompiledSignature, dict[int, np.ndarray]] | None = None
         t_l, p_l, f_l = t_a.tolist(), p_a.tolist(), f_a.tolist()
         starts: list[int] = [0]  # frame index where each snapshot's reign begins
         snaps: list[Snapshot | None] = [self.tracker.snapshot if self.tracker else None]
@@ -200,6 +202,7 @@ class SessionAnalyzer:
         due_l, valid_l, reboot_l, gap_l = due.tolist(), valid.tolist(), reboot.tolist(), \
             gap.tolist()
         taught = 0  # first frame of the batch not yet taught to the signature
+        parts: list[Estimates] = []  # estimates of frames 0..taught-1
         for i in events:
             t, p, fl = t_l[i], p_l[i], f_l[i]
             before = p_l[i - 1] if i else (last[3] if last else math.nan)
@@ -224,11 +227,20 @@ class SessionAnalyzer:
                                        np.array([*h_f, *f_l[:i + 1]], dtype=np.int64))
             if tracker is not None and due_l[i]:
                 if self.calibrated_at is not None and t - self._learned_at >= RELEARN_EVERY_S:
-                    self._teach(cols, feats, _reign(starts, snaps, i), taught, i)
+                    sid, table = _reign(starts, snaps, i)
+                    part = self._estimates(cols.take(slice(taught, i)), sid[taught:i], table)
+                    self._teach(cols, feats, taught, i, part)
+                    parts.append(part)
                     taught = i
                     self._relearn(t, tracker)
-                if tracker.signature is not None:
-                    tracker.look(t, p, (float(feats[i, 0]), float(feats[i, 1])))
+                sig = tracker.signature
+                if sig is not None:
+                    if lls is None or lls[0] is not sig:  # the looks' likelihoods, at once
+                        ahead = due_idx[due_idx >= i]
+                        lls = (sig, {k: r for k, r in zip(
+                            ahead.tolist(), sig.log_likelihood_many(feats[ahead]),
+                            strict=True)})
+                    tracker.look(t, p, (float(feats[i, 0]), float(feats[i, 1])), lls[1][i])
                     changed = True
             if changed:
                 if starts[-1] == i:
@@ -240,9 +252,10 @@ class SessionAnalyzer:
         self._last_t = t_l[-1]
         self.frames += n
         sid, table = _reign(starts, snaps, n)
-        est = self._estimates(cols, sid, table)
+        rest = self._estimates(cols.take(slice(taught, n)), sid[taught:], table)
+        self._teach(cols, feats, taught, n, rest)
+        est = Estimates.concat([*parts, rest]) if parts else rest
         out.estimates = est
-        self._teach(cols, feats, (sid, table), taught, n, est.take(slice(taught, n)))
         self._warn(cols, est, out)
         self._send_fence(cols, sid, table, out)
         self._faults(cols, out)
@@ -289,17 +302,13 @@ class SessionAnalyzer:
         self.first_contact_level = float(body.level_at(tracker.mean_m))
         return True
 
-    def _teach(self, cols: FrameColumns, feats: np.ndarray,
-               reign: tuple[np.ndarray, list[Snapshot]], first: int, stop: int,
-               est: Estimates | None = None) -> None:
+    def _teach(self, cols: FrameColumns, feats: np.ndarray, first: int, stop: int,
+               est: Estimates) -> None:
         """Keep frames first..stop-1 of the batch to teach the signature: those after
         the calibration whose place on the back was sure (``est``: their estimates, rows
-        0.. for frame ``first``; computed here from ``reign`` when not given)."""
+        0.. for frame ``first``)."""
         if self.calibrated_at is None or stop <= first:
             return
-        if est is None:
-            sid, table = reign
-            est = self._estimates(cols.take(slice(first, stop)), sid[first:stop], table)
         f = feats[first:stop]
         use = (cols.t[first:stop] >= self.calibrated_at) & (est.sd_m <= LEARN_SD_M)
         use &= np.isfinite(f[:, 0]) & np.isfinite(est.level)

@@ -247,12 +247,37 @@ class CompiledSignature:
         """log p(features | bin) for every bin: a Gaussian per bin (learned or
         extrapolated) mixed with the whole signature's spread (5 %: what any level might
         show, so that one odd frame cannot rule a place out)."""
+        f0, f1 = features
+        z0 = (f0 - self._m0) * self._i0
+        z1 = (f1 - self._m1) * self._i1
+        z0 *= z0
+        z1 *= z1
+        z0 += z1
+        z0 *= -0.5
+        z0 += self._own_const
+        bm, bs = self.background_mean, self.background_sd
+        anywhere = (-0.5 * (((f0 - bm[0]) / bs[0]) ** 2 + ((f1 - bm[1]) / bs[1]) ** 2)
+                    - math.log(bs[0] * bs[1]) + math.log(0.05))
+        return np.logaddexp(z0, anywhere, out=z0)
+
+    def log_likelihood_many(self, features: np.ndarray) -> np.ndarray:
+        """``log_likelihood_bins`` of many frames at once: (k, 2) -> (k, bins)."""
         f = np.asarray(features, dtype=float)
-        z = (f - self.mean) / self.sd
-        own = -0.5 * (z * z).sum(axis=1) - self.log_sd
-        zb = (f - self.background_mean) / self.background_sd
-        anywhere = -0.5 * float((zb * zb).sum()) - float(np.log(self.background_sd).sum())
-        return np.logaddexp(own + math.log(0.95), anywhere + math.log(0.05))
+        z0 = (f[:, :1] - self._m0) * self._i0
+        z1 = (f[:, 1:] - self._m1) * self._i1
+        own = -0.5 * (z0 * z0 + z1 * z1) + self._own_const
+        bm, bs = self.background_mean, self.background_sd
+        anywhere = (-0.5 * (((f[:, 0] - bm[0]) / bs[0]) ** 2 + ((f[:, 1] - bm[1]) / bs[1]) ** 2)
+                    - math.log(bs[0] * bs[1]) + math.log(0.05))
+        return np.logaddexp(own, anywhere[:, None])
+
+    def __post_init__(self) -> None:
+        # Per-bin constants of log_likelihood_bins (one look costs a few numpy calls).
+        object.__setattr__(self, "_m0", np.ascontiguousarray(self.mean[:, 0]))
+        object.__setattr__(self, "_m1", np.ascontiguousarray(self.mean[:, 1]))
+        object.__setattr__(self, "_i0", 1.0 / self.sd[:, 0])
+        object.__setattr__(self, "_i1", 1.0 / self.sd[:, 1])
+        object.__setattr__(self, "_own_const", math.log(0.95) - self.log_sd)
 
     def log_likelihood(self, levels: np.ndarray, features: tuple[float, float]) -> np.ndarray:
         """log p(features | level) for each of ``levels`` (n,)."""

@@ -111,6 +111,8 @@ class SpineTracker:
         self._t = t
         self._diffused_t = t
         self._pending_var = 0.0  # diffusion not yet applied, m^2
+        self._sq: np.ndarray | None = None
+        self._sq_of: np.ndarray | None = None
         self._set_body(body)
         self._normalise()
 
@@ -187,16 +189,20 @@ class SpineTracker:
         self.w = self.w * np.exp(-0.5 * ((p + self.grid - back_m) / sd_m) ** 2)
         self._normalise()
 
-    def look(self, t: float, p: float, features: tuple[float, float]) -> None:
+    def look(self, t: float, p: float, features: tuple[float, float],
+             ll_bins: np.ndarray | None = None) -> None:
         """Compare the load signature at roller position ``p`` (m), sensor time ``t``
-        (s) with the learned one (when ``look_due`` says so)."""
+        (s) with the learned one (when ``look_due`` says so); ``ll_bins``: the
+        signature's ``log_likelihood_bins(features)`` if already computed (a copy is
+        changed)."""
         sig = self.signature
         if sig is None:
             return
-        ll_bins = sig.log_likelihood_bins(features)
-        bins = np.searchsorted(self._bin_edges_back, self.grid + p)
-        ll = ll_bins[bins]
-        self.w = self.w * np.exp(LOOK_WEIGHT * (ll - ll.max()))
+        ll_bins = sig.log_likelihood_bins(features) if ll_bins is None else ll_bins.copy()
+        ll_bins -= ll_bins.max()
+        ll_bins *= LOOK_WEIGHT
+        np.exp(ll_bins, out=ll_bins)  # the likelihood ratio per bin (72), then per cell
+        self.w *= ll_bins[np.searchsorted(self._bin_edges_back, self.grid + p)]
         self.looks += 1
         self._t = t
         self._normalise()
@@ -210,26 +216,30 @@ class SpineTracker:
     def _normalise(self) -> None:
         w = self.w
         total = float(w.sum())
-        if not (total > 0 and math.isfinite(total)):
-            w = np.ones_like(w)
-            total = float(w.size)
-        w = w / total
+        if total > 0 and math.isfinite(total):
+            w /= total
+        else:
+            w = self.w = np.full_like(w, 1.0 / w.size)
         np.maximum(w, MIN_WEIGHT, out=w)  # adds at most cells * 1e-12 to the total
-        self.w = w
-        self._recentre()
-        w = self.w
-        cdf = np.cumsum(w)
         mean = float(w @ self.grid)
-        var = max(float(w @ (self.grid * self.grid)) - mean * mean, 0.0) + self._pending_var
+        if abs(mean - float(self.grid[len(self.grid) // 2])) >= GRID_HALF_WIDTH_M / 2:
+            self._recentre(mean)
+            w = self.w
+            mean = float(w @ self.grid)
+        cdf = np.cumsum(w)
+        var = max(float(w @ self._grid2()) - mean * mean, 0.0) + self._pending_var
         self.snapshot = Snapshot(float(self.grid[0]), cdf, mean, var, self._t, self._body,
                                  self._edges_back)
 
-    def _recentre(self) -> None:
+    def _grid2(self) -> np.ndarray:
+        """The grid squared (kept until the grid moves)."""
+        if self._sq_of is not self.grid:
+            self._sq, self._sq_of = self.grid * self.grid, self.grid
+        return self._sq
+
+    def _recentre(self, mean: float) -> None:
         """Keep the mass away from the grid's edges (the grid follows the estimate)."""
-        mean = float(self.w @ self.grid)
         centre = float(self.grid[len(self.grid) // 2])
-        if abs(mean - centre) < GRID_HALF_WIDTH_M / 2:
-            return
         cells = int(round((mean - centre) / GRID_STEP_M))
         w = np.full_like(self.w, MIN_WEIGHT)
         if cells > 0:
