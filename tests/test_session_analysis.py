@@ -8,12 +8,14 @@ import pytest
 from firmware.protocol import Frame, FrameFlag, quantise
 from firmware.sim.rig import SimRoller
 from firmware.sim.scenario import scenario_from_table
+from host.analysis import session as session_mod
 from host.analysis.anatomy import FIRST_CONTACT_LEVEL, BodyModel
 from host.analysis.calibration import CalibrationDetector
 from host.analysis.frames import FrameColumns
 from host.analysis.model import EventKind
 from host.analysis.profile import UserModel
 from host.analysis.session import SessionAnalyzer, analyze
+from host.analysis.spine import LANDMARK_SD_M, SLIP_DIFFUSION_M2_S
 from host.analysis.warnings import Cue, Warner, WarningPolicy
 
 C = int(FrameFlag.IN_CONTACT)
@@ -213,3 +215,50 @@ def test_calibration_in_the_stream_teaches_the_user_model(calibrated_frames):
     out2, _ = analyze(FrameColumns.from_frames(frames), again)
     out3, _ = analyze(frames, learned)
     np.testing.assert_allclose(out2.estimates.p_below, out3.estimates.p_below, equal_nan=True)
+
+
+def test_signature_is_put_to_use_only_a_relearn_period_after_the_calibration(
+        calibrated_frames, monkeypatch):
+    _, frames = calibrated_frames
+    relearns = []
+    real = SessionAnalyzer._relearn
+
+    def spy(self, t, tracker):
+        relearns.append(t)
+        real(self, t, tracker)
+
+    monkeypatch.setattr(SessionAnalyzer, "_relearn", spy)
+    live = SessionAnalyzer(UserModel(stature_m=1.7, sex="female"))
+    in_use = []  # (t, whether the tracker matches a signature)
+    for i in range(0, len(frames), 10):
+        live.feed(frames[i:i + 10])
+        if live.tracker is not None:
+            in_use.append((frames[min(i + 9, len(frames) - 1)].t,
+                           live.tracker.signature is not None))
+    cal = live.calibrated_at
+    assert cal is not None
+    # Not from the few frames of the bottom hold: a minute of frames taught first.
+    period = session_mod.RELEARN_EVERY_S
+    assert relearns and relearns[0] >= cal + period
+    assert not any(used for t, used in in_use if t < cal + period)
+    assert any(used for t, used in in_use if t > relearns[0] + 0.5)
+
+
+def test_only_frames_the_landmarks_anchor_teach_the_signature(calibrated_frames):
+    _, frames = calibrated_frames
+    user = UserModel(stature_m=1.7, sex="female")
+    _, whole = analyze(frames, user)
+    cal = whole.calibrated_at
+    # The window: the landmarks' doubt grows by slip until it reaches LEARN_SD_M.
+    window = (session_mod.LEARN_SD_M**2 - LANDMARK_SD_M**2 / 2) / SLIP_DIFFUSION_M2_S
+    assert whole.anchored_until == pytest.approx(cal + window)
+    taught = whole.learned_model().signature.count.sum()
+    in_window = sum(cal <= f.t < whole.anchored_until for f in frames)
+    assert 0 < taught <= in_window
+    # A gap of lost frames 5 s after the calibration ends the window there.
+    cut = next(k for k, f in enumerate(frames) if f.t > cal + 5.0)
+    gapped = frames[:cut] + frames[cut + 3:]
+    _, broken = analyze(gapped, user)
+    assert broken.anchored_until == pytest.approx(frames[cut + 3].t)
+    assert broken.learned_model().signature.count.sum() <= sum(
+        cal <= f.t < frames[cut + 3].t for f in gapped)

@@ -42,6 +42,7 @@ from host.analysis.signature import (
 )
 from host.analysis.spine import (
     LANDMARK_SD_M,
+    SLIP_DIFFUSION_M2_S,
     Estimates,
     Snapshot,
     SpineTracker,
@@ -54,7 +55,10 @@ GAP_DOUBT_M = 0.005
 """Extra doubt about the roller's place after an IMU gap (its position is rebuilt from
 gravity), 1 SD, m."""
 LEARN_SD_M = 0.010
-"""Frames teach the signature only while the place on the back is this sure (1 SD), m."""
+"""Frames teach the signature only while the place on the back is this sure (1 SD), m,
+by the calibration's landmarks and odometry alone (``SessionAnalyzer.anchored_until``):
+the tracker's own SD, narrowed by the signature being learned, would let a signature
+taught off its place teach itself further off."""
 RELEARN_EVERY_S = 60.0
 """How often the signature being learned in a calibrated session is put to use, s."""
 HISTORY = 160
@@ -124,6 +128,10 @@ class SessionAnalyzer:
         self.warner = Warner(self.policy)
         self.calibration = CalibrationDetector(self.body.thoracic_span_m)
         self.calibrated_at: float | None = None
+        self.anchored_until = -math.inf
+        """Sensor time (s) up to which the landmarks alone hold the place on the back
+        within ``LEARN_SD_M``: the calibration's two landmarks, then slip; an IMU gap
+        or a reboot ends it."""
         self.segmenter = segmenter
         self.span: tuple[float, float] | None = None
         self.first_contact_level = math.nan
@@ -207,6 +215,8 @@ class SessionAnalyzer:
             t, p, fl = t_l[i], p_l[i], f_l[i]
             before = p_l[i - 1] if i else (last[3] if last else math.nan)
             changed = False
+            if reboot_l[i] or gap_l[i]:
+                self.anchored_until = min(self.anchored_until, t)
             if reboot_l[i]:
                 tracker = self.tracker = None  # the roller rebooted: its zero is gone
                 changed = True
@@ -299,7 +309,15 @@ class SessionAnalyzer:
         tracker.observe_landmark(cal.bottom.position_m, float(body.position_at(BOTTOM_LEVEL)),
                                  now)
         self.calibrated_at = now
+        # Two landmarks of LANDMARK_SD_M each place the zero to LANDMARK_SD_M / sqrt(2);
+        # slip then widens it until it reaches LEARN_SD_M.
+        self.anchored_until = now + (LEARN_SD_M**2 - LANDMARK_SD_M**2 / 2.0) \
+            / SLIP_DIFFUSION_M2_S
         self.first_contact_level = float(body.level_at(tracker.mean_m))
+        # The first relearn a full RELEARN_EVERY_S later: a signature of the few frames
+        # of the bottom hold, extrapolated over the whole back, would pull the estimate
+        # off its place.
+        self._learned_at = now
         return True
 
     def _teach(self, cols: FrameColumns, feats: np.ndarray, first: int, stop: int,
@@ -310,7 +328,8 @@ class SessionAnalyzer:
         if self.calibrated_at is None or stop <= first:
             return
         f = feats[first:stop]
-        use = (cols.t[first:stop] >= self.calibrated_at) & (est.sd_m <= LEARN_SD_M)
+        t = cols.t[first:stop]
+        use = (t >= self.calibrated_at) & (t < self.anchored_until) & (est.sd_m <= LEARN_SD_M)
         use &= np.isfinite(f[:, 0]) & np.isfinite(est.level)
         if use.any():
             rows = self._learn_rows

@@ -49,7 +49,7 @@ LOOK_TRAVEL_M = 0.012
 of its own position, m ..."""
 LOOK_EVERY_S = 2.0
 """... and at least once in a time cell of this length, s."""
-LOOK_WEIGHT = 0.5
+LOOK_WEIGHT = 0.2
 """Each look's log-likelihood is scaled by this: looks are correlated (the same body
 under the roller, the same lying position), so they must not count as independent."""
 LANDMARK_SD_M = 0.008
