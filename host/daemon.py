@@ -149,8 +149,6 @@ class RollerKeeper:
         self.analyzer: SessionAnalyzer | None = None
         self.user = user_model(profile)
         self.status = LiveStatus(self.address)
-        self.host_warning = False
-        """Whether the host's lumbar warning is on (its last cue was LUMBAR, not STOP)."""
         self._last_contact_t = -math.inf
         self._pending: dict[int, int] = {}  # boot -> highest seq stored, not yet acked
         self._down_since: float | None = None  # sensor time of the last frame before a cut
@@ -316,7 +314,6 @@ class RollerKeeper:
         self._last_contact_t = first.t
         self.status = LiveStatus(self.address, connected=self.client.connected,
                                  session_id=self.session.id)
-        self.host_warning = False
         self.say(f"{self.address}: session {self.session.id} started "
                  f"(profile {self.profile.name})")
         self._spawn(self._start_session(self.session.id))
@@ -357,10 +354,6 @@ class RollerKeeper:
 
     def _send(self, update: Update) -> None:
         for _, cue in update.cues:
-            if cue is Cue.LUMBAR:
-                self.host_warning = self.status.warning = True
-            elif cue is Cue.STOP:
-                self.host_warning = self.status.warning = False
             self._spawn(self._command(self.client.buzz(_CUE_PATTERN[cue]), f"buzz {cue.value}"))
         if update.fence is not None:
             self._spawn(self._command(self.client.set_fence(*update.fence), "set fence"))
@@ -441,8 +434,10 @@ class RollerKeeper:
             s.region = e.region.label if e.region is not None else ""
         else:
             s.level, s.p_below, s.region = math.nan, math.nan, ""
-        # Buzzing: the host's warning, or the roller's own fence (it clears with the flag).
-        s.warning = self.host_warning or bool(frame.flags & FrameFlag.BEYOND_FENCE)
+        # Buzzing: the analysis's warning (also after a rebuild), or the roller's own
+        # fence (it clears with the flag).
+        s.warning = bool(self.analyzer is not None and self.analyzer.warner.warning) \
+            or bool(frame.flags & FrameFlag.BEYOND_FENCE)
         self._publish()
 
     def _publish(self, force: bool = False) -> None:
