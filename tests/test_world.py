@@ -20,7 +20,7 @@ from firmware.sim.body import (
     sample_person,
     spine_boundaries,
 )
-from firmware.sim.routine import Phase
+from firmware.sim.routine import SAME_WAY_STOP_S, Phase
 from firmware.sim.scenario import (
     SCENARIO_DIR,
     Scenario,
@@ -189,6 +189,19 @@ def test_strokes_within_scenario_ranges(world: World) -> None:
     assert cmin * 0.8 <= len(s) / rolling_min <= cmax * 1.05
     # ordinary strokes stay above the end of the ribs
     assert np.all(s.end_m[ordinary] <= tr.fence_m - 0.01 + 1e-9)
+
+
+def test_a_stroke_going_on_the_same_way_starts_after_a_stop() -> None:
+    # The vigorous scenario's person 1 comes back from a drift below the ribs with no
+    # room to turn and rolls on up: without the stop the truth had two strokes where the
+    # roller saw one movement.
+    sc = load_scenario(SCENARIO_DIR / "vigorous.toml")
+    sc = dataclasses.replace(sc, routine=dataclasses.replace(sc.routine, calibration=False))
+    s = World(sc, default_config(), 1, session=1).truth.strokes
+    same = s.direction[1:] == s.direction[:-1]
+    assert same.any()
+    stops = s.start_s[1:][same] - s.end_s[:-1][same]
+    assert stops.min() >= SAME_WAY_STOP_S - 1e-9
 
 
 def test_demanded_excursions_appear_as_fence_crossings(busy: World) -> None:

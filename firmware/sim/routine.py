@@ -10,7 +10,8 @@ sometimes below the rib cage, then get off (the load falls to zero, contact ends
 Everything is planned as knots joined by minimum-jerk transitions (zero speed and
 acceleration at every knot), so positions and loads are smooth to the second
 derivative. A stroke is one movement in one direction between two knots, followed by a
-short turnaround hold; its period (movement + hold) is 60 / cadence.
+short turnaround hold; its period (movement + hold) is 60 / cadence. Two strokes the
+same way follow each other only after a stop (``SAME_WAY_STOP_S``).
 
 Positions are along the back, m from C7, + toward the feet (see ``firmware.sim.body``).
 Loads are shares of body weight. Times are s from the start of the session.
@@ -31,6 +32,10 @@ MAX_SHARE = 0.55
 """Largest share of body weight on the roller (Baumgart 2019: 15-55 %)."""
 FENCE_MARGIN_M = 0.01
 """Ordinary strokes stay this far above T12/L1; only drifts (excursions) go below."""
+SAME_WAY_STOP_S = 0.25
+"""A person who goes on rolling the same way after a stroke stops first for at least
+this long, s; without a stop the two would be one movement, not two strokes (the truth
+would mark a boundary nothing on the roller or the back could show)."""
 PUSH_SPEED_M_S = 0.2
 """Stroke speed at which the hips' push changes the load by the person's push gain."""
 ELBOWS_RAMP_S = 0.6
@@ -291,10 +296,14 @@ class _Plan:
 
     def stroke(self, to: float, period: float, hold_frac: float, excursion: bool,
                slip: tuple[float, float, float] | None = None) -> None:
-        """One stroke to ``to`` (m): movement over period * (1 - hold_frac), then hold."""
+        """One stroke to ``to`` (m): movement over period * (1 - hold_frac), then hold.
+        Going on the same way as the last stroke, the person first stops for
+        ``SAME_WAY_STOP_S``, its hold included."""
         moving = period * (1.0 - hold_frac)
+        direction = 1 if to > self.p else -1
+        if self.strokes and self.strokes[-1][3] == direction:
+            self.hold(SAME_WAY_STOP_S - (self.t - self.strokes[-1][1]))
         start, p0 = self.t, self.p
-        direction = 1 if to > p0 else -1
         self.strokes.append((start, start + moving, period, direction, abs(to - p0), p0, to,
                              excursion))
         if slip is not None:
