@@ -26,7 +26,8 @@ Figures (docs/benchmarks.md has the targets and the last measured values):
   warning_latency_ms_p99_device, warning_latency_ms_p99_host, false_alarms_per_hour;
 - firmware_cpu_ms_per_s (by replay on an open-loop run of each person's first
   scenario: ``firmware_cpu``), host_cpu_ms_per_s (live analysis),
-  offline_analysis_s_per_hour, fifo_overflows, zone_scan_hz_min.
+  offline_analysis_s_per_hour (best of ``OFFLINE_RUNS``; mean and max over sessions),
+  fifo_overflows, zone_scan_hz_min.
 """
 
 from __future__ import annotations
@@ -48,6 +49,9 @@ SUITE_PEOPLE = 30
 """People in the default suite."""
 SUITE_STATURE_M = (1.52, 1.98)
 """The default suite's statures are spread evenly over this range, m."""
+OFFLINE_RUNS = 3
+"""The offline pass is timed this many times and the best is kept (the convention of
+``timeit``: the spread above the best is other processes on the machine)."""
 
 
 class FrameLog:
@@ -179,9 +183,11 @@ def run_session(scenario: Scenario, seed: int, duration_s: float | None = None, 
     rmse, rolling, p95 = _odometry(roller, t, position, flags)
     fw = roller.firmware
     cols = loop.frames
-    t0 = time.process_time()
-    offline, off_analyzer = analyze(cols, user, segmenter=StrokeSegmenter())  # type: ignore[arg-type]
-    offline_s = time.process_time() - t0
+    offline_s = math.inf
+    for _ in range(OFFLINE_RUNS):  # the best of a few: other processes only ever add time
+        t0 = time.process_time()
+        offline, off_analyzer = analyze(cols, user, segmenter=StrokeSegmenter())  # type: ignore[arg-type]
+        offline_s = min(offline_s, time.process_time() - t0)
     same = (len(offline.strokes) == len(loop.update.strokes)
             and np.allclose(np.nan_to_num(offline.estimates.p_below, nan=-1.0),
                             np.nan_to_num(loop.update.estimates.p_below, nan=-1.0)))
@@ -362,6 +368,7 @@ def summarise(results: Sequence[SessionResult]) -> dict:
         "firmware_cpu_ms_per_s": float(np.mean([r.firmware_cpu_ms_per_s for r in results])),
         "host_cpu_ms_per_s": float(np.mean([r.host_cpu_ms_per_s for r in results])),
         "offline_analysis_s_per_hour": float(np.mean([r.offline_s_per_hour for r in results])),
+        "offline_analysis_s_per_hour_max": float(max(r.offline_s_per_hour for r in results)),
         "offline_matches_online": all(r.offline_matches_online for r in results),
         "fifo_overflows": int(sum(r.fifo_overflows for r in results)),
         "zone_scan_hz_min": float(min(r.zone_scan_hz for r in results)),
