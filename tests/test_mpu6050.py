@@ -455,7 +455,7 @@ def test_a_fifo_read_failing_midway_keeps_whole_frames_and_resynchronises():
     after = run(imu, clock, 0.3)
     assert after[0].gap >= 8 and imu.fault is None and imu.reinits == 0
     assert abs(timing_error_samples(after[0], imu)) < 1.0
-    assert np.allclose(after[0].raw[:, 3] / LSB_PER_DPS, 31.5, atol=0.3)  # aligned frames
+    assert np.allclose(after[0].raw[:, 3] / imu.gyro_lsb_per_dps, 31.5, atol=0.3)  # aligned frames
 
 
 def test_driver_works_on_a_generic_smbus_double():
@@ -463,7 +463,7 @@ def test_driver_works_on_a_generic_smbus_double():
     bus = FakeSMBus()
     imu = Mpu6050(bus, ImuConfig(), clock)
     imu.start()
-    assert bus.regs[0x19:0x1D] == bytearray([4, 3, 0, 0]) and bus.regs[0x6A] == 0x40
+    assert bus.regs[0x19:0x1D] == bytearray([4, 3, 1 << 3, 0]) and bus.regs[0x6A] == 0x40
     rows = np.array([[1, -2, 16384, -32768, 32767, 131], [7, 8, 9, -10, -11, -12],
                      [0, 0, 0, 0, 0, 1]], dtype=">i2")
     bus.fifo += rows.tobytes() + b"\x01\x02\x03\x04\x05\x06"  # and half a frame

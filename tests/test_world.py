@@ -204,6 +204,15 @@ def test_a_stroke_going_on_the_same_way_starts_after_a_stop() -> None:
     assert stops.min() >= SAME_WAY_STOP_S - 1e-9
 
 
+def test_the_gyro_range_covers_the_fastest_rolling() -> None:
+    # A gyro at full scale clips: the roller loses rotation and its position jumps (the
+    # vigorous scenario reaches ~350 deg/s, beyond the MPU-6050's +-250 range).
+    sc = load_scenario(SCENARIO_DIR / "vigorous.toml")
+    fastest = max(float(np.max(np.abs(World(sc, default_config(), seed).truth.roll_rate_rad_s)))
+                  for seed in (1, 2, 3))
+    assert 250.0 < math.degrees(fastest) < 0.8 * default_config().imu.gyro_range_dps
+
+
 def test_demanded_excursions_appear_as_fence_crossings(busy: World) -> None:
     c = busy.truth.crossings
     assert len(c.down_s) == 3 and len(c.up_s) == 3
