@@ -102,3 +102,26 @@ def test_odometry_integrates_a_pure_roll():
         od.update(rates, G * math.sin(theta), G * math.cos(theta), DT, 300.0)
     assert od.position == pytest.approx(r * 1.0, rel=0.01)
     assert od.velocity == pytest.approx(r * w, rel=0.01)
+
+
+def test_a_gyro_reading_at_full_scale_flags_the_frame_clipped():
+    from firmware.protocol import FrameFlag
+    from firmware.samples import ImuBatch
+    from firmware.sensing.pipeline import SensingPipeline
+
+    config = default_config()
+    pipe = SensingPipeline(config)
+    rate_col = 3 + "xyz".index(config.imu.roller_axis)
+
+    def batch(first: int, gyro: int) -> ImuBatch:
+        rows = np.zeros((4, 6), np.int16)
+        rows[:, 2] = 16384  # gravity on z
+        rows[:, rate_col] = gyro
+        return ImuBatch(first, config.imu.sample_rate_hz, rows)
+
+    clipped = FrameFlag.IMU_CLIPPED
+    assert not any(f.flags & clipped for f in pipe.on_imu(batch(0, 32000)))
+    assert [bool(f.flags & clipped) for f in pipe.on_imu(batch(4, 32767))] == [True, False]
+    assert [bool(f.flags & clipped) for f in pipe.on_imu(batch(8, -32768))] == [True, False]
+    assert not any(f.flags & clipped for f in pipe.on_imu(batch(12, -32000)))
+    assert pipe.clipped_batches == 2

@@ -152,6 +152,31 @@ def test_reboot_gap_and_fault_are_handled():
     assert not np.isnan(out.estimates.level[-1])  # a new tracker after the reboot
 
 
+def test_a_clipped_gyro_adds_doubt_but_does_not_break_a_stroke():
+    from host.analysis.strokes import StrokeSegmenter
+
+    def session(clip_at):
+        t = np.arange(600) * 0.01
+        p = 0.06 * (1 - np.cos(2 * np.pi * t / 1.5)) / 2  # strokes of 60 mm
+        v = np.gradient(p, t)
+        loads = (10, 40, 60, 50, 50, 60, 40, 10)
+        return [Frame(i, float(t[i]), float(p[i]), float(v[i]), 0.0, tuple(map(float, loads)),
+                      float(sum(loads)), FrameFlag(C | (int(FrameFlag.ZEROED) if i == 0 else 0)
+                                                   | (int(FrameFlag.IMU_CLIPPED)
+                                                      if i == clip_at else 0)), 1)
+                for i in range(len(t))]
+
+    user = UserModel(stature_m=1.70)
+    clean, _ = analyze(session(-1), user, segmenter=StrokeSegmenter())
+    clipped, _ = analyze(session(200), user, segmenter=StrokeSegmenter())
+    sd, sd_clean = clipped.estimates.sd_m, clean.estimates.sd_m
+    assert sd[199] == pytest.approx(sd_clean[199])
+    assert sd[201] > sd_clean[201] + 1e-4  # the lost rotation is doubt about the place
+    assert len(clean.strokes) >= 3
+    assert [(s.start_t, s.end_t) for s in clipped.strokes] == [
+        (s.start_t, s.end_t) for s in clean.strokes]
+
+
 @pytest.fixture(scope="module")
 def calibrated_frames():
     sc = scenario_from_table({"session": {"duration_s": 90.0},

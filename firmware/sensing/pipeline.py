@@ -26,6 +26,8 @@ _ADC_FAULT = int(FrameFlag.ADC_FAULT)
 _IMU_CLONE = int(FrameFlag.IMU_CLONE)
 _IMU_GAP = int(FrameFlag.IMU_GAP)
 _ZEROED = int(FrameFlag.ZEROED)
+_IMU_CLIPPED = int(FrameFlag.IMU_CLIPPED)
+_FULL_SCALE = 32767  # an int16 gyro reading at either end of its range has clipped
 _FLAGS: dict[int, FrameFlag] = {}  # bits -> FrameFlag, built as they occur
 
 
@@ -76,6 +78,7 @@ class SensingPipeline:
         self._next_index = 0  # IMU sample index expected next
         self._pending = 0  # FrameFlag bits for the next frame
         self._stale_s = 2.0 * self.scan_period  # loads older than this are stale
+        self.clipped_batches = 0  # IMU batches in which the gyro read full scale
 
     # -- commands -------------------------------------------------------------------
     def zero(self) -> None:
@@ -148,7 +151,13 @@ class SensingPipeline:
         od = self.odometry
         rate_col, in1, in2 = 3 + od.axis, od.in1, od.in2
         gs, acc = self.gyro_scale, self.accel_scale / n
-        rates = [r[rate_col] * gs for r in rows]
+        raw = [r[rate_col] for r in rows]
+        if max(raw) >= _FULL_SCALE or min(raw) < -_FULL_SCALE:
+            # The gyro clipped: the turn beyond its range is lost (the position jumps
+            # until the gravity angle pulls it back); the host widens its doubt.
+            self._pending |= _IMU_CLIPPED
+            self.clipped_batches += 1
+        rates = [v * gs for v in raw]
         a1 = a2 = 0
         for r in rows:
             a1 += r[in1]

@@ -53,7 +53,7 @@ from host.analysis.warnings import Cue, Warner, WarningPolicy, roller_fence
 
 GAP_DOUBT_M = 0.005
 """Extra doubt about the roller's place after an IMU gap (its position is rebuilt from
-gravity), 1 SD, m."""
+gravity) or a batch in which the gyro clipped (``IMU_CLIPPED``), 1 SD, m."""
 LEARN_SD_M = 0.010
 """Frames teach the signature only while the place on the back is this sure (1 SD), m,
 by the calibration's landmarks and odometry alone (``SessionAnalyzer.anchored_until``):
@@ -66,7 +66,7 @@ HISTORY = 160
 
 _CONTACT = int(FrameFlag.IN_CONTACT)
 _FAULT = int(FrameFlag.IMU_FAULT)
-_GAP = int(FrameFlag.IMU_GAP)
+_GAP = int(FrameFlag.IMU_GAP | FrameFlag.IMU_CLIPPED)  # the position lost some rotation
 _ZEROED = int(FrameFlag.ZEROED)
 _BUTTON = int(FrameFlag.BUTTON)
 
