@@ -139,7 +139,7 @@ def _cmd_sim(args: argparse.Namespace, config: Config) -> None:
 
     def show(frame: Frame) -> None:
         changed = (frame.flags & notable) != previous[0] or frame.flags & (
-            FrameFlag.ZEROED | FrameFlag.IMU_GAP)
+            FrameFlag.ZEROED | FrameFlag.IMU_GAP | FrameFlag.IMU_CLIPPED)
         previous[0] = frame.flags & notable
         if args.every and frame.t - last[0] < args.every and not changed:
             return
