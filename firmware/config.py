@@ -39,7 +39,7 @@ class ImuConfig:
     roller_axis_sign: int = field(1, choices=(-1, 1), doc="+1 if that axis points to the HEAD end")
     sample_rate_hz: float = field(200.0, range=(10.0, 1000.0), doc="FIFO sample rate")
     gyro_range_dps: int = field(500, choices=(250, 500, 1000, 2000),
-                                doc="gyro full scale, deg/s (500: 0.6 m/s on a 7 cm roller)")
+                                doc="gyro full scale, deg/s (500: 0.6 m/s on a 7 cm radius)")
     accel_range_g: int = field(2, choices=(2, 4, 8, 16), doc="accelerometer full scale, g")
     dlpf_hz: int = field(44, choices=(260, 184, 94, 44, 21, 10, 5), doc="digital low-pass filter")
 
