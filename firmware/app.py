@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import secrets
 from collections.abc import Callable
 from typing import Any
@@ -28,6 +29,7 @@ from firmware.sensing.pipeline import SensingPipeline
 DRAIN_PERIOD_S = 0.02  # longest FIFO drain period: 4 samples at 200 Hz; the FIFO holds 0.42 s
 DRAIN_EARLY_S = 0.01  # a drain may come this much early, to share a completed scan's wake-up
 IMU_HOLD_S = 0.1  # after this long without IMU data, frames go on with IMU_FAULT
+CLIP_LOG_EVERY_S = 60.0  # a gyro at full scale is logged at most this often, s
 
 FrameSink = Callable[[Frame], None]
 RawSink = Callable[[ImuBatch | ZoneScan, float], None]
@@ -64,6 +66,7 @@ class Firmware:
         self.on_hold: Callable[[], None] | None = None  # the pairing window (Bluetooth)
         self._next_drain = 0.0
         self._last_imu_data = 0.0
+        self._clips_logged = (0, -math.inf)  # (clipped batches, when) at the last warning
         self.frames = 0
 
     def start(self) -> None:
@@ -123,6 +126,13 @@ class Firmware:
             for raw_sink in self.raw_sinks:
                 raw_sink(batch, now)
             self._emit(self.pipeline.on_imu(batch), now)
+            clipped, logged_at = self._clips_logged
+            if self.pipeline.clipped_batches > clipped and now - logged_at >= CLIP_LOG_EVERY_S:
+                self.log.warning(
+                    "gyro at full scale (+-%d deg/s) in %d IMU batches: rolled faster than it "
+                    "measures, the position may jump (imu.gyro_range_dps)",
+                    self.config.imu.gyro_range_dps, self.pipeline.clipped_batches - clipped)
+                self._clips_logged = (self.pipeline.clipped_batches, now)
         elif now - self._last_imu_data > IMU_HOLD_S:
             self._emit(self.pipeline.hold(self.imu.clock_to_sensor(now)), now)
 

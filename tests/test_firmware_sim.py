@@ -224,3 +224,32 @@ def test_every_sample_reaches_the_fence_within_one_drain_period():
     imu = roller.firmware.imu
     ages = [now - roller.sensor_to_world(np.array([b.t0]))[0] for now, b in drains]
     assert max(ages) <= 0.02 + 1 / imu.rate_hz
+
+
+@pytest.mark.parametrize("gyro_range_dps", [250, 500])
+def test_fast_rolling_beyond_the_gyro_range_is_flagged_and_logged(gyro_range_dps, caplog):
+    import dataclasses
+
+    from firmware.config import default_config
+
+    # 20-25 cm strokes at 60 a minute: 0.37-0.47 m/s, 300-380 deg/s at the peak.
+    sc = scenario_from_table({"session": {"duration_s": 45.0},
+                              "routine": {"cadence_per_min": [60.0, 60.0],
+                                          "stroke_length_m": [0.20, 0.25],
+                                          "excursion_depth_m": [0.01, 0.02],
+                                          "pause_rate_per_min": 0.0, "lumbar_excursions": 0}})
+    config = default_config()
+    config = dataclasses.replace(config, imu=dataclasses.replace(
+        config.imu, gyro_range_dps=gyro_range_dps))
+    roller = SimRoller(sc, 2, config)
+    flags = []
+    roller.add_sink(lambda f: flags.append(int(f.flags)))
+    with caplog.at_level("WARNING"):
+        roller.run()
+    roller.close()
+    clipped = sum(1 for f in flags if f & FrameFlag.IMU_CLIPPED)
+    if gyro_range_dps == 250:
+        assert clipped > 10 and roller.firmware.pipeline.clipped_batches == clipped
+        assert caplog.text.count("gyro at full scale") == 1  # at most once a minute
+    else:
+        assert clipped == 0 and "gyro at full scale" not in caplog.text
