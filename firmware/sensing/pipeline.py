@@ -58,6 +58,7 @@ class SensingPipeline:
         self.dt = 1.0 / config.imu.sample_rate_hz
         self.accel_scale = G / (16384.0 / (config.imu.accel_range_g / 2))
         self.gyro_scale = _DEG / (131.0 / (config.imu.gyro_range_dps / 250))
+        self._clip_rate = _FULL_SCALE * self.gyro_scale  # rad/s: a reading at +32767
         count = config.zones.count
         self.zone_forces = [0.0] * count  # N per zone (tared)
         self.tare = [0.0] * count  # per-zone reading of the empty roller, N
@@ -151,13 +152,12 @@ class SensingPipeline:
         od = self.odometry
         rate_col, in1, in2 = 3 + od.axis, od.in1, od.in2
         gs, acc = self.gyro_scale, self.accel_scale / n
-        raw = [r[rate_col] for r in rows]
-        if max(raw) >= _FULL_SCALE or min(raw) < -_FULL_SCALE:
+        rates = [r[rate_col] * gs for r in rows]
+        if max(rates) >= self._clip_rate or min(rates) < -self._clip_rate:
             # The gyro clipped: the turn beyond its range is lost (the position jumps
             # until the gravity angle pulls it back); the host widens its doubt.
             self._pending |= _IMU_CLIPPED
             self.clipped_batches += 1
-        rates = [v * gs for v in raw]
         a1 = a2 = 0
         for r in rows:
             a1 += r[in1]

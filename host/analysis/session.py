@@ -66,7 +66,7 @@ HISTORY = 160
 
 _CONTACT = int(FrameFlag.IN_CONTACT)
 _FAULT = int(FrameFlag.IMU_FAULT)
-_GAP = int(FrameFlag.IMU_GAP | FrameFlag.IMU_CLIPPED)  # the position lost some rotation
+_LOST_TURN = int(FrameFlag.IMU_GAP | FrameFlag.IMU_CLIPPED)  # the position missed some rotation
 _ZEROED = int(FrameFlag.ZEROED)
 _BUTTON = int(FrameFlag.BUTTON)
 
@@ -188,7 +188,7 @@ class SessionAnalyzer:
         prev_boot = np.concatenate([[last[0] if last else -1], cols.boot[:-1]])
         prev_seq = np.concatenate([[last[1] if last else -2], cols.seq[:-1]])
         reboot = (cols.boot != prev_boot) & (prev_boot != -1) if last else np.zeros(n, bool)
-        gap = ((f_a & _GAP) != 0) | ((cols.seq != prev_seq + 1) & (prev_boot != -1))
+        gap = ((f_a & _LOST_TURN) != 0) | ((cols.seq != prev_seq + 1) & (prev_boot != -1))
         structural = reboot | gap | ((f_a & (_ZEROED | _BUTTON)) != 0)
         # The first usable frame when there is no tracker (at the start, after a reboot).
         fresh = np.zeros(n, bool)
