@@ -1,8 +1,11 @@
 """The unchanged firmware on emulated hardware, end to end, scored against the truth."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
+from firmware.config import default_config
 from firmware.protocol import FrameFlag
 from firmware.rawlog import RawLogWriter
 from firmware.replay import replay
@@ -228,10 +231,6 @@ def test_every_sample_reaches_the_fence_within_one_drain_period():
 
 @pytest.mark.parametrize("gyro_range_dps", [250, 500])
 def test_fast_rolling_beyond_the_gyro_range_is_flagged_and_logged(gyro_range_dps, caplog):
-    import dataclasses
-
-    from firmware.config import default_config
-
     # 20-25 cm strokes at 60 a minute: 0.37-0.47 m/s, 300-380 deg/s at the peak.
     sc = scenario_from_table({"session": {"duration_s": 45.0},
                               "routine": {"cadence_per_min": [60.0, 60.0],

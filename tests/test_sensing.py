@@ -6,9 +6,12 @@ import numpy as np
 import pytest
 
 from firmware.config import default_config
+from firmware.protocol import FrameFlag
+from firmware.samples import ImuBatch
 from firmware.sensing.gyro_offset import GyroOffset
 from firmware.sensing.load import FsrHysteresis
 from firmware.sensing.odometry import G, GravityFit, Odometry
+from firmware.sensing.pipeline import SensingPipeline
 from firmware.sim.strip import FsrStrip
 
 DT = 0.005
@@ -105,10 +108,6 @@ def test_odometry_integrates_a_pure_roll():
 
 
 def test_a_gyro_reading_at_full_scale_flags_the_frame_clipped():
-    from firmware.protocol import FrameFlag
-    from firmware.samples import ImuBatch
-    from firmware.sensing.pipeline import SensingPipeline
-
     config = default_config()
     pipe = SensingPipeline(config)
     rate_col = 3 + "xyz".index(config.imu.roller_axis)

@@ -15,6 +15,7 @@ from host.analysis.frames import FrameColumns
 from host.analysis.model import EventKind
 from host.analysis.profile import UserModel
 from host.analysis.session import SessionAnalyzer, analyze
+from host.analysis.strokes import StrokeSegmenter
 from host.analysis.warnings import Cue, Warner, WarningPolicy
 
 C = int(FrameFlag.IN_CONTACT)
@@ -153,8 +154,6 @@ def test_reboot_gap_and_fault_are_handled():
 
 
 def test_a_clipped_gyro_adds_doubt_but_does_not_break_a_stroke():
-    from host.analysis.strokes import StrokeSegmenter
-
     def session(clip_at):
         t = np.arange(600) * 0.01
         p = 0.06 * (1 - np.cos(2 * np.pi * t / 1.5)) / 2  # strokes of 60 mm
