@@ -164,7 +164,7 @@ class FrameFlag(IntFlag):
     ZEROED = 1 << 8  # the position was zeroed at this frame
     IMU_CLONE = 1 << 9  # WHO_AM_I is not 0x68 (a clone part): works, but unverified
     BUTTON = 1 << 10  # the button was short-pressed with a body on the roller: a mark
-    IMU_CLIPPED = 1 << 11  # the gyro read full scale: rotation beyond it was lost
+    IMU_CLIPPED = 1 << 11  # the gyro read full scale: the turn beyond it came from gravity
 
 
 @dataclass(frozen=True, slots=True)

@@ -139,6 +139,14 @@ def suite(people: int = SUITE_PEOPLE) -> list[tuple[Scenario, int]]:
     return out
 
 
+def rolled_distance(truth: object) -> np.ndarray:
+    """The distance the roller rolled by the truth (turn times rolling radius), m,
+    per truth sample; NaN while no body is on it."""
+    r_eff, angle = truth.r_eff_m, truth.roll_angle_rad  # type: ignore[attr-defined]
+    rolled = np.concatenate([[0.0], np.cumsum(r_eff[1:] * np.diff(angle))])
+    return np.where(np.isfinite(truth.contact_m), rolled, np.nan)  # type: ignore[attr-defined]
+
+
 def _rms_mm(errors: np.ndarray) -> float:
     return float(np.sqrt(np.mean(errors**2))) * 1e3 if len(errors) else math.nan
 
@@ -148,9 +156,7 @@ def _odometry(roller: object, t: np.ndarray, position: np.ndarray, flags: np.nda
     truth = roller.world.truth  # type: ignore[attr-defined]
     t_world = roller.sensor_to_world(t)  # type: ignore[attr-defined]
     errors = position_errors(t_world, position, flags, truth.t, truth.contact_m)
-    rolled = np.concatenate([[0.0], np.cumsum(truth.r_eff_m[1:] * np.diff(truth.roll_angle_rad))])
-    rolled = np.where(np.isfinite(truth.contact_m), rolled, np.nan)
-    rolling = position_errors(t_world, position, flags, truth.t, rolled)
+    rolling = position_errors(t_world, position, flags, truth.t, rolled_distance(truth))
     p95 = float(np.percentile(np.abs(errors), 95)) * 1e3 if len(errors) else math.nan
     return _rms_mm(errors), _rms_mm(rolling), p95
 

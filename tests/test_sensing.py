@@ -107,6 +107,39 @@ def test_odometry_integrates_a_pure_roll():
     assert od.velocity == pytest.approx(r * w, rel=0.01)
 
 
+def rest_then_roll(od: Odometry, seconds: float, rate: float, *, gyro_cap: float = math.inf,
+                   skip_s: float = 0.0) -> float:
+    """Calibrate ``od`` at rest, then roll it at ``rate`` rad/s for ``seconds`` s with the
+    gyro reading at most ``gyro_cap`` rad/s, losing ``skip_s`` s of samples half way;
+    return the true turn, rad."""
+    for _ in range(100):
+        od.update([0.0] * 4, 0.0, G, DT, 300.0)
+    theta = 0.0
+    for k in range(round(seconds / (4 * DT))):
+        gap = skip_s if k == round(seconds / (8 * DT)) else 0.0
+        theta += rate * (4 * DT + gap)
+        a1, a2 = G * math.sin(theta), G * math.cos(theta) - rate**2 * od.imu_offset
+        od.update([min(rate, gyro_cap)] * 4, a1, a2, DT, 300.0, gap_s=gap,
+                  clipped=rate >= gyro_cap)
+    return theta
+
+
+def test_the_turn_over_lost_samples_is_taken_from_gravity_once():
+    config = default_config()
+    od = Odometry(config.roller, config.imu)
+    theta = rest_then_roll(od, 1.0, 1.0, skip_s=0.3)
+    assert od.position == pytest.approx(od.rolling_radius(300.0) * theta, rel=0.01)
+
+
+def test_the_turn_a_clipped_gyro_missed_is_taken_from_gravity():
+    # 6 rad/s (344 deg/s) read as at most 4.36 rad/s (250 deg/s full scale) for 2 s.
+    config = default_config()
+    od = Odometry(config.roller, config.imu)
+    theta = rest_then_roll(od, 2.0, 6.0, gyro_cap=4.36)
+    assert theta > 11.0  # nearly two turns: a third of it beyond the gyro
+    assert od.position == pytest.approx(od.rolling_radius(300.0) * theta, abs=3e-3)
+
+
 def test_a_gyro_reading_at_full_scale_flags_the_frame_clipped():
     config = default_config()
     pipe = SensingPipeline(config)

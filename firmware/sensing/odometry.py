@@ -32,6 +32,8 @@ from firmware.config import ImuConfig, RollerConfig
 from firmware.sensing.gyro_offset import GyroOffset
 
 G = 9.80665
+CLIP_BACK_RAD = 0.2  # gravity behind a clipped gyro by more than this is not the angle
+RECOVER_WEIGHT = 0.5  # gravity's weight (1 at exactly 1 g) that ends a clip's doubt
 _AXES = {"x": (0, 1, 2), "y": (1, 2, 0), "z": (2, 0, 1)}
 
 
@@ -131,6 +133,8 @@ class Odometry:
         self._rate = 0.0  # last rate, rad/s
         self._batches = 0
         self._steering = False  # gravity steers the position (zero-g offsets known)
+        self._lost = 0  # 2: the gyro clipped in the last batch, 1: before it, 0: not since
+        # gravity last put the angle right
 
     @property
     def calibrated(self) -> bool:
@@ -147,7 +151,7 @@ class Odometry:
         return max(self.radius - max(load_n, 0.0) / self.stiffness, 0.5 * self.radius)
 
     def update(self, rates: Sequence[float], a1: float, a2: float, dt: float, load_n: float,
-               gap_s: float = 0.0) -> OdometryOutput:
+               gap_s: float = 0.0, clipped: bool = False) -> OdometryOutput:
         """Process a batch of samples taken every ``dt`` s.
 
         rates: raw gyro rates about the roller axis, rad/s (sensor sign).
@@ -155,6 +159,10 @@ class Odometry:
         load_n: total body load during the batch, N.
         gap_s: time lost just before the batch (FIFO overflow or fault); the rotation
             over it is taken from gravity.
+        clipped: the gyro read full scale in this batch, so it under-counted the turn.
+            The angle is then taken from gravity each batch, and once more at the
+            first batch back in range that measures ~1 g; until then gravity does
+            not steer the offsets (the gyro angle is off by the turn lost).
         """
         n = len(rates)
         span = n * dt
@@ -182,23 +190,43 @@ class Odometry:
             self.correction = math.atan2(a1 - b1, a2 - b2) - mid
         angle = mid + self.correction
         axle = -radius * alpha
-        a1 -= axle * math.cos(angle) - alpha * self.imu_offset
-        a2 -= -axle * math.sin(angle) - omega * omega * self.imu_offset
+        r1, r2 = a1, a2
+        a1 = r1 - (axle * math.cos(angle) - alpha * self.imu_offset)
+        a2 = r2 - (-axle * math.sin(angle) - omega * omega * self.imu_offset)
         gravity_angle = math.atan2(a1 - b1, a2 - b2)
+        lost = self._lost
+        if clipped:
+            self._lost = 2
+        elif lost == 2:
+            self._lost = 1  # alpha (above) was taken from a clipped rate: wait a batch
+        if gap_s > 0.0 or lost == 1 or clipped:
+            # The axle's acceleration was turned into the sensor's axes by an angle
+            # that is off by the turn lost: redo it from gravity's own angle.
+            a1 = r1 - (axle * math.cos(gravity_angle) - alpha * self.imu_offset)
+            a2 = r2 - (-axle * math.sin(gravity_angle) - omega * omega * self.imu_offset)
+            gravity_angle = math.atan2(a1 - b1, a2 - b2)
         position0 = self.position
-        if gap_s > 0.0:
-            jump = wrap(gravity_angle - angle)
-            thetas = [t + jump for t in thetas]
-            theta += jump
-            mid += jump
-            position0 += radius * jump
         magnitude = math.hypot(a1 - b1, a2 - b2)
         weight = max(0.0, 1.0 - abs(magnitude - G) / (0.05 * G))
+        jump = wrap(gravity_angle - angle)
+        if clipped and math.copysign(jump, omega) < -CLIP_BACK_RAD:
+            jump = 0.0  # a clipped gyro only under-counts: gravity this far back is a bump
+        if gap_s > 0.0 or (lost == 1 and weight >= RECOVER_WEIGHT) or clipped:
+            # Lost rotation (samples, or rates beyond the gyro's range): the absolute
+            # angle from gravity is where the roller is. Less than half a turn (22 cm
+            # on a 7 cm radius) is lost between two batches, so the wrap picks the
+            # right turn. While clipped this is done every batch (gravity is good to
+            # ~10 deg at those speeds, the gyro's count falls behind by far more).
+            thetas = [t + jump for t in thetas]
+            theta += jump
+            mid += jump  # the positions below follow the jumped angles
+            if not clipped:
+                self._lost = 0
         step = 0.0
         if not self.gyro_offset.calibrated:
             # The gyro offset is unknown (+-20 deg/s): hold the angle to gravity alone.
             self.correction = gravity_angle - theta
-        elif weight > 0.0:
+        elif weight > 0.0 and not self._lost:  # (while lost, the gyro angle is off)
             error = wrap(gravity_angle - (mid + self.correction))
             step = self.kp * error * span * weight
             self.correction += step

@@ -153,9 +153,10 @@ class SensingPipeline:
         rate_col, in1, in2 = 3 + od.axis, od.in1, od.in2
         gs, acc = self.gyro_scale, self.accel_scale / n
         rates = [r[rate_col] * gs for r in rows]
-        if max(rates) >= self._clip_rate or min(rates) < -self._clip_rate:
-            # The gyro clipped: the turn beyond its range is lost (the position jumps
-            # until the gravity angle pulls it back); the host widens its doubt.
+        clipped = max(rates) >= self._clip_rate or min(rates) < -self._clip_rate
+        if clipped:
+            # The gyro clipped: the turn beyond its range is lost until the odometry
+            # takes it back from gravity; the host widens its doubt.
             self._pending |= _IMU_CLIPPED
             self.clipped_batches += 1
         a1 = a2 = 0
@@ -163,7 +164,7 @@ class SensingPipeline:
             a1 += r[in1]
             a2 += r[in2]
         out = od.update(rates, a1 * acc, a2 * acc, self.dt, self.total_load,
-                        gap_s=gap * self.dt)
+                        gap_s=gap * self.dt, clipped=clipped)
         if gap:
             self._pending |= _IMU_GAP
         self._next_index = first_index + n
