@@ -7,6 +7,11 @@ is on the roller starts the lumbar warning at once (the next frame, so within on
 FIFO drain of the sensor sample); it stops only when the roller is back above the fence
 by the hysteresis. A gentle approach cue is given once each time the roller enters the
 band just above the fence.
+
+While the gyro is clipped (``IMU_CLIPPED``, and ``CLIP_HOLD_S`` after), the position is
+good only to ~15 mm (the turn beyond the gyro's range comes from gravity), so the fence
+takes the roller to be ``CLIP_DOUBT_M`` further toward the feet than it reads: fast
+rolling toward the lumbar spine is warned early rather than late.
 """
 
 from __future__ import annotations
@@ -16,6 +21,9 @@ from enum import Enum
 
 from firmware.config import FenceConfig
 from firmware.protocol import Frame, FrameFlag
+
+CLIP_DOUBT_M = 0.015  # how far a clipped gyro's position may lag toward the feet, m
+CLIP_HOLD_S = 0.5  # the doubt holds this long after the last clipped frame, s
 
 
 class FenceAction(Enum):
@@ -39,6 +47,7 @@ class Fence:
     beyond: bool = False
     near: bool = False
     faulted: bool = False
+    clipped_until_s: float = -1.0  # sensor time until which the clip's doubt holds, s
 
     @classmethod
     def from_config(cls, config: FenceConfig) -> Fence:
@@ -70,6 +79,10 @@ class Fence:
                 return FenceAction.CLEAR
             return FenceAction.NONE
         p = frame.position
+        if frame.flags & FrameFlag.IMU_CLIPPED:
+            self.clipped_until_s = frame.t + CLIP_HOLD_S
+        if frame.t <= self.clipped_until_s:
+            p += CLIP_DOUBT_M
         if self.beyond:
             if p < self.position_m - self.hysteresis_m:
                 self.beyond = False

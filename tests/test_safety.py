@@ -6,8 +6,8 @@ from firmware.safety import Fence, FenceAction
 C = FrameFlag.IN_CONTACT
 
 
-def frame(position, flags=C):
-    return Frame(0, 0.0, position, 0.0, 0.0, (0.0,), 100.0, flags)
+def frame(position, flags=C, t=0.0):
+    return Frame(0, t, position, 0.0, 0.0, (0.0,), 100.0, flags)
 
 
 def run(fence, positions, flags=C):
@@ -49,3 +49,14 @@ def test_lost_position_on_the_roller_is_a_fault_cue_once():
 def test_disabled_fence_is_silent():
     fence = Fence(0.10, 0.01, 0.02, enabled=False)
     assert run(fence, [0.2]) == [FenceAction.NONE]
+
+
+def test_a_clipped_gyro_brings_the_fence_closer_for_a_while():
+    # 10 mm above the fence: quiet, but not while the gyro clips (its position may lag
+    # ~15 mm toward the feet), nor until 0.5 s after; then the hysteresis clears it.
+    fence = Fence(0.10, 0.01, 0.02)
+    assert fence.check(frame(0.09, t=0.0)) is FenceAction.APPROACH
+    assert fence.check(frame(0.09, C | FrameFlag.IMU_CLIPPED, t=0.01)) is FenceAction.WARN
+    assert fence.check(frame(0.08, t=0.4)) is FenceAction.NONE  # 0.095 with the doubt
+    assert fence.check(frame(0.085, t=0.52)) is FenceAction.CLEAR
+    assert fence.check(frame(0.099, t=0.6)) is FenceAction.NONE
