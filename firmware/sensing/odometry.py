@@ -181,7 +181,9 @@ class Odometry:
             thetas.append(theta)
         rate = sign * (rates[-1] - offset) - trim
         omega = (theta - theta0) / span
-        alpha = (rate - self._rate) / span if self._batches else 0.0
+        # (over a gap the rate before it says little: the roller may have stopped and
+        # gone on, so the change is spread over the time lost as well)
+        alpha = (rate - self._rate) / (span + gap_s) if self._batches else 0.0
         mid = 0.5 * (theta0 + theta)
         # Gravity angle at mid-batch, with the predicted motion terms removed.
         a1 *= sign
