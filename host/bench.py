@@ -34,8 +34,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import multiprocessing
-import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -44,6 +42,7 @@ import numpy as np
 
 from firmware.protocol import Frame, FrameFlag
 from firmware.sim.scenario import Scenario, default_scenario
+from host.workers import ordered_map
 
 SUITE_PEOPLE = 30
 """People in the default suite."""
@@ -275,19 +274,11 @@ def run_bench(scenarios: Sequence[Scenario] | None, seeds: int, duration_s: floa
         work = [(sc, seed, duration_s) for sc, seed in suite(seeds)]
     else:
         work = [(sc, seed, duration_s) for sc in scenarios for seed in range(1, seeds + 1)]
-    jobs = jobs or min(len(work), os.cpu_count() or 1)
     results: list[SessionResult] = []
-    if jobs > 1:
-        with multiprocessing.get_context("spawn").Pool(jobs) as pool:
-            for k, person in enumerate(pool.imap(_run, work)):
-                results.extend(person)
-                if progress:
-                    progress(k + 1, len(work))
-    else:
-        for k, w in enumerate(work):
-            results.extend(_run(w))
-            if progress:
-                progress(k + 1, len(work))
+    for k, person in enumerate(ordered_map(_run, work, jobs)):
+        results.extend(person)
+        if progress:
+            progress(k + 1, len(work))
     return {"summary": summarise(results),
             "sessions": [dataclasses.asdict(r) for r in results]}
 

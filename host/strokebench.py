@@ -21,13 +21,10 @@ Only this module and the tests read the truth; the segmenter sees frames.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import json
-import multiprocessing
-import os
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,6 +33,7 @@ from firmware.protocol import Frame, quantise
 from firmware.sim.scenario import Scenario
 from host.analysis.stroke_score import StrokeScore, StrokeSet, score, summarise
 from host.analysis.strokes import StrokeSegmentation, StrokeSegmenter, segment_frames
+from host.workers import ordered_map
 
 BATCH_FRAMES = 2
 """Frames handed to the online segmenter at once (one 20 ms FIFO drain at 100 Hz)."""
@@ -128,18 +126,11 @@ def run_stroke_bench(scenarios: Sequence[Scenario], seeds: int, duration_s: floa
     ``progress`` is called with each session's row as it finishes (in order)."""
     work = [(sc, seed, duration_s) for sc in scenarios
             for seed in range(first_seed, first_seed + seeds)]
-    jobs = jobs or min(len(work), os.cpu_count() or 1)
     results: list[StrokeSession] = []
-    with contextlib.ExitStack() as stack:
-        if jobs > 1:
-            pool = stack.enter_context(multiprocessing.get_context("spawn").Pool(jobs))
-            done: Iterable[StrokeSession] = pool.imap(_run, work)
-        else:
-            done = map(_run, work)
-        for r in done:
-            results.append(r)
-            if progress is not None:
-                progress(_row(r))
+    for r in ordered_map(_run, work, jobs):
+        results.append(r)
+        if progress is not None:
+            progress(_row(r))
     summary = summarise([r.score for r in results])
     summary |= {
         "simulated_s": sum(r.duration_s for r in results),
