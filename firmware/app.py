@@ -130,7 +130,8 @@ class Firmware:
             if self.pipeline.clipped_batches > clipped and now - logged_at >= CLIP_LOG_EVERY_S:
                 self.log.warning(
                     "gyro at full scale (+-%d deg/s) in %d IMU batches: rolled faster than it "
-                    "measures, the position may jump (imu.gyro_range_dps)",
+                    "measures, the position comes from gravity meanwhile, to ~15 mm "
+                    "(imu.gyro_range_dps)",
                     self.config.imu.gyro_range_dps, self.pipeline.clipped_batches - clipped)
                 self._clips_logged = (self.pipeline.clipped_batches, now)
         elif now - self._last_imu_data > IMU_HOLD_S:
