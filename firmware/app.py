@@ -19,6 +19,7 @@ from firmware.clock import Clock
 from firmware.config import Config
 from firmware.drivers.ads1115 import ZoneScanner
 from firmware.drivers.haptic import Haptic
+from firmware.drivers.max17048 import FuelGauge
 from firmware.drivers.mpu6050 import Mpu6050
 from firmware.drivers.panel import LedState, Panel, PanelEvent
 from firmware.protocol import Frame, FrameFlag
@@ -56,6 +57,8 @@ class Firmware:
         self.imu = Mpu6050(bus, config.imu, clock, self.log)
         self.scanner = ZoneScanner(adc_bus or bus, config.adc, config.zones.count, clock, self.log,
                                    config.pins.adc_ready, pin_factory)
+        self.gauge = (FuelGauge(bus, config.battery.address, clock, self.log,
+                                config.battery.low_pct) if config.battery.gauge else None)
         self.haptic = Haptic(config.pins.motor_pwm, pin_factory)
         self.panel = Panel(config.pins.button, config.pins.led, pin_factory)
         self.boot_id = secrets.randbits(32) if boot_id is None else boot_id
@@ -106,6 +109,9 @@ class Firmware:
                     self._drain(now)
         if now >= self._next_drain:
             self._drain(now)
+        gauge = self.gauge
+        if gauge is not None and now >= gauge.due:
+            gauge.poll(now)  # (never wakes the loop by itself: at most a drain late)
         panel = self.panel
         if panel.pending or now >= panel.due:
             for event in panel.tick(now):
@@ -117,6 +123,10 @@ class Firmware:
         if self._next_drain < due:
             due = self._next_drain
         return haptic_due if haptic_due < due else due
+
+    def battery_pct(self) -> float | None:
+        """The battery's state of charge from the fuel gauge, % (None: unknown)."""
+        return None if self.gauge is None else self.gauge.percent
 
     def _drain(self, now: float) -> None:
         self._next_drain = now + DRAIN_PERIOD_S

@@ -139,6 +139,16 @@ class BleConfig:
 
 
 @dataclass(frozen=True)
+class BatteryConfig:
+    """The MAX17048 fuel gauge on the LiPo."""
+
+    gauge: bool = field(True, doc="a MAX17048 is fitted (false: the level is unknown)")
+    address: int = field(0x36, choices=(0x36,), doc="its I2C address (on imu.bus)")
+    low_pct: float = field(10.0, range=(1.0, 50.0),
+                           doc="at or below this state of charge the battery is low, %")
+
+
+@dataclass(frozen=True)
 class Config:
     """A whole hardware profile."""
 
@@ -150,6 +160,7 @@ class Config:
     fence: FenceConfig
     frames: FramesConfig
     ble: BleConfig
+    battery: BatteryConfig
 
     def __post_init__(self) -> None:
         if self.zones.count > 4 * len(self.adc.addresses):

@@ -991,6 +991,7 @@ class RollerFault(IntFlag):
     ADC = 1 << 1
     JOURNAL_FULL = 1 << 2
     LOW_BATTERY = 1 << 3
+    BATTERY_UNKNOWN = 1 << 4  # the fuel gauge does not answer (or none is fitted)
 
 
 _VERSION_RE = re.compile(r"(\d{1,3})\.(\d{1,3})\.(\d{1,3})")
@@ -1001,7 +1002,7 @@ class Status:
     """The STATUS characteristic's value (also the STATUS response payload).
 
     state: ``RollerState``.
-    battery_pct: battery charge, % (0..100).
+    battery_pct: battery charge, % (0..100; 0 with ``RollerFault.BATTERY_UNKNOWN``).
     faults: ``RollerFault`` bits (u16).
     firmware_version: "x.y.z", each part 0..255.
     session_id: the running or last session's id, 0 for none (u32).
@@ -1043,6 +1044,16 @@ class Status:
             raise _out_of_range(f"firmware version {self.firmware_version!r} is not x.y.z "
                                 "with parts 0..255")
         return parts  # type: ignore[return-value]
+
+    @property
+    def battery_text(self) -> str:
+        """The battery as a person reads it: "64 %", "8 % (low: charge the roller)" or
+        "unknown" (no fuel gauge answers)."""
+        if self.faults & RollerFault.BATTERY_UNKNOWN:
+            return "unknown"
+        if self.faults & RollerFault.LOW_BATTERY:
+            return f"{self.battery_pct} % (low: charge the roller)"
+        return f"{self.battery_pct} %"
 
     def encode(self) -> bytes:
         """The characteristic value."""

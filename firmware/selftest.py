@@ -13,8 +13,10 @@ motion  the IMU delivers samples from its FIFO at the configured rate, a gravity
 adcN    ADS1115 number N answers and converts (single-shot completes)
 zones   every zone reads within its range with no load: below the voltage of a
         quarter of the contact threshold, and not beyond the supply
-alert   the ADS1115 ALERT/RDY pin, if the profile has one (``pins.alert_rdy``): idle
-        high, low once a conversion is ready (conversion-ready mode)
+alert   each ADS1115's ALERT/RDY pin, if the profile has them (``pins.adc_ready``):
+        idle high, low once a conversion is ready (conversion-ready mode)
+battery the MAX17048 fuel gauge answers at its address and reads a state of charge
+        (low: a warning); skipped when the profile has none (``battery.gauge``)
 motor   the motor pin drives (a 0.3 s buzz: feel it)
 button  the button pin reads released (pressed at rest: held or shorted)
 led     the LED pin drives (one blink)
@@ -98,6 +100,8 @@ FAULTS = {
     "adc2-missing": "the second ADS1115 does not answer",
     "adc1-stuck": "the first ADS1115 never finishes a conversion",
     "zone3-shorted": "zone 3's FSR is shorted (reads the supply voltage)",
+    "alert2-cut": "the second ADS1115's ALERT/RDY wire is broken",
+    "gauge-missing": "the MAX17048 fuel gauge does not answer",
     "button-stuck": "the button is held or shorted to ground",
     "motor-busy": "the motor pin is held by another program",
     "led-busy": "the LED pin is held by another program",
@@ -130,7 +134,7 @@ class BenchRig:
         from firmware.sim.bus import SimBus
         from firmware.sim.clock import SimClock
         from firmware.sim.mpu6050 import Mpu6050Sim
-        from firmware.sim.pins import press, sim_pin_factory
+        from firmware.sim.pins import press, sim_pin_factory, wire_open_drain
         from firmware.sim.strip import FsrStrip
 
         unknown = set(self.faults) - set(FAULTS)
@@ -150,6 +154,17 @@ class BenchRig:
             self.adcs.append(adc)
             self.bus.attach(address, adc)
         self.pins = sim_pin_factory(self.clock)
+        self.ready_lines = [wire_open_drain(self.pins, gpio, adc.alert_changes)
+                            for gpio, adc in zip(self.config.pins.adc_ready, self.adcs,
+                                                 strict=False)]
+        if "alert2-cut" in self.faults and len(self.ready_lines) > 1:
+            self.ready_lines[1].cut(self.clock.now())
+        from firmware.sim.max17048 import Max17048Sim
+
+        self.gauge = Max17048Sim(self.clock, start_pct=80.0)
+        self.bus.attach(self.config.battery.address, self.gauge)
+        if "gauge-missing" in self.faults:
+            self.gauge.vanish()
         if "imu-missing" in self.faults:
             self.imu.vanish()
         if "imu-stuck" in self.faults:
@@ -362,36 +377,54 @@ def check_zones(volts: list[float | None], config: Config) -> Check:
                  f"(limit {limit:.2f} V)")
 
 
-def check_alert(bus: Any, config: Config, pin_factory: Any, clock: Clock) -> Check:
-    """The ALERT/RDY pin, if the profile has one."""
-    pin = getattr(config.pins, "alert_rdy", None)
-    if pin is None:
-        return Check("alert", True, "no ALERT/RDY pin in the profile", skipped=True)
+def check_alert(bus: Any, config: Config, pin_factory: Any, clock: Clock,
+                failed_adcs: frozenset[int] = frozenset()) -> Check:
+    """Each ADS1115's ALERT/RDY pin (``pins.adc_ready``), if the profile has them: idle
+    high, low once a conversion is ready. ADCs at ``failed_adcs`` (addresses whose own
+    check failed) are left out: their check names them already."""
+    pins = config.pins.adc_ready
+    if not pins:
+        return Check("alert", True, "no ALERT/RDY pins in the profile (the ADCs are polled)",
+                     skipped=True)
     from gpiozero import DigitalInputDevice
 
-    try:
-        device = DigitalInputDevice(pin, pull_up=True, pin_factory=pin_factory)
-    except Exception as exc:  # gpiozero raises many kinds
-        return Check("alert", False, f"GPIO{pin}: {exc}")
-    adc = Ads1115(bus, config.adc.addresses[0])
-    try:
-        idle_high = bool(device.value)
-        adc.bus.write_i2c_block_data(adc.address, 0x03, [0x80, 0x00])  # Hi_thresh MSB 1
-        adc.bus.write_i2c_block_data(adc.address, 0x02, [0x00, 0x00])  # Lo_thresh MSB 0
-        word = config_word(0, config.adc.full_scale_v, config.adc.data_rate_sps) & ~0x0003
-        adc.write_config(word)  # COMP_QUE 00: ALERT/RDY asserts after each conversion
-        clock.sleep_until(clock.now() + 2 * conversion_time_s(config.adc.data_rate_sps))
-        ready_low = not device.value
-    except OSError as exc:
-        return Check("alert", False, f"cannot program the ADC's comparator: "
-                     f"{_oserror_text(exc)}")
-    finally:
-        device.close()
-    if idle_high and ready_low:
-        return Check("alert", True, f"GPIO{pin} pulses at conversion ready")
-    return Check("alert", False, f"GPIO{pin} "
-                 + ("never goes low at conversion ready" if idle_high else "stays low")
-                 + ": check the ALERT/RDY wire (open drain, pulled up)")
+    good, bad = [], []
+    for address, pin in zip(config.adc.addresses, pins, strict=True):
+        if address in failed_adcs:
+            good.append(f"GPIO{pin} not checked (its ADC failed)")
+            continue
+        try:
+            device = DigitalInputDevice(pin, pull_up=True, pin_factory=pin_factory)
+        except Exception as exc:  # gpiozero raises many kinds
+            return Check("alert", False, f"GPIO{pin}: {exc}")
+        adc = Ads1115(bus, address)
+        try:
+            # comparator off (COMP_QUE 11): ALERT/RDY lets go, the pull-up holds it high
+            adc.write_config(config_word(0, config.adc.full_scale_v,
+                                         config.adc.data_rate_sps) | 0x0003)
+            clock.sleep_until(clock.now() + 2 * conversion_time_s(config.adc.data_rate_sps))
+            idle_high = bool(device.pin.state)  # the level (``value`` is inverted: pull-up)
+            adc.bus.write_i2c_block_data(adc.address, 0x03, [0x80, 0x00])  # Hi_thresh MSB 1
+            adc.bus.write_i2c_block_data(adc.address, 0x02, [0x00, 0x00])  # Lo_thresh MSB 0
+            word = config_word(0, config.adc.full_scale_v, config.adc.data_rate_sps) & ~0x0003
+            adc.write_config(word)  # COMP_QUE 00: ALERT/RDY asserts after each conversion
+            clock.sleep_until(clock.now() + 2 * conversion_time_s(config.adc.data_rate_sps))
+            ready_low = not device.pin.state
+        except OSError as exc:
+            bad.append(f"cannot program the comparator of the ADS1115 at {address:#04x}: "
+                       f"{_oserror_text(exc)}")
+            continue
+        finally:
+            device.close()
+        if idle_high and ready_low:
+            good.append(f"GPIO{pin}")
+        else:
+            bad.append(f"GPIO{pin} (ADS1115 {address:#04x}) "
+                       + ("never goes low at conversion ready" if idle_high else "stays low"))
+    if bad:
+        return Check("alert", False, "; ".join(bad)
+                     + ": check the ALERT/RDY wire (open drain, pulled up)")
+    return Check("alert", True, f"{', '.join(good)} pulse at conversion ready")
 
 
 def _pin_check(part: str, pin: int, make: Callable[[], Any], drive: Callable[[Any], None],
@@ -490,6 +523,25 @@ def check_ble(transport: str | None, timeout_s: float = 10.0) -> Check:
     return Check("ble", True, f"{where}: {detail}")
 
 
+def check_battery(bus: Any, config: Config, clock: Clock) -> Check:
+    """The fuel gauge answers and reads a state of charge (on the IMU's bus)."""
+    if not config.battery.gauge:
+        return Check("battery", True, "no fuel gauge in the profile (battery.gauge)",
+                     skipped=True)
+    from firmware.drivers.max17048 import FuelGauge
+
+    gauge = FuelGauge(bus, config.battery.address, clock, logging.getLogger("selftest"),
+                      config.battery.low_pct)
+    gauge.poll(clock.now())
+    where = f"MAX17048 at {config.battery.address:#04x}"
+    if gauge.percent is None or gauge.voltage_v is None:
+        return Check("battery", False, f"{gauge.fault}; check its SDA/SCL/3V3/GND wires")
+    text = f"{where}: {gauge.percent:.0f} %, cell {gauge.voltage_v:.2f} V"
+    if gauge.low:
+        return Check("battery", True, text + ": low, charge the roller", warning=True)
+    return Check("battery", True, text)
+
+
 def run_selftest(config: Config, open_bus: Callable[[int], Any], clock: Clock,
                  pin_factory: Any = None, *, ble_transport: str | None = "hci-socket:0",
                  check_radio: bool = True, sim: bool = False,
@@ -518,7 +570,10 @@ def run_selftest(config: Config, open_bus: Callable[[int], Any], clock: Clock,
         for check in adc_checks:
             add(check)
         add(check_zones(volts, config))
-        add(check_alert(adc_bus, config, pin_factory, clock))
+        failed = frozenset(config.adc.addresses[int(c.part[3:]) - 1]  # "adcN"
+                           for c in adc_checks if not c.ok)
+        add(check_alert(adc_bus, config, pin_factory, clock, failed))
+        add(check_battery(imu_bus, config, clock))
     for check in check_outputs(config, pin_factory, clock, input_opened):
         add(check)
     if check_radio:

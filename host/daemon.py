@@ -211,7 +211,7 @@ class RollerKeeper:
                     delay = min(delay * 2, 30.0)
                     continue
                 self.store.note_device(self.address, bonded=True)
-                self.say(f"{self.address}: connected (battery {status.battery_pct} %, "
+                self.say(f"{self.address}: connected (battery {status.battery_text}, "
                          f"firmware {status.firmware_version})")
                 await stop.wait()
         finally:

@@ -45,6 +45,7 @@ from firmware.protocol import (
     Response,
     ResultCode,
     Resume,
+    RollerFault,
     RollerState,
     SetFence,
     SetTime,
@@ -265,7 +266,9 @@ def test_pairing_in_window_bonds_and_keys_are_stored(tmp_path):
         assert HOST_ADDRESS in bonds and bonds[HOST_ADDRESS]["ltk"]["value"]
         info = bytes(await host.char(FIRMWARE_REVISION_UUID).read_value()).decode()
         assert info == firmware.__version__
-        assert bytes(await host.char(BATTERY_LEVEL_UUID).read_value()) == bytes([100])
+        (level,) = bytes(await host.char(BATTERY_LEVEL_UUID).read_value())
+        cell = roller.sim.battery.true_percent(roller.sim.clock.now())  # the fuel gauge's
+        assert abs(level - cell) <= 1 and status.battery_pct == level
         await host.disconnect()
         await roller.stop()
     run(scenario())
@@ -624,3 +627,25 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def test_status_carries_a_low_or_unknown_battery(tmp_path):
+    async def scenario():
+        link = RadioLink(interval_s=0.0)
+        roller = Roller(link, tmp_path / "keys.json")
+        roller.sim.battery.start_pct = 9.0
+        roller.sim.battery.por()  # (a charge of 9 % from power-on)
+        await roller.start(speed=50.0)
+        await asyncio.sleep(0.1)
+        status = roller.server.status()
+        assert status.faults & RollerFault.LOW_BATTERY and status.battery_pct == 9
+        assert not status.faults & RollerFault.BATTERY_UNKNOWN
+        roller.sim.battery.vanish()
+        polled = roller.sim.clock.now() + 10.0  # one poll period of the sim's clock
+        while roller.sim.clock.now() < polled + 0.1:
+            await asyncio.sleep(0.05)
+        status = roller.server.status()
+        assert status.faults & RollerFault.BATTERY_UNKNOWN and status.battery_pct == 0
+        assert status.battery_text == "unknown"
+        await roller.stop()
+    run(scenario())

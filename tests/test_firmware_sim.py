@@ -278,3 +278,23 @@ def test_fast_rolling_beyond_the_gyro_range_is_flagged_and_logged(gyro_range_dps
     errors = position_errors(roller.sensor_to_world(t), position, flags,
                              roller.world.truth.t, rolled_distance(roller.world.truth))
     assert np.sqrt(np.mean(errors**2)) < 6e-3 and np.abs(errors).max() < 25e-3
+
+
+def test_the_battery_level_comes_from_the_fuel_gauge():
+    roller, _ = roller_with_frames()
+    roller.run(until=12.0)
+    level = roller.firmware.battery_pct()
+    assert level is not None
+    assert level == pytest.approx(roller.battery.true_percent(roller.clock.now()), abs=0.1)
+    roller.battery.vanish()
+    roller.run(until=30.0)
+    assert roller.firmware.battery_pct() is None  # unknown, not a stale figure
+    assert roller.firmware.frames > 2900  # the roller rolls on
+
+
+def test_a_roller_built_without_a_gauge_reports_no_level():
+    config = default_config()
+    config = dataclasses.replace(config, battery=dataclasses.replace(config.battery, gauge=False))
+    roller = SimRoller(DEMO, 7, config)
+    roller.run(until=3.0)
+    assert roller.firmware.battery_pct() is None and roller.firmware.gauge is None

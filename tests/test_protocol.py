@@ -633,3 +633,13 @@ def test_fuzz_defragmenter(notes):
     defrag = Defragmenter()
     for note in notes:
         only_protocol_errors(defrag.feed, note)
+
+
+def test_status_says_when_the_battery_is_low_or_unknown():
+    def status(pct, faults):
+        return Status(RollerState.IDLE, pct, faults, "1.2.3", 0, 1, 0xFFFFFFFF, 0)
+    assert status(64, RollerFault.NONE).battery_text == "64 %"
+    assert status(8, RollerFault.LOW_BATTERY).battery_text.startswith("8 % (low")
+    assert status(0, RollerFault.BATTERY_UNKNOWN).battery_text == "unknown"
+    unknown = status(0, RollerFault.BATTERY_UNKNOWN | RollerFault.IMU)
+    assert Status.decode(unknown.encode()).faults & RollerFault.BATTERY_UNKNOWN

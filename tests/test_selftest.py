@@ -26,11 +26,13 @@ def test_healthy_roller_passes_every_check():
     checks = selftest()
     assert failed(checks) == set()
     parts = [c.part for c in checks]
-    assert parts == ["i2c", "imu", "motion", "adc1", "adc2", "zones", "alert", "motor",
-                     "button", "led", "ble"]
+    assert parts == ["i2c", "imu", "motion", "adc1", "adc2", "zones", "alert", "battery",
+                     "motor", "button", "led", "ble"]
+    assert "80 %" in next(c for c in checks if c.part == "battery").detail
     motion = next(c for c in checks if c.part == "motion")
     assert "gravity" in motion.detail and not motion.warning
-    assert next(c for c in checks if c.part == "alert").skipped  # not in the profile
+    alert = next(c for c in checks if c.part == "alert")  # both ADCs' ready wires
+    assert not alert.skipped and "GPIO22, GPIO23" in alert.detail
 
 
 @pytest.mark.parametrize("fault, parts, words", [
@@ -41,6 +43,8 @@ def test_healthy_roller_passes_every_check():
     ("adc2-missing", {"adc2", "zones"}, "0x49"),
     ("adc1-stuck", {"adc1", "zones"}, "never completes"),
     ("zone3-shorted", {"zones"}, "zone 3 reads 3.30 V"),
+    ("gauge-missing", {"battery"}, "0x36 does not answer"),
+    ("alert2-cut", {"alert"}, "GPIO23 (ADS1115 0x49) never goes low"),
     ("button-stuck", {"button"}, "reads pressed"),
     ("motor-busy", {"motor"}, "GPIO18"),
     ("led-busy", {"led"}, "GPIO27"),
@@ -56,7 +60,7 @@ def test_each_fault_names_its_part(fault, parts, words):
 def test_every_fault_is_covered():
     covered = {"imu-missing", "imu-stuck", "imu-frozen", "adc1-missing", "adc2-missing",
                "adc1-stuck", "zone3-shorted", "button-stuck", "motor-busy", "led-busy",
-               "imu-clone"}
+               "imu-clone", "gauge-missing", "alert2-cut"}
     assert covered == set(FAULTS)
 
 
@@ -85,7 +89,7 @@ def test_missing_i2c_bus_is_named():
 def test_cli_healthy_with_the_virtual_controller(capsys):
     assert fw_cli.main(["selftest", "--sim"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert len(out) == 12 and out[-1] == "selftest: all 10 checks passed"
+    assert len(out) == 13 and out[-1] == "selftest: all 12 checks passed"
     assert out[-2].startswith("PASS  ble")
 
 

@@ -60,8 +60,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("smartroller.ble")
 
-SIM_BATTERY_PCT = 100
-"""Battery level reported without a fuel gauge (simulation, and the SR-1 hardware), %."""
 JOURNAL_FLUSH_S = 1.0
 """The server flushes the journal (write + fsync) this often, firmware clock s."""
 HOUSEKEEPING_S = 0.1
@@ -117,7 +115,8 @@ class RollerServer:
     passkey: static 6-digit passkey: pairing then needs it (MITM protection); None:
         Just Works.
     pairing_window_s: how long ``open_pairing_window`` opens it, s.
-    pacing: backfill pacing. battery_pct: battery level source, %.
+    pacing: backfill pacing. battery_pct: battery level source, % (None: unknown; default:
+        the firmware's fuel gauge).
     hardware_revision: Device Information hardware revision string.
     max_connections: keep advertising while fewer hosts are connected.
     unauthorised_timeout_s: drop a connection not authorised after this long, s.
@@ -128,7 +127,7 @@ class RollerServer:
                  keystore_path: str | Path, passkey: int | None = None,
                  pairing_window_s: float = PAIRING_WINDOW_S,
                  pacing: BackfillPacing | None = None,
-                 battery_pct: Callable[[], int] = lambda: SIM_BATTERY_PCT,
+                 battery_pct: Callable[[], float | None] | None = None,
                  hardware_revision: str = "A", max_connections: int = 2,
                  unauthorised_timeout_s: float = 30.0,
                  advertising_interval_ms: float = 100.0) -> None:
@@ -138,7 +137,7 @@ class RollerServer:
         self.passkey = check_passkey(passkey)
         self.window = PairingWindow(pairing_window_s)
         self.pacing = pacing or BackfillPacing()
-        self.battery_pct = battery_pct
+        self.battery_pct = battery_pct or firmware.battery_pct
         self.max_connections = max_connections
         self.unauthorised_timeout_s = unauthorised_timeout_s
         self.advertising_interval_ms = advertising_interval_ms
@@ -167,7 +166,7 @@ class RollerServer:
         self.control = ControlPoint(firmware, journal, self.session, self.status,
                                     self._state_changed)
         self.gatt = RollerGatt(self._guard, lambda: self.status().encode(),
-                               self._on_control_write, lambda: int(self.battery_pct()),
+                               self._on_control_write, self.battery_level,
                                DeviceInfo(hardware_revision=hardware_revision,
                                           firmware_revision=firmware_version()))
         device.add_services(self.gatt.services)
@@ -245,7 +244,17 @@ class RollerServer:
             faults |= RollerFault.ADC
         if self.journal.full:
             faults |= RollerFault.JOURNAL_FULL
+        battery = self.battery_pct()
+        if battery is None:
+            faults |= RollerFault.BATTERY_UNKNOWN
+        elif battery <= self.firmware.config.battery.low_pct:
+            faults |= RollerFault.LOW_BATTERY
         return faults
+
+    def battery_level(self) -> int:
+        """The battery level as reported, % (0 while unknown: ``BATTERY_UNKNOWN`` says so)."""
+        battery = self.battery_pct()
+        return 0 if battery is None else min(100, max(0, round(battery)))
 
     def state(self) -> RollerState:
         """PAIRING while the window is open, FAULT on a sensor fault, else SESSION/IDLE."""
@@ -261,8 +270,7 @@ class RollerServer:
         oldest = self.journal.oldest_seq
         if oldest is None:
             oldest = (last + 1) & NO_SEQ
-        battery = min(100, max(0, int(self.battery_pct())))
-        return Status(self.state(), battery, self.faults(), firmware_version(),
+        return Status(self.state(), self.battery_level(), self.faults(), firmware_version(),
                       self.session.session_id, self.firmware.boot_id, last, int(oldest) & NO_SEQ)
 
     def _state_changed(self) -> None:
@@ -280,7 +288,7 @@ class RollerServer:
             self._led = led
             if self.firmware.panel.state is not LedState.BOOTING:
                 self.firmware.panel.set_state(led, now)
-        key = (self.state(), int(self.battery_pct()), self.faults(), self.session.session_id)
+        key = (self.state(), self.battery_level(), self.faults(), self.session.session_id)
         if key == self._status_key:
             return
         self._status_key = key

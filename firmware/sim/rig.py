@@ -32,6 +32,7 @@ from firmware.protocol import Frame
 from firmware.sim.ads1115 import Ads1115Sim
 from firmware.sim.bus import EmulatedSMBus, SimBus
 from firmware.sim.clock import SimClock
+from firmware.sim.max17048 import Max17048Sim
 from firmware.sim.mpu6050 import Mpu6050Sim
 from firmware.sim.pins import press, release, sim_pin_factory, wire_open_drain
 from firmware.sim.scenario import Scenario, default_scenario
@@ -539,6 +540,11 @@ class SimRoller:
             adc = Ads1115Sim(self.clock, self._adc_inputs(k), rng)
             self.adcs.append(adc)
             self._attach(address, adc)
+        charge = np.random.default_rng([self.seed, 0xBA77, self.session])  # not ``rng``'s draws
+        self.battery = Max17048Sim(self.clock, start_pct=float(charge.uniform(40.0, 100.0)))
+        """The fuel gauge and its LiPo (``vanish``/``reappear``, ``start_pct``)."""
+        if self.config.battery.gauge:
+            self._attach(self.config.battery.address, self.battery)
         self.pins = sim_pin_factory(self.clock, meter=self.meter, recorder=self.tape)
         self.ready_lines = [wire_open_drain(self.pins, gpio, adc.alert_changes)
                             for gpio, adc in zip(self.config.pins.adc_ready, self.adcs,

@@ -29,7 +29,7 @@ from typing import TextIO
 
 from bleak.exc import BleakError
 
-from firmware.protocol import Frame, FrameFlag, ProtocolError, RollerState, Status
+from firmware.protocol import Frame, FrameFlag, ProtocolError, RollerFault, RollerState, Status
 from host.ble.client import RollerClient
 from host.ble.control import RollerCommandError, RollerDisconnected
 from host.ble.discovery import BleBackend
@@ -84,9 +84,16 @@ def format_frame(frame: Frame, clock: ClockMap | None = None) -> str:
             f"load={frame.total_load:.0f}N {flags}").rstrip()
 
 
+def _battery(status: Status) -> str:
+    if status.faults & RollerFault.BATTERY_UNKNOWN:
+        return "unknown"
+    low = ",low" if status.faults & RollerFault.LOW_BATTERY else ""
+    return f"{status.battery_pct}%{low}"
+
+
 def _format_status(status: Status) -> str:
     last = "-" if status.last_seq == 0xFFFFFFFF else str(status.last_seq)
-    return (f"state={RollerState(status.state).name.lower()} battery={status.battery_pct}% "
+    return (f"state={RollerState(status.state).name.lower()} battery={_battery(status)} "
             f"firmware={status.firmware_version} boot={status.boot_id} last_seq={last}")
 
 
