@@ -6,7 +6,7 @@ import re
 import pytest
 
 from firmware import cli as fw_cli
-from host import cli as host_cli
+from host.cli import main as host_cli
 
 
 def run(main, argv, capsys):

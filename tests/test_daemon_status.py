@@ -4,7 +4,7 @@ import numpy as np
 
 from firmware.protocol import Frame, FrameFlag
 from host.analysis.session import SessionAnalyzer
-from host.daemon import RollerKeeper, user_model
+from host.daemon.keeper import RollerKeeper, user_model
 from host.store import Store
 
 C = FrameFlag.IN_CONTACT

@@ -27,7 +27,7 @@ pytestmark = pytest.mark.slow
 
 
 def cli(*args, timeout=60):
-    return subprocess.run([PY, "-m", "host.cli", *args], capture_output=True, text=True,
+    return subprocess.run([PY, "-m", "host.cli.main", *args], capture_output=True, text=True,
                           timeout=timeout, cwd=ROOT)
 
 
@@ -54,7 +54,7 @@ def test_pair_daemon_killed_and_restarted_session_export_report(tmp_path):
 
         def daemon():
             proc = subprocess.Popen(
-                [PY, "-m", "host.cli", "daemon", "--adapter", adapter, "--data-dir",
+                [PY, "-m", "host.cli.main", "daemon", "--adapter", adapter, "--data-dir",
                  str(data), "--idle", "4"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                 text=True, cwd=ROOT)
             daemons.append(proc)

@@ -20,7 +20,7 @@ def free_port():
 
 
 def host(*args, timeout=60):
-    return subprocess.run([PY, "-m", "host.cli", *args], capture_output=True, text=True,
+    return subprocess.run([PY, "-m", "host.cli.main", *args], capture_output=True, text=True,
                           timeout=timeout, cwd=ROOT)
 
 

@@ -6,9 +6,9 @@ import math
 
 import pytest
 
-from host import export as export_mod
 from host.analysis.model import Event, EventKind, level_name
-from host.export import FILES, ExportError, export_session, sample_header
+from host.export import csv as export_mod
+from host.export.csv import FILES, ExportError, export_session, sample_header
 from host.store import Store
 from host.timefmt import parse_iso_utc
 from tests.sessions import START_UTC, record_session

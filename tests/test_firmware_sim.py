@@ -13,7 +13,7 @@ from firmware.samples import ImuBatch
 from firmware.sim.pins import duty_log
 from firmware.sim.rig import SimRoller
 from firmware.sim.scenario import SCENARIO_DIR, load_scenario, scenario_from_table
-from host.bench import FrameLog, position_errors, rolled_distance
+from host.bench.suite import FrameLog, position_errors, rolled_distance
 
 DEMO = load_scenario(SCENARIO_DIR / "demo.toml")
 

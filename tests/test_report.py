@@ -6,7 +6,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from host.analysis.model import Event, EventKind
-from host.report import WARNING_COLOUR, figures, render_report, write_report
+from host.export.report import WARNING_COLOUR, figures, render_report, write_report
 from host.store import Store
 from tests.sessions import record_session
 

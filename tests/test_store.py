@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 
 from firmware.protocol import Frame, FrameFlag
-from host import store as store_mod
 from host.analysis.model import Event, EventKind, Region, SpineEstimate
 from host.store import (
     CLOSED,
@@ -26,6 +25,7 @@ from host.store import (
     migrate,
     open_store,
 )
+from host.store import database as store_mod
 from host.stream import ClockSample, StreamPosition
 from tests.sessions import DEVICE, START_UTC, clock_for, record_session, sim_frames
 

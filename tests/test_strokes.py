@@ -413,7 +413,7 @@ def test_bad_params_and_arrays_are_refused():
 @pytest.fixture(scope="module")
 def simulated():
     from firmware.sim.scenario import default_scenario
-    from host.strokebench import run_session
+    from host.bench.strokes import run_session
 
     # seed 3: a pause; seed 5: a pause and a drift below the ribs
     return [run_session(default_scenario(), seed, duration_s=60.0) for seed in (3, 5)]

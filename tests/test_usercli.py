@@ -8,8 +8,8 @@ import sqlite3
 
 import pytest
 
-from host import cli
-from host.progress import Progress
+from host.cli import main as cli
+from host.cli.progress import Progress
 from host.store import SCHEMA_VERSION, Store
 from tests.sessions import DEVICE, record_session
 
@@ -139,7 +139,7 @@ def test_forget_on_the_native_backend_without_a_system_stack(data_dir, capsys,
     async def no_bluez(address, adapter=None, timeout_s=15.0):
         raise FileNotFoundError(2, "No such file or directory")
 
-    monkeypatch.setattr("host.bonds.unpair_native", no_bluez)
+    monkeypatch.setattr("host.ble.bonds.unpair_native", no_bluez)
     code, out, err = run(["forget", DEVICE, "--data-dir", str(data_dir)], capsys)
     assert code == 1 and out.strip() == f"{DEVICE}: removed from the store"
     assert "did not remove a bond" in err and err.count("\n") == 1

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from host.workers import default_jobs, ordered_map
+from host.bench.workers import default_jobs, ordered_map
 
 
 @pytest.mark.parametrize("jobs", [1, 2])

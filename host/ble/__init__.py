@@ -3,5 +3,5 @@
 - ``bumble_backend``: ``BleakScannerBumble``, ``BleakClientBumble`` (bleak's backend
   interfaces on a Bumble Device over any Bumble transport).
 - ``client``: ``RollerClient``, speaking only bleak's public API.
-- ``cli``: the ``smartroller scan | pair | stream`` commands.
+- ``bonds``: removing a bond (Bumble's key store, BlueZ).
 """

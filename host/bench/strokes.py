@@ -1,4 +1,4 @@
-"""Stroke segmentation against the simulator's truth: ``python -m host.strokebench``.
+"""Stroke segmentation against the simulator's truth: ``python -m host.bench.strokes``.
 
 Each session runs the unchanged firmware on emulated hardware (``SimRoller``) driven by a
 seeded person; its frames, quantised as the wire quantises them, go through the online
@@ -33,7 +33,7 @@ from firmware.protocol import Frame, quantise
 from firmware.sim.scenario import Scenario
 from host.analysis.stroke_score import StrokeScore, StrokeSet, score, summarise
 from host.analysis.strokes import StrokeSegmentation, StrokeSegmenter, segment_frames
-from host.workers import ordered_map
+from host.bench.workers import ordered_map
 
 BATCH_FRAMES = 2
 """Frames handed to the online segmenter at once (one 20 ms FIFO drain at 100 Hz)."""
@@ -163,8 +163,8 @@ def _print_row(row: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m host.strokebench [--seeds N] [--duration S] [--jobs J] [--json]``."""
-    p = argparse.ArgumentParser(prog="python -m host.strokebench",
+    """``python -m host.bench.strokes [--seeds N] [--duration S] [--jobs J] [--json]``."""
+    p = argparse.ArgumentParser(prog="python -m host.bench.strokes",
                                 description="stroke segmentation against the simulator's truth")
     p.add_argument("--seeds", type=int, default=30, help="people (sessions), default 30")
     p.add_argument("--first-seed", type=int, default=1, help="seed of the first person")

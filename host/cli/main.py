@@ -4,7 +4,7 @@
     smartroller bench [--scenario FILE ...] [--seeds N] [--duration S] [--json]
     smartroller scan | pair ADDRESS | stream ADDRESS [--adapter TRANSPORT]
     smartroller sessions | show | export | report | profile | devices | forget
-                                                      (host/usercli.py; --data-dir DIR)
+                                                      (host/cli/sessions.py; --data-dir DIR)
 
 Errors are one line on stderr and exit status 2.
 """
@@ -66,13 +66,13 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--seconds", type=_number(float, 1.0, "number"), default=20.0,
                        help="measuring time for --ble, s")
 
-    from host.ble.cli import add_ble_parsers
+    from host.cli.devices import add_ble_parsers
 
     add_ble_parsers(sub)
-    from host.usercli import add_user_parsers
+    from host.cli.sessions import add_user_parsers
 
     add_user_parsers(sub)
-    from host.daemoncli import add_daemon_parsers
+    from host.cli.daemon import add_daemon_parsers
 
     add_daemon_parsers(sub)
     return p
@@ -80,7 +80,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _cmd_bench(args: argparse.Namespace) -> None:
     if args.ble:
-        from host.blebench import WARM_UP_S, run_ble_bench
+        from host.bench.ble import WARM_UP_S, run_ble_bench
 
         results = []
         for mtu in args.mtu or [23, 247]:
@@ -95,7 +95,7 @@ def _cmd_bench(args: argparse.Namespace) -> None:
             print(f"(after {WARM_UP_S:g} s of warm-up once connected)")
         return
     from firmware.sim.scenario import load_scenario
-    from host.bench import SUITE_PEOPLE, run_bench
+    from host.bench.suite import SUITE_PEOPLE, run_bench
 
     scenarios = [load_scenario(p) for p in args.scenario] if args.scenario else None
     seeds = args.seeds or (10 if scenarios else SUITE_PEOPLE)
@@ -123,7 +123,7 @@ def _positive(text: str) -> float:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from host.demo import DemoError, run_demo
+    from host.cli.demo import DemoError, run_demo
 
     try:
         run_demo(duration_s=args.duration, speed=args.speed, seed=args.seed,
@@ -139,14 +139,14 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command in ("scan", "pair", "stream"):
-            from host.ble.cli import run_ble_command
+            from host.cli.devices import run_ble_command
 
             return run_ble_command(args) or 0
-        from host.usercli import run_user_command
+        from host.cli.sessions import run_user_command
 
         if (status := run_user_command(args)) is not None:
             return status
-        from host.daemoncli import run_daemon_command
+        from host.cli.daemon import run_daemon_command
 
         if (status := run_daemon_command(args)) is not None:
             return status

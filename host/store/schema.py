@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from host.storetypes import StoreError
+from host.store.records import StoreError
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "Migration", "applied_versions", "migrate"]
 

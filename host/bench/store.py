@@ -1,4 +1,4 @@
-"""How fast the session store is: ``python -m host.storebench [--frames N] [--batch K]``.
+"""How fast the session store is: ``python -m host.bench.store [--frames N] [--batch K]``.
 
 Stores N frames (default 360,000: one hour at 100 Hz, 8 zones) in batches of K (default
 4) with their UTC, spine estimates and stream position, as the daemon does live, then
@@ -84,7 +84,7 @@ def run(frames_n: int = 360_000, batch: int = 4, directory: Path | None = None,
 
 def main(argv: list[str] | None = None) -> None:
     """Command line: print the figures as JSON."""
-    p = argparse.ArgumentParser(prog="python -m host.storebench", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m host.bench.store", description=__doc__)
     p.add_argument("--frames", type=int, default=360_000)
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--dir", type=Path, help="where the temporary database goes")

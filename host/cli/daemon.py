@@ -4,7 +4,7 @@
     smartroller live [--once]
     smartroller calibrate [--timeout S]
 
-Each takes ``--data-dir DIR``. The daemon keeps the paired rollers (``host.daemon``)
+Each takes ``--data-dir DIR``. The daemon keeps the paired rollers (``host.daemon.keeper``)
 and publishes their live status in the data directory; ``live`` draws it (refreshed in
 place on a terminal), ``calibrate`` walks the person through the calibration and
 waits for the roller's presses to complete it. Errors are one line on stderr: exit 2
@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-from host.live import LiveStatus, read_statuses, render
+from host.daemon.live import LiveStatus, read_statuses, render
 from host.paths import DataDirError, check_dir, data_dir
 
 __all__ = ["COMMANDS", "add_daemon_parsers", "run_daemon_command"]
@@ -43,7 +43,7 @@ CALIBRATION_STEPS = (
 
 def add_daemon_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add ``daemon``, ``live`` and ``calibrate`` to the ``smartroller`` sub-parsers."""
-    from host.usercli import _one_line_errors
+    from host.cli.sessions import _one_line_errors
 
     def common(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
         _one_line_errors(p)
@@ -91,8 +91,8 @@ def _daemon(args: argparse.Namespace, folder: Path, out: TextIO, err: TextIO) ->
     from bleak.exc import BleakError
 
     from host.ble.bumble_adapter import close_adapters
-    from host.ble.cli import UsageError, backend_for, check_address, configure_logging
-    from host.daemon import IDLE_CLOSE_S, DaemonError, run_daemon
+    from host.cli.devices import UsageError, backend_for, check_address, configure_logging
+    from host.daemon.keeper import IDLE_CLOSE_S, DaemonError, run_daemon
     from host.store import StoreError, open_store
 
     try:

@@ -6,9 +6,9 @@ the button at each); it starts as a new user whose profile holds only stature an
 The second session, another day's routine of the same person on the same roller, is not
 calibrated; it uses the profile learned from the first. The unchanged firmware runs on
 emulated hardware; the host's analysis runs in the loop over a modeled Bluetooth link
-(``host.simlink``), and its fence and buzz commands reach the roller. The frames (all
+(``host.bench.closed_loop``), and its fence and buzz commands reach the roller. The frames (all
 an estimator ever sees) and what the analysis made of them are then compared with the
-world's truth, which only the bench reads (``host.benchscore`` has the definitions).
+world's truth, which only the bench reads (``host.bench.scoring`` has the definitions).
 The second session's frames are also analysed offline as a brand-new user's (no
 profile at all) for the ``new_user`` figures.
 
@@ -42,7 +42,7 @@ import numpy as np
 
 from firmware.protocol import Frame, FrameFlag
 from firmware.sim.scenario import Scenario, default_scenario
-from host.workers import ordered_map
+from host.bench.workers import ordered_map
 
 SUITE_PEOPLE = 30
 """People in the default suite."""
@@ -166,13 +166,13 @@ def run_session(scenario: Scenario, seed: int, duration_s: float | None = None, 
     """Run one closed-loop session and score it; returns the result and the user model
     learned from it (the offline pass's)."""
     from firmware.sim.rig import SimRoller
-    from host import benchscore
     from host.analysis.profile import UserModel
     from host.analysis.session import SessionAnalyzer, analyze
     from host.analysis.stroke_score import StrokeSet
     from host.analysis.stroke_score import score as score_strokes
     from host.analysis.strokes import StrokeSegmenter
-    from host.simlink import run_closed_loop
+    from host.bench import scoring as benchscore
+    from host.bench.closed_loop import run_closed_loop
 
     roller = SimRoller(scenario, seed, session=session)
     person = roller.world.person

@@ -180,7 +180,7 @@ def cmd_sessions(args: argparse.Namespace, out: TextIO) -> None:
 
 def cmd_show(args: argparse.Namespace, out: TextIO) -> None:
     """``smartroller show SESSION``."""
-    from host.report import figures
+    from host.export.report import figures
 
     store = _open(args, create=False)
     session = _resolve(store, args.session)
@@ -208,8 +208,8 @@ def _round(value: float, digits: int) -> float | None:
 
 def cmd_export(args: argparse.Namespace, out: TextIO) -> None:
     """``smartroller export SESSION --out DIR``."""
-    from host.export import export_session
-    from host.progress import Progress
+    from host.cli.progress import Progress
+    from host.export.csv import export_session
 
     if args.out.exists() and not args.out.is_dir():
         raise UserError(f"--out {args.out} is a file, not a directory")
@@ -228,8 +228,8 @@ def cmd_export(args: argparse.Namespace, out: TextIO) -> None:
 
 def cmd_report(args: argparse.Namespace, out: TextIO) -> None:
     """``smartroller report SESSION [--out FILE]``."""
-    from host.progress import Progress
-    from host.report import write_report
+    from host.cli.progress import Progress
+    from host.export.report import write_report
 
     store = _open(args, create=False)
     session = _resolve(store, args.session)
@@ -348,8 +348,8 @@ def cmd_forget(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     key store (``--keys``, a Bumble ``--adapter``, or the key store the store recorded
     for it) or else the OS (bleak's native backend; also any bond in the default Bumble
     key store)."""
-    from host.ble.cli import UsageError, check_address
-    from host.bonds import BondRemovalUnsupported, remove_bumble_bond, unpair_native
+    from host.ble.bonds import BondRemovalUnsupported, remove_bumble_bond, unpair_native
+    from host.cli.devices import UsageError, check_address
 
     try:
         address = check_address(args.address)
@@ -410,7 +410,7 @@ def run_user_command(args: argparse.Namespace, out: TextIO | None = None,
     handlers: dict[str, Callable[[argparse.Namespace, TextIO], None]] = {
         "sessions": cmd_sessions, "show": cmd_show, "export": cmd_export,
         "report": cmd_report, "profile": cmd_profile, "devices": cmd_devices}
-    from host.export import ExportError
+    from host.export.csv import ExportError
 
     try:
         if args.command == "forget":

@@ -97,12 +97,12 @@ async def _host(folder: Path, port: int, sc: object, seed: int, speed: float,
     from firmware.config import default_config
     from firmware.sim.world import World
     from host.ble.bumble_adapter import close_adapters
-    from host.ble.cli import configure_logging
     from host.ble.discovery import BleBackend
-    from host.daemon import RollerKeeper, run_daemon
-    from host.export import export_session
-    from host.live import live_line, read_statuses, render
-    from host.report import write_report
+    from host.cli.devices import configure_logging
+    from host.daemon.keeper import RollerKeeper, run_daemon
+    from host.daemon.live import live_line, read_statuses, render
+    from host.export.csv import export_session
+    from host.export.report import write_report
     from host.store import open_store
 
     person = World(sc, default_config(), seed).person  # type: ignore[arg-type]

@@ -47,8 +47,7 @@ import numpy as np
 from firmware.protocol import Frame
 from host.analysis.model import Dwell, Event, EventKind, Region, SpineEstimate, Stroke
 from host.paths import DataDirError, check_dir, database_path
-from host.storeschema import MIGRATIONS, SCHEMA_VERSION, Migration, applied_versions, migrate
-from host.storetypes import (
+from host.store.records import (
     CLOSED,
     ESTIMATE_DTYPE,
     ESTIMATE_STRUCT,
@@ -70,6 +69,7 @@ from host.storetypes import (
     frame_struct,
     newest_estimates,
 )
+from host.store.schema import MIGRATIONS, SCHEMA_VERSION, Migration, applied_versions, migrate
 from host.stream import ClockMap, ClockSample, StreamPosition
 
 __all__ = ["CLOSED", "MIGRATIONS", "RECORDING", "SCHEMA_VERSION", "SEXES", "WARNING_KINDS",

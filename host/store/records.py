@@ -3,7 +3,7 @@
 ``Device``, ``Profile``, ``Session``, ``SessionSummary`` are rows; ``Frames`` and
 ``Estimates`` a session's frames and spine estimates as numpy arrays; ``SessionData``
 a whole session. ``frame_dtype`` and ``ESTIMATE_DTYPE`` are the packed layouts of the
-store's blocks (docs/store.md). No I/O here: host/store.py reads and writes them.
+store's blocks (docs/store.md). No I/O here: host/store/database.py reads and writes them.
 """
 
 from __future__ import annotations

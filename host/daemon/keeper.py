@@ -14,7 +14,7 @@ roller comes back in range), and for each batch of frames:
 4. acknowledges to the roller, once a second and only after the store is synced, what
    is stored: the roller keeps every frame until then, so a daemon killed at any moment
    loses nothing (the journal resends what it missed, backfill, when it is back);
-5. publishes the live status (``host.live``) for ``smartroller live``.
+5. publishes the live status (``host.daemon.live``) for ``smartroller live``.
 
 A closed session is analysed again offline, all frames in order (the backfill
 included), and its analysis replaced; a calibrated one updates the user's profile. On
@@ -44,7 +44,7 @@ from host.analysis.warnings import Cue
 from host.ble.client import RollerClient
 from host.ble.control import RollerCommandError, RollerDisconnected
 from host.ble.discovery import BleBackend
-from host.live import LiveStatus, publish
+from host.daemon.live import LiveStatus, publish
 from host.store import Estimates as StoredEstimates
 from host.store import Profile, Session, Store, StoreError
 from host.stream import Hole
