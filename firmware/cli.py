@@ -233,7 +233,8 @@ def _cmd_run(args: argparse.Namespace, config: Config) -> None:  # pragma: no co
 
 
 def _cmd_selftest(args: argparse.Namespace, config: Config) -> int:
-    from firmware.selftest import FAULTS, BenchRig, run_selftest, summary
+    from firmware.selftest import run_selftest, summary
+    from firmware.sim.selftest_rig import FAULTS, BenchRig
 
     if args.fault and not args.sim:
         raise CliError("--fault needs --sim (faults are injected into emulated parts)")

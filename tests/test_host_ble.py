@@ -54,9 +54,9 @@ from firmware.protocol import (
     TimeReply,
     decode_request,
 )
-from host.ble import cli
 from host.ble.bumble_backend import BleakClientBumble, BleakScannerBumble, close_adapters
 from host.ble.client import BleBackend, RollerClient, RollerIncompatible
+from host.cli import devices as cli
 from host.stream import StreamPosition
 
 ROLLER = "F0:00:00:00:00:01"

@@ -5,7 +5,8 @@ import pytest
 
 from firmware import cli as fw_cli
 from firmware.config import default_config
-from firmware.selftest import FAULTS, BenchRig, run_selftest, summary
+from firmware.selftest import run_selftest, summary
+from firmware.sim.selftest_rig import FAULTS, BenchRig
 
 
 def selftest(faults=(), **kw):

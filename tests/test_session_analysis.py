@@ -125,7 +125,7 @@ def test_synthetic_session_estimates_and_warns_near_the_ribs():
     assert np.isnan(est.level[0])  # not on the roller yet
     assert est.level[1] == pytest.approx(FIRST_CONTACT_LEVEL, abs=0.05)
     deepest = int(np.argmax(p)) + 1
-    assert est.p_below[deepest] > 0.9
+    assert est.p_below_ribs[deepest] > 0.9
     cues = [c for _, c in out.cues]
     assert Cue.LUMBAR in cues and cues[-1] is Cue.STOP
     assert out.fence is not None
@@ -206,7 +206,7 @@ def test_live_batches_give_what_the_offline_pass_gives(calibrated_frames):
         i += k
     tail = live.finish()
     cues += tail.cues
-    for field in ("level", "p_below", "back_m", "sd_m"):
+    for field in ("level", "p_below_ribs", "back_m", "sd_m"):
         a = np.concatenate([getattr(e, field) for e in got])
         np.testing.assert_allclose(a, getattr(offline.estimates, field), rtol=0, atol=1e-9,
                                    equal_nan=True)
@@ -237,7 +237,8 @@ def test_calibration_in_the_stream_teaches_the_user_model(calibrated_frames):
     again = UserModel.from_json(learned.to_json())
     out2, _ = analyze(FrameColumns.from_frames(frames), again)
     out3, _ = analyze(frames, learned)
-    np.testing.assert_allclose(out2.estimates.p_below, out3.estimates.p_below, equal_nan=True)
+    np.testing.assert_allclose(out2.estimates.p_below_ribs, out3.estimates.p_below_ribs,
+                               equal_nan=True)
 
 
 def test_signature_is_put_to_use_only_a_relearn_period_after_the_calibration(

@@ -180,7 +180,7 @@ def test_bulk_evaluation_matches_frame_by_frame():
     bulk = evaluate(snaps, sid, p, t)
     for k in range(0, n, 7):
         one = evaluate(snaps, sid[k:k + 1], p[k:k + 1], t[k:k + 1])
-        for field in ("level", "p_below", "p_near", "back_m", "sd_m"):
+        for field in ("level", "p_below_ribs", "p_near", "back_m", "sd_m"):
             a, b = getattr(bulk, field)[k], getattr(one, field)[0]
             assert (np.isnan(a) and np.isnan(b)) or a == pytest.approx(b, abs=1e-12), field
         assert bulk.region[k] == one.region[0]

@@ -195,7 +195,7 @@ def test_estimates_live_then_replaced_as_a_whole(store):
     first = data.frames.frame(0)
     assert data.estimates.level[0] == pytest.approx(8.0 + first.position / 0.024, abs=1e-4)
     n = len(data.frames)
-    new = Estimates.empty(n)
+    new = Estimates.unknown(n)
     new.level[:], new.region[:] = 2.0, int(Region.UPPER_THORACIC)
     new.p_below_ribs[:], new.back_m[:], new.sd_m[:] = 0.0, 0.05, 0.01
     store.replace_analysis(sid, frames=data.frames, estimates=new,
@@ -206,7 +206,7 @@ def test_estimates_live_then_replaced_as_a_whole(store):
     assert len(again.strokes) == 2 and len(again.dwells) == 0
     assert [e.kind for _, _, e in again.events] == [EventKind.APPROACH]
     with pytest.raises(StoreError, match="estimates"):
-        store.replace_analysis(sid, frames=data.frames, estimates=Estimates.empty(3))
+        store.replace_analysis(sid, frames=data.frames, estimates=Estimates.unknown(3))
 
 
 def test_newest_live_estimate_of_a_frame_wins(store):

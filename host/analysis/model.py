@@ -16,8 +16,10 @@ import math
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 
+import numpy as np
+
 __all__ = ["LEVEL_NAMES", "RIB_CAGE_END_LEVEL", "Dwell", "Event", "EventKind", "Region",
-           "SpineEstimate", "Stroke", "level_name"]
+           "Estimates", "SpineEstimate", "Stroke", "level_name"]
 
 LEVEL_NAMES = ("C7", *(f"T{i}" for i in range(1, 13)), *(f"L{i}" for i in range(1, 6)))
 """Vertebral levels by index: 0 = C7, 1..12 = T1..T12, 13..17 = L1..L5. A continuous
@@ -86,6 +88,68 @@ class SpineEstimate:
     def level_name(self) -> str:
         """The vertebra's name ("T9"), "" when unknown."""
         return level_name(self.level)
+
+
+_ESTIMATE_COLUMNS = ("level", "region", "p_below_ribs", "p_near", "back_m", "sd_m")
+
+
+@dataclass(frozen=True, eq=False)
+class Estimates:
+    """Per-frame spine estimates as columns aligned with a session's frames (see
+    ``SpineEstimate``): the analysis gives them, the store keeps them.
+
+    level: continuous vertebral level (NaN: unknown); region: ``Region`` value (int8, -1
+    unknown); p_below_ribs: P(below the rib cage), 0..1 (NaN: none); p_near: P(within
+    the approach distance above the ribs, or below), 0..1 (NaN: not stored, the store
+    keeps no p_near); back_m, sd_m: place along the back from C7 and its SD, m (NaN:
+    unknown). The arrays may be written in place; the columns may not be replaced."""
+
+    level: np.ndarray
+    region: np.ndarray
+    p_below_ribs: np.ndarray
+    p_near: np.ndarray
+    back_m: np.ndarray
+    sd_m: np.ndarray
+
+    @classmethod
+    def unknown(cls, n: int) -> Estimates:
+        """n frames with nothing known."""
+        nan = np.full(n, np.nan)
+        return cls(nan, np.full(n, -1, np.int8), nan.copy(), nan.copy(), nan.copy(),
+                   nan.copy())
+
+    @classmethod
+    def concat(cls, parts: list[Estimates]) -> Estimates:
+        """One after the other."""
+        if not parts:
+            return cls.unknown(0)
+        return cls(*(np.concatenate([getattr(p, f) for p in parts])
+                     for f in _ESTIMATE_COLUMNS))
+
+    def __len__(self) -> int:
+        return len(self.level)
+
+    @property
+    def known(self) -> np.ndarray:
+        """Frames with an estimate (bool array)."""
+        return np.isfinite(self.p_below_ribs)
+
+    def take(self, index: np.ndarray | slice) -> Estimates:
+        """The rows at ``index``."""
+        return Estimates(*(getattr(self, f)[index] for f in
+                           _ESTIMATE_COLUMNS))
+
+    def put(self, index: np.ndarray, other: Estimates) -> None:
+        """Write ``other`` into the rows at ``index``."""
+        for f in _ESTIMATE_COLUMNS:
+            getattr(self, f)[index] = getattr(other, f)
+
+    def at(self, i: int) -> SpineEstimate:
+        """Row ``i`` as a ``SpineEstimate``."""
+        r = int(self.region[i])
+        return SpineEstimate(float(self.level[i]), None if r < 0 else Region(r),
+                             float(self.p_below_ribs[i]), float(self.back_m[i]),
+                             float(self.sd_m[i]))
 
 
 @dataclass(frozen=True, slots=True)

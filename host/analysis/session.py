@@ -32,7 +32,7 @@ from firmware.protocol import Frame, FrameFlag
 from host.analysis.anatomy import BodyModel
 from host.analysis.calibration import BOTTOM_LEVEL, TOP_LEVEL, CalibrationDetector
 from host.analysis.frames import FrameColumns
-from host.analysis.model import Dwell, Event, EventKind, Region, Stroke
+from host.analysis.model import Dwell, Estimates, Event, EventKind, Region, Stroke
 from host.analysis.profile import UserModel
 from host.analysis.signature import (
     CompiledSignature,
@@ -43,7 +43,6 @@ from host.analysis.signature import (
 from host.analysis.spine import (
     LANDMARK_SD_M,
     SLIP_DIFFUSION_M2_S,
-    Estimates,
     Snapshot,
     SpineTracker,
     evaluate,
@@ -360,7 +359,7 @@ class SessionAnalyzer:
 
     def _warn(self, cols: FrameColumns, est: Estimates, out: Update) -> None:
         active = ((cols.flags & _CONTACT) != 0) & ((cols.flags & _FAULT) == 0)
-        for t, cue in self.warner.feed_columns(cols.t, est.p_below, est.p_near, active):
+        for t, cue in self.warner.feed_columns(cols.t, est.p_below_ribs, est.p_near, active):
             out.cues.append((t, cue))
 
     def _send_fence(self, cols: FrameColumns, sid: np.ndarray, table: list[Snapshot],

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from host.analysis.anatomy import BodyModel
-from host.analysis.model import RIB_CAGE_END_LEVEL, Region, SpineEstimate
+from host.analysis.model import RIB_CAGE_END_LEVEL, Estimates, SpineEstimate
 from host.analysis.signature import BIN_LEVELS, LEVEL_RANGE, CompiledSignature
 
 GRID_STEP_M = 0.001
@@ -262,55 +262,6 @@ def look_due(t: np.ndarray, p: np.ndarray, t_before: float, p_before: float) -> 
     return due & np.isfinite(p)
 
 
-@dataclass(frozen=True, eq=False)
-class Estimates:
-    """Per-frame estimates as columns (see ``SpineEstimate``): level, region (int8,
-    -1 unknown), p_below (P below the ribs), p_near (P within ``approach_m`` above the
-    ribs or below), back_m, sd_m."""
-
-    level: np.ndarray
-    region: np.ndarray
-    p_below: np.ndarray
-    p_near: np.ndarray
-    back_m: np.ndarray
-    sd_m: np.ndarray
-
-    @classmethod
-    def unknown(cls, n: int) -> Estimates:
-        """n frames with nothing known."""
-        nan = np.full(n, np.nan)
-        return cls(nan, np.full(n, -1, np.int8), nan.copy(), nan.copy(), nan.copy(),
-                   nan.copy())
-
-    @classmethod
-    def concat(cls, parts: list[Estimates]) -> Estimates:
-        """One after the other."""
-        if not parts:
-            return cls.unknown(0)
-        return cls(*(np.concatenate([getattr(p, f) for p in parts])
-                     for f in ("level", "region", "p_below", "p_near", "back_m", "sd_m")))
-
-    def __len__(self) -> int:
-        return len(self.level)
-
-    def take(self, index: np.ndarray | slice) -> Estimates:
-        """The rows at ``index``."""
-        return Estimates(*(getattr(self, f)[index] for f in
-                           ("level", "region", "p_below", "p_near", "back_m", "sd_m")))
-
-    def put(self, index: np.ndarray, other: Estimates) -> None:
-        """Write ``other`` into the rows at ``index``."""
-        for f in ("level", "region", "p_below", "p_near", "back_m", "sd_m"):
-            getattr(self, f)[index] = getattr(other, f)
-
-    def at(self, i: int) -> SpineEstimate:
-        """Row ``i`` as a ``SpineEstimate``."""
-        r = int(self.region[i])
-        return SpineEstimate(float(self.level[i]), None if r < 0 else Region(r),
-                             float(self.p_below[i]), float(self.back_m[i]),
-                             float(self.sd_m[i]))
-
-
 def evaluate(snapshots: list[Snapshot], sid: np.ndarray, p: np.ndarray, t: np.ndarray,
              approach_m: float = 0.02) -> Estimates:
     """Estimates for frames at roller positions ``p`` (m) and times ``t`` (s), frame i
@@ -395,7 +346,7 @@ def _evaluate_few(snapshots: list[Snapshot], sid: list[int], p: list[float], t: 
         back = pk + snap.mean
         out.level[k] = snap.body.level_at_scalar(back)
         out.region[k] = max(range(5), key=probs.__getitem__)
-        out.p_below[k] = b3
+        out.p_below_ribs[k] = b3
         out.p_near[k] = _beyond(ext, g0, e[3] - approach_m - pk)
         out.back_m[k] = back
         out.sd_m[k] = math.sqrt(snap.var + max(t[k] - snap.t, 0.0) * SLIP_DIFFUSION_M2_S)

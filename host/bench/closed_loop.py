@@ -26,8 +26,8 @@ import numpy as np
 from firmware.protocol import Frame, quantise
 from firmware.sim.rig import SimRoller
 from host.analysis.frames import FrameColumns
+from host.analysis.model import Estimates
 from host.analysis.session import SessionAnalyzer, Update
-from host.analysis.spine import Estimates
 from host.analysis.warnings import Cue
 
 CONNECTION_INTERVAL_S = 0.030

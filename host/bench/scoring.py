@@ -30,7 +30,7 @@ from firmware.sim.rig import SimRoller
 from firmware.sim.routine import Phase
 from firmware.sim.world import Truth
 from host.analysis.frames import FrameColumns
-from host.analysis.spine import Estimates
+from host.analysis.model import Estimates
 from host.analysis.warnings import Cue
 
 EXCURSION_DEPTH_M = 0.010

@@ -194,8 +194,8 @@ def run_session(scenario: Scenario, seed: int, duration_s: float | None = None, 
         offline, off_analyzer = analyze(cols, user, segmenter=StrokeSegmenter())  # type: ignore[arg-type]
         offline_s = min(offline_s, time.process_time() - t0)
     same = (len(offline.strokes) == len(loop.update.strokes)
-            and np.allclose(np.nan_to_num(offline.estimates.p_below, nan=-1.0),
-                            np.nan_to_num(loop.update.estimates.p_below, nan=-1.0)))
+            and np.allclose(np.nan_to_num(offline.estimates.p_below_ribs, nan=-1.0),
+                            np.nan_to_num(loop.update.estimates.p_below_ribs, nan=-1.0)))
     calibrated = bool(roller.world.routine.landmarks)
     after = roller.world.routine.landmarks[-1].hold_end_s if calibrated else -math.inf
     spine = benchscore.score_spine(roller, cols, loop.update.estimates, after)

@@ -22,14 +22,23 @@ import time
 from pathlib import Path
 from typing import TextIO
 
+from host.cli.common import (
+    EXIT_FAILURE,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    PROG,
+    UsageError,
+    check_address,
+    configure_logging,
+    one_line_errors,
+)
 from host.daemon.live import LiveStatus, read_statuses, render
 from host.paths import DataDirError, check_dir, data_dir
 
-__all__ = ["COMMANDS", "add_daemon_parsers", "run_daemon_command"]
+__all__ = ["COMMANDS", "add_parsers", "run"]
 
-PROG = "smartroller"
 COMMANDS = ("daemon", "live", "calibrate")
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 CALIBRATION_STEPS = (
     "Calibration: two landmarks, held still and marked with the roller's button.",
@@ -41,12 +50,10 @@ CALIBRATION_STEPS = (
 )
 
 
-def add_daemon_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add ``daemon``, ``live`` and ``calibrate`` to the ``smartroller`` sub-parsers."""
-    from host.cli.sessions import _one_line_errors
-
     def common(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        _one_line_errors(p)
+        one_line_errors(p)
         p.add_argument("--data-dir", metavar="DIR", help="the session store's directory "
                        "(default: $SMARTROLLER_DATA_DIR, else the user's data directory)")
         return p
@@ -67,11 +74,9 @@ def add_daemon_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore
                    help="give up after S s (default 180)")
 
 
-def run_daemon_command(args: argparse.Namespace, out: TextIO | None = None,
-                       err: TextIO | None = None) -> int | None:
-    """Run ``args.command`` if it is one of ours (its exit status), else None."""
-    if args.command not in COMMANDS:
-        return None
+def run(args: argparse.Namespace, out: TextIO | None = None,
+        err: TextIO | None = None) -> int:
+    """Run ``args.command`` (one of ``COMMANDS``); its exit status."""
     out, err = out or sys.stdout, err or sys.stderr
     try:
         folder = check_dir(data_dir(args.data_dir))
@@ -91,7 +96,7 @@ def _daemon(args: argparse.Namespace, folder: Path, out: TextIO, err: TextIO) ->
     from bleak.exc import BleakError
 
     from host.ble.bumble_adapter import close_adapters
-    from host.cli.devices import UsageError, backend_for, check_address, configure_logging
+    from host.cli.devices import backend_for
     from host.daemon.keeper import IDLE_CLOSE_S, DaemonError, run_daemon
     from host.store import StoreError, open_store
 

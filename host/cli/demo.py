@@ -17,6 +17,7 @@ the roller's state, the CSVs and the report.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import os
@@ -31,14 +32,51 @@ from typing import TextIO
 import numpy as np
 
 from firmware.protocol import FrameFlag
+from host.cli.common import EXIT_FAILURE, EXIT_OK, PROG, number, one_line_errors
 
-DEMO_SCENARIO = Path(__file__).resolve().parents[1] / "firmware/sim/scenarios/demo.toml"
+DEMO_SCENARIO = Path(__file__).resolve().parents[2] / "firmware/sim/scenarios/demo.toml"
 SCAN_FOR_S = 30.0
 """How long to look for the simulated roller's advertisements, s."""
 
 
+COMMANDS = ("demo",)
+
+
 class DemoError(RuntimeError):
     """The demo could not run to its end (one line for the user)."""
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add ``demo`` to the sub-parsers."""
+    demo = sub.add_parser("demo", help="a simulated roller session, end to end")
+    one_line_errors(demo)
+    demo.add_argument("--duration", type=number(float, 1.0, "number"),
+                      help="simulated seconds (default: the whole scenario)")
+    demo.add_argument("--speed", type=_speed, default=1.5,
+                      help="simulated seconds per real second (default 1.5; the radio "
+                           "runs in real time)")
+    demo.add_argument("--seed", type=number(int, 0, "whole number"), default=7)
+    demo.add_argument("--scenario", type=Path, help="scenario TOML (default: the demo routine)")
+    demo.add_argument("--out", type=Path, help="where everything goes (default out/demo)")
+
+
+def run(args: argparse.Namespace, out: TextIO | None = None,
+        err: TextIO | None = None) -> int:
+    """Run ``smartroller demo``; its exit status (1: the demo could not finish)."""
+    try:
+        run_demo(duration_s=args.duration, speed=args.speed, seed=args.seed,
+                 scenario=args.scenario, out_dir=args.out)
+    except DemoError as exc:
+        print(f"{PROG}: error: {exc}", file=err or sys.stderr)
+        return EXIT_FAILURE
+    return EXIT_OK
+
+
+def _speed(text: str) -> float:
+    value = number(float, 0.0, "number")(text)
+    if not 0.05 <= value <= 20.0:
+        raise argparse.ArgumentTypeError(f"must be 0.05 .. 20: {text!r}")
+    return value
 
 
 def _free_port() -> int:
@@ -56,7 +94,7 @@ def _roller_process(port: int, state_dir: Path, scenario: Path, seed: int, speed
         argv += ["--duration", str(duration_s)]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen(argv, stdout=log.open("w"), stderr=subprocess.STDOUT, env=env,
-                            cwd=Path(__file__).resolve().parents[1])
+                            cwd=Path(__file__).resolve().parents[2])
 
 
 def run_demo(duration_s: float | None = None, speed: float = 1.5, seed: int = 7,
@@ -98,7 +136,7 @@ async def _host(folder: Path, port: int, sc: object, seed: int, speed: float,
     from firmware.sim.world import World
     from host.ble.bumble_adapter import close_adapters
     from host.ble.discovery import BleBackend
-    from host.cli.devices import configure_logging
+    from host.cli.common import configure_logging
     from host.daemon.keeper import RollerKeeper, run_daemon
     from host.daemon.live import live_line, read_statuses, render
     from host.export.csv import export_session

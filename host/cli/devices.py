@@ -1,8 +1,11 @@
-"""``smartroller scan | pair | stream``: the Bluetooth commands of the laptop CLI.
+"""``smartroller scan | pair | stream | devices | forget``: the rollers, their bonds and
+their radio.
 
     smartroller scan [--adapter A] [--timeout S]
     smartroller pair ADDRESS [--adapter A] [--keys FILE]
     smartroller stream ADDRESS [--adapter A] [--seconds S] [--keys FILE]
+    smartroller devices [--json]
+    smartroller forget ADDRESS [--adapter A] [--keys FILE]
 
 ``--adapter``: absent, bleak's native backend; ``hciN``, that BlueZ adapter; anything
 with a colon, a Bumble transport (``tcp-client:127.0.0.1:9102``, ``usb:0``,
@@ -11,20 +14,21 @@ bonding key store (default: the user's data directory).
 
 Each ``cmd_*`` function runs the command and returns the exit status: 0 done, 1 the
 Bluetooth side failed (not found, refused, lost), 2 bad input, 130 interrupted; an
-error is one line on stderr. ``add_ble_parsers`` / ``run_ble_command`` wire them into
-an argparse CLI.
+error is one line on stderr. ``devices`` lists the known rollers; ``forget`` removes one
+from the store and its bond (exit 1 when the system's Bluetooth refuses to remove it).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
+import json
 import math
 import re
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TextIO
 
 from bleak.exc import BleakError
@@ -33,23 +37,26 @@ from firmware.protocol import Frame, FrameFlag, ProtocolError, RollerFault, Roll
 from host.ble.client import RollerClient
 from host.ble.control import RollerCommandError, RollerDisconnected
 from host.ble.discovery import BleBackend
+from host.cli.common import (
+    EXIT_FAILURE,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    PROG,
+    UsageError,
+    add_data_dir,
+    check_address,
+    open_user_store,
+    run_on_store,
+)
 from host.stream import ClockMap
+from host.timefmt import iso_utc
 
-__all__ = ["EXIT_FAILURE", "EXIT_OK", "EXIT_USAGE", "UsageError", "add_ble_parsers",
-           "backend_for", "cmd_pair", "cmd_scan", "cmd_stream", "format_frame",
-           "run_ble_command"]
+__all__ = ["COMMANDS", "add_parsers", "backend_for", "cmd_forget", "cmd_pair", "cmd_scan",
+           "cmd_stream", "format_frame", "run"]
 
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
-PROG = "smartroller"
-COMMANDS = ("scan", "pair", "stream")
-
-_ADDRESS = re.compile(r"([0-9A-Fa-f]{2}:){5}[0-9A-Fa-f]{2}(/P)?|"
-                      r"[0-9A-Fa-f]{8}-([0-9A-Fa-f]{4}-){3}[0-9A-Fa-f]{12}")
+COMMANDS = ("scan", "pair", "stream", "devices", "forget")
 _FAILURES = (BleakError, TimeoutError, RollerCommandError, RollerDisconnected, ProtocolError)
-
-
-class UsageError(ValueError):
-    """Bad input on the command line (exit status 2)."""
 
 
 def backend_for(adapter: str | None, key_store: str | None = None) -> BleBackend:
@@ -64,13 +71,6 @@ def backend_for(adapter: str | None, key_store: str | None = None) -> BleBackend
         return BleBackend.native(adapter)
     raise UsageError(f"--adapter {adapter!r}: expected hciN or a Bumble transport "
                      "such as tcp-client:127.0.0.1:9102 or usb:0")
-
-
-def check_address(address: str) -> str:
-    """``address`` if it is a Bluetooth address (or a macOS device UUID)."""
-    if not _ADDRESS.fullmatch(address):
-        raise UsageError(f"not a Bluetooth address: {address!r} (AA:BB:CC:DD:EE:FF)")
-    return address.upper()
 
 
 def format_frame(frame: Frame, clock: ClockMap | None = None) -> str:
@@ -213,8 +213,8 @@ def cmd_stream(address: str, adapter: str | None = None, seconds: float | None =
     return _run(main, err)
 
 
-def add_ble_parsers(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Add ``scan``, ``pair`` and ``stream`` to an argparse sub-parser set."""
+def add_parsers(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add ``scan``, ``pair``, ``stream``, ``devices`` and ``forget`` to the sub-parsers."""
     def adapter(p: argparse.ArgumentParser) -> None:
         p.add_argument("--adapter", metavar="A", help="hciN, or a Bumble transport "
                        "(tcp-client:HOST:PORT, usb:0, hci-socket:0 ...)")
@@ -232,21 +232,98 @@ def add_ble_parsers(subparsers: argparse._SubParsersAction) -> None:  # type: ig
     stream.add_argument("address")
     adapter(stream)
     stream.add_argument("--seconds", type=float, help="stop after this long")
+    p = add_data_dir(subparsers.add_parser("devices", help="list the known rollers"))
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p = add_data_dir(subparsers.add_parser("forget", help="remove a roller and its bond"))
+    p.add_argument("address")
+    p.add_argument("--adapter", metavar="A",
+                   help="hciN, or a Bumble transport (the bond is then in --keys)")
+    p.add_argument("--keys", metavar="FILE", type=Path,
+                   help="the Bumble backend's key store (default: the one 'pair' uses)")
 
 
-def run_ble_command(args: argparse.Namespace) -> int | None:
-    """Run ``args.command`` if it is one of ours (its exit status), else None."""
+def run(args: argparse.Namespace, out: TextIO | None = None,
+        err: TextIO | None = None) -> int:
+    """Run ``args.command`` (one of ``COMMANDS``); its exit status."""
     if args.command == "scan":
-        return cmd_scan(args.adapter, args.timeout, key_store=args.keys)
+        return cmd_scan(args.adapter, args.timeout, key_store=args.keys, out=out, err=err)
     if args.command == "pair":
         return cmd_pair(args.address, args.adapter, key_store=args.keys,
-                        data_dir=args.data_dir)
+                        data_dir=args.data_dir, out=out, err=err)
     if args.command == "stream":
-        return cmd_stream(args.address, args.adapter, args.seconds, key_store=args.keys)
-    return None
+        return cmd_stream(args.address, args.adapter, args.seconds, key_store=args.keys,
+                          out=out, err=err)
+    out, err = out or sys.stdout, err or sys.stderr
+    if args.command == "devices":
+        return run_on_store(lambda: cmd_devices(args, out), err)
+    return run_on_store(lambda: cmd_forget(args, out, err), err)
 
 
-def configure_logging(verbose: bool) -> None:
-    """Bumble and bleak log a lot; keep errors only unless ``verbose``."""
-    logging.basicConfig(level=logging.INFO if verbose else logging.ERROR,
-                        format="%(levelname)s %(name)s: %(message)s")
+def cmd_devices(args: argparse.Namespace, out: TextIO) -> None:
+    """``smartroller devices``."""
+    store = open_user_store(args, create=False)
+    devices = [] if store is None else store.devices()
+    rows = [{"address": d.address, "name": d.name, "first_seen_utc": iso_utc(d.first_seen_utc),
+             "last_seen_utc": iso_utc(d.last_seen_utc), "bonded": d.bonded,
+             "key_store": d.key_store} for d in devices]
+    if args.json:
+        print(json.dumps(rows, indent=2), file=out)
+        return
+    if not rows:
+        print("no rollers yet: smartroller scan, then smartroller pair ADDRESS", file=out)
+    for r in rows:
+        print(f"{r['address']}  {r['name'] or '-':20}  last seen {r['last_seen_utc'][:19]}  "
+              f"{'bonded' if r['bonded'] else 'not bonded'}", file=out)
+
+
+def cmd_forget(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """``smartroller forget ADDRESS``: the device leaves the store, its bond the Bumble
+    key store (``--keys``, a Bumble ``--adapter``, or the key store the store recorded
+    for it) or else the OS (bleak's native backend; also any bond in the default Bumble
+    key store)."""
+    from host.ble.bonds import BondRemovalUnsupported, remove_bumble_bond, unpair_native
+    address = check_address(args.address)
+    adapter = args.adapter
+    if adapter is not None and ":" not in adapter and not re.fullmatch(r"hci\d+", adapter):
+        raise UsageError(f"--adapter {adapter!r}: expected hciN or a Bumble transport")
+    store = open_user_store(args, create=False)
+    device = None if store is None else store.device(address)
+    bumble = args.keys is not None or (adapter is not None and ":" in adapter)
+    key_store = args.keys
+    if key_store is None and device is not None and device.key_store and adapter is None:
+        key_store, bumble = Path(device.key_store), True
+    if key_store is None:
+        from host.ble.bumble_adapter import default_key_store_path
+
+        key_store = default_key_store_path()
+    if key_store.is_dir():
+        raise UsageError(f"--keys {key_store} is a directory, not a key store file")
+    try:
+        removed = remove_bumble_bond(key_store, address)
+    except (ValueError, OSError) as exc:
+        raise UsageError(str(exc)) from None
+    in_store = store.forget_device(address) if store is not None else False
+    done = [f"bond deleted from {key_store}"] if removed else []
+    if in_store:
+        done.insert(0, "removed from the store")
+    if bumble or removed:
+        if not done:
+            raise UsageError(f"unknown roller {address}: not in the store and no bond in "
+                            f"{key_store}")
+        print(f"{address}: {', '.join(done)}", file=out)
+        return EXIT_OK
+    try:
+        asyncio.run(unpair_native(address, adapter))
+        done.append("bond removed from the system's Bluetooth")
+        status = EXIT_OK
+    except BondRemovalUnsupported as exc:
+        print(f"{PROG}: {exc}: remove {address} in the system's Bluetooth settings", file=err)
+        status = EXIT_OK if in_store else EXIT_FAILURE
+    except Exception as exc:  # BleakError, OSError (no BlueZ), TimeoutError ...
+        reason = f"{type(exc).__name__}: {exc}".rstrip(": ")
+        print(f"{PROG}: error: the system's Bluetooth did not remove a bond with {address} "
+              f"({reason}); remove it in the system's Bluetooth settings", file=err)
+        status = EXIT_FAILURE
+    if done:
+        print(f"{address}: {', '.join(done)}", file=out)
+    return status

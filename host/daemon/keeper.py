@@ -45,7 +45,6 @@ from host.ble.client import RollerClient
 from host.ble.control import RollerCommandError, RollerDisconnected
 from host.ble.discovery import BleBackend
 from host.daemon.live import LiveStatus, publish
-from host.store import Estimates as StoredEstimates
 from host.store import Profile, Session, Store, StoreError
 from host.stream import Hole
 
@@ -106,7 +105,7 @@ def offline_pass(store: Store, session: Session, user: UserModel,
     analysis (``keep``: events of the daemon's own to keep, e.g. link cuts)."""
     cols = store.read_frames(session.id).columns()
     update, analyzer = analyze(cols, user, segmenter=StrokeSegmenter())
-    store.replace_analysis(session.id, estimates=stored_estimates(update),
+    store.replace_analysis(session.id, estimates=update.estimates,
                            strokes=update.strokes, dwells=update.dwells,
                            events=update.events + list(keep))
     return update, analyzer
@@ -117,12 +116,6 @@ def anchored(cols: FrameColumns) -> bool:
     analysis knows where on the back its positions are)."""
     contact = cols.has(FrameFlag.IN_CONTACT)
     return bool(contact.any() and cols.has(FrameFlag.ZEROED)[:int(np.argmax(contact)) + 1].any())
-
-
-def stored_estimates(update: Update) -> StoredEstimates:
-    """The analysis's estimates in the store's columns."""
-    e = update.estimates
-    return StoredEstimates(e.level, e.region, e.p_below, e.back_m, e.sd_m)
 
 
 class RollerKeeper:
@@ -236,7 +229,7 @@ class RollerKeeper:
         user = self.user
         update, offline = await asyncio.to_thread(
             lambda: analyze(cols, user, segmenter=StrokeSegmenter()))
-        self.store.replace_analysis(session.id, estimates=stored_estimates(update),
+        self.store.replace_analysis(session.id, estimates=update.estimates,
                                     strokes=update.strokes, dwells=update.dwells,
                                     events=update.events + self._link_events(session.id))
         learned = offline.learned_model() if anchored(cols) else user

@@ -31,15 +31,10 @@ boot) or UTC (s since 1970). Nothing here knows Bluetooth: the daemon hands in f
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import sqlite3
-import struct
-import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -47,13 +42,14 @@ import numpy as np
 from firmware.protocol import Frame
 from host.analysis.model import Dwell, Event, EventKind, Region, SpineEstimate, Stroke
 from host.paths import DataDirError, check_dir, database_path
+from host.store.connection import now_utc as _now
+from host.store.profiles import ProfileTables
 from host.store.records import (
     CLOSED,
     ESTIMATE_DTYPE,
     ESTIMATE_STRUCT,
     RECORDING,
     SEXES,
-    STATURE_RANGE_M,
     WARNING_KINDS,
     Device,
     Estimates,
@@ -69,8 +65,9 @@ from host.store.records import (
     frame_struct,
     newest_estimates,
 )
-from host.store.schema import MIGRATIONS, SCHEMA_VERSION, Migration, applied_versions, migrate
-from host.stream import ClockMap, ClockSample, StreamPosition
+from host.store.rollers import RollerTables
+from host.store.schema import MIGRATIONS, SCHEMA_VERSION, Migration, migrate
+from host.stream import ClockMap, StreamPosition
 
 __all__ = ["CLOSED", "MIGRATIONS", "RECORDING", "SCHEMA_VERSION", "SEXES", "WARNING_KINDS",
            "Device", "Estimates", "Frames", "Migration", "Profile", "Session", "SessionData",
@@ -83,264 +80,23 @@ MERGE_AT = 1024
 BIG_BLOCK = 16384
 """Frames per block after a merge."""
 
-WAL_CHECKPOINT_PAGES = 10_000
-"""WAL size (4 KiB pages, ~40 MB) that triggers a checkpoint (each costs an fsync: rarer
-checkpoints keep live writes even; ``sync()`` checkpoints at once)."""
-
-BUSY_TIMEOUT_S = 10.0
-"""How long a writer waits for another one (the daemon, a CLI command), s."""
-
-
 # --------------------------------------------------------------------------- the store
-
-
-def _now() -> float:
-    return time.time()
 
 
 def _finite_or_none(value: float | None) -> float | None:
     return None if value is None or not math.isfinite(value) else float(value)
 
 
-class Store:
+class Store(RollerTables, ProfileTables):
     """The SQLite session store at ``path`` (created with its schema if missing).
 
     durable: fsync every commit (``synchronous=FULL``) instead of on ``sync()``.
     readonly: open for reading only (no migration, no creation).
     Use as a context manager, or call ``close()``. One ``Store`` per thread.
+
+    The rollers' rows (devices, clocks, stream positions) are ``RollerTables``', the
+    profiles ``ProfileTables``'; sessions, their frames and their analysis are here.
     """
-
-    def __init__(self, path: str | os.PathLike[str], *, durable: bool = False,
-                 readonly: bool = False) -> None:
-        self.path = Path(path)
-        if self.path.is_dir():
-            raise StoreError(f"{self.path} is a directory, not a database file")
-        if readonly and not self.path.exists():
-            raise StoreError(f"no session store at {self.path} (nothing recorded yet)")
-        try:
-            uri = f"{self.path.resolve().as_uri()}?mode={'ro' if readonly else 'rwc'}"
-            self._conn = sqlite3.connect(uri, uri=True, isolation_level=None,
-                                         timeout=BUSY_TIMEOUT_S, check_same_thread=True)
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot open the session store {self.path}: {exc}") from None
-        try:
-            self._setup(durable, readonly)
-        except sqlite3.DatabaseError as exc:
-            self._conn.close()
-            raise StoreError(f"{self.path}: not a usable smartroller database ({exc})") \
-                from None
-        except BaseException:
-            self._conn.close()
-            raise
-        self._structs: dict[int, struct.Struct] = {}
-
-    def _setup(self, durable: bool, readonly: bool) -> None:
-        conn = self._conn
-        conn.execute("PRAGMA foreign_keys = ON")
-        if not readonly:
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if mode.lower() != "wal":
-                raise StoreError(f"{self.path}: cannot use write-ahead logging ({mode})")
-            conn.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
-            conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_CHECKPOINT_PAGES}")
-            migrate(conn)
-        else:
-            applied = applied_versions(conn)
-            if max(applied, default=0) > SCHEMA_VERSION:
-                raise StoreError(f"the database is from a newer smartroller (schema "
-                                 f"{max(applied)}; this one knows up to {SCHEMA_VERSION}): "
-                                 "upgrade smartroller")
-            if max(applied, default=0) < SCHEMA_VERSION:
-                raise StoreError(f"{self.path}: schema {max(applied, default=0)} is older "
-                                 "than this smartroller's; open it once for writing to "
-                                 "upgrade it")
-
-    # ------------------------------------------------------------------ basics
-
-    def close(self) -> None:
-        """Close the database (committed data stays; an open transaction is rolled back)."""
-        self._conn.close()
-
-    def __enter__(self) -> Store:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    @property
-    def schema_version(self) -> int:
-        """The newest schema version applied to this database."""
-        return max(applied_versions(self._conn), default=0)
-
-    @property
-    def journal_mode(self) -> str:
-        """SQLite's journal mode ("wal")."""
-        return self._conn.execute("PRAGMA journal_mode").fetchone()[0]
-
-    def sync(self) -> None:
-        """Make every commit durable against an OS crash or power loss (fsync of the
-        WAL and the database through a checkpoint)."""
-        self._conn.execute("PRAGMA wal_checkpoint(FULL)")
-
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        conn = self._conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-
-    def _one(self, sql: str, args: Sequence[Any] = ()) -> Any:
-        row = self._conn.execute(sql, args).fetchone()
-        return None if row is None else row[0]
-
-    # ------------------------------------------------------------------ devices
-
-    def note_device(self, address: str, *, name: str | None = None,
-                    seen_utc: float | None = None, bonded: bool | None = None,
-                    key_store: str | os.PathLike[str] | None = None) -> Device:
-        """Add or update a device: seen at ``seen_utc`` (default now); ``name``,
-        ``bonded`` and ``key_store`` change only when given."""
-        address = address.upper()
-        seen = _now() if seen_utc is None else seen_utc
-        ks = None if key_store is None else str(key_store)
-        with self._write() as conn:
-            conn.execute(
-                "INSERT INTO devices (address, name, first_seen_utc, last_seen_utc, bonded, "
-                "key_store) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(address) DO UPDATE SET "
-                "name = coalesce(excluded.name, name), "
-                "first_seen_utc = min(first_seen_utc, excluded.first_seen_utc), "
-                "last_seen_utc = max(last_seen_utc, excluded.last_seen_utc), "
-                "bonded = CASE WHEN ? IS NULL THEN bonded ELSE excluded.bonded END, "
-                "key_store = coalesce(excluded.key_store, key_store)",
-                (address, name, seen, seen, int(bool(bonded)), ks, bonded))
-        device = self.device(address)
-        assert device is not None
-        return device
-
-    def device(self, address: str) -> Device | None:
-        """The device with ``address``, None if unknown."""
-        row = self._conn.execute("SELECT address, name, first_seen_utc, last_seen_utc, "
-                                 "bonded, key_store FROM devices WHERE address = ?",
-                                 (address.upper(),)).fetchone()
-        return None if row is None else Device(row[0], row[1], row[2], row[3], bool(row[4]),
-                                               row[5])
-
-    def devices(self) -> list[Device]:
-        """Every known device, most recently seen first."""
-        rows = self._conn.execute("SELECT address, name, first_seen_utc, last_seen_utc, "
-                                  "bonded, key_store FROM devices "
-                                  "ORDER BY last_seen_utc DESC, address")
-        return [Device(r[0], r[1], r[2], r[3], bool(r[4]), r[5]) for r in rows]
-
-    def forget_device(self, address: str) -> bool:
-        """Remove a device, its stream positions and clock mappings (its sessions stay:
-        they are the user's data). False if it was not known."""
-        address = address.upper()
-        with self._write() as conn:
-            n = conn.execute("DELETE FROM devices WHERE address = ?", (address,)).rowcount
-            conn.execute("DELETE FROM stream_positions WHERE device = ?", (address,))
-            conn.execute("DELETE FROM clocks WHERE device = ?", (address,))
-        return n > 0
-
-    # ------------------------------------------------------------------ profiles
-
-    @staticmethod
-    def _check_profile(name: str | None, stature_m: float | None, sex: str | None) -> None:
-        if name is not None and (not name.strip() or len(name) > 64 or "\n" in name):
-            raise StoreError(f"profile name {name!r}: 1 to 64 characters on one line")
-        if stature_m is not None:
-            low, high = STATURE_RANGE_M
-            if not (math.isfinite(stature_m) and low <= stature_m <= high):
-                raise StoreError(f"stature {stature_m} m is out of range ({low} .. {high} m)")
-        if sex is not None and sex not in SEXES:
-            raise StoreError(f"sex {sex!r}: expected one of {', '.join(SEXES)}")
-
-    def create_profile(self, name: str, stature_m: float, sex: str | None = None,
-                       body: dict[str, Any] | None = None) -> Profile:
-        """A new profile; the first one becomes the active profile."""
-        self._check_profile(name, stature_m, sex)
-        now = _now()
-        try:
-            with self._write() as conn:
-                cur = conn.execute("INSERT INTO profiles (name, stature_m, sex, body, "
-                                   "created_utc, updated_utc) VALUES (?, ?, ?, ?, ?, ?)",
-                                   (name, stature_m, sex, json.dumps(body or {}), now, now))
-                conn.execute("INSERT OR IGNORE INTO settings VALUES ('active_profile', ?)",
-                             (str(cur.lastrowid),))
-        except sqlite3.IntegrityError:
-            raise StoreError(f"a profile named {name!r} exists already") from None
-        profile = self.profile(name)
-        assert profile is not None
-        return profile
-
-    def update_profile(self, name: str, *, stature_m: float | None = None,
-                       sex: str | None = None, body: dict[str, Any] | None = None,
-                       rename: str | None = None) -> Profile:
-        """Change a profile's stature, sex, analysis data (``body``, replaced whole) or
-        name; StoreError if there is no such profile."""
-        self._check_profile(rename, stature_m, sex)
-        if self.profile(name) is None:
-            raise StoreError(f"no profile named {name!r}")
-        sets, args = ["updated_utc = ?"], [_now()]
-        for column, value in (("stature_m", stature_m), ("sex", sex), ("name", rename),
-                              ("body", None if body is None else json.dumps(body))):
-            if value is not None:
-                sets.append(f"{column} = ?")
-                args.append(value)
-        try:
-            with self._write() as conn:
-                conn.execute(f"UPDATE profiles SET {', '.join(sets)} WHERE name = ?",
-                             (*args, name))
-        except sqlite3.IntegrityError:
-            raise StoreError(f"a profile named {rename!r} exists already") from None
-        profile = self.profile(rename or name)
-        assert profile is not None
-        return profile
-
-    def delete_profile(self, name: str) -> None:
-        """Remove a profile (sessions keep their data, without the profile)."""
-        with self._write() as conn:
-            if conn.execute("DELETE FROM profiles WHERE name = ?", (name,)).rowcount == 0:
-                raise StoreError(f"no profile named {name!r}")
-
-    def _profile_row(self, where: str, arg: Any) -> Profile | None:
-        row = self._conn.execute("SELECT id, name, stature_m, sex, body, created_utc, "
-                                 f"updated_utc FROM profiles WHERE {where}", (arg,)).fetchone()
-        if row is None:
-            return None
-        return Profile(row[0], row[1], row[2], row[3], json.loads(row[4]), row[5], row[6])
-
-    def profile(self, name: str) -> Profile | None:
-        """The profile named ``name``, None if none."""
-        return self._profile_row("name = ?", name)
-
-    def profile_by_id(self, profile_id: int) -> Profile | None:
-        """The profile with ``profile_id``, None if none."""
-        return self._profile_row("id = ?", profile_id)
-
-    def profiles(self) -> list[Profile]:
-        """Every profile, by name."""
-        names = [r[0] for r in self._conn.execute("SELECT name FROM profiles ORDER BY name")]
-        return [p for p in map(self.profile, names) if p is not None]
-
-    def set_active_profile(self, name: str) -> Profile:
-        """Make ``name`` the active profile (the one new sessions get)."""
-        profile = self.profile(name)
-        if profile is None:
-            raise StoreError(f"no profile named {name!r}")
-        with self._write() as conn:
-            conn.execute("INSERT OR REPLACE INTO settings VALUES ('active_profile', ?)",
-                         (str(profile.id),))
-        return profile
-
-    def active_profile(self) -> Profile | None:
-        """The active profile, None if there is none."""
-        value = self._one("SELECT value FROM settings WHERE key = 'active_profile'")
-        return None if value is None else self.profile_by_id(int(value))
 
     # ------------------------------------------------------------------ sessions
 
@@ -451,12 +207,6 @@ class Store:
 
     # ------------------------------------------------------------------ frames
 
-    def _struct(self, zone_count: int) -> struct.Struct:
-        packer = self._structs.get(zone_count)
-        if packer is None:
-            packer = self._structs[zone_count] = frame_struct(zone_count)
-        return packer
-
     def add_frames(self, session_id: int, frames: Sequence[Frame], *,
                    clock: ClockMap | None = None, utc: Sequence[float | None] | None = None,
                    position: StreamPosition | None = None,
@@ -526,7 +276,7 @@ class Store:
     def _insert_frames(self, conn: sqlite3.Connection, session: Session,
                        frames: Sequence[Frame], new: list[int], zone_count: int,
                        clock: ClockMap | None, utc: Sequence[float | None] | None) -> None:
-        pack = self._struct(zone_count).pack
+        pack = frame_struct(zone_count).pack
         parts, newest_utc = [], session.last_utc
         nan = math.nan
         for i in new:
@@ -595,60 +345,6 @@ class Store:
             conn.execute("INSERT INTO estimate_blocks (session_id, count, data) VALUES "
                          "(?, ?, ?)", (session_id, len(part), part.tobytes()))
 
-    def _clocks(self, conn: sqlite3.Connection, device: str) -> dict[int, ClockSample]:
-        rows = conn.execute("SELECT boot_id, sensor_t, utc, round_trip_s FROM clocks "
-                            "WHERE device = ?", (device,))
-        return {r[0]: ClockSample(r[0], r[1], r[2], r[3]) for r in rows}
-
-    def _fill_utc(self, conn: sqlite3.Connection, device: str, rec: np.ndarray) -> None:
-        missing = np.isnan(rec["utc"])
-        if not missing.any():
-            return
-        for boot, sample in self._clocks(conn, device).items():
-            sel = missing & (rec["boot"] == boot)
-            rec["utc"][sel] = rec["t"][sel] + sample.offset_s
-
-    def set_clock(self, device: str, sample: ClockSample) -> None:
-        """Keep a boot's sensor time -> UTC mapping (the newest replaces an older one)."""
-        with self._write() as conn:
-            self._save_clock(conn, device.upper(), sample)
-
-    @staticmethod
-    def _save_clock(conn: sqlite3.Connection, device: str, sample: ClockSample) -> None:
-        conn.execute("INSERT OR REPLACE INTO clocks VALUES (?, ?, ?, ?, ?)",
-                     (device, sample.boot_id, sample.sensor_t, sample.utc, sample.round_trip_s))
-
-    def clock_map(self, device: str) -> ClockMap:
-        """The stored mappings of ``device``'s boots."""
-        return ClockMap(list(self._clocks(self._conn, device.upper()).values()))
-
-    @staticmethod
-    def _save_position(conn: sqlite3.Connection, device: str, position: StreamPosition) -> None:
-        conn.execute("INSERT OR REPLACE INTO stream_positions VALUES (?, ?, ?, "
-                     "(SELECT coalesce(max(serial), 0) + 1 FROM stream_positions))",
-                     (device, position.boot_id, position.last_seq))
-
-    def save_position(self, device: str, position: StreamPosition) -> None:
-        """Save ``device``'s stream position alone (frames came with ``add_frames``)."""
-        with self._write() as conn:
-            self._save_position(conn, device.upper(), position)
-
-    def stream_position(self, device: str) -> tuple[StreamPosition | None, list[int]]:
-        """Where ``device``'s stream resumes: its newest saved position (None if none)
-        and the seqs of that boot stored beyond it, in any session; for
-        ``RollerClient(position=..., ahead=...)``."""
-        device = device.upper()
-        row = self._conn.execute("SELECT boot_id, last_seq FROM stream_positions WHERE "
-                                 "device = ? ORDER BY serial DESC LIMIT 1", (device,)).fetchone()
-        if row is None:
-            return None, []
-        position = StreamPosition(row[0], row[1])
-        ahead = [r[0] for r in self._conn.execute(
-            "SELECT k.seq FROM frame_keys k JOIN sessions s ON s.id = k.session_id "
-            "WHERE s.device = ? AND k.boot = ? AND k.seq > ? ORDER BY k.seq",
-            (device, position.boot_id, position.last_seq))]
-        return position, sorted(set(ahead))
-
     def read_frames(self, session_id: int) -> Frames:
         """The session's frames in ``(boot, seq)`` order, each once; UTC filled in from
         the clock mappings for frames stored before their boot was mapped."""
@@ -701,7 +397,7 @@ class Store:
         frames = self.read_frames(session_id) if frames is None else frames
         blob = b"".join(r[0] for r in self._conn.execute(
             "SELECT data FROM estimate_blocks WHERE session_id = ? ORDER BY id", (session_id,)))
-        out = Estimates.empty(len(frames))
+        out = Estimates.unknown(len(frames))
         rec = np.frombuffer(blob, dtype=ESTIMATE_DTYPE)
         if not len(rec) or not len(frames):
             return out

@@ -8,6 +8,7 @@ store's blocks (docs/store.md). No I/O here: host/store/database.py reads and wr
 
 from __future__ import annotations
 
+import functools
 import struct
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
     from host.analysis.frames import FrameColumns
 
 from firmware.protocol import Frame, FrameFlag
-from host.analysis.model import Dwell, Event, EventKind, Stroke
+from host.analysis.model import Dwell, Estimates, Event, EventKind, Stroke
 from host.stream import ClockSample
 
 __all__ = ["CLOSED", "ESTIMATE_DTYPE", "RECORDING", "SEXES", "STATURE_RANGE_M",
@@ -54,7 +55,9 @@ def frame_dtype(zone_count: int) -> np.dtype:
                      ("total_load", "<f4"), ("flags", "<u2"), ("zones", "<f4", (zone_count,))])
 
 
+@functools.cache
 def frame_struct(zone_count: int) -> struct.Struct:
+    """``frame_dtype(zone_count)`` as a ``struct`` packer (one per zone count)."""
     return struct.Struct(f"<IIdddddfH{zone_count}f")
 
 
@@ -217,36 +220,6 @@ class Frames:
                      float(self.velocity[i]), float(self.angle[i]),
                      tuple(float(z) for z in self.zones[i]), float(self.total_load[i]),
                      FrameFlag(int(self.flags[i])), int(self.boot[i]))
-
-
-@dataclass
-class Estimates:
-    """Per-frame spine estimates as arrays aligned with a session's ``Frames``.
-
-    level: continuous vertebral level (NaN: unknown); region: ``Region`` value, -1
-    unknown; p_below_ribs: 0..1 (NaN: none stored); back_m, sd_m: m (NaN: unknown).
-    """
-
-    level: np.ndarray
-    region: np.ndarray
-    p_below_ribs: np.ndarray
-    back_m: np.ndarray
-    sd_m: np.ndarray
-
-    @classmethod
-    def empty(cls, n: int) -> Estimates:
-        """n frames with nothing known."""
-        nan = np.full(n, np.nan)
-        return cls(nan.copy(), np.full(n, -1, dtype=np.int8), nan.copy(), nan.copy(),
-                   nan.copy())
-
-    def __len__(self) -> int:
-        return len(self.level)
-
-    @property
-    def known(self) -> np.ndarray:
-        """Frames with an estimate stored (bool array)."""
-        return np.isfinite(self.p_below_ribs)
 
 
 @dataclass

@@ -1,0 +1,123 @@
+"""One connection to the SQLite session store: opening, the schema check, WAL, commits.
+
+``StoreConnection`` opens ``path`` (created with its schema if missing, migrated if
+older; refused if from a newer smartroller), in WAL mode with ``synchronous=NORMAL``
+(``durable``: ``FULL``). Each write is one ``BEGIN IMMEDIATE`` .. ``COMMIT`` through
+``_write()``; a writer waits up to ``BUSY_TIMEOUT_S`` for another one. The tables'
+classes (``RollerTables``, ``ProfileTables``, ``Store``) build on it.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from host.store.records import StoreError
+from host.store.schema import SCHEMA_VERSION, applied_versions, migrate
+
+__all__ = ["BUSY_TIMEOUT_S", "WAL_CHECKPOINT_PAGES", "StoreConnection", "now_utc"]
+
+WAL_CHECKPOINT_PAGES = 10_000
+"""WAL size (4 KiB pages, ~40 MB) that triggers a checkpoint (each costs an fsync: rarer
+checkpoints keep live writes even; ``sync()`` checkpoints at once)."""
+
+BUSY_TIMEOUT_S = 10.0
+"""How long a writer waits for another one (the daemon, a CLI command), s."""
+
+
+def now_utc() -> float:
+    """The wall clock, s since 1970 (UTC)."""
+    return time.time()
+
+
+class StoreConnection:
+    """An open session store at ``path``; see the module docstring."""
+
+    def __init__(self, path: str | os.PathLike[str], *, durable: bool = False,
+                 readonly: bool = False) -> None:
+        self.path = Path(path)
+        if self.path.is_dir():
+            raise StoreError(f"{self.path} is a directory, not a database file")
+        if readonly and not self.path.exists():
+            raise StoreError(f"no session store at {self.path} (nothing recorded yet)")
+        try:
+            uri = f"{self.path.resolve().as_uri()}?mode={'ro' if readonly else 'rwc'}"
+            self._conn = sqlite3.connect(uri, uri=True, isolation_level=None,
+                                         timeout=BUSY_TIMEOUT_S, check_same_thread=True)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open the session store {self.path}: {exc}") from None
+        try:
+            self._setup(durable, readonly)
+        except sqlite3.DatabaseError as exc:
+            self._conn.close()
+            raise StoreError(f"{self.path}: not a usable smartroller database ({exc})") \
+                from None
+        except BaseException:
+            self._conn.close()
+            raise
+
+    def _setup(self, durable: bool, readonly: bool) -> None:
+        conn = self._conn
+        conn.execute("PRAGMA foreign_keys = ON")
+        if not readonly:
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if mode.lower() != "wal":
+                raise StoreError(f"{self.path}: cannot use write-ahead logging ({mode})")
+            conn.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
+            conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_CHECKPOINT_PAGES}")
+            migrate(conn)
+        else:
+            applied = applied_versions(conn)
+            if max(applied, default=0) > SCHEMA_VERSION:
+                raise StoreError(f"the database is from a newer smartroller (schema "
+                                 f"{max(applied)}; this one knows up to {SCHEMA_VERSION}): "
+                                 "upgrade smartroller")
+            if max(applied, default=0) < SCHEMA_VERSION:
+                raise StoreError(f"{self.path}: schema {max(applied, default=0)} is older "
+                                 "than this smartroller's; open it once for writing to "
+                                 "upgrade it")
+
+    def close(self) -> None:
+        """Close the database (committed data stays; an open transaction is rolled back)."""
+        self._conn.close()
+
+    def __enter__(self) -> StoreConnection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def schema_version(self) -> int:
+        """The newest schema version applied to this database."""
+        return max(applied_versions(self._conn), default=0)
+
+    @property
+    def journal_mode(self) -> str:
+        """SQLite's journal mode ("wal")."""
+        return self._conn.execute("PRAGMA journal_mode").fetchone()[0]
+
+    def sync(self) -> None:
+        """Make every commit durable against an OS crash or power loss (fsync of the
+        WAL and the database through a checkpoint)."""
+        self._conn.execute("PRAGMA wal_checkpoint(FULL)")
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def _one(self, sql: str, args: Sequence[Any] = ()) -> Any:
+        row = self._conn.execute(sql, args).fetchone()
+        return None if row is None else row[0]

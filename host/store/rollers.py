@@ -1,0 +1,124 @@
+"""The store's rows of each roller: the device (name, bond, key store), its boots'
+sensor-time -> UTC mappings (clocks) and where its stream resumes (stream positions).
+
+Addresses are kept upper-case. Forgetting a device removes its rows here; its sessions
+stay (they are the user's data).
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+
+import numpy as np
+
+from host.store.connection import StoreConnection, now_utc
+from host.store.records import Device
+from host.stream import ClockMap, ClockSample, StreamPosition
+
+__all__ = ["RollerTables"]
+
+
+class RollerTables(StoreConnection):
+    """Devices, clocks and stream positions of the store's rollers."""
+
+    def note_device(self, address: str, *, name: str | None = None,
+                    seen_utc: float | None = None, bonded: bool | None = None,
+                    key_store: str | os.PathLike[str] | None = None) -> Device:
+        """Add or update a device: seen at ``seen_utc`` (default now); ``name``,
+        ``bonded`` and ``key_store`` change only when given."""
+        address = address.upper()
+        seen = now_utc() if seen_utc is None else seen_utc
+        ks = None if key_store is None else str(key_store)
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO devices (address, name, first_seen_utc, last_seen_utc, bonded, "
+                "key_store) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(address) DO UPDATE SET "
+                "name = coalesce(excluded.name, name), "
+                "first_seen_utc = min(first_seen_utc, excluded.first_seen_utc), "
+                "last_seen_utc = max(last_seen_utc, excluded.last_seen_utc), "
+                "bonded = CASE WHEN ? IS NULL THEN bonded ELSE excluded.bonded END, "
+                "key_store = coalesce(excluded.key_store, key_store)",
+                (address, name, seen, seen, int(bool(bonded)), ks, bonded))
+        device = self.device(address)
+        assert device is not None
+        return device
+
+    def device(self, address: str) -> Device | None:
+        """The device with ``address``, None if unknown."""
+        row = self._conn.execute("SELECT address, name, first_seen_utc, last_seen_utc, "
+                                 "bonded, key_store FROM devices WHERE address = ?",
+                                 (address.upper(),)).fetchone()
+        return None if row is None else Device(row[0], row[1], row[2], row[3], bool(row[4]),
+                                               row[5])
+
+    def devices(self) -> list[Device]:
+        """Every known device, most recently seen first."""
+        rows = self._conn.execute("SELECT address, name, first_seen_utc, last_seen_utc, "
+                                  "bonded, key_store FROM devices "
+                                  "ORDER BY last_seen_utc DESC, address")
+        return [Device(r[0], r[1], r[2], r[3], bool(r[4]), r[5]) for r in rows]
+
+    def forget_device(self, address: str) -> bool:
+        """Remove a device, its stream positions and clock mappings (its sessions stay:
+        they are the user's data). False if it was not known."""
+        address = address.upper()
+        with self._write() as conn:
+            n = conn.execute("DELETE FROM devices WHERE address = ?", (address,)).rowcount
+            conn.execute("DELETE FROM stream_positions WHERE device = ?", (address,))
+            conn.execute("DELETE FROM clocks WHERE device = ?", (address,))
+        return n > 0
+
+    def _clocks(self, conn: sqlite3.Connection, device: str) -> dict[int, ClockSample]:
+        rows = conn.execute("SELECT boot_id, sensor_t, utc, round_trip_s FROM clocks "
+                            "WHERE device = ?", (device,))
+        return {r[0]: ClockSample(r[0], r[1], r[2], r[3]) for r in rows}
+
+    def _fill_utc(self, conn: sqlite3.Connection, device: str, rec: np.ndarray) -> None:
+        missing = np.isnan(rec["utc"])
+        if not missing.any():
+            return
+        for boot, sample in self._clocks(conn, device).items():
+            sel = missing & (rec["boot"] == boot)
+            rec["utc"][sel] = rec["t"][sel] + sample.offset_s
+
+    def set_clock(self, device: str, sample: ClockSample) -> None:
+        """Keep a boot's sensor time -> UTC mapping (the newest replaces an older one)."""
+        with self._write() as conn:
+            self._save_clock(conn, device.upper(), sample)
+
+    @staticmethod
+    def _save_clock(conn: sqlite3.Connection, device: str, sample: ClockSample) -> None:
+        conn.execute("INSERT OR REPLACE INTO clocks VALUES (?, ?, ?, ?, ?)",
+                     (device, sample.boot_id, sample.sensor_t, sample.utc, sample.round_trip_s))
+
+    def clock_map(self, device: str) -> ClockMap:
+        """The stored mappings of ``device``'s boots."""
+        return ClockMap(list(self._clocks(self._conn, device.upper()).values()))
+
+    @staticmethod
+    def _save_position(conn: sqlite3.Connection, device: str, position: StreamPosition) -> None:
+        conn.execute("INSERT OR REPLACE INTO stream_positions VALUES (?, ?, ?, "
+                     "(SELECT coalesce(max(serial), 0) + 1 FROM stream_positions))",
+                     (device, position.boot_id, position.last_seq))
+
+    def save_position(self, device: str, position: StreamPosition) -> None:
+        """Save ``device``'s stream position alone (frames came with ``add_frames``)."""
+        with self._write() as conn:
+            self._save_position(conn, device.upper(), position)
+
+    def stream_position(self, device: str) -> tuple[StreamPosition | None, list[int]]:
+        """Where ``device``'s stream resumes: its newest saved position (None if none)
+        and the seqs of that boot stored beyond it, in any session; for
+        ``RollerClient(position=..., ahead=...)``."""
+        device = device.upper()
+        row = self._conn.execute("SELECT boot_id, last_seq FROM stream_positions WHERE "
+                                 "device = ? ORDER BY serial DESC LIMIT 1", (device,)).fetchone()
+        if row is None:
+            return None, []
+        position = StreamPosition(row[0], row[1])
+        ahead = [r[0] for r in self._conn.execute(
+            "SELECT k.seq FROM frame_keys k JOIN sessions s ON s.id = k.session_id "
+            "WHERE s.device = ? AND k.boot = ? AND k.seq > ? ORDER BY k.seq",
+            (device, position.boot_id, position.last_seq))]
+        return position, sorted(set(ahead))
