@@ -2,7 +2,8 @@
 
 import pytest
 
-from firmware.sim.rig import CpuMeter, SimRoller, _meter_costs
+from firmware.sim.cpu import CpuMeter, _meter_costs
+from firmware.sim.rig import SimRoller
 
 
 class FakeCpu:

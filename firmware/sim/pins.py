@@ -38,10 +38,10 @@ class _Recorder(Protocol):
 class SimPinFactory(MockFactory):
     """A ``MockFactory`` of ``SimPin``s on a virtual clock (``clock.now()``, s).
 
-    meter: optional CPU meter (``firmware.sim.rig.CpuMeter``): the pins' internals
+    meter: optional CPU meter (``firmware.sim.cpu.CpuMeter``): the pins' internals
     (what lgpio's C calls do on a Pi) are then kept out of the firmware's time, and
     the edge events they fire (gpiozero's handlers) are counted in it.
-    recorder: optional ``firmware.sim.rig.Tape``: what the pins and ``ticks`` answer,
+    recorder: optional ``firmware.sim.tape.Tape``: what the pins and ``ticks`` answer,
     and the edge events, are recorded on it (for the CPU meter's replay).
     """
 

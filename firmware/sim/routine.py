@@ -8,10 +8,11 @@ with the hips lowered, elbows squeezed forward for some stretches, drifts toward
 sometimes below the rib cage, then get off (the load falls to zero, contact ends).
 
 Everything is planned as knots joined by minimum-jerk transitions (zero speed and
-acceleration at every knot), so positions and loads are smooth to the second
-derivative. A stroke is one movement in one direction between two knots, followed by a
-short turnaround hold; its period (movement + hold) is 60 / cadence. Two strokes the
-same way follow each other only after a stop (``SAME_WAY_STOP_S``).
+acceleration at every knot; ``Knots`` and the curves are in ``firmware.sim.motion``),
+so positions and loads are smooth to the second derivative. A stroke is one movement
+in one direction between two knots, followed by a short turnaround hold; its period
+(movement + hold) is 60 / cadence. Two strokes the same way follow each other only
+after a stop (``SAME_WAY_STOP_S``).
 
 Positions are along the back, m from C7, + toward the feet (see ``firmware.sim.body``).
 Loads are shares of body weight. Times are s from the start of the session.
@@ -26,6 +27,7 @@ from enum import IntEnum
 import numpy as np
 
 from firmware.sim.body import Person
+from firmware.sim.motion import Knots, min_jerk_inverse
 from firmware.sim.scenario import RoutineSection
 
 MAX_SHARE = 0.55
@@ -58,60 +60,6 @@ class Phase(IntEnum):
     GET_OFF = 6  # getting off (load falls to zero)
     OFF = 7  # off the roller
     CALIBRATE = 8  # rolling to and holding the calibration landmarks
-
-
-def min_jerk(tau: np.ndarray | float) -> np.ndarray:
-    """Minimum-jerk profile 10 tau^3 - 15 tau^4 + 6 tau^5 over tau in [0, 1] (clipped)."""
-    tau = np.clip(tau, 0.0, 1.0)
-    return tau**3 * (10.0 - 15.0 * tau + 6.0 * tau**2)
-
-
-def min_jerk_rate(tau: np.ndarray | float) -> np.ndarray:
-    """d(min_jerk)/d(tau): 30 tau^2 (1 - tau)^2 (zero outside [0, 1])."""
-    tau = np.asarray(tau, dtype=float)
-    inside = (tau >= 0.0) & (tau <= 1.0)
-    return np.where(inside, 30.0 * tau**2 * (1.0 - tau) ** 2, 0.0)
-
-
-_TAU = np.linspace(0.0, 1.0, 4001)
-_MJ = min_jerk(_TAU)
-
-
-def min_jerk_inverse(q: float) -> float:
-    """The tau at which the minimum-jerk profile has covered fraction q of the distance."""
-    return float(np.interp(q, _MJ, _TAU))
-
-
-@dataclass(frozen=True, eq=False)
-class Knots:
-    """A smooth signal: minimum-jerk transitions between (t s, value) knots.
-
-    Constant before the first and after the last knot; t strictly increasing.
-    """
-
-    t: np.ndarray
-    v: np.ndarray
-
-    def _where(self, t: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        k = np.clip(np.searchsorted(self.t, t, side="right") - 1, 0, len(self.t) - 2)
-        t0, t1 = self.t[k], self.t[k + 1]
-        return k, (t - t0) / (t1 - t0), t1 - t0
-
-    def __call__(self, t: np.ndarray) -> np.ndarray:
-        """Value at times t (s)."""
-        t = np.asarray(t, dtype=float)
-        if len(self.t) == 1:
-            return np.full(t.shape, self.v[0])
-        k, tau, _ = self._where(t)
-        return self.v[k] + (self.v[k + 1] - self.v[k]) * min_jerk(tau)
-
-    def rate(self, t: np.ndarray) -> np.ndarray:
-        """Time derivative at times t (value per s)."""
-        t = np.asarray(t, dtype=float)
-        if len(self.t) == 1:
-            return np.zeros(t.shape)
-        k, tau, span = self._where(t)
-        return (self.v[k + 1] - self.v[k]) * min_jerk_rate(tau) / span
 
 
 @dataclass(frozen=True, eq=False)
