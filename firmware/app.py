@@ -17,11 +17,11 @@ from typing import Any
 
 from firmware.clock import Clock
 from firmware.config import Config
-from firmware.drivers.ads1115 import ZoneScanner
 from firmware.drivers.haptic import Haptic
 from firmware.drivers.max17048 import FuelGauge
 from firmware.drivers.mpu6050 import Mpu6050
 from firmware.drivers.panel import LedState, Panel, PanelEvent
+from firmware.drivers.zone_scanner import ZoneScanner
 from firmware.protocol import Frame, FrameFlag
 from firmware.safety import Fence, FenceAction
 from firmware.samples import ImuBatch, ZoneScan

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from firmware.config import AdcConfig
-from firmware.drivers.ads1115 import Ads1115, ZoneScanner, config_word, conversion_time_s
+from firmware.drivers.ads1115 import Ads1115, config_word, conversion_time_s
+from firmware.drivers.zone_scanner import ZoneScanner
 from firmware.sim.ads1115 import Ads1115Sim, noise_rms_v
 from firmware.sim.bus import SimBus
 from firmware.sim.clock import SimClock

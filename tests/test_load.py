@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from firmware.config import AdcConfig, ZonesConfig
-from firmware.drivers.ads1115 import ZoneScanner
+from firmware.drivers.zone_scanner import ZoneScanner
 from firmware.sensing.load import ZoneLoads
 from firmware.sim.ads1115 import Ads1115Sim
 from firmware.sim.bus import SimBus
