@@ -7,10 +7,11 @@ device (real controller on a Pi, virtual one in simulation) and to the running
 goes to the journal and, at every drain (20 ms), to each authorised host.
 
 A host is *authorised* when its link is encrypted with a bonded key the roller
-serves (Secure Connections; authenticated by passkey in passkey mode). Only
-authorised hosts can read or write (``services.py``) and only they get
-notifications and indications: Bumble's CCCDs are unprotected, so every send is
-gated here. Unauthorised connections are dropped after ``unauthorised_timeout_s``.
+serves (Secure Connections; authenticated by passkey in passkey mode). Every read
+and write is decided by the attribute table of ``access.py`` before Bumble sees it
+(only authorised hosts read the roller's values or write anything), and only
+authorised hosts get notifications and indications: every send is gated here too.
+Unauthorised connections are dropped after ``unauthorised_timeout_s``.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from bumble.gatt import GATT_DEVICE_NAME_CHARACTERISTIC, Characteristic
 from bumble.keys import JsonKeyStore, PairingKeys
 
 import firmware
+from firmware.ble.access import AttributeFirewall
 from firmware.ble.control import ControlPoint, Session, seq_or_none
 from firmware.ble.pairing import (
     PAIRING_WINDOW_S,
@@ -170,6 +172,8 @@ class RollerServer:
                                DeviceInfo(hardware_revision=hardware_revision,
                                           firmware_revision=firmware_version()))
         device.add_services(self.gatt.services)
+        self.firewall = AttributeFirewall(device.gatt_server, self._authorised, self._guard)
+        self.firewall.install()
         device.on(device.EVENT_CONNECTION, self._on_connection)
 
     # ------------------------------------------------------------------ life cycle
@@ -403,6 +407,10 @@ class RollerServer:
         self._indicate(link, response)
 
     # ------------------------------------------------------------------ security
+    def _authorised(self, connection: Connection) -> bool:
+        link = self.links.get(connection.handle)
+        return link is not None and link.authorised
+
     async def _guard(self, connection: Connection) -> None:
         link = self.links.get(connection.handle)
         if link is not None and not link.authorised:
