@@ -264,6 +264,7 @@ def test_pairing_in_window_bonds_and_keys_are_stored(tmp_path):
         keys = json.loads((tmp_path / "keys.json").read_text())
         (bonds,) = keys.values()
         assert HOST_ADDRESS in bonds and bonds[HOST_ADDRESS]["ltk"]["value"]
+        assert (tmp_path / "keys.json").stat().st_mode & 0o777 == 0o600  # owner only
         info = bytes(await host.char(FIRMWARE_REVISION_UUID).read_value()).decode()
         assert info == firmware.__version__
         (level,) = bytes(await host.char(BATTERY_LEVEL_UUID).read_value())

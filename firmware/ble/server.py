@@ -28,11 +28,12 @@ from bumble.att import ATT_Error, ATT_Handle_Value_Notification, ErrorCode
 from bumble.core import UUID, AdvertisingData, PhysicalTransport
 from bumble.device import Connection, Device
 from bumble.gatt import GATT_DEVICE_NAME_CHARACTERISTIC, Characteristic
-from bumble.keys import JsonKeyStore, PairingKeys
+from bumble.keys import PairingKeys
 
 import firmware
 from firmware.ble.access import AttributeFirewall
 from firmware.ble.control import ControlPoint, Session, seq_or_none
+from firmware.ble.keystore import PrivateKeyStore
 from firmware.ble.pairing import (
     PAIRING_WINDOW_S,
     PairingWindow,
@@ -113,7 +114,8 @@ class RollerServer:
 
     device: Bumble device (not yet powered on, or powered on: ``start`` copes).
     firmware: the running firmware. journal: ``firmware.journal.Journal``.
-    keystore_path: JSON file of the bonds (Bumble ``JsonKeyStore``); kept across restarts.
+    keystore_path: JSON file of the bonds (Bumble's format, kept 0600 in a 0700 directory:
+        ``PrivateKeyStore``); kept across restarts.
     passkey: static 6-digit passkey: pairing then needs it (MITM protection); None:
         Just Works.
     pairing_window_s: how long ``open_pairing_window`` opens it, s.
@@ -161,7 +163,7 @@ class RollerServer:
         self.frame_period_s = round(1000.0 / rate) / 1000.0
         self.zone_count = firmware.config.zones.count
 
-        device.keystore = JsonKeyStore(None, str(keystore_path))
+        device.keystore = PrivateKeyStore(None, keystore_path)
         delegate = RollerPairingDelegate(self.pairing_open, self.passkey)
         mitm = self.passkey is not None
         device.pairing_config_factory = lambda _connection: pairing_config(delegate, mitm=mitm)
