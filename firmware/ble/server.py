@@ -32,6 +32,7 @@ from bumble.keys import PairingKeys
 
 import firmware
 from firmware.ble.access import AttributeFirewall
+from firmware.ble.acks import HostAcks
 from firmware.ble.control import ControlPoint, Session, seq_or_none
 from firmware.ble.keystore import PrivateKeyStore
 from firmware.ble.pairing import (
@@ -68,6 +69,8 @@ JOURNAL_FLUSH_S = 1.0
 HOUSEKEEPING_S = 0.1
 """Period of the pairing-window / status / idle-link checks when no frames come, s."""
 _CCCD_NOTIFY, _CCCD_INDICATE = 0x01, 0x02
+HOST_ACKS_NAME = "host-acks.json"
+"""The per-host acknowledgement marks, next to the key store (``acks.py``)."""
 
 
 def roller_name(address: hci.Address) -> str:
@@ -107,6 +110,11 @@ class HostLink:
     def mtu(self) -> int:
         """The connection's ATT MTU, bytes."""
         return int(self.connection.att_mtu)
+
+    @property
+    def identity(self) -> str:
+        """The peer's identity address (resolved from its IRK once bonded)."""
+        return str(self.connection.peer_address)
 
 
 class RollerServer:
@@ -167,8 +175,9 @@ class RollerServer:
         delegate = RollerPairingDelegate(self.pairing_open, self.passkey)
         mitm = self.passkey is not None
         device.pairing_config_factory = lambda _connection: pairing_config(delegate, mitm=mitm)
+        self.acks = HostAcks(journal, Path(keystore_path).with_name(HOST_ACKS_NAME))
         self.control = ControlPoint(firmware, journal, self.session, self.status,
-                                    self._state_changed)
+                                    self._state_changed, self.acks)
         self.gatt = RollerGatt(self._guard, lambda: self.status().encode(),
                                self._on_control_write, self.battery_level,
                                DeviceInfo(hardware_revision=hardware_revision,
@@ -181,6 +190,8 @@ class RollerServer:
     # ------------------------------------------------------------------ life cycle
     async def start(self) -> None:
         """Power the device on (if needed), take the name, hook the firmware, advertise."""
+        if self.device.keystore is not None:  # a bond removed while off owns nothing
+            self.acks.keep_only({name for name, _ in await self.device.keystore.get_all()})
         if not self.device.powered_on:
             await self.device.power_on()
         else:  # the key store was replaced after power-on: reload the resolving list
@@ -461,6 +472,7 @@ class RollerServer:
     async def _refuse_bond(self, connection: Connection) -> None:
         if self.device.keystore is not None:
             await self.device.keystore.delete(str(connection.peer_address))
+        self.acks.forget(str(connection.peer_address))
         await connection.disconnect(hci.HCI_ErrorCode.AUTHENTICATION_FAILURE_ERROR)
 
     # ------------------------------------------------------------------ connections
