@@ -21,6 +21,9 @@ File format (all integers little-endian)::
     acked                          ASCII decimal: newest seq the host acknowledged;
                                    written to ``acked.tmp``, fsynced, ``os.replace``d
 
+The directory is created 0700 (an existing one tightened: ``firmware.files``): the
+frames are the person's rolling, for the roller's user only.
+
 Values keep full precision (not the wire's fixed point); loads are float32 (7 digits).
 
 Rules:
@@ -62,6 +65,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
 
+from firmware.files import private_dir
 from firmware.protocol import Frame, FrameFlag
 
 __all__ = ["ACKED_NAME", "ACK_SAVE_PERIOD_S", "SEGMENT_GLOB", "Journal", "segment_name"]
@@ -314,7 +318,7 @@ class Journal:
     # ------------------------------------------------------------------ opening
 
     def _open(self, directory: Path) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
+        private_dir(directory)  # 0700: the person's rolling
         self._acked = self._saved_acked = self._load_acked(directory / ACKED_NAME)
         if self._acked is not None:
             self._floor = self._acked + 1

@@ -5,22 +5,34 @@
 for "smartroller" (``~/.local/share/smartroller`` on Linux, ``~/Library/Application
 Support/smartroller`` on macOS, ``%LOCALAPPDATA%\\smartroller`` on Windows).
 ``check_dir`` makes sure a directory is usable, with a one-line ``DataDirError``.
+
+The data directory holds the bond keys (LTKs, the rollers' keys) and the session
+store (the person's rolling): it is **0700** and those files **0600**, on every
+start. ``private_dir`` makes (or tightens) such a directory: an existing one is left
+as it is when it is not the user's own, the home directory or a sticky shared one
+(``/tmp``). ``tighten_file`` clears a file's group and other bits;
+``atomic_write_text`` writes 0600 from the first byte (``mkstemp``). POSIX modes: on
+Windows these are no-ops.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from pathlib import Path
 
-__all__ = ["DATA_DIR_ENV", "DB_NAME", "DataDirError", "atomic_write_text", "check_dir",
-           "data_dir", "database_path"]
+__all__ = ["DATA_DIR_ENV", "DB_NAME", "PRIVATE_DIR_MODE", "DataDirError", "atomic_write_text",
+           "check_dir", "data_dir", "database_path", "private_dir", "tighten_file"]
 
 DATA_DIR_ENV = "SMARTROLLER_DATA_DIR"
 """Environment variable naming the data directory (``--data-dir`` wins over it)."""
 
 DB_NAME = "smartroller.db"
 """File name of the session store in the data directory."""
+
+PRIVATE_DIR_MODE = 0o700
+"""Mode of the data directory (bond keys and sessions inside)."""
 
 
 class DataDirError(ValueError):
@@ -40,8 +52,10 @@ def data_dir(override: str | os.PathLike[str] | None = None) -> Path:
     return platformdirs.user_data_path("smartroller")
 
 
-def check_dir(path: Path, what: str = "data directory", create: bool = True) -> Path:
-    """``path`` as a usable directory (created with its parents if ``create``).
+def check_dir(path: Path, what: str = "data directory", create: bool = True,
+              private: bool = False) -> Path:
+    """``path`` as a usable directory (created with its parents if ``create``);
+    ``private``: created 0700, an existing one tightened (``private_dir``).
 
     DataDirError if it is a file, cannot be created, or is not writable.
     """
@@ -51,9 +65,16 @@ def check_dir(path: Path, what: str = "data directory", create: bool = True) -> 
         if not create:
             raise DataDirError(f"{what} {path} does not exist")
         try:
-            path.mkdir(parents=True, exist_ok=True)
+            path.mkdir(mode=PRIVATE_DIR_MODE if private else 0o777, parents=True,
+                       exist_ok=True)
         except OSError as exc:
             raise DataDirError(f"cannot create the {what} {path}: "
+                               f"{exc.strerror or exc}") from None
+    if private:
+        try:
+            private_dir(path)
+        except OSError as exc:
+            raise DataDirError(f"cannot make the {what} {path} private: "
                                f"{exc.strerror or exc}") from None
     if not os.access(path, os.W_OK | os.X_OK):
         raise DataDirError(f"{what} {path} is not writable")
@@ -65,9 +86,34 @@ def database_path(override: str | os.PathLike[str] | None = None) -> Path:
     return data_dir(override) / DB_NAME
 
 
+def private_dir(path: Path) -> Path:
+    """``path`` as a directory only its owner may open: created 0700 (missing parents
+    too), an existing one tightened to 0700 unless it is shared (see the module doc).
+    OSError when it cannot be created or changed."""
+    path.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
+    info = path.stat()
+    uid = os.geteuid() if hasattr(os, "geteuid") else info.st_uid
+    shared = (info.st_mode & stat.S_ISVTX or info.st_uid != uid
+              or path.resolve() == Path.home().resolve())
+    if not shared and stat.S_IMODE(info.st_mode) & ~PRIVATE_DIR_MODE:
+        os.chmod(path, PRIVATE_DIR_MODE)
+    return path
+
+
+def tighten_file(path: Path) -> None:
+    """Clear the group and other bits of ``path`` if it exists (OSError if it cannot)."""
+    try:
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        return
+    if mode & 0o077:
+        os.chmod(path, mode & PRIVATE_DIR_MODE)
+
+
 def atomic_write_text(path: Path, text: str) -> Path:
-    """Write ``text`` (UTF-8) to ``path`` atomically: a temporary file beside it, fsync,
-    rename; on any error the temporary file goes and ``path`` is untouched."""
+    """Write ``text`` (UTF-8) to ``path`` atomically: a temporary file beside it (0600,
+    so the file is 0600 after), fsync, rename; on any error the temporary file goes and
+    ``path`` is untouched."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:

@@ -42,11 +42,18 @@ from firmware.protocol import (
     TimeReply,
 )
 
-__all__ = ["ClockMap", "ClockSample", "Hole", "Received", "StreamPosition", "StreamReceiver"]
+__all__ = ["MAX_BOOTS", "ClockMap", "ClockSample", "Hole", "Received", "StreamPosition",
+           "StreamReceiver"]
 
 DEFAULT_MAX_GAPS = 64
 """Gaps (runs of missing frames before delivered ones) open at once in a boot before the
 oldest is given up as a ``Hole``: the bound on the receiver's memory."""
+
+MAX_BOOTS = 16
+"""Boots tracked at once (a roller reboots a few times a day; 20 000 boot ids is a faulty
+or hostile roller): beyond it the least recently current boot is forgotten (its gaps were
+already reported as holes when it stopped being current; a frame of it arriving later is
+delivered again, and the store drops it as a duplicate by (boot, seq))."""
 
 _LAST = itemgetter(1)
 
@@ -405,7 +412,10 @@ class StreamReceiver:
             skipped = track.cover(track.next, track.newest)
             if known:
                 out.holes += [Hole(old, a, b) for a, b in skipped]
-        self._tracks.setdefault(boot_id, _BootTrack())
+        track = self._tracks.pop(boot_id, None)  # the current boot goes last (newest)
+        self._tracks[boot_id] = track if track is not None else _BootTrack()
+        while len(self._tracks) > MAX_BOOTS:
+            del self._tracks[next(iter(self._tracks))]
         self._boot = boot_id
         self._resume_sent = self._live_from = None
 

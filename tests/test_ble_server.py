@@ -264,6 +264,7 @@ def test_pairing_in_window_bonds_and_keys_are_stored(tmp_path):
         keys = json.loads((tmp_path / "keys.json").read_text())
         (bonds,) = keys.values()
         assert HOST_ADDRESS in bonds and bonds[HOST_ADDRESS]["ltk"]["value"]
+        assert (tmp_path / "keys.json").stat().st_mode & 0o777 == 0o600  # owner only
         info = bytes(await host.char(FIRMWARE_REVISION_UUID).read_value()).decode()
         assert info == firmware.__version__
         (level,) = bytes(await host.char(BATTERY_LEVEL_UUID).read_value())
@@ -317,7 +318,11 @@ def test_unbonded_central_gets_nothing_and_is_dropped(tmp_path):
         with pytest.raises(ATT_Error):
             await host.char(CONTROL_UUID).write_value(encode_request(StartSession(7)),
                                                       with_response=True)
-        await host.subscribe()  # Bumble's CCCDs accept the writes...
+        with pytest.raises(ATT_Error) as refused:  # the roller refuses the CCCD writes
+            await host.subscribe()
+        assert refused.value.error_code == ErrorCode.INSUFFICIENT_AUTHENTICATION
+        roller.device.gatt_server.write_cccd(host_connection(roller), roller.server.gatt.stream,
+                                             b"\x01\x00")  # as if Bumble had taken one...
         await asyncio.sleep(0.5)
         assert host.notifications == 0 and host.responses.empty()  # ...nothing is sent
         assert not roller.server.session.running
@@ -326,6 +331,11 @@ def test_unbonded_central_gets_nothing_and_is_dropped(tmp_path):
         await asyncio.wait_for(gone, 3.0)  # dropped after unauthorised_timeout_s
         await roller.stop()
     run(scenario())
+
+
+def host_connection(roller: Roller) -> Connection:
+    (link,) = roller.server.links.values()
+    return link.connection
 
 
 def test_passkey_mode_needs_the_passkey(tmp_path):

@@ -336,6 +336,7 @@ def test_connect_pair_read_write_notify_indicate(tmp_path):
             await client.pair()
             keys = json.loads((tmp_path / "keys.json").read_text())
             assert [list(peers) for peers in keys.values()] == [[ROLLER]]
+            assert (tmp_path / "keys.json").stat().st_mode & 0o777 == 0o600  # owner only
             assert Status.decode(bytes(await client.read_gatt_char(STATUS_UUID))).boot_id == 7
             assert await client.read_gatt_char(DEBUG_UUID) == b"debug"
             await client.write_gatt_char(DEBUG_UUID, b"\x01\x02", response=False)

@@ -20,7 +20,15 @@ from firmware.protocol import (
     quantise,
 )
 from host.ble.client import RollerClient
-from host.stream import ClockMap, ClockSample, Hole, StreamPosition, StreamReceiver, _BootTrack
+from host.stream import (
+    MAX_BOOTS,
+    ClockMap,
+    ClockSample,
+    Hole,
+    StreamPosition,
+    StreamReceiver,
+    _BootTrack,
+)
 
 ZONES = 2
 FEW = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -466,3 +474,14 @@ def test_clock_map_error_within_half_round_trip(sensor_t, utc_at_reply, rtt, boo
     mapped = clock.to_utc(boot, reply.sensor_t + later)
     assert abs(mapped - (reply.sensor_t + later + true_offset)) <= rtt / 2 + 1e-6
     assert clock.to_utc((boot + 1) % 2**32, 1.0) is None
+
+
+def test_a_roller_announcing_endless_boot_ids_does_not_grow_the_host():
+    receiver = StreamReceiver(zone_count=4)
+    rng = random.Random(19)
+    boots = [rng.randrange(2**32) for _ in range(20_000)]
+    for boot in boots:
+        receiver.set_boot(boot)
+    assert len(receiver._tracks) == MAX_BOOTS  # not 20 000
+    assert receiver.boot_id == boots[-1] and list(receiver._tracks)[-MAX_BOOTS:] == boots[
+        -MAX_BOOTS:]

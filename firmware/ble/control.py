@@ -9,11 +9,13 @@ streaming either way.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from firmware.config import FenceConfig
 from firmware.protocol import (
     NO_SEQ,
     STATUS_MIN_MTU,
@@ -39,6 +41,7 @@ from firmware.protocol import (
 
 if TYPE_CHECKING:
     from firmware.app import Firmware
+    from firmware.ble.acks import HostAcks
     from firmware.ble.stream import HostStream
 
 log = logging.getLogger("smartroller.ble.control")
@@ -79,6 +82,10 @@ class HostContext(Protocol):
     def mtu(self) -> int:
         """The connection's ATT MTU, bytes."""
 
+    @property
+    def identity(self) -> str:
+        """The host's identity address (its bond's name in the key store)."""
+
 
 class ControlPoint:
     """Executes control-point requests.
@@ -87,12 +94,15 @@ class ControlPoint:
     session: the session state (shared with the Status).
     status: builds the current ``Status``.
     on_change: called after a request changed what Status shows (state, session).
+    acks: per-host acknowledgements (None: an ACK releases the journal directly).
     """
 
     def __init__(self, firmware: Firmware, journal: AckJournal, session: Session,
-                 status: Callable[[], Status], on_change: Callable[[], None]) -> None:
+                 status: Callable[[], Status], on_change: Callable[[], None],
+                 acks: HostAcks | None = None) -> None:
         self.firmware = firmware
         self.journal = journal
+        self.acks = acks
         self.session = session
         self.status = status
         self.on_change = on_change
@@ -128,13 +138,18 @@ class ControlPoint:
             case Zero():
                 fw.pipeline.arm_zero()
             case SetFence(position_m=position, hysteresis_m=hysteresis, approach_m=approach):
+                if not fence_allowed(position, hysteresis, approach):
+                    return Response(opcode, ResultCode.OUT_OF_RANGE)
                 fw.fence.set(position, hysteresis, approach)
             case Buzz(pattern=pattern):
                 return Response(opcode, self._buzz(pattern, now))
             case Ack(seq=seq):
                 if seq >= self.journal.next_seq:
                     return Response(opcode, ResultCode.OUT_OF_RANGE)
-                self.journal.ack(seq)
+                if self.acks is None:
+                    self.journal.ack(seq)
+                elif not self.acks.ack(host.identity, seq):
+                    return Response(opcode, ResultCode.NOT_ALLOWED)  # too many owners
             case Resume(seq=seq):
                 if host.stream is None:
                     return Response(opcode, ResultCode.NOT_ALLOWED)
@@ -160,6 +175,17 @@ class ControlPoint:
             return ResultCode.SUCCESS
         played = haptic.play(pattern.name.lower(), now)
         return ResultCode.SUCCESS if played else ResultCode.NOT_ALLOWED
+
+
+def fence_allowed(position_m: float, hysteresis_m: float, approach_m: float) -> bool:
+    """True when a SET_FENCE lies within the hardware profile's ranges for the fence
+    (``FenceConfig``: position 0..0.5 m from the zero, hysteresis and approach
+    0..0.1 m): a host may move the fence only where a profile could put it."""
+    ranges = {f.name: f.metadata["range"] for f in dataclasses.fields(FenceConfig)
+              if f.metadata.get("range")}
+    values = {"position_m": position_m, "hysteresis_m": hysteresis_m,
+              "approach_m": approach_m}
+    return all(ranges[name][0] <= value <= ranges[name][1] for name, value in values.items())
 
 
 def seq_or_none(value: int | None) -> int:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from firmware import sdnotify
 from firmware.ble.device import device_on_transport, roller_address
 from firmware.ble.server import RollerServer
+from firmware.files import private_dir
 
 if TYPE_CHECKING:
     from firmware.app import Firmware
@@ -40,7 +41,7 @@ async def serve(firmware: Firmware, journal: Journal, transport: str = "hci-sock
     passkey: static 6-digit passkey (MITM-protected pairing), None: Just Works.
     Closes the firmware, the journal and the transport at the end.
     """
-    state_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(state_dir)  # 0700: the bonds are in it
     device, hci = await device_on_transport(transport, roller_address(state_dir / "address"))
     server = RollerServer(device, firmware, journal, keystore_path=state_dir / "keys.json",
                           passkey=passkey, pairing_window_s=pairing_window_s)

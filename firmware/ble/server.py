@@ -7,10 +7,11 @@ device (real controller on a Pi, virtual one in simulation) and to the running
 goes to the journal and, at every drain (20 ms), to each authorised host.
 
 A host is *authorised* when its link is encrypted with a bonded key the roller
-serves (Secure Connections; authenticated by passkey in passkey mode). Only
-authorised hosts can read or write (``services.py``) and only they get
-notifications and indications: Bumble's CCCDs are unprotected, so every send is
-gated here. Unauthorised connections are dropped after ``unauthorised_timeout_s``.
+serves (Secure Connections; authenticated by passkey in passkey mode). Every read
+and write is decided by the attribute table of ``access.py`` before Bumble sees it
+(only authorised hosts read the roller's values or write anything), and only
+authorised hosts get notifications and indications: every send is gated here too.
+Unauthorised connections are dropped after ``unauthorised_timeout_s``.
 """
 
 from __future__ import annotations
@@ -27,10 +28,13 @@ from bumble.att import ATT_Error, ATT_Handle_Value_Notification, ErrorCode
 from bumble.core import UUID, AdvertisingData, PhysicalTransport
 from bumble.device import Connection, Device
 from bumble.gatt import GATT_DEVICE_NAME_CHARACTERISTIC, Characteristic
-from bumble.keys import JsonKeyStore, PairingKeys
+from bumble.keys import PairingKeys
 
 import firmware
+from firmware.ble.access import AttributeFirewall
+from firmware.ble.acks import HostAcks
 from firmware.ble.control import ControlPoint, Session, seq_or_none
+from firmware.ble.keystore import PrivateKeyStore
 from firmware.ble.pairing import (
     PAIRING_WINDOW_S,
     PairingWindow,
@@ -65,6 +69,8 @@ JOURNAL_FLUSH_S = 1.0
 HOUSEKEEPING_S = 0.1
 """Period of the pairing-window / status / idle-link checks when no frames come, s."""
 _CCCD_NOTIFY, _CCCD_INDICATE = 0x01, 0x02
+HOST_ACKS_NAME = "host-acks.json"
+"""The per-host acknowledgement marks, next to the key store (``acks.py``)."""
 
 
 def roller_name(address: hci.Address) -> str:
@@ -105,13 +111,19 @@ class HostLink:
         """The connection's ATT MTU, bytes."""
         return int(self.connection.att_mtu)
 
+    @property
+    def identity(self) -> str:
+        """The peer's identity address (resolved from its IRK once bonded)."""
+        return str(self.connection.peer_address)
+
 
 class RollerServer:
     """GATT server of the roller (see the module doc).
 
     device: Bumble device (not yet powered on, or powered on: ``start`` copes).
     firmware: the running firmware. journal: ``firmware.journal.Journal``.
-    keystore_path: JSON file of the bonds (Bumble ``JsonKeyStore``); kept across restarts.
+    keystore_path: JSON file of the bonds (Bumble's format, kept 0600 in a 0700 directory:
+        ``PrivateKeyStore``); kept across restarts.
     passkey: static 6-digit passkey: pairing then needs it (MITM protection); None:
         Just Works.
     pairing_window_s: how long ``open_pairing_window`` opens it, s.
@@ -159,22 +171,27 @@ class RollerServer:
         self.frame_period_s = round(1000.0 / rate) / 1000.0
         self.zone_count = firmware.config.zones.count
 
-        device.keystore = JsonKeyStore(None, str(keystore_path))
+        device.keystore = PrivateKeyStore(None, keystore_path)
         delegate = RollerPairingDelegate(self.pairing_open, self.passkey)
         mitm = self.passkey is not None
         device.pairing_config_factory = lambda _connection: pairing_config(delegate, mitm=mitm)
+        self.acks = HostAcks(journal, Path(keystore_path).with_name(HOST_ACKS_NAME))
         self.control = ControlPoint(firmware, journal, self.session, self.status,
-                                    self._state_changed)
+                                    self._state_changed, self.acks)
         self.gatt = RollerGatt(self._guard, lambda: self.status().encode(),
                                self._on_control_write, self.battery_level,
                                DeviceInfo(hardware_revision=hardware_revision,
                                           firmware_revision=firmware_version()))
         device.add_services(self.gatt.services)
+        self.firewall = AttributeFirewall(device.gatt_server, self._authorised, self._guard)
+        self.firewall.install()
         device.on(device.EVENT_CONNECTION, self._on_connection)
 
     # ------------------------------------------------------------------ life cycle
     async def start(self) -> None:
         """Power the device on (if needed), take the name, hook the firmware, advertise."""
+        if self.device.keystore is not None:  # a bond removed while off owns nothing
+            self.acks.keep_only({name for name, _ in await self.device.keystore.get_all()})
         if not self.device.powered_on:
             await self.device.power_on()
         else:  # the key store was replaced after power-on: reload the resolving list
@@ -403,6 +420,10 @@ class RollerServer:
         self._indicate(link, response)
 
     # ------------------------------------------------------------------ security
+    def _authorised(self, connection: Connection) -> bool:
+        link = self.links.get(connection.handle)
+        return link is not None and link.authorised
+
     async def _guard(self, connection: Connection) -> None:
         link = self.links.get(connection.handle)
         if link is not None and not link.authorised:
@@ -451,6 +472,7 @@ class RollerServer:
     async def _refuse_bond(self, connection: Connection) -> None:
         if self.device.keystore is not None:
             await self.device.keystore.delete(str(connection.peer_address))
+        self.acks.forget(str(connection.peer_address))
         await connection.disconnect(hci.HCI_ErrorCode.AUTHENTICATION_FAILURE_ERROR)
 
     # ------------------------------------------------------------------ connections

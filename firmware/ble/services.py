@@ -5,8 +5,10 @@ is not encrypted with a key of a bonded host: the ATT error is *Insufficient
 Encryption* when the roller holds a bond for the peer but the link is not encrypted
 yet (the host should encrypt), and *Insufficient Authentication* otherwise (no bond,
 or a bond the roller does not serve: the host would have to pair, which only works
-in the pairing window). The CCCDs Bumble adds stay writable by anyone; the server
-sends nothing to a link the guard would refuse (see server.py).
+in the pairing window). The server sends nothing to a link the guard would refuse
+(see server.py). Who may read and write each attribute, CCCDs and the GAP and GATT
+services included, is decided before Bumble sees a request by ``access.py``; the
+guards here and the refusals of STREAM and CONTROL reads stand behind it.
 
 | service / characteristic | UUID | properties |
 | --- | --- | --- |
@@ -23,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from bumble.att import AttributeValue
+from bumble.att import ATT_Error, AttributeValue, ErrorCode
 from bumble.device import Connection
 from bumble.gatt import Characteristic, Service
 
@@ -48,6 +50,7 @@ Guard = Callable[[Connection], Awaitable[None]]
 _P = Characteristic.Properties
 _READ = Characteristic.Permissions.READABLE
 _WRITE = Characteristic.Permissions.WRITEABLE
+_NONE = Characteristic.Permissions(0)
 
 
 @dataclass(frozen=True)
@@ -80,10 +83,11 @@ class RollerGatt:
         self._battery_pct = battery_pct
         self.info = info
 
-        self.stream = Characteristic(STREAM_UUID, _P.NOTIFY, _READ,
-                                     AttributeValue(read=self._read_nothing))
+        self.stream = Characteristic(STREAM_UUID, _P.NOTIFY, _NONE,
+                                     AttributeValue(read=self._not_readable))
         self.control = Characteristic(CONTROL_UUID, _P.WRITE | _P.INDICATE, _WRITE,
-                                      AttributeValue(write=self._on_control))
+                                      AttributeValue(read=self._not_readable,
+                                                     write=self._on_control))
         self.status = Characteristic(STATUS_UUID, _P.READ | _P.NOTIFY, _READ,
                                      AttributeValue(read=self._on_status))
         self.battery_level = Characteristic(BATTERY_LEVEL_UUID, _P.READ | _P.NOTIFY, _READ,
@@ -107,9 +111,8 @@ class RollerGatt:
             return str(getattr(self.info, field)).encode("utf-8")
         return Characteristic(uuid, _P.READ, _READ, AttributeValue(read=read))
 
-    async def _read_nothing(self, connection: Connection) -> bytes:
-        await self._guard(connection)
-        return b""
+    async def _not_readable(self, connection: Connection) -> bytes:
+        raise ATT_Error(ErrorCode.READ_NOT_PERMITTED)
 
     async def _on_status(self, connection: Connection) -> bytes:
         await self._guard(connection)

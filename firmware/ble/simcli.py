@@ -36,6 +36,7 @@ from firmware.ble.link import (
 )
 from firmware.ble.pairing import check_passkey
 from firmware.ble.server import RollerServer
+from firmware.files import private_dir
 
 if TYPE_CHECKING:
     from firmware.sim.rig import SimRoller
@@ -114,7 +115,7 @@ async def run_sim_with_radio(
 
     speed = speed if speed > 0 else 1.0
     state_dir = Path(state_dir) if state_dir is not None else default_state_dir()
-    state_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(state_dir)  # 0700: the bonds are in it
     link = RadioLink(interval_ms / 1000.0, supervision_timeout_s)
     roller_controller = RadioController("roller", link=link)
     host_controller, close_adapter = await open_host_adapter(host_adapter, link)

@@ -6,7 +6,8 @@
 
 - a stable host identity: a random static address kept as the namespace of the
   ``JsonKeyStore`` file, so a restarted host is the same peer to bonded rollers;
-- the bonding keys in that ``JsonKeyStore`` (a host path);
+- the bonding keys in that ``JsonKeyStore`` (a host path; 0600 in a 0700 directory:
+  ``host.ble.keystore``);
 - shared scanning: listeners come and go, the controller scans while any is there;
 - an address book of the devices seen (address type matters in LE);
 - a ``LeConnector`` that never cancels a connection attempt (see bumble_connect).
@@ -27,12 +28,12 @@ from pathlib import Path
 from bleak.exc import BleakError
 from bumble import hci
 from bumble.device import Advertisement, Device, DeviceConfiguration
-from bumble.keys import JsonKeyStore
 from bumble.pairing import PairingConfig, PairingDelegate
 from bumble.transport import open_transport
 from bumble.transport.common import Transport
 
 from host.ble.bumble_connect import LeConnector
+from host.ble.keystore import PrivateKeyStore
 
 __all__ = ["HOST_NAME", "BumbleAdapter", "close_adapters", "default_key_store_path",
            "open_adapter"]
@@ -98,13 +99,18 @@ class BumbleAdapter:
         """Open the transport and power the device on."""
         identity = host_identity(self.key_store)
         try:
+            keystore = PrivateKeyStore(identity.to_string(False), self.key_store)
+        except OSError as error:
+            raise BleakError(f"{self.label}: key store {self.key_store}: "
+                             f"{error.strerror or error}") from error
+        try:
             self._hci = await open_transport(self.transport)
         except Exception as error:  # Bumble raises many kinds (OSError, ValueError ...)
             raise BleakError(f"{self.label}: cannot open the transport: {error}") from error
         config = DeviceConfiguration()
         config.load_from_dict({"name": HOST_NAME, "address": identity.to_string(False)})
         device = Device.from_config_with_hci(config, self._hci.source, self._hci.sink)
-        device.keystore = JsonKeyStore(identity.to_string(False), str(self.key_store))
+        device.keystore = keystore
         device.pairing_config_factory = lambda _connection: PairingConfig(
             sc=True, mitm=self.pairing_delegate.io_capability
             != PairingDelegate.IoCapability.NO_OUTPUT_NO_INPUT,

@@ -57,7 +57,7 @@ def open_user_store(args: argparse.Namespace, create: bool) -> Store | None:
     path = database_path(args.data_dir)
     try:
         if path.parent.exists() or create:
-            check_dir(path.parent, create=create)
+            check_dir(path.parent, create=create, private=True)
     except DataDirError as exc:
         raise UsageError(str(exc)) from None
     if not create and not path.exists():

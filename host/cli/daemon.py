@@ -79,7 +79,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None,
     """Run ``args.command`` (one of ``COMMANDS``); its exit status."""
     out, err = out or sys.stdout, err or sys.stderr
     try:
-        folder = check_dir(data_dir(args.data_dir))
+        folder = check_dir(data_dir(args.data_dir), private=True)
         if args.command == "daemon":
             return _daemon(args, folder, out, err)
         if args.command == "live":

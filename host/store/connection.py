@@ -5,6 +5,10 @@ older; refused if from a newer smartroller), in WAL mode with ``synchronous=NORM
 (``durable``: ``FULL``). Each write is one ``BEGIN IMMEDIATE`` .. ``COMMIT`` through
 ``_write()``; a writer waits up to ``BUSY_TIMEOUT_S`` for another one. The tables'
 classes (``RollerTables``, ``ProfileTables``, ``Store``) build on it.
+
+The database file is created 0600, and an existing one, its WAL and shared-memory
+files are tightened to 0600 when opened for writing (SQLite gives the -wal and -shm
+files the database's mode): it holds the person's sessions.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from host.paths import tighten_file
 from host.store.records import StoreError
 from host.store.schema import SCHEMA_VERSION, applied_versions, migrate
 
@@ -35,6 +40,14 @@ def now_utc() -> float:
     return time.time()
 
 
+def _private_database(path: Path) -> None:
+    """Create ``path`` empty and 0600 if missing (SQLite takes an empty file as a new
+    database); tighten it and its -wal and -shm files."""
+    os.close(os.open(path, os.O_RDONLY | os.O_CREAT, 0o600))
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        tighten_file(file)
+
+
 class StoreConnection:
     """An open session store at ``path``; see the module docstring."""
 
@@ -45,6 +58,12 @@ class StoreConnection:
             raise StoreError(f"{self.path} is a directory, not a database file")
         if readonly and not self.path.exists():
             raise StoreError(f"no session store at {self.path} (nothing recorded yet)")
+        if not readonly:
+            try:
+                _private_database(self.path)
+            except OSError as exc:
+                raise StoreError(f"cannot open the session store {self.path}: "
+                                 f"{exc.strerror or exc}") from None
         try:
             uri = f"{self.path.resolve().as_uri()}?mode={'ro' if readonly else 'rwc'}"
             self._conn = sqlite3.connect(uri, uri=True, isolation_level=None,

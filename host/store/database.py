@@ -549,7 +549,7 @@ def open_store(data_dir: str | os.PathLike[str] | None = None, *, create: bool =
     directory and the database if missing, else StoreError when there is none."""
     path = database_path(data_dir)
     try:
-        check_dir(path.parent, create=create)
+        check_dir(path.parent, create=create, private=True)
     except DataDirError as exc:
         if not create and not path.parent.exists():
             raise StoreError(f"no session store in {path.parent} (nothing recorded yet)") \
