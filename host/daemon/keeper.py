@@ -45,7 +45,7 @@ from host.ble.client import RollerClient
 from host.ble.control import RollerCommandError, RollerDisconnected
 from host.ble.discovery import BleBackend
 from host.daemon.live import LiveStatus, publish
-from host.store import Profile, Session, Store, StoreError
+from host.store import CLOSED, Profile, Session, Store, StoreError
 from host.stream import Hole
 
 log = logging.getLogger("smartroller.daemon")
@@ -111,6 +111,16 @@ def offline_pass(store: Store, session: Session, user: UserModel,
     return update, analyzer
 
 
+def _by_boot(frames: list[Frame]) -> list[list[Frame]]:
+    """Frames split by boot, each part in seq order, the parts by their first seq (the
+    journal's seq goes on across boots, so that is the order they were made in)."""
+    parts: dict[int, list[Frame]] = {}
+    for f in frames:
+        parts.setdefault(f.boot, []).append(f)
+    out = [sorted(part, key=lambda f: f.seq) for part in parts.values()]
+    return sorted(out, key=lambda part: part[0].seq)
+
+
 def anchored(cols: FrameColumns) -> bool:
     """Whether frames start where the roller was zeroed at the first contact (so the
     analysis knows where on the back its positions are)."""
@@ -146,7 +156,9 @@ class RollerKeeper:
         self._pending: dict[int, int] = {}  # boot -> highest seq stored, not yet acked
         self._down_since: float | None = None  # sensor time of the last frame before a cut
         self._last_t = math.nan
-        self._last_boot: int | None = None
+        self._last_boot: int | None = None  # the roller's newest boot seen
+        self._boot_seq = -1  # the newest seq seen of that boot
+        self._late_sessions: set[int] = set()  # sessions given late frames: analyse again
         self._published = 0.0
         self._tasks: set[asyncio.Task] = set()
         self.sessions_closed: list[int] = []
@@ -177,6 +189,7 @@ class RollerKeeper:
         self._stale = False
         if cols is not None and len(cols):
             self._last_t, self._last_boot = float(cols.t[-1]), int(cols.boot[-1])
+            self._boot_seq = int(cols.seq[-1])
             contact = cols.has(FrameFlag.IN_CONTACT)
             if contact.any():
                 self._last_contact_t = float(cols.t[contact][-1])
@@ -215,6 +228,7 @@ class RollerKeeper:
             if self.closing is not None:
                 await asyncio.gather(self.closing, return_exceptions=True)
             await asyncio.gather(*self._tasks, return_exceptions=True)
+            self._analyse_late()
 
     async def close_session(self, reason: str) -> None:
         """End the open session now: final analysis offline, profile learning."""
@@ -225,11 +239,13 @@ class RollerKeeper:
         tail = analyzer.finish()
         self._store_analysis(session, tail)
         self._ack_now()
-        cols = self.store.read_frames(session.id).columns()
+        stored = self.store.read_frames(session.id)
+        cols = stored.columns()
         user = self.user
         update, offline = await asyncio.to_thread(
             lambda: analyze(cols, user, segmenter=StrokeSegmenter()))
-        self.store.replace_analysis(session.id, estimates=update.estimates,
+        # The frames analysed, not those stored by now (late backfill may have come).
+        self.store.replace_analysis(session.id, frames=stored, estimates=update.estimates,
                                     strokes=update.strokes, dwells=update.dwells,
                                     events=update.events + self._link_events(session.id))
         learned = offline.learned_model() if anchored(cols) else user
@@ -256,24 +272,72 @@ class RollerKeeper:
         if not frames:
             return
         self._last_arrival = time.monotonic()
-        if self.closing is not None:
-            self._held.extend(frames)  # kept (not acknowledged) until the close is done
-            return
-        frames = sorted(frames, key=lambda f: (f.boot, f.seq))
+        groups = _by_boot(frames)
+        while groups:
+            if self.closing is not None:
+                for group in groups:  # kept (not acknowledged) until the close is done
+                    self._held.extend(group)
+                return
+            self._on_boot_frames(groups.pop(0))
+
+    def _on_boot_frames(self, frames: list[Frame]) -> None:
+        """Frames of one boot, in seq order. Times compare only within a boot: the
+        idle check is the boot's own; a newer boot (higher seq: the journal's seq goes on
+        across boots) ends the session; an older boot's are late backfill."""
+        boot = frames[0].boot
+        if self._last_boot is not None and boot != self._last_boot:
+            if frames[0].seq <= self._boot_seq:
+                self._late_frames(frames)
+                return
+            self._last_boot, self._boot_seq = boot, -1
+            self._last_t, self._last_contact_t = math.nan, -math.inf
+            if self.session is not None:
+                self._held.extend(frames)
+                self._spawn_close("the roller restarted")
+                return
+        self._last_boot = boot
         if self._reconnected_event is not None and self.session is not None:
             self.store.end_event(self._reconnected_event, frames[0].t)
             self._reconnected_event = None
+        if self.session is None:
+            contact = [i for i, f in enumerate(frames) if f.flags & _CONTACT]
+            if not contact:
+                self._handled(frames)  # nobody rolling: nothing to keep
+                self._note_times(frames)
+                self._update_status(frames[-1], None)
+                return
+            self._handled(frames[:contact[0]])
+            frames = frames[contact[0]:]
+            self._open_session(frames[0])
+        idle_at = self._idle_index(frames)
+        if idle_at is not None:
+            self._held.extend(frames[idle_at + 1:])
+            frames = frames[:idle_at + 1]
+        self._keep(frames)
+        if idle_at is not None:
+            self._spawn_close(f"nobody on the roller for {self.idle_close_s:.0f} s")
+
+    def _idle_index(self, frames: list[Frame]) -> int | None:
+        """Index of the first frame ``idle_close_s`` after the last contact, if any."""
+        last_contact = self._last_contact_t
+        for i, f in enumerate(frames):
+            if f.flags & _CONTACT:
+                last_contact = max(last_contact, f.t)
+            elif f.t - last_contact > self.idle_close_s:
+                return i
+        return None
+
+    def _note_times(self, frames: list[Frame]) -> None:
         newest = frames[-1]
-        if self.session is not None and self._last_boot is not None \
-                and newest.boot != self._last_boot and newest.flags & FrameFlag.BACKFILL == 0:
-            self._spawn_close("the roller restarted")
-        contact = [f for f in frames if f.flags & _CONTACT]
-        if self.session is None and contact:
-            self._open_session(contact[0])
-        if self.session is None or self.analyzer is None:
-            self._handled(frames)  # nobody rolling: nothing to keep
-            self._update_status(frames[-1], None)
-            return
+        self._boot_seq = max(self._boot_seq, newest.seq)
+        self._last_t = newest.t if self._last_t != self._last_t else max(newest.t, self._last_t)
+        contact = [f.t for f in frames if f.flags & _CONTACT]
+        if contact:
+            self._last_contact_t = max(self._last_contact_t, contact[-1])
+
+    def _keep(self, frames: list[Frame]) -> None:
+        """Analyse and store frames of the open session's boot."""
+        assert self.session is not None and self.analyzer is not None
         update = self.analyzer.feed(frames)
         if update.frames is not None and len(update.frames) < len(frames):
             self._stale = True  # frames older than the analysis came: rebuild when whole
@@ -283,17 +347,30 @@ class RollerKeeper:
         self._store_analysis(self.session, update)
         if self._anchored:
             self._send(update)
-        for f in frames:
-            self._pending[f.boot] = max(self._pending.get(f.boot, -1), f.seq)
-        if contact:
-            self._last_contact_t = max(self._last_contact_t, contact[-1].t)
-        if newest.boot == self._last_boot or self._last_boot is None:
-            self._last_t = max(newest.t, self._last_t) if self._last_t == self._last_t \
-                else newest.t
-        self._last_boot = newest.boot
-        self._update_status(newest, update)
-        if self._last_t - self._last_contact_t > self.idle_close_s:
-            self._spawn_close(f"nobody on the roller for {self.idle_close_s:.0f} s")
+        self._handled(frames)
+        self._note_times(frames)
+        self._update_status(frames[-1], update)
+
+    def _late_frames(self, frames: list[Frame]) -> None:
+        """Backfill of an earlier boot that came after a newer boot's frames: into the
+        session of that boot (one is opened if it has none and a body was on the
+        roller), analysed again offline at the next acknowledgement."""
+        boot = frames[0].boot
+        target = next((s for s in reversed(self.store.sessions(self.address))
+                       if s.last_boot == boot), None)
+        contact = [f for f in frames if f.flags & _CONTACT]
+        if target is None and not contact:
+            self._handled(frames)
+            return
+        if target is None:
+            target = self.store.open_session(
+                self.address, started_utc=self.client.clock_map.frame_utc(contact[0]),
+                profile_id=self.profile.id)
+            self.say(f"{self.address}: session {target.id} found in the roller's journal "
+                     "(an earlier boot)")
+        self.store.add_frames(target.id, frames, clock=self.client.clock_map)
+        self._handled(frames)
+        self._late_sessions.add(target.id)
 
     def _open_session(self, first: Frame) -> None:
         utc = self.client.clock_map.frame_utc(first)
@@ -366,12 +443,23 @@ class RollerKeeper:
         while not stop.is_set():
             await asyncio.sleep(ACK_EVERY_S)
             self._ack_now()
+            self._analyse_late()
             if self.session is not None and self._stale and self.closing is None \
                     and not self.client.receiver.waiting:
                 self._rebuild()  # the journal has filled what the live analysis missed
             quiet = time.monotonic() - self._last_arrival
             if self.session is not None and quiet > self.idle_close_s:
                 self._spawn_close(f"no frames for {self.idle_close_s:.0f} s")
+
+    def _analyse_late(self) -> None:
+        """Analyse again, offline, the sessions late frames went into (closing them)."""
+        while self._late_sessions:
+            session = self.store.session(self._late_sessions.pop())
+            if self.session is not None and session.id == self.session.id:
+                continue
+            offline_pass(self.store, session, self.user, self._link_events(session.id))
+            if session.state != CLOSED:
+                self.store.close_session(session.id)
 
     def _ack_now(self) -> None:
         """Sync the store, then tell the client what is stored (it acknowledges)."""

@@ -1,0 +1,163 @@
+"""The daemon's sessions from the frames it is given: where they start and end.
+
+A ``RollerKeeper`` on a stand-in client (no Bluetooth): frames go in as the client
+would deliver them, the store says what became of them.
+"""
+
+import asyncio
+import math
+from dataclasses import replace
+
+from firmware.protocol import Frame, FrameFlag
+from host.daemon.keeper import RollerKeeper
+from host.store import CLOSED, Store
+from host.stream import ClockMap
+
+ADDRESS = "D9:B5:44:3F:29:4D"
+C = FrameFlag.IN_CONTACT
+IDLE = 5.0
+
+
+class Receiver:
+    waiting = False
+
+
+class StandInClient:
+    """What the keeper uses of a ``RollerClient``: clock, position, acknowledgements,
+    requests (all accepted)."""
+
+    def __init__(self) -> None:
+        self.clock_map = ClockMap()
+        self.position = None
+        self.receiver = Receiver()
+        self.connected = True
+        self.acked: dict[int, int] = {}
+
+    def stored(self, seq: int, boot_id: int | None = None) -> None:
+        self.acked[boot_id] = max(self.acked.get(boot_id, -1), seq)
+
+    async def start_session(self, _id: int) -> None:
+        pass
+
+    async def stop_session(self) -> None:
+        pass
+
+    async def buzz(self, _pattern: object) -> None:
+        pass
+
+    async def set_fence(self, *_args: object) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
+
+
+def frames(boot: int, first_seq: int, t0: float, n: int, flags: FrameFlag,
+           backfill: bool = False) -> list[Frame]:
+    """``n`` frames of ``boot`` at 100 Hz from sensor time ``t0``, s."""
+    extra = FrameFlag.BACKFILL if backfill else FrameFlag.NONE
+    out = []
+    for i in range(n):
+        f = flags | extra
+        if i == 0 and t0 == 0.0 and flags & C:
+            f |= FrameFlag.ZEROED
+        out.append(Frame(first_seq + i, t0 + i * 0.01, 0.05 * math.sin(i / 50), 0.0, 0.0,
+                         (50.0,) * 8, 400.0 if flags & C else 0.0, f, boot))
+    return out
+
+
+def keeper_on(store: Store, tmp_path) -> RollerKeeper:
+    profile = store.create_profile("ann", 1.70)
+    keeper = RollerKeeper(store, None, ADDRESS, tmp_path, profile, idle_close_s=IDLE,
+                          say=lambda _: None)
+    keeper.client = StandInClient()
+    return keeper
+
+
+async def settle(keeper: RollerKeeper) -> None:
+    """Let closes and their offline passes finish."""
+    for _ in range(200):
+        busy = keeper.closing is not None or any(not t.done() for t in keeper._tasks)
+        if not busy:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the keeper did not settle")
+
+
+async def deliver(keeper: RollerKeeper, batch: list[Frame], size: int = 25) -> None:
+    for i in range(0, len(batch), size):
+        keeper._on_frames(batch[i:i + size])
+        await asyncio.sleep(0)
+    await settle(keeper)
+
+
+def test_a_roller_reboot_ends_the_session_and_the_next_one_is_whole(tmp_path):
+    """Issue 18.1: the idle check compared the new boot's times with the old boot's."""
+    async def run(store: Store) -> RollerKeeper:
+        keeper = keeper_on(store, tmp_path)
+        old, new = 0xF0000000, 0x00000010  # a random boot id may be lower than the last
+        await deliver(keeper, frames(old, 0, 0.0, 2000, C))  # 20 s rolling
+        await deliver(keeper, frames(new, 2000, 0.0, 3000, C))  # rebooted: 30 s more
+        await deliver(keeper, frames(new, 5000, 30.0, 700, FrameFlag.NONE))  # off, 7 s
+        keeper._ack_now()
+        return keeper
+
+    with Store(tmp_path / "s.db") as store:
+        keeper = asyncio.run(run(store))
+        sessions = store.sessions(ADDRESS)
+        assert [s.state for s in sessions] == [CLOSED, CLOSED], sessions
+        assert [s.frame_count for s in sessions][0] == 2000
+        assert sessions[1].frame_count >= 3000
+        assert {int(b) for b in store.read_frames(sessions[1].id).boot} == {0x10}
+        # Everything acknowledged is stored.
+        assert keeper.client.acked[0xF0000000] == 1999
+        assert keeper.client.acked[0x10] >= 4999
+
+
+def test_the_laptop_away_three_sessions_two_boots_all_backfill(tmp_path):
+    """Sessions rolled with no host come as backfill, across a reboot: each one whole."""
+    async def run(store: Store) -> None:
+        keeper = keeper_on(store, tmp_path)
+        a, b = 0x7000, 0x0500
+        batch = (frames(a, 0, 0.0, 1500, C, True)
+                 + frames(a, 1500, 15.0, 1000, FrameFlag.NONE, True)  # 10 s off
+                 + frames(a, 2500, 25.0, 1200, C, True))
+        batch += frames(b, 3700, 0.0, 900, C, True) + frames(b, 4600, 9.0, 800,
+                                                              FrameFlag.NONE, True)
+        await deliver(keeper, batch)
+        keeper._ack_now()
+
+    with Store(tmp_path / "s.db") as store:
+        asyncio.run(run(store))
+        sessions = store.sessions(ADDRESS)
+        assert len(sessions) == 3, sessions
+        counts = []
+        for s in sessions:
+            f = store.read_frames(s.id)
+            counts.append(int(((f.flags & int(C)) != 0).sum()))
+        assert counts == [1500, 1200, 900]
+
+
+def test_late_backfill_of_the_boot_before_joins_its_own_session(tmp_path):
+    """The old boot's tail, resent after the new boot's live frames, is not lost."""
+    async def run(store: Store) -> None:
+        keeper = keeper_on(store, tmp_path)
+        old, new = 0x300, 0x200
+        before = frames(old, 0, 0.0, 2000, C)
+        await deliver(keeper, before[:1700])
+        await deliver(keeper, frames(new, 2000, 0.0, 1000, C))
+        await deliver(keeper, [replace(f, flags=f.flags | FrameFlag.BACKFILL)
+                               for f in before[1700:]])
+        await deliver(keeper, frames(new, 3000, 10.0, 700, FrameFlag.NONE))
+        keeper._ack_now()
+        keeper._analyse_late()
+        assert keeper.client.acked[old] == 1999
+
+    with Store(tmp_path / "s.db") as store:
+        asyncio.run(run(store))
+        sessions = store.sessions(ADDRESS)
+        assert [s.state for s in sessions] == [CLOSED, CLOSED]
+        first = store.read_frames(sessions[0].id)
+        assert len(first) == 2000 and set(first.boot.tolist()) == {0x300}
+        est = store.read_estimates(sessions[0].id, first)
+        assert (est.level == est.level).mean() > 0.5  # analysed again with the tail
