@@ -6,6 +6,7 @@ would deliver them, the store says what became of them.
 
 import asyncio
 import math
+import time
 from dataclasses import replace
 
 from firmware.protocol import Frame, FrameFlag
@@ -161,3 +162,60 @@ def test_late_backfill_of_the_boot_before_joins_its_own_session(tmp_path):
         assert len(first) == 2000 and set(first.boot.tolist()) == {0x300}
         est = store.read_estimates(sessions[0].id, first)
         assert (est.level == est.level).mean() > 0.5  # analysed again with the tail
+
+
+def test_a_full_disk_stops_acknowledging_and_loses_nothing_when_space_returns(tmp_path):
+    """Issue 18.2: failed writes were only logged, the acks went on past them."""
+    said: list[str] = []
+
+    async def run(store: Store) -> RollerKeeper:
+        keeper = keeper_on(store, tmp_path)
+        keeper.say = said.append
+        rolling = frames(0x42, 0, 0.0, 3000, C)
+        await deliver(keeper, rolling[:1000])
+        keeper._ack_now()
+        assert keeper.client.acked[0x42] == 999
+        pages = store._conn.execute("PRAGMA page_count").fetchone()[0]
+        store._conn.execute(f"PRAGMA max_page_count = {pages}")  # the disk is full
+        await deliver(keeper, rolling[1000:2000])
+        keeper._ack_now()
+        assert keeper.store_fault and "full" in keeper.store_fault
+        assert keeper.client.acked[0x42] == 999  # nothing more acknowledged
+        assert not keeper._retry_store()  # still full
+        await deliver(keeper, rolling[2000:2500])
+        store._conn.execute("PRAGMA max_page_count = 1073741823")  # space again
+        assert keeper._retry_store() and keeper._relink.is_set()
+        assert keeper.store_fault is None
+        keeper.client.acked.clear()
+        # The new link resumes: the journal resends all it has after the acked 999.
+        await deliver(keeper, rolling[1000:])
+        await deliver(keeper, frames(0x42, 3000, 30.0, 700, FrameFlag.NONE))
+        keeper._ack_now()
+        assert keeper.client.acked[0x42] >= 3699
+        return keeper
+
+    with Store(tmp_path / "s.db") as store:
+        keeper = asyncio.run(run(store))
+        sessions = store.sessions(ADDRESS)
+        assert len(sessions) == 1 and sessions[0].state == CLOSED
+        stored = store.read_frames(sessions[0].id)
+        contact = stored.seq[(stored.flags & int(C)) != 0]
+        assert contact.tolist() == list(range(3000))  # none lost, none twice
+        assert sum("cannot store" in line for line in said) == 1, said
+        assert keeper.status.fault == ""
+
+
+def test_devices_and_the_live_view_say_the_daemon_is_not_storing(tmp_path, capsys):
+    from host.cli import main as cli
+    from host.daemon.live import LiveStatus, publish, render
+
+    with Store(tmp_path / "smartroller.db") as store:
+        store.note_device(ADDRESS, bonded=True)
+    status = LiveStatus(ADDRESS, connected=True, utc=time.time(),
+                        fault="cannot store: database or disk is full")
+    publish(tmp_path, status)
+    assert any("NOT STORING: cannot store: database or disk is full" in line
+               for line in render(status, width=160))
+    assert cli.main(["devices", "--data-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "NOT STORING: cannot store: database or disk is full" in out

@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -65,6 +66,18 @@ _CONTACT = int(FrameFlag.IN_CONTACT)
 
 
 _CONNECT_ERRORS = (BleakError, TimeoutError, OSError, RollerDisconnected, RollerCommandError)
+_STORE_ERRORS = (StoreError, sqlite3.Error, OSError)
+"""A write that failed: a full or read-only disk, a database that went away."""
+
+
+async def _first(*events: asyncio.Event) -> None:
+    """Wait until one of ``events`` is set."""
+    waits = [asyncio.ensure_future(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waits:
+            w.cancel()
 
 
 async def _wait(stop: asyncio.Event, seconds: float) -> None:
@@ -144,10 +157,8 @@ class RollerKeeper:
         self.profile = profile
         self.idle_close_s = idle_close_s
         self.say = say
-        position, ahead = store.stream_position(self.address)
-        self.client = RollerClient(backend, on_frames=self._on_frames, on_hole=self._on_hole,
-                                   on_link=self._on_link, position=position, ahead=ahead,
-                                   **(client_options or {}))
+        self._backend, self._client_options = backend, client_options or {}
+        self.client = self._make_client()
         self.session: Session | None = None
         self.analyzer: SessionAnalyzer | None = None
         self.user = user_model(profile)
@@ -162,12 +173,22 @@ class RollerKeeper:
         self._published = 0.0
         self._tasks: set[asyncio.Task] = set()
         self.sessions_closed: list[int] = []
+        self._closing_id: int | None = None  # the session being closed
         self.closing: asyncio.Task | None = None
         self._held: list[Frame] = []  # frames that came while a session was closing
         self._anchored = False  # the live analysis saw the session from its first contact
         self._stale = False  # the live analysis missed frames the store now has
         self._last_arrival = time.monotonic()  # when frames last came (wall clock), s
         self._reconnected_event: int | None = None
+        self.store_fault: str | None = None  # why the store cannot be written, None: it can
+        self._relink = asyncio.Event()  # reconnect from the stored position (after a fault)
+
+    def _make_client(self) -> RollerClient:
+        """A client that resumes the roller's stream where the store stands."""
+        position, ahead = self.store.stream_position(self.address)
+        return RollerClient(self._backend, on_frames=self._on_frames, on_hole=self._on_hole,
+                            on_link=self._on_link, position=position, ahead=ahead,
+                            **self._client_options)
 
     # -- running ------------------------------------------------------------------
     def resume(self, session: Session) -> None:
@@ -219,7 +240,11 @@ class RollerKeeper:
                 self.store.note_device(self.address, bonded=True)
                 self.say(f"{self.address}: connected (battery {status.battery_text}, "
                          f"firmware {status.firmware_version})")
-                await stop.wait()
+                await _first(stop, self._relink)
+                if self._relink.is_set() and not stop.is_set():
+                    self._relink.clear()
+                    await self.client.stop()
+                    self.client = self._make_client()
         finally:
             ack.cancel()
             await asyncio.gather(ack, return_exceptions=True)
@@ -236,6 +261,7 @@ class RollerKeeper:
         if session is None or analyzer is None:
             return
         self.session, self.analyzer = None, None
+        self._closing_id = session.id
         tail = analyzer.finish()
         self._store_analysis(session, tail)
         self._ack_now()
@@ -272,13 +298,18 @@ class RollerKeeper:
         if not frames:
             return
         self._last_arrival = time.monotonic()
+        if self.store_fault is not None:
+            return  # neither stored nor acknowledged: the roller's journal keeps them
         groups = _by_boot(frames)
-        while groups:
-            if self.closing is not None:
-                for group in groups:  # kept (not acknowledged) until the close is done
-                    self._held.extend(group)
-                return
-            self._on_boot_frames(groups.pop(0))
+        try:
+            while groups:
+                if self.closing is not None:
+                    for group in groups:  # kept (not acknowledged) until the close is done
+                        self._held.extend(group)
+                    return
+                self._on_boot_frames(groups.pop(0))
+        except _STORE_ERRORS as exc:
+            self._store_failed(exc)
 
     def _on_boot_frames(self, frames: list[Frame]) -> None:
         """Frames of one boot, in seq order. Times compare only within a boot: the
@@ -442,6 +473,8 @@ class RollerKeeper:
     async def _ack_loop(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             await asyncio.sleep(ACK_EVERY_S)
+            if self.store_fault is not None and not self._retry_store():
+                continue
             self._ack_now()
             self._analyse_late()
             if self.session is not None and self._stale and self.closing is None \
@@ -453,20 +486,58 @@ class RollerKeeper:
 
     def _analyse_late(self) -> None:
         """Analyse again, offline, the sessions late frames went into (closing them)."""
-        while self._late_sessions:
-            session = self.store.session(self._late_sessions.pop())
-            if self.session is not None and session.id == self.session.id:
-                continue
-            offline_pass(self.store, session, self.user, self._link_events(session.id))
-            if session.state != CLOSED:
-                self.store.close_session(session.id)
+        try:
+            while self._late_sessions:
+                session = self.store.session(min(self._late_sessions))
+                if self.session is None or session.id != self.session.id:
+                    offline_pass(self.store, session, self.user, self._link_events(session.id))
+                    if session.state != CLOSED:
+                        self.store.close_session(session.id)
+                self._late_sessions.discard(session.id)
+        except _STORE_ERRORS as exc:
+            self._store_failed(exc)
+
+    # -- a store that cannot be written ----------------------------------------------
+    def _store_failed(self, exc: BaseException) -> None:
+        """Stop storing and acknowledging: the roller's journal keeps every frame until
+        the store takes them again (``_retry_store``). Said once per fault."""
+        reason = str(exc) or type(exc).__name__
+        if self.store_fault is None:
+            self.say(f"{self.address}: cannot store frames ({reason}): not acknowledging "
+                     "them, the roller keeps them in its journal; trying again every "
+                     f"{ACK_EVERY_S:.0f} s")
+        self.store_fault = reason
+        self._pending.clear()
+        self._held.clear()
+        self._stale = self.session is not None  # the analysis saw frames not stored
+        self.status.fault = f"cannot store: {reason}"
+        self._publish(force=True)
+
+    def _retry_store(self) -> bool:
+        """Whether the store takes writes again (a batch's worth and a sync); if so,
+        reconnect from the stored position: the roller resends what was not stored."""
+        try:
+            self.store.check_writable()
+            self.store.sync()
+        except _STORE_ERRORS:
+            return False
+        self.say(f"{self.address}: storing again; the roller resends what was not stored")
+        self.store_fault = None
+        self.status.fault = ""
+        self._relink.set()
+        self._publish(force=True)
+        return True
 
     def _ack_now(self) -> None:
         """Sync the store, then tell the client what is stored (it acknowledges)."""
-        if not self._pending:
+        if not self._pending or self.store_fault is not None:
             return
         pending, self._pending = self._pending, {}
-        self.store.sync()
+        try:
+            self.store.sync()
+        except _STORE_ERRORS as exc:
+            self._store_failed(exc)
+            return
         for boot, seq in pending.items():
             try:
                 self.client.stored(seq, boot)
@@ -546,8 +617,13 @@ class RollerKeeper:
 
     def _closed(self, task: asyncio.Task) -> None:
         self.closing = None
-        if not task.cancelled() and task.exception() is not None:
-            log.error("closing the session failed: %s", task.exception())
+        error = None if task.cancelled() else task.exception()
+        if isinstance(error, _STORE_ERRORS):
+            if self._closing_id is not None:
+                self._late_sessions.add(self._closing_id)  # closed once the store can
+            self._store_failed(error)
+        elif error is not None:
+            log.error("closing the session failed: %s", error)
         held, self._held = self._held, []
         if held:
             self._on_frames(held)
