@@ -9,6 +9,8 @@ import math
 import time
 from dataclasses import replace
 
+import pytest
+
 from firmware.protocol import Frame, FrameFlag
 from host.daemon.keeper import RollerKeeper
 from host.store import CLOSED, Store
@@ -219,3 +221,122 @@ def test_devices_and_the_live_view_say_the_daemon_is_not_storing(tmp_path, capsy
     assert cli.main(["devices", "--data-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "NOT STORING: cannot store: database or disk is full" in out
+
+
+def test_a_second_daemon_on_the_same_data_directory_exits_2_naming_the_first(tmp_path,
+                                                                            capsys):
+    """Issue 18.4: two daemons both ran and fought over one session."""
+    import os
+
+    from host.cli import main as cli
+    from host.daemon.lock import DaemonLock
+
+    with DaemonLock(tmp_path):  # the first daemon
+        code = cli.main(["daemon", "--data-dir", str(tmp_path), "--adapter",
+                         "tcp-client:127.0.0.1:1"])
+        err = capsys.readouterr().err
+        assert code == 2
+        assert err.count("\n") == 1 and f"pid {os.getpid()}" in err, err
+    # Its lock goes with it: the next daemon gets as far as wanting a profile.
+    code = cli.main(["daemon", "--data-dir", str(tmp_path), "--adapter",
+                     "tcp-client:127.0.0.1:1"])
+    assert code == 2 and "no profile" in capsys.readouterr().err
+
+
+def test_a_session_joined_late_starts_at_its_first_contact(tmp_path):
+    """Issue 18.5: the start was the daemon's first live frame: t_s went to -25 s."""
+    import csv
+
+    from host.export.csv import export_session
+    from host.stream import ClockSample
+
+    t0_utc = 1_700_000_000.0
+
+    async def run(store: Store) -> None:
+        keeper = keeper_on(store, tmp_path)
+        keeper.client.clock_map = ClockMap([ClockSample(0x42, -5.0, t0_utc - 5.0, 0.01)])
+        sitting = frames(0x42, 1000, -5.0, 500, FrameFlag.NONE)  # 5 s before lying down
+        roll = frames(0x42, 1500, 0.0, 4000, C)
+        await deliver(keeper, roll[2500:3000])  # the daemon joins 25 s into the rolling
+        await deliver(keeper, [replace(f, flags=f.flags | FrameFlag.BACKFILL)
+                               for f in sitting + roll[:2500]])
+        await deliver(keeper, roll[3000:])
+        await deliver(keeper, frames(0x42, 5500, 40.0, 700, FrameFlag.NONE))
+
+    with Store(tmp_path / "s.db") as store:
+        asyncio.run(run(store))
+        (session,) = store.sessions(ADDRESS)
+        assert session.started_utc == pytest.approx(t0_utc, abs=1e-3)
+        paths = export_session(store.load(session.id), tmp_path / "csv")
+    with (tmp_path / "csv" / "samples.csv").open(newline="") as fh:
+        t_s = [float(r["t_s"]) for r in csv.DictReader(fh)]
+    assert min(t_s) == pytest.approx(0.0, abs=1e-3) and len(t_s) >= 4000
+    assert t_s[0] == pytest.approx(0.0, abs=1e-3)  # the first row is the first contact
+    assert paths
+
+
+def test_a_session_left_recording_with_no_daemon_says_it_is_interrupted(tmp_path, capsys):
+    """Issue 18.5: a session the daemon stopped with stayed "recording", no hint."""
+    from host.cli import main as cli
+    from host.daemon.lock import DaemonLock
+
+    with Store(tmp_path / "smartroller.db") as store:
+        store.open_session(ADDRESS)
+    assert cli.main(["sessions", "--data-dir", str(tmp_path)]) == 0
+    assert "recording (interrupted" in capsys.readouterr().out
+    with DaemonLock(tmp_path):  # a daemon is recording it
+        assert cli.main(["sessions", "--data-dir", str(tmp_path)]) == 0
+        out = capsys.readouterr().out
+    assert "recording" in out and "interrupted" not in out
+
+
+def test_the_rollers_own_fence_buzzing_is_an_event_of_the_session(tmp_path):
+    """Issue 18.6: beyond_fence was set on hundreds of rows and no event said so."""
+    async def run(store: Store) -> None:
+        keeper = keeper_on(store, tmp_path)
+        roll = frames(0x42, 0, 0.0, 3000, C)
+        roll[1000:1150] = [replace(f, flags=f.flags | FrameFlag.BEYOND_FENCE,
+                                   position=0.2 + i * 1e-4)
+                           for i, f in enumerate(roll[1000:1150])]
+        await deliver(keeper, roll)
+        await deliver(keeper, frames(0x42, 3000, 30.0, 700, FrameFlag.NONE))
+
+    with Store(tmp_path / "s.db") as store:
+        asyncio.run(run(store))
+        (session,) = store.sessions(ADDRESS)
+        fences = [e for _, _, e in store.events(session.id) if e.kind.value == "roller_fence"]
+    assert len(fences) == 1
+    assert fences[0].start_t == pytest.approx(10.0) and fences[0].end_t == pytest.approx(11.49)
+    assert fences[0].value == pytest.approx(0.2 + 149e-4)
+
+
+def test_backfill_of_an_earlier_boot_interleaved_with_the_live_boot_splits_nothing(tmp_path):
+    """The daemon comes while the roller's third boot is live; its journal sends the two
+    earlier boots' sessions beside the live frames, batch by batch."""
+    async def run(store: Store) -> None:
+        keeper = keeper_on(store, tmp_path)
+        one = frames(0x900, 0, 0.0, 2000, C, True) + frames(0x900, 2000, 20.0, 600,
+                                                              FrameFlag.NONE, True)
+        two = frames(0x100, 2600, 0.0, 1500, C, True) + frames(0x100, 4100, 15.0, 600,
+                                                                FrameFlag.NONE, True)
+        live = frames(0x500, 4700, 0.0, 3000, C) + frames(0x500, 7700, 30.0, 700,
+                                                          FrameFlag.NONE)
+        backfill = one + two
+        for i in range(0, max(len(backfill), len(live)), 25):
+            for part in (backfill[i:i + 25], live[i:i + 25]):
+                if part:
+                    keeper._on_frames(part)
+                    await asyncio.sleep(0)
+        await settle(keeper)
+        keeper._ack_now()
+        keeper._analyse_late()
+
+    with Store(tmp_path / "s.db") as store:
+        asyncio.run(run(store))
+        sessions = store.sessions(ADDRESS)
+        by_boot = {}
+        for s in sessions:
+            f = store.read_frames(s.id)
+            assert len(set(f.boot.tolist())) == 1
+            by_boot.setdefault(int(f.boot[0]), []).append(int(((f.flags & int(C)) != 0).sum()))
+    assert by_boot == {0x900: [2000], 0x100: [1500], 0x500: [3000]}, by_boot

@@ -35,7 +35,7 @@ from bumble.transport.common import Transport
 from host.ble.bumble_connect import LeConnector
 
 __all__ = ["HOST_NAME", "BumbleAdapter", "close_adapters", "default_key_store_path",
-           "open_adapter"]
+           "lost_transports", "open_adapter"]
 
 logger = logging.getLogger(__name__)
 
@@ -144,6 +144,12 @@ class BumbleAdapter:
         if self._hci is not None:
             await self._hci.close()
             self._hci: Transport | None = None
+
+    @property
+    def lost(self) -> bool:
+        """True once the HCI transport has ended (the controller's TCP peer or USB
+        device went away): nothing works on this adapter any more."""
+        return self._hci is not None and self._hci.source.terminated.done()
 
     def require_device(self) -> Device:
         """The device; BleakError if closed."""
@@ -277,6 +283,12 @@ async def open_adapter(transport: str, key_store: str | os.PathLike[str] | None 
         raise BleakError(f"{adapter.label} already uses the key store {adapter.key_store}, "
                          f"not {wanted}")
     return adapter
+
+
+def lost_transports() -> list[str]:
+    """The transports of this event loop's adapters that have ended (see ``lost``)."""
+    loop = asyncio.get_running_loop()
+    return [t for t, (lp, adapter) in _adapters.items() if lp is loop and adapter.lost]
 
 
 async def close_adapters() -> None:

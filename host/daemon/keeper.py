@@ -46,6 +46,7 @@ from host.ble.client import RollerClient
 from host.ble.control import RollerCommandError, RollerDisconnected
 from host.ble.discovery import BleBackend
 from host.daemon.live import LiveStatus, publish
+from host.daemon.lock import DaemonLock, DaemonLocked
 from host.store import CLOSED, Profile, Session, Store, StoreError
 from host.stream import Hole
 
@@ -92,6 +93,26 @@ class DaemonError(RuntimeError):
     """The daemon cannot run (no profile, no roller): one line for the user."""
 
 
+class TransportLost(RuntimeError):
+    """The Bluetooth transport (the adapter's link to its controller) has ended: the
+    daemon exits non-zero so that the service manager starts it again."""
+
+
+TRANSPORT_CHECK_S = 1.0
+"""How often the daemon checks that its Bluetooth transports are alive, s."""
+
+
+async def _watch_transports(stop: asyncio.Event) -> None:
+    """Raise ``TransportLost`` when an adapter's transport ends (until ``stop``)."""
+    from host.ble.bumble_adapter import lost_transports
+
+    while not stop.is_set():
+        lost = lost_transports()
+        if lost:
+            raise TransportLost(f"the Bluetooth transport {', '.join(lost)} was lost")
+        await _wait(stop, TRANSPORT_CHECK_S)
+
+
 def user_model(profile: Profile) -> UserModel:
     """The analysis's model of a profile's user: stature and sex as the user set them,
     with what earlier calibrations taught (dropped if it no longer fits the stature)."""
@@ -116,12 +137,31 @@ def offline_pass(store: Store, session: Session, user: UserModel,
                  keep: list[Event] = ()) -> tuple[Update, SessionAnalyzer]:
     """Analyse a stored session again, all its frames in order, and replace its stored
     analysis (``keep``: events of the daemon's own to keep, e.g. link cuts)."""
-    cols = store.read_frames(session.id).columns()
+    frames = store.read_frames(session.id)
+    cols = frames.columns()
     update, analyzer = analyze(cols, user, segmenter=StrokeSegmenter())
-    store.replace_analysis(session.id, estimates=update.estimates,
+    store.replace_analysis(session.id, frames=frames, estimates=update.estimates,
                            strokes=update.strokes, dwells=update.dwells,
-                           events=update.events + list(keep))
+                           events=update.events + fence_events(cols) + list(keep))
     return update, analyzer
+
+
+def fence_events(cols: FrameColumns) -> list[Event]:
+    """The roller's own fence buzzing: one ``ROLLER_FENCE`` event per run of frames with
+    ``BEYOND_FENCE`` (within one boot), valued the deepest position reached (m)."""
+    beyond = cols.has(FrameFlag.BEYOND_FENCE)
+    if not beyond.any():
+        return []
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], beyond.astype(np.int8), [0]))))
+    out = []
+    for start, stop in zip(edges[::2], edges[1::2], strict=True):
+        last = stop - 1
+        if cols.boot[start] != cols.boot[last]:
+            last = start + int(np.argmax(cols.boot[start:stop] != cols.boot[start])) - 1
+        out.append(Event(EventKind.ROLLER_FENCE, float(cols.t[start]), float(cols.t[last]),
+                         "the roller's own fence buzzed (below the rib cage by its fence)",
+                         float(np.max(cols.position[start:last + 1]))))
+    return out
 
 
 def _by_boot(frames: list[Frame]) -> list[list[Frame]]:
@@ -168,7 +208,8 @@ class RollerKeeper:
         self._down_since: float | None = None  # sensor time of the last frame before a cut
         self._last_t = math.nan
         self._last_boot: int | None = None  # the roller's newest boot seen
-        self._boot_seq = -1  # the newest seq seen of that boot
+        self._boot_seq = -1  # the newest seq seen (of any boot: the journal's seq goes on)
+        self._contact_seq = -1  # the open session's earliest contact seen (its start)
         self._late_sessions: set[int] = set()  # sessions given late frames: analyse again
         self._published = 0.0
         self._tasks: set[asyncio.Task] = set()
@@ -210,7 +251,8 @@ class RollerKeeper:
         self._stale = False
         if cols is not None and len(cols):
             self._last_t, self._last_boot = float(cols.t[-1]), int(cols.boot[-1])
-            self._boot_seq = int(cols.seq[-1])
+            self._boot_seq = max(self._boot_seq, int(cols.seq[-1]))
+            self._contact_seq = int(cols.seq[0])
             contact = cols.has(FrameFlag.IN_CONTACT)
             if contact.any():
                 self._last_contact_t = float(cols.t[contact][-1])
@@ -254,6 +296,11 @@ class RollerKeeper:
                 await asyncio.gather(self.closing, return_exceptions=True)
             await asyncio.gather(*self._tasks, return_exceptions=True)
             self._analyse_late()
+            if self.session is not None and not self.status.in_contact \
+                    and self.store_fault is None:
+                # Nobody on the roller: finished. Somebody on it: left recording, the
+                # next start continues it (``smartroller sessions`` says interrupted).
+                await self.close_session("the daemon stopped with nobody on the roller")
 
     async def close_session(self, reason: str) -> None:
         """End the open session now: final analysis offline, profile learning."""
@@ -273,7 +320,8 @@ class RollerKeeper:
         # The frames analysed, not those stored by now (late backfill may have come).
         self.store.replace_analysis(session.id, frames=stored, estimates=update.estimates,
                                     strokes=update.strokes, dwells=update.dwells,
-                                    events=update.events + self._link_events(session.id))
+                                    events=update.events + fence_events(cols)
+                                    + self._link_events(session.id))
         learned = offline.learned_model() if anchored(cols) else user
         if learned is not user:
             self.user = learned
@@ -320,7 +368,7 @@ class RollerKeeper:
             if frames[0].seq <= self._boot_seq:
                 self._late_frames(frames)
                 return
-            self._last_boot, self._boot_seq = boot, -1
+            self._last_boot, self._boot_seq = boot, frames[-1].seq
             self._last_t, self._last_contact_t = math.nan, -math.inf
             if self.session is not None:
                 self._held.extend(frames)
@@ -367,8 +415,17 @@ class RollerKeeper:
             self._last_contact_t = max(self._last_contact_t, contact[-1])
 
     def _keep(self, frames: list[Frame]) -> None:
-        """Analyse and store frames of the open session's boot."""
+        """Analyse and store frames of the open session's boot, from its first contact
+        on (the journal's backfill of the minutes before it, when the daemon joined
+        late, is acknowledged, not kept: a session starts at its first contact)."""
         assert self.session is not None and self.analyzer is not None
+        contact = next((f.seq for f in frames if f.flags & _CONTACT), self._contact_seq)
+        self._contact_seq = min(self._contact_seq, contact)
+        if frames[0].seq < self._contact_seq:
+            self._handled([f for f in frames if f.seq < self._contact_seq])
+            frames = [f for f in frames if f.seq >= self._contact_seq]
+            if not frames:
+                return
         update = self.analyzer.feed(frames)
         if update.frames is not None and len(update.frames) < len(frames):
             self._stale = True  # frames older than the analysis came: rebuild when whole
@@ -394,6 +451,8 @@ class RollerKeeper:
             self._handled(frames)
             return
         if target is None:
+            self._handled(frames[:frames.index(contact[0])])
+            frames = frames[frames.index(contact[0]):]
             target = self.store.open_session(
                 self.address, started_utc=self.client.clock_map.frame_utc(contact[0]),
                 profile_id=self.profile.id)
@@ -411,6 +470,7 @@ class RollerKeeper:
         # The roller zeroes at the first contact: a session seen from that frame on knows
         # where it is on the back. One joined later waits for the journal's backfill.
         self._anchored = bool(first.flags & FrameFlag.ZEROED)
+        self._contact_seq = first.seq
         self._stale = not self._anchored
         self._last_contact_t = first.t
         self.status = LiveStatus(self.address, connected=self.client.connected,
@@ -634,7 +694,28 @@ async def run_daemon(store: Store, backend: BleBackend, data_dir: Path, *,
                      idle_close_s: float = IDLE_CLOSE_S, say: Callable[[str], None] = print,
                      client_options: dict | None = None,
                      keepers: list[RollerKeeper] | None = None) -> None:
-    """Keep the rollers (``addresses``, default: the bonded devices) until ``stop``."""
+    """Keep the rollers (``addresses``, default: the bonded devices) until ``stop``.
+
+    One daemon per data directory: ``DaemonError`` naming the other's pid if another
+    process keeps ``data_dir`` (``host.daemon.lock``)."""
+    lock = DaemonLock(data_dir)
+    try:
+        lock.acquire()
+    except DaemonLocked as exc:
+        raise DaemonError(str(exc)) from None
+    try:
+        await _keep_rollers(store, backend, data_dir, addresses=addresses, stop=stop,
+                            idle_close_s=idle_close_s, say=say,
+                            client_options=client_options, keepers=keepers)
+    finally:
+        lock.release()
+
+
+async def _keep_rollers(store: Store, backend: BleBackend, data_dir: Path, *,
+                        addresses: list[str] | None, stop: asyncio.Event | None,
+                        idle_close_s: float, say: Callable[[str], None],
+                        client_options: dict | None,
+                        keepers: list[RollerKeeper] | None) -> None:
     profile = store.active_profile()
     if profile is None:
         raise DaemonError("no profile: create one with `smartroller profile create NAME "
@@ -657,8 +738,19 @@ async def run_daemon(store: Store, backend: BleBackend, data_dir: Path, *,
             if session.device == keeper.address:
                 keeper.resume(session)
     say(f"daemon: keeping {', '.join(addresses)} for profile {profile.name}")
+    watch = asyncio.ensure_future(_watch_transports(stop))
+    keeping = asyncio.ensure_future(asyncio.gather(*(k.run(stop) for k in made)))
     try:
-        await asyncio.gather(*(k.run(stop) for k in made))
+        await asyncio.wait([watch, keeping], return_when=asyncio.FIRST_COMPLETED)
+        if watch.done() and watch.exception() is not None:
+            say(f"daemon: {watch.exception()}; stopping (a service manager restarts it)")
+        stop.set()
+        await keeping  # the keepers stop cleanly: what is stored is acknowledged
+        await watch
     except StoreError:
         stop.set()
         raise
+    finally:
+        stop.set()
+        watch.cancel()
+        await asyncio.gather(watch, keeping, return_exceptions=True)
