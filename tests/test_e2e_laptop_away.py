@@ -36,6 +36,10 @@ def cli(*args, timeout=60):
                           timeout=timeout, cwd=ROOT)
 
 
+@pytest.mark.xfail(strict=True, reason=(
+    "ACK(seq) is global on the roller (firmware/ble/control.py: journal.ack(seq)) while "
+    "the host acknowledges its current boot's seqs: acknowledging the live boot releases "
+    "the earlier boots' frames not sent yet (docs/benchmarks.md, issue 18)"))
 def test_three_sessions_rolled_away_from_the_laptop_then_one_daemon(tmp_path):
     from tests.test_e2e_radio import free_port, scan
 
