@@ -122,16 +122,32 @@ CSV_COLUMNS = ["seq", "t_s", "position_mm", "velocity_mm_s", "angle_deg", "load_
                "flags"]
 
 
-def _sim_roller(args: argparse.Namespace, config: Config, speed: float = 0.0):  # noqa: ANN202
+def _sim_roller(args: argparse.Namespace, config: Config, speed: float = 0.0,  # noqa: ANN202
+                journal: object | None = None):
+    """The simulated roller; with ``journal`` (on the radio) a new boot that goes on
+    from the journal's seq, as the Pi's firmware does."""
     from firmware.sim.rig import SimRoller
     from firmware.sim.scenario import default_scenario, load_scenario
 
     scenario = load_scenario(args.scenario) if args.scenario else default_scenario()
-    return SimRoller(scenario, args.seed, config, speed=speed)
+    if journal is None:
+        return SimRoller(scenario, args.seed, config, speed=speed)
+    from firmware.ble.simcli import fresh_boot_id
+
+    return SimRoller(scenario, args.seed, config, speed=speed, boot_id=fresh_boot_id(),
+                     first_seq=journal.next_seq)  # type: ignore[attr-defined]
 
 
 def _cmd_sim(args: argparse.Namespace, config: Config) -> None:
-    roller = _sim_roller(args, config, args.speed)
+    journal = None
+    if args.host_adapter:
+        from firmware.ble.simcli import sim_journal
+
+        try:
+            journal = sim_journal(args.state_dir)
+        except OSError as exc:
+            raise CliError(f"cannot use the state directory: {exc}") from None
+    roller = _sim_roller(args, config, args.speed, journal)
     end = min(args.duration, roller.duration_s) if args.duration else roller.duration_s
     last = [-math.inf]
     notable = FrameFlag.BEYOND_FENCE | FrameFlag.IN_CONTACT | FrameFlag.IMU_FAULT
@@ -160,7 +176,7 @@ def _cmd_sim(args: argparse.Namespace, config: Config) -> None:
                 radio["passkey"] = config.ble.passkey
             summary = asyncio.run(run_sim_with_radio(
                 roller, args.host_adapter, speed=args.speed or 1.0, until=end, say=say,
-                **radio))
+                journal=journal, **radio))
             say(f"radio: {summary.hosts} host connection(s), {summary.backfilled} frames "
                 f"backfilled, {summary.cuts} outage(s)")
         else:

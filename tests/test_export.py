@@ -21,7 +21,7 @@ def data(tmp_path_factory):
     path = tmp_path_factory.mktemp("export") / "s.db"
     with Store(path) as store:
         sid = record_session(store)
-        store.add_event(sid, Event(EventKind.LUMBAR_WARNING, 5.0, 5.75, MESSAGE, 0.012))
+        store.add_event(sid, Event(EventKind.LUMBAR_WARNING, 5.0, 5.75, MESSAGE, 0.82))
         store.add_event(sid, Event(EventKind.DISCONNECT, 6.0, None, "link lost"))
         yield store.load(sid)
 
@@ -93,7 +93,8 @@ def test_strokes_and_events_files(data, tmp_path):
     by_kind = {r[col["kind"]]: r for r in events[1:]}
     warning = by_kind["lumbar_warning"]
     assert warning[col["message"]] == MESSAGE  # quotes, comma, newline, non-ASCII survive
-    assert (warning[col["value"]], warning[col["value_unit"]]) == ("12.0", "mm")
+    # A lumbar warning's value is a probability (it was printed as 820 "mm").
+    assert (warning[col["value"]], warning[col["value_unit"]]) == ("0.820", "probability")
     assert float(warning[col["duration_s"]]) == pytest.approx(0.75)
     assert float(warning[col["start_s"]]) == pytest.approx(5.0, abs=1e-3)
     assert by_kind["disconnect"][col["end_utc"]] == "" and by_kind["disconnect"][

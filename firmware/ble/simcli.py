@@ -11,6 +11,13 @@ same link is served on the ``--host-adapter`` transport: the host (this project'
 ``add_radio_arguments(parser)`` and ``radio_kwargs(args)`` give the command-line
 options. ``python -m firmware.ble.simcli --host-adapter tcp-server:127.0.0.1:9100``
 runs it stand-alone.
+
+Above the emulated parts the simulated roller is the Pi's: its journal is the same
+on-disk ``Journal``, in ``<state-dir>/journal``, so frames no host acknowledged survive
+the process and are sent by the next run; every start is a new boot (``fresh_boot_id``)
+whose first seq follows the journal's last (``sim_journal(...).next_seq``), so no
+``(boot, seq)`` is ever reused. After the routine it stays up, ``linger_s`` at most,
+until a host has acknowledged its journal, as a roller left switched on would.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ import argparse
 import asyncio
 import logging
 import os
+import secrets
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +47,7 @@ from firmware.ble.server import RollerServer
 from firmware.files import private_dir
 
 if TYPE_CHECKING:
+    from firmware.journal import Journal
     from firmware.sim.rig import SimRoller
 
 log = logging.getLogger("smartroller.ble.sim")
@@ -58,6 +67,32 @@ class RadioRunSummary:
     backfilled: int
     cuts: int
     dropped_connections: int
+
+
+LINGER_S = 120.0
+"""How long ``smartroller-fw sim`` stays up after the routine for a host to acknowledge
+its journal, real s (``--linger``)."""
+
+
+def fresh_boot_id() -> int:
+    """A new boot id (u32, never 0), as the firmware draws at every boot."""
+    return secrets.randbits(32) or 1
+
+
+def sim_journal(state_dir: Path | None = None) -> Journal:
+    """The simulated roller's on-disk journal in ``state_dir`` (default
+    ``default_state_dir()``): build the ``SimRoller`` with ``first_seq=.next_seq``."""
+    from firmware.journal import Journal
+
+    folder = Path(state_dir) if state_dir is not None else default_state_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    return Journal(folder / "journal")
+
+
+def unacked(journal: Journal) -> int:
+    """Frames the journal holds that no host has acknowledged."""
+    oldest, last = journal.oldest_seq, journal.last_seq
+    return 0 if oldest is None or last is None else last - oldest + 1
 
 
 def default_state_dir() -> Path:
@@ -96,7 +131,8 @@ async def run_sim_with_radio(
         supervision_timeout_s: float = SUPERVISION_TIMEOUT_S,
         cuts: Sequence[tuple[float, float]] = (), passkey: int | None = None,
         pair: bool | None = None, say: Callable[[str], None] = print,
-        ready: Callable[[RollerServer, RadioLink], None] | None = None) -> RadioRunSummary:
+        ready: Callable[[RollerServer, RadioLink], None] | None = None,
+        journal: Journal | None = None, linger_s: float = 0.0) -> RadioRunSummary:
     """Run ``roller`` in real time with its GATT server on a virtual radio.
 
     host_adapter: transport spec the host attaches to (``tcp-server:127.0.0.1:9100``).
@@ -110,17 +146,24 @@ async def run_sim_with_radio(
     pair: open the pairing window at boot (None: only if the roller has no bond yet,
         like a new roller out of the box).
     say: where progress lines go. ready: called once the server advertises.
+    journal: the roller's journal (default ``sim_journal(state_dir)``); ValueError if
+        ``roller`` would start at a seq the journal already has.
+    linger_s: after the routine, stay up this long (real s) at most while frames
+        remain unacknowledged.
     """
-    from firmware.journal import Journal
-
     speed = speed if speed > 0 else 1.0
     state_dir = Path(state_dir) if state_dir is not None else default_state_dir()
     private_dir(state_dir)  # 0700: the bonds are in it
+    journal = journal if journal is not None else sim_journal(state_dir)
+    if roller.first_seq < journal.next_seq:
+        journal.close()
+        raise ValueError(f"the journal in {state_dir} already has frames up to seq "
+                         f"{journal.next_seq - 1}: build the roller with first_seq="
+                         f"{journal.next_seq}")
     link = RadioLink(interval_ms / 1000.0, supervision_timeout_s)
     roller_controller = RadioController("roller", link=link)
     host_controller, close_adapter = await open_host_adapter(host_adapter, link)
     device = device_on_controller(roller_controller, roller_address(state_dir / "address"))
-    journal = Journal(None)
     server = RollerServer(device, roller.firmware, journal,
                           keystore_path=state_dir / "keys.json", passkey=passkey,
                           hardware_revision="simulated")
@@ -143,6 +186,7 @@ async def run_sim_with_radio(
             tasks.append(asyncio.create_task(
                 _cut_later(roller, link, roller_controller, at_s, for_s, speed, say)))
         await roller.run_async(speed=speed, until=end)
+        await _linger(server, journal, linger_s, state_dir, say)
     finally:
         for task in tasks:
             task.cancel()
@@ -152,6 +196,26 @@ async def run_sim_with_radio(
         journal.close()
     return RadioRunSummary(roller.firmware.frames, hosts[0], server.backfilled, len(cuts),
                            link.dropped_connections)
+
+
+async def _linger(server: RollerServer, journal: Journal, linger_s: float, state_dir: Path,
+                  say: Callable[[str], None]) -> None:
+    """Stay up until the journal is acknowledged, ``linger_s`` at most (real s)."""
+    server.flush()
+    left = unacked(journal)
+    if left and linger_s > 0:
+        say(f"routine done; {left} frame(s) not acknowledged yet: staying up "
+            f"{linger_s:g} s at most for a host to sync them")
+        loop = asyncio.get_running_loop()
+        end = loop.time() + linger_s
+        while unacked(journal) and loop.time() < end:
+            await asyncio.sleep(0.2)
+        left = unacked(journal)
+    if left:
+        say(f"{left} frame(s) not acknowledged stay in the journal in {state_dir / 'journal'}"
+            ": the next run with this --state-dir sends them")
+    elif journal.last_seq is not None:
+        say("every frame acknowledged by a host")
 
 
 async def _cut_later(roller: SimRoller, link: RadioLink, controller: RadioController,
@@ -180,6 +244,9 @@ def add_radio_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--passkey", type=_passkey, help="static 6-digit passkey (MITM protection)")
     g.add_argument("--pair", action="store_true",
                    help="open the pairing window at boot (default: only without a bond)")
+    g.add_argument("--linger", type=float, default=LINGER_S, metavar="S",
+                   help="after the routine, stay up at most S s (real) until a host has "
+                        f"acknowledged the journal (default {LINGER_S:g})")
 
 
 def _passkey(text: str) -> int:
@@ -193,7 +260,7 @@ def radio_kwargs(args: argparse.Namespace) -> dict:
     """Keyword arguments of ``run_sim_with_radio`` from the parsed options."""
     return {"state_dir": args.state_dir, "interval_ms": args.interval_ms,
             "cuts": [(at, args.cut_for) for at in args.cut_at], "passkey": args.passkey,
-            "pair": True if args.pair else None}
+            "pair": True if args.pair else None, "linger_s": max(0.0, args.linger)}
 
 
 def main(argv: list[str] | None = None) -> int:  # pragma: no cover - manual runs
@@ -215,11 +282,13 @@ def main(argv: list[str] | None = None) -> int:  # pragma: no cover - manual run
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     scenario = load_scenario(args.scenario) if args.scenario else default_scenario()
-    roller = SimRoller(scenario, args.seed, default_config())
+    journal = sim_journal(args.state_dir)
+    roller = SimRoller(scenario, args.seed, default_config(), boot_id=fresh_boot_id(),
+                       first_seq=journal.next_seq)
     try:
         summary = asyncio.run(run_sim_with_radio(
             roller, args.host_adapter, speed=args.speed, until=args.duration,
-            **radio_kwargs(args)))
+            journal=journal, **radio_kwargs(args)))
     except KeyboardInterrupt:
         return 130
     print(f"done: {summary}")

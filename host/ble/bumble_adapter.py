@@ -36,7 +36,7 @@ from host.ble.bumble_connect import LeConnector
 from host.ble.keystore import PrivateKeyStore
 
 __all__ = ["HOST_NAME", "BumbleAdapter", "close_adapters", "default_key_store_path",
-           "open_adapter"]
+           "lost_transports", "open_adapter"]
 
 logger = logging.getLogger(__name__)
 
@@ -150,6 +150,12 @@ class BumbleAdapter:
         if self._hci is not None:
             await self._hci.close()
             self._hci: Transport | None = None
+
+    @property
+    def lost(self) -> bool:
+        """True once the HCI transport has ended (the controller's TCP peer or USB
+        device went away): nothing works on this adapter any more."""
+        return self._hci is not None and self._hci.source.terminated.done()
 
     def require_device(self) -> Device:
         """The device; BleakError if closed."""
@@ -283,6 +289,12 @@ async def open_adapter(transport: str, key_store: str | os.PathLike[str] | None 
         raise BleakError(f"{adapter.label} already uses the key store {adapter.key_store}, "
                          f"not {wanted}")
     return adapter
+
+
+def lost_transports() -> list[str]:
+    """The transports of this event loop's adapters that have ended (see ``lost``)."""
+    loop = asyncio.get_running_loop()
+    return [t for t, (lp, adapter) in _adapters.items() if lp is loop and adapter.lost]
 
 
 async def close_adapters() -> None:

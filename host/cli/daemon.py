@@ -97,7 +97,7 @@ def _daemon(args: argparse.Namespace, folder: Path, out: TextIO, err: TextIO) ->
 
     from host.ble.bumble_adapter import close_adapters
     from host.cli.devices import backend_for
-    from host.daemon.keeper import IDLE_CLOSE_S, DaemonError, run_daemon
+    from host.daemon.keeper import IDLE_CLOSE_S, DaemonError, TransportLost, run_daemon
     from host.store import StoreError, open_store
 
     try:
@@ -139,7 +139,7 @@ def _daemon(args: argparse.Namespace, folder: Path, out: TextIO, err: TextIO) ->
     except (DaemonError, StoreError) as exc:
         print(f"{PROG}: error: {exc}", file=err)
         return EXIT_USAGE
-    except (BleakError, OSError) as exc:
+    except (BleakError, OSError, TransportLost) as exc:
         print(f"{PROG}: error: Bluetooth: {exc}", file=err)
         return EXIT_FAILURE
     finally:

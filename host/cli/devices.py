@@ -49,6 +49,8 @@ from host.cli.common import (
     open_user_store,
     run_on_store,
 )
+from host.daemon.live import read_statuses
+from host.paths import data_dir as user_data_dir
 from host.stream import ClockMap
 from host.timefmt import iso_utc
 
@@ -263,9 +265,11 @@ def cmd_devices(args: argparse.Namespace, out: TextIO) -> None:
     """``smartroller devices``."""
     store = open_user_store(args, create=False)
     devices = [] if store is None else store.devices()
+    faults = {st.address: st.fault for st in read_statuses(user_data_dir(args.data_dir))}
     rows = [{"address": d.address, "name": d.name, "first_seen_utc": iso_utc(d.first_seen_utc),
              "last_seen_utc": iso_utc(d.last_seen_utc), "bonded": d.bonded,
-             "key_store": d.key_store} for d in devices]
+             "key_store": d.key_store, "daemon_fault": faults.get(d.address, "")}
+            for d in devices]
     if args.json:
         print(json.dumps(rows, indent=2), file=out)
         return
@@ -274,6 +278,9 @@ def cmd_devices(args: argparse.Namespace, out: TextIO) -> None:
     for r in rows:
         print(f"{r['address']}  {r['name'] or '-':20}  last seen {r['last_seen_utc'][:19]}  "
               f"{'bonded' if r['bonded'] else 'not bonded'}", file=out)
+        if r["daemon_fault"]:
+            print(f"  the daemon is NOT STORING: {r['daemon_fault']} (the roller keeps the "
+                  "frames in its journal)", file=out)
 
 
 def cmd_forget(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:

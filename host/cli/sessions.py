@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import TextIO
 
 from host.cli.common import UsageError, add_data_dir, open_user_store, run_on_store
-from host.store import Session, Store, StoreError
+from host.daemon.lock import daemon_running
+from host.store import RECORDING, Session, Store, StoreError
 from host.timefmt import duration_text, iso_utc
 
 __all__ = ["COMMANDS", "add_parsers", "run"]
@@ -92,11 +93,17 @@ def cmd_sessions(args: argparse.Namespace, out: TextIO) -> None:
         return
     print(f"{'id':>5}  {'device':17}  {'start (UTC)':19}  {'duration':>8}  {'frames':>7}  "
           f"{'strokes':>7}  {'warnings':>8}  state", file=out)
+    # A session left recording while no daemon runs is unfinished: the daemon stopped
+    # with it open; its next start continues or closes it.
+    idle = store is not None and not daemon_running(store.path.parent)
     for summary in summaries:
         s = summary.session
+        state = s.state
+        if state == RECORDING and idle:
+            state += " (interrupted: the daemon stopped; its next start closes it)"
         print(f"{s.id:>5}  {s.device:17}  {iso_utc(s.started_utc)[:19].replace('T', ' ')}  "
               f"{duration_text(s.duration_s):>8}  {s.frame_count:>7}  "
-              f"{summary.stroke_count:>7}  {summary.warning_count:>8}  {s.state}", file=out)
+              f"{summary.stroke_count:>7}  {summary.warning_count:>8}  {state}", file=out)
 
 
 def cmd_show(args: argparse.Namespace, out: TextIO) -> None:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -45,7 +46,8 @@ from host.ble.client import RollerClient
 from host.ble.control import RollerCommandError, RollerDisconnected
 from host.ble.discovery import BleBackend
 from host.daemon.live import LiveStatus, publish
-from host.store import Profile, Session, Store, StoreError
+from host.daemon.lock import DaemonLock, DaemonLocked
+from host.store import CLOSED, Profile, Session, Store, StoreError
 from host.stream import Hole
 
 log = logging.getLogger("smartroller.daemon")
@@ -65,6 +67,18 @@ _CONTACT = int(FrameFlag.IN_CONTACT)
 
 
 _CONNECT_ERRORS = (BleakError, TimeoutError, OSError, RollerDisconnected, RollerCommandError)
+_STORE_ERRORS = (StoreError, sqlite3.Error, OSError)
+"""A write that failed: a full or read-only disk, a database that went away."""
+
+
+async def _first(*events: asyncio.Event) -> None:
+    """Wait until one of ``events`` is set."""
+    waits = [asyncio.ensure_future(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waits:
+            w.cancel()
 
 
 async def _wait(stop: asyncio.Event, seconds: float) -> None:
@@ -77,6 +91,26 @@ async def _wait(stop: asyncio.Event, seconds: float) -> None:
 
 class DaemonError(RuntimeError):
     """The daemon cannot run (no profile, no roller): one line for the user."""
+
+
+class TransportLost(RuntimeError):
+    """The Bluetooth transport (the adapter's link to its controller) has ended: the
+    daemon exits non-zero so that the service manager starts it again."""
+
+
+TRANSPORT_CHECK_S = 1.0
+"""How often the daemon checks that its Bluetooth transports are alive, s."""
+
+
+async def _watch_transports(stop: asyncio.Event) -> None:
+    """Raise ``TransportLost`` when an adapter's transport ends (until ``stop``)."""
+    from host.ble.bumble_adapter import lost_transports
+
+    while not stop.is_set():
+        lost = lost_transports()
+        if lost:
+            raise TransportLost(f"the Bluetooth transport {', '.join(lost)} was lost")
+        await _wait(stop, TRANSPORT_CHECK_S)
 
 
 def user_model(profile: Profile) -> UserModel:
@@ -103,12 +137,41 @@ def offline_pass(store: Store, session: Session, user: UserModel,
                  keep: list[Event] = ()) -> tuple[Update, SessionAnalyzer]:
     """Analyse a stored session again, all its frames in order, and replace its stored
     analysis (``keep``: events of the daemon's own to keep, e.g. link cuts)."""
-    cols = store.read_frames(session.id).columns()
+    frames = store.read_frames(session.id)
+    cols = frames.columns()
     update, analyzer = analyze(cols, user, segmenter=StrokeSegmenter())
-    store.replace_analysis(session.id, estimates=update.estimates,
+    store.replace_analysis(session.id, frames=frames, estimates=update.estimates,
                            strokes=update.strokes, dwells=update.dwells,
-                           events=update.events + list(keep))
+                           events=update.events + fence_events(cols) + list(keep))
     return update, analyzer
+
+
+def fence_events(cols: FrameColumns) -> list[Event]:
+    """The roller's own fence buzzing: one ``ROLLER_FENCE`` event per run of frames with
+    ``BEYOND_FENCE`` (within one boot), valued the deepest position reached (m)."""
+    beyond = cols.has(FrameFlag.BEYOND_FENCE)
+    if not beyond.any():
+        return []
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], beyond.astype(np.int8), [0]))))
+    out = []
+    for start, stop in zip(edges[::2], edges[1::2], strict=True):
+        last = stop - 1
+        if cols.boot[start] != cols.boot[last]:
+            last = start + int(np.argmax(cols.boot[start:stop] != cols.boot[start])) - 1
+        out.append(Event(EventKind.ROLLER_FENCE, float(cols.t[start]), float(cols.t[last]),
+                         "the roller's own fence buzzed (below the rib cage by its fence)",
+                         float(np.max(cols.position[start:last + 1]))))
+    return out
+
+
+def _by_boot(frames: list[Frame]) -> list[list[Frame]]:
+    """Frames split by boot, each part in seq order, the parts by their first seq (the
+    journal's seq goes on across boots, so that is the order they were made in)."""
+    parts: dict[int, list[Frame]] = {}
+    for f in frames:
+        parts.setdefault(f.boot, []).append(f)
+    out = [sorted(part, key=lambda f: f.seq) for part in parts.values()]
+    return sorted(out, key=lambda part: part[0].seq)
 
 
 def anchored(cols: FrameColumns) -> bool:
@@ -134,10 +197,8 @@ class RollerKeeper:
         self.profile = profile
         self.idle_close_s = idle_close_s
         self.say = say
-        position, ahead = store.stream_position(self.address)
-        self.client = RollerClient(backend, on_frames=self._on_frames, on_hole=self._on_hole,
-                                   on_link=self._on_link, position=position, ahead=ahead,
-                                   **(client_options or {}))
+        self._backend, self._client_options = backend, client_options or {}
+        self.client = self._make_client()
         self.session: Session | None = None
         self.analyzer: SessionAnalyzer | None = None
         self.user = user_model(profile)
@@ -146,16 +207,29 @@ class RollerKeeper:
         self._pending: dict[int, int] = {}  # boot -> highest seq stored, not yet acked
         self._down_since: float | None = None  # sensor time of the last frame before a cut
         self._last_t = math.nan
-        self._last_boot: int | None = None
+        self._last_boot: int | None = None  # the roller's newest boot seen
+        self._boot_seq = -1  # the newest seq seen (of any boot: the journal's seq goes on)
+        self._contact_seq = -1  # the open session's earliest contact seen (its start)
+        self._late_sessions: set[int] = set()  # sessions given late frames: analyse again
         self._published = 0.0
         self._tasks: set[asyncio.Task] = set()
         self.sessions_closed: list[int] = []
+        self._closing_id: int | None = None  # the session being closed
         self.closing: asyncio.Task | None = None
         self._held: list[Frame] = []  # frames that came while a session was closing
         self._anchored = False  # the live analysis saw the session from its first contact
         self._stale = False  # the live analysis missed frames the store now has
         self._last_arrival = time.monotonic()  # when frames last came (wall clock), s
         self._reconnected_event: int | None = None
+        self.store_fault: str | None = None  # why the store cannot be written, None: it can
+        self._relink = asyncio.Event()  # reconnect from the stored position (after a fault)
+
+    def _make_client(self) -> RollerClient:
+        """A client that resumes the roller's stream where the store stands."""
+        position, ahead = self.store.stream_position(self.address)
+        return RollerClient(self._backend, on_frames=self._on_frames, on_hole=self._on_hole,
+                            on_link=self._on_link, position=position, ahead=ahead,
+                            **self._client_options)
 
     # -- running ------------------------------------------------------------------
     def resume(self, session: Session) -> None:
@@ -177,6 +251,8 @@ class RollerKeeper:
         self._stale = False
         if cols is not None and len(cols):
             self._last_t, self._last_boot = float(cols.t[-1]), int(cols.boot[-1])
+            self._boot_seq = max(self._boot_seq, int(cols.seq[-1]))
+            self._contact_seq = int(cols.seq[0])
             contact = cols.has(FrameFlag.IN_CONTACT)
             if contact.any():
                 self._last_contact_t = float(cols.t[contact][-1])
@@ -206,7 +282,11 @@ class RollerKeeper:
                 self.store.note_device(self.address, bonded=True)
                 self.say(f"{self.address}: connected (battery {status.battery_text}, "
                          f"firmware {status.firmware_version})")
-                await stop.wait()
+                await _first(stop, self._relink)
+                if self._relink.is_set() and not stop.is_set():
+                    self._relink.clear()
+                    await self.client.stop()
+                    self.client = self._make_client()
         finally:
             ack.cancel()
             await asyncio.gather(ack, return_exceptions=True)
@@ -215,6 +295,12 @@ class RollerKeeper:
             if self.closing is not None:
                 await asyncio.gather(self.closing, return_exceptions=True)
             await asyncio.gather(*self._tasks, return_exceptions=True)
+            self._analyse_late()
+            if self.session is not None and not self.status.in_contact \
+                    and self.store_fault is None:
+                # Nobody on the roller: finished. Somebody on it: left recording, the
+                # next start continues it (``smartroller sessions`` says interrupted).
+                await self.close_session("the daemon stopped with nobody on the roller")
 
     async def close_session(self, reason: str) -> None:
         """End the open session now: final analysis offline, profile learning."""
@@ -222,16 +308,20 @@ class RollerKeeper:
         if session is None or analyzer is None:
             return
         self.session, self.analyzer = None, None
+        self._closing_id = session.id
         tail = analyzer.finish()
         self._store_analysis(session, tail)
         self._ack_now()
-        cols = self.store.read_frames(session.id).columns()
+        stored = self.store.read_frames(session.id)
+        cols = stored.columns()
         user = self.user
         update, offline = await asyncio.to_thread(
             lambda: analyze(cols, user, segmenter=StrokeSegmenter()))
-        self.store.replace_analysis(session.id, estimates=update.estimates,
+        # The frames analysed, not those stored by now (late backfill may have come).
+        self.store.replace_analysis(session.id, frames=stored, estimates=update.estimates,
                                     strokes=update.strokes, dwells=update.dwells,
-                                    events=update.events + self._link_events(session.id))
+                                    events=update.events + fence_events(cols)
+                                    + self._link_events(session.id))
         learned = offline.learned_model() if anchored(cols) else user
         if learned is not user:
             self.user = learned
@@ -256,24 +346,86 @@ class RollerKeeper:
         if not frames:
             return
         self._last_arrival = time.monotonic()
-        if self.closing is not None:
-            self._held.extend(frames)  # kept (not acknowledged) until the close is done
-            return
-        frames = sorted(frames, key=lambda f: (f.boot, f.seq))
+        if self.store_fault is not None:
+            return  # neither stored nor acknowledged: the roller's journal keeps them
+        groups = _by_boot(frames)
+        try:
+            while groups:
+                if self.closing is not None:
+                    for group in groups:  # kept (not acknowledged) until the close is done
+                        self._held.extend(group)
+                    return
+                self._on_boot_frames(groups.pop(0))
+        except _STORE_ERRORS as exc:
+            self._store_failed(exc)
+
+    def _on_boot_frames(self, frames: list[Frame]) -> None:
+        """Frames of one boot, in seq order. Times compare only within a boot: the
+        idle check is the boot's own; a newer boot (higher seq: the journal's seq goes on
+        across boots) ends the session; an older boot's are late backfill."""
+        boot = frames[0].boot
+        if self._last_boot is not None and boot != self._last_boot:
+            if frames[0].seq <= self._boot_seq:
+                self._late_frames(frames)
+                return
+            self._last_boot, self._boot_seq = boot, frames[-1].seq
+            self._last_t, self._last_contact_t = math.nan, -math.inf
+            if self.session is not None:
+                self._held.extend(frames)
+                self._spawn_close("the roller restarted")
+                return
+        self._last_boot = boot
         if self._reconnected_event is not None and self.session is not None:
             self.store.end_event(self._reconnected_event, frames[0].t)
             self._reconnected_event = None
+        if self.session is None:
+            contact = [i for i, f in enumerate(frames) if f.flags & _CONTACT]
+            if not contact:
+                self._handled(frames)  # nobody rolling: nothing to keep
+                self._note_times(frames)
+                self._update_status(frames[-1], None)
+                return
+            self._handled(frames[:contact[0]])
+            frames = frames[contact[0]:]
+            self._open_session(frames[0])
+        idle_at = self._idle_index(frames)
+        if idle_at is not None:
+            self._held.extend(frames[idle_at + 1:])
+            frames = frames[:idle_at + 1]
+        self._keep(frames)
+        if idle_at is not None:
+            self._spawn_close(f"nobody on the roller for {self.idle_close_s:.0f} s")
+
+    def _idle_index(self, frames: list[Frame]) -> int | None:
+        """Index of the first frame ``idle_close_s`` after the last contact, if any."""
+        last_contact = self._last_contact_t
+        for i, f in enumerate(frames):
+            if f.flags & _CONTACT:
+                last_contact = max(last_contact, f.t)
+            elif f.t - last_contact > self.idle_close_s:
+                return i
+        return None
+
+    def _note_times(self, frames: list[Frame]) -> None:
         newest = frames[-1]
-        if self.session is not None and self._last_boot is not None \
-                and newest.boot != self._last_boot and newest.flags & FrameFlag.BACKFILL == 0:
-            self._spawn_close("the roller restarted")
-        contact = [f for f in frames if f.flags & _CONTACT]
-        if self.session is None and contact:
-            self._open_session(contact[0])
-        if self.session is None or self.analyzer is None:
-            self._handled(frames)  # nobody rolling: nothing to keep
-            self._update_status(frames[-1], None)
-            return
+        self._boot_seq = max(self._boot_seq, newest.seq)
+        self._last_t = newest.t if self._last_t != self._last_t else max(newest.t, self._last_t)
+        contact = [f.t for f in frames if f.flags & _CONTACT]
+        if contact:
+            self._last_contact_t = max(self._last_contact_t, contact[-1])
+
+    def _keep(self, frames: list[Frame]) -> None:
+        """Analyse and store frames of the open session's boot, from its first contact
+        on (the journal's backfill of the minutes before it, when the daemon joined
+        late, is acknowledged, not kept: a session starts at its first contact)."""
+        assert self.session is not None and self.analyzer is not None
+        contact = next((f.seq for f in frames if f.flags & _CONTACT), self._contact_seq)
+        self._contact_seq = min(self._contact_seq, contact)
+        if frames[0].seq < self._contact_seq:
+            self._handled([f for f in frames if f.seq < self._contact_seq])
+            frames = [f for f in frames if f.seq >= self._contact_seq]
+            if not frames:
+                return
         update = self.analyzer.feed(frames)
         if update.frames is not None and len(update.frames) < len(frames):
             self._stale = True  # frames older than the analysis came: rebuild when whole
@@ -283,17 +435,32 @@ class RollerKeeper:
         self._store_analysis(self.session, update)
         if self._anchored:
             self._send(update)
-        for f in frames:
-            self._pending[f.boot] = max(self._pending.get(f.boot, -1), f.seq)
-        if contact:
-            self._last_contact_t = max(self._last_contact_t, contact[-1].t)
-        if newest.boot == self._last_boot or self._last_boot is None:
-            self._last_t = max(newest.t, self._last_t) if self._last_t == self._last_t \
-                else newest.t
-        self._last_boot = newest.boot
-        self._update_status(newest, update)
-        if self._last_t - self._last_contact_t > self.idle_close_s:
-            self._spawn_close(f"nobody on the roller for {self.idle_close_s:.0f} s")
+        self._handled(frames)
+        self._note_times(frames)
+        self._update_status(frames[-1], update)
+
+    def _late_frames(self, frames: list[Frame]) -> None:
+        """Backfill of an earlier boot that came after a newer boot's frames: into the
+        session of that boot (one is opened if it has none and a body was on the
+        roller), analysed again offline at the next acknowledgement."""
+        boot = frames[0].boot
+        target = next((s for s in reversed(self.store.sessions(self.address))
+                       if s.last_boot == boot), None)
+        contact = [f for f in frames if f.flags & _CONTACT]
+        if target is None and not contact:
+            self._handled(frames)
+            return
+        if target is None:
+            self._handled(frames[:frames.index(contact[0])])
+            frames = frames[frames.index(contact[0]):]
+            target = self.store.open_session(
+                self.address, started_utc=self.client.clock_map.frame_utc(contact[0]),
+                profile_id=self.profile.id)
+            self.say(f"{self.address}: session {target.id} found in the roller's journal "
+                     "(an earlier boot)")
+        self.store.add_frames(target.id, frames, clock=self.client.clock_map)
+        self._handled(frames)
+        self._late_sessions.add(target.id)
 
     def _open_session(self, first: Frame) -> None:
         utc = self.client.clock_map.frame_utc(first)
@@ -303,6 +470,7 @@ class RollerKeeper:
         # The roller zeroes at the first contact: a session seen from that frame on knows
         # where it is on the back. One joined later waits for the journal's backfill.
         self._anchored = bool(first.flags & FrameFlag.ZEROED)
+        self._contact_seq = first.seq
         self._stale = not self._anchored
         self._last_contact_t = first.t
         self.status = LiveStatus(self.address, connected=self.client.connected,
@@ -365,7 +533,10 @@ class RollerKeeper:
     async def _ack_loop(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             await asyncio.sleep(ACK_EVERY_S)
+            if self.store_fault is not None and not self._retry_store():
+                continue
             self._ack_now()
+            self._analyse_late()
             if self.session is not None and self._stale and self.closing is None \
                     and not self.client.receiver.waiting:
                 self._rebuild()  # the journal has filled what the live analysis missed
@@ -373,12 +544,60 @@ class RollerKeeper:
             if self.session is not None and quiet > self.idle_close_s:
                 self._spawn_close(f"no frames for {self.idle_close_s:.0f} s")
 
+    def _analyse_late(self) -> None:
+        """Analyse again, offline, the sessions late frames went into (closing them)."""
+        try:
+            while self._late_sessions:
+                session = self.store.session(min(self._late_sessions))
+                if self.session is None or session.id != self.session.id:
+                    offline_pass(self.store, session, self.user, self._link_events(session.id))
+                    if session.state != CLOSED:
+                        self.store.close_session(session.id)
+                self._late_sessions.discard(session.id)
+        except _STORE_ERRORS as exc:
+            self._store_failed(exc)
+
+    # -- a store that cannot be written ----------------------------------------------
+    def _store_failed(self, exc: BaseException) -> None:
+        """Stop storing and acknowledging: the roller's journal keeps every frame until
+        the store takes them again (``_retry_store``). Said once per fault."""
+        reason = str(exc) or type(exc).__name__
+        if self.store_fault is None:
+            self.say(f"{self.address}: cannot store frames ({reason}): not acknowledging "
+                     "them, the roller keeps them in its journal; trying again every "
+                     f"{ACK_EVERY_S:.0f} s")
+        self.store_fault = reason
+        self._pending.clear()
+        self._held.clear()
+        self._stale = self.session is not None  # the analysis saw frames not stored
+        self.status.fault = f"cannot store: {reason}"
+        self._publish(force=True)
+
+    def _retry_store(self) -> bool:
+        """Whether the store takes writes again (a batch's worth and a sync); if so,
+        reconnect from the stored position: the roller resends what was not stored."""
+        try:
+            self.store.check_writable()
+            self.store.sync()
+        except _STORE_ERRORS:
+            return False
+        self.say(f"{self.address}: storing again; the roller resends what was not stored")
+        self.store_fault = None
+        self.status.fault = ""
+        self._relink.set()
+        self._publish(force=True)
+        return True
+
     def _ack_now(self) -> None:
         """Sync the store, then tell the client what is stored (it acknowledges)."""
-        if not self._pending:
+        if not self._pending or self.store_fault is not None:
             return
         pending, self._pending = self._pending, {}
-        self.store.sync()
+        try:
+            self.store.sync()
+        except _STORE_ERRORS as exc:
+            self._store_failed(exc)
+            return
         for boot, seq in pending.items():
             try:
                 self.client.stored(seq, boot)
@@ -458,8 +677,13 @@ class RollerKeeper:
 
     def _closed(self, task: asyncio.Task) -> None:
         self.closing = None
-        if not task.cancelled() and task.exception() is not None:
-            log.error("closing the session failed: %s", task.exception())
+        error = None if task.cancelled() else task.exception()
+        if isinstance(error, _STORE_ERRORS):
+            if self._closing_id is not None:
+                self._late_sessions.add(self._closing_id)  # closed once the store can
+            self._store_failed(error)
+        elif error is not None:
+            log.error("closing the session failed: %s", error)
         held, self._held = self._held, []
         if held:
             self._on_frames(held)
@@ -470,7 +694,28 @@ async def run_daemon(store: Store, backend: BleBackend, data_dir: Path, *,
                      idle_close_s: float = IDLE_CLOSE_S, say: Callable[[str], None] = print,
                      client_options: dict | None = None,
                      keepers: list[RollerKeeper] | None = None) -> None:
-    """Keep the rollers (``addresses``, default: the bonded devices) until ``stop``."""
+    """Keep the rollers (``addresses``, default: the bonded devices) until ``stop``.
+
+    One daemon per data directory: ``DaemonError`` naming the other's pid if another
+    process keeps ``data_dir`` (``host.daemon.lock``)."""
+    lock = DaemonLock(data_dir)
+    try:
+        lock.acquire()
+    except DaemonLocked as exc:
+        raise DaemonError(str(exc)) from None
+    try:
+        await _keep_rollers(store, backend, data_dir, addresses=addresses, stop=stop,
+                            idle_close_s=idle_close_s, say=say,
+                            client_options=client_options, keepers=keepers)
+    finally:
+        lock.release()
+
+
+async def _keep_rollers(store: Store, backend: BleBackend, data_dir: Path, *,
+                        addresses: list[str] | None, stop: asyncio.Event | None,
+                        idle_close_s: float, say: Callable[[str], None],
+                        client_options: dict | None,
+                        keepers: list[RollerKeeper] | None) -> None:
     profile = store.active_profile()
     if profile is None:
         raise DaemonError("no profile: create one with `smartroller profile create NAME "
@@ -493,8 +738,19 @@ async def run_daemon(store: Store, backend: BleBackend, data_dir: Path, *,
             if session.device == keeper.address:
                 keeper.resume(session)
     say(f"daemon: keeping {', '.join(addresses)} for profile {profile.name}")
+    watch = asyncio.ensure_future(_watch_transports(stop))
+    keeping = asyncio.ensure_future(asyncio.gather(*(k.run(stop) for k in made)))
     try:
-        await asyncio.gather(*(k.run(stop) for k in made))
+        await asyncio.wait([watch, keeping], return_when=asyncio.FIRST_COMPLETED)
+        if watch.done() and watch.exception() is not None:
+            say(f"daemon: {watch.exception()}; stopping (a service manager restarts it)")
+        stop.set()
+        await keeping  # the keepers stop cleanly: what is stored is acknowledged
+        await watch
     except StoreError:
         stop.set()
         raise
+    finally:
+        stop.set()
+        watch.cancel()
+        await asyncio.gather(watch, keeping, return_exceptions=True)

@@ -35,7 +35,8 @@ class LiveStatus:
     rib cage. zone_loads_n: N per zone. total_load_n: N. strokes: strokes so far.
     warnings: lumbar warnings so far. warning: the lumbar warning is on now.
     calibration: "" or the last calibration message. calibrated: the session's
-    calibration is complete. message: the newest event's line.
+    calibration is complete. message: the newest event's line. fault: what keeps the
+    daemon from storing ("" none: e.g. a full disk; the roller keeps the frames).
     """
 
     address: str
@@ -56,6 +57,7 @@ class LiveStatus:
     calibration: str = ""
     calibrated: bool = False
     message: str = ""
+    fault: str = ""
 
     def to_json(self) -> str:
         """One line of JSON (NaN as null)."""
@@ -155,6 +157,8 @@ def render(status: LiveStatus, width: int = 72) -> list[str]:
         lines.append(f"  calibration: {status.calibration}"[:width])
     if status.message:
         lines.append(f"  {status.message}"[:width])
+    if status.fault:
+        lines.append(f"  NOT STORING: {status.fault} (the roller keeps the frames)"[:width])
     return lines
 
 

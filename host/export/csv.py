@@ -36,14 +36,15 @@ FILES = ("samples.csv", "strokes.csv", "dwells.csv", "events.csv")
 """What an export writes, in this order."""
 
 EVENT_UNITS: dict[EventKind, tuple[str, float, int]] = {
-    EventKind.LUMBAR_WARNING: ("mm", 1e3, 1), EventKind.APPROACH: ("mm", 1e3, 1),
+    EventKind.LUMBAR_WARNING: ("probability", 1.0, 3), EventKind.APPROACH: ("mm", 1e3, 1),
     EventKind.ROLLER_FENCE: ("mm", 1e3, 1), EventKind.LONG_STROKE: ("mm", 1e3, 1),
     EventKind.FAST_STROKE: ("mm_s", 1e3, 1), EventKind.FENCE_SET: ("mm", 1e3, 1),
     EventKind.CALIBRATION: ("mm", 1e3, 1), EventKind.FRAMES_LOST: ("frames", 1.0, 0),
 }
 """Unit of ``Event.value`` in events.csv per kind, the factor from the stored SI value
 and the decimals (model.py: depths, amplitudes and positions in m, speeds in m/s,
-frames counted). Other kinds keep the stored value, with no unit."""
+frames counted; a lumbar warning's value is the highest probability, 0..1, that the
+roller was below the rib cage). Other kinds keep the stored value, with no unit."""
 
 STROKE_HEADER = ["index", "start_utc", "end_utc", "start_s", "end_s", "duration_s",
                  "direction", "start_mm", "end_mm", "amplitude_mm", "peak_speed_mm_s",

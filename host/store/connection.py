@@ -126,16 +126,26 @@ class StoreConnection:
         WAL and the database through a checkpoint)."""
         self._conn.execute("PRAGMA wal_checkpoint(FULL)")
 
+    def check_writable(self, size: int = 1 << 16) -> None:
+        """Raise ``sqlite3.Error`` (or ``OSError``) unless about ``size`` bytes more can
+        be committed: a row of that size written and removed in one transaction (after
+        a full or read-only disk, before writing again)."""
+        with self._write() as conn:
+            conn.execute("INSERT OR REPLACE INTO settings VALUES ('write-check', ?)",
+                         ("x" * size,))
+            conn.execute("DELETE FROM settings WHERE key = 'write-check'")
+
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
         try:
             yield conn
+            conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:  # SQLite rolls back by itself on a full disk
+                conn.execute("ROLLBACK")
             raise
-        conn.execute("COMMIT")
 
     def _one(self, sql: str, args: Sequence[Any] = ()) -> Any:
         row = self._conn.execute(sql, args).fetchone()

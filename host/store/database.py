@@ -169,15 +169,27 @@ class Store(RollerTables, ProfileTables):
 
     def close_session(self, session_id: int, ended_utc: float | None = None) -> Session:
         """End a session (state ``CLOSED``) at ``ended_utc`` (default: its newest frame's
-        UTC, else now), filling in UTC its frames lacked and merging its frame blocks."""
+        UTC, else now), filling in UTC its frames lacked and merging its frame blocks.
+
+        Its start becomes the UTC of its first frame when that is known (the daemon
+        may have opened it at a later one: it joined late and the roller's journal sent
+        the start afterwards), so that no frame of it lies before its start."""
         session = self.session(session_id)
         end = ended_utc if ended_utc is not None else (
             session.last_utc if session.last_utc is not None else _now())
+        start = self._first_frame_utc(session)
+        start = session.started_utc if start is None else start
         with self._write() as conn:
             self._merge_blocks(conn, session, BIG_BLOCK)
-            conn.execute("UPDATE sessions SET state = 'closed', ended_utc = ? WHERE id = ?",
-                         (max(end, session.started_utc), session_id))
+            conn.execute("UPDATE sessions SET state = 'closed', started_utc = ?, ended_utc = ? "
+                         "WHERE id = ?", (start, max(end, start), session_id))
         return self.session(session_id)
+
+    def _first_frame_utc(self, session: Session) -> float | None:
+        """UTC of the session's first frame (None: no frame, or not mapped)."""
+        rec = self._frame_records(session)
+        utc = float(rec["utc"][0]) if len(rec) else math.nan
+        return utc if math.isfinite(utc) else None
 
     def recover(self, idle_s: float = 600.0, now_utc: float | None = None
                 ) -> tuple[list[Session], list[Session]]:
