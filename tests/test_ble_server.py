@@ -659,3 +659,25 @@ def test_status_carries_a_low_or_unknown_battery(tmp_path):
         assert status.battery_text == "unknown"
         await roller.stop()
     run(scenario())
+
+
+def test_an_ack_never_releases_frames_the_backfill_has_not_sent_yet():
+    # The journal's seqs go on across boots: an older boot's frames (0..299) wait to be
+    # sent while the host acknowledges this boot's live frames (300..).
+    journal = Journal(None)
+    frames = [Frame(i, i * 0.01, 0.0, 0.0, 0.0, (1.0,) * 8, 8.0) for i in range(340)]
+    for frame in frames[:300]:
+        journal.append(frame)
+    stream = HostStream(8, 0.01, 23, BackfillPacing(notifications_per_flush=1))
+    for frame in frames[300:302]:
+        journal.append(frame)
+    stream.flush(frames[300:302], journal)  # the live run starts at 300
+    assert stream.resume(0, journal) is ResultCode.SUCCESS
+    while stream.cursor == 0:
+        stream.flush([], journal)  # paced: the first chunk of the backfill goes out
+    sent = stream.cursor
+    assert 0 < sent < 300
+    assert stream.ack_limit(301) == sent - 1  # not the frames still waiting
+    while stream.backfilling:
+        stream.flush([], journal)
+    assert stream.ack_limit(301) == 301  # all sent: the host's ACK stands

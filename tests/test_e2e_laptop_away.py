@@ -36,10 +36,6 @@ def cli(*args, timeout=60):
                           timeout=timeout, cwd=ROOT)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "ACK(seq) is global on the roller (firmware/ble/control.py: journal.ack(seq)) while "
-    "the host acknowledges its current boot's seqs: acknowledging the live boot releases "
-    "the earlier boots' frames not sent yet (docs/benchmarks.md, issue 18)"))
 def test_three_sessions_rolled_away_from_the_laptop_then_one_daemon(tmp_path):
     from tests.test_e2e_radio import free_port, scan
 
@@ -125,5 +121,7 @@ def test_three_sessions_rolled_away_from_the_laptop_then_one_daemon(tmp_path):
     print(f"laptop away: sessions {len(sessions)}, split {split}, frames lost {lost}, "
           f"duplicated {duplicated}")
     assert (len(sessions), lost, duplicated) == (3, 0, 0)
-    assert [int(store.read_frames(s.id).boot[0]) for s in sessions[:2]] == boots
+    # every boot's session is there (a boot no host saw has no clock mapping: its
+    # session is dated when it arrived, so the order by start time is not the boots')
+    assert set(boots) <= {int(store.read_frames(s.id).boot[0]) for s in sessions}
     store.close()

@@ -146,6 +146,10 @@ class ControlPoint:
             case Ack(seq=seq):
                 if seq >= self.journal.next_seq:
                     return Response(opcode, ResultCode.OUT_OF_RANGE)
+                if host.stream is not None:  # never what was not sent yet
+                    seq = host.stream.ack_limit(seq)
+                if seq < 0:
+                    return Response(opcode)
                 if self.acks is None:
                     self.journal.ack(seq)
                 elif not self.acks.ack(host.identity, seq):

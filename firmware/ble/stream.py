@@ -125,6 +125,13 @@ class HostStream:
         """True while a backfill is running."""
         return self.cursor is not None
 
+    def ack_limit(self, seq: int) -> int:
+        """The newest seq an ``ACK(seq)`` of this host may release: while a backfill
+        runs, the frames from its cursor on have not been sent to the host yet (the
+        journal's seqs go on across boots, so an ACK of this boot's live frames is
+        above an older boot's frames still waiting to be sent)."""
+        return seq if self.cursor is None else min(seq, self.cursor - 1)
+
     def resume(self, seq: int, journal: FrameJournal) -> ResultCode:
         """Handle ``RESUME(seq)``: OUT_OF_RANGE beyond the live edge, else SUCCESS."""
         if seq > journal.next_seq:
