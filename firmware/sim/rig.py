@@ -13,6 +13,7 @@ by ``firmware.sim.cpu.CpuMeter`` and by replaying a ``firmware.sim.tape.Tape``
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import math
 import time
@@ -30,6 +31,7 @@ from firmware.sim.clock import SimClock
 from firmware.sim.cpu import CpuMeter, meter_parts
 from firmware.sim.max17048 import Max17048Sim
 from firmware.sim.mpu6050 import Mpu6050Sim
+from firmware.sim.parts import Parts
 from firmware.sim.pins import press, release, sim_pin_factory, wire_open_drain
 from firmware.sim.scenario import Scenario, default_scenario
 from firmware.sim.strip import FsrStrip
@@ -82,13 +84,21 @@ class SimRoller:
         self.cpu = Replay(self.config, self.tape, self.boot_id, self.first_seq,
                           CpuMeter() if self.profile else None)
         """The firmware's own CPU time, by replay (see ``firmware_seconds``)."""
+        adc_count = len(self.config.adc.addresses)
+        pinned = dataclasses.asdict(self.scenario.parts)
+        self.parts = (Parts.ideal(adc_count) if self.scenario.parts.ideal
+                      else Parts.draw(self.seed, adc_count)).pinned(pinned)
+        """This roller's chips as built (drawn per seed within their datasheets)."""
         self.imu = Mpu6050Sim(self.clock, self.world.imu_motion, rng,
-                              gyro_drift_dps_per_sqrt_s=GYRO_DRIFT_DPS_PER_SQRT_S)
+                              gyro_drift_dps_per_sqrt_s=GYRO_DRIFT_DPS_PER_SQRT_S,
+                              part=self.parts.imu)
         self._attach(self.config.imu.address, self.imu)
         self.strip = FsrStrip(self.config.zones, rng)
         self.adcs = []
         for k, address in enumerate(self.config.adc.addresses):
-            adc = Ads1115Sim(self.clock, self._adc_inputs(k), rng)
+            part = self.parts.adcs[k]
+            adc = Ads1115Sim(self.clock, self._adc_inputs(k), rng, rate_error=part.rate_error,
+                             gain_error=part.gain_error, offset_lsb=part.offset_lsb)
             self.adcs.append(adc)
             self._attach(address, adc)
         charge = np.random.default_rng([self.seed, 0xBA77, self.session])  # not ``rng``'s draws
