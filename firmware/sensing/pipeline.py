@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 
+from firmware.calibration import Calibration
 from firmware.config import Config
 from firmware.protocol import Frame, FrameFlag
 from firmware.samples import ImuBatch, ZoneScan
@@ -46,12 +47,18 @@ class SensingPipeline:
     boot: this firmware run's boot id (stamped on every frame).
     first_seq: sequence number of the first frame (continues the journal's numbering
         across restarts, so a host never sees one seq twice).
+    calibration: what this roller learned of its parts before (``firmware.calibration``;
+        None or not learned: the datasheets' nominal values).
     """
 
-    def __init__(self, config: Config, *, boot: int = 0, first_seq: int = 0) -> None:
+    def __init__(self, config: Config, *, boot: int = 0, first_seq: int = 0,
+                 calibration: Calibration | None = None) -> None:
         self.config = config
         self.boot = boot
-        self.odometry = Odometry(config.roller, config.imu)
+        cal = calibration or Calibration()
+        self.stored = cal
+        self.odometry = Odometry(config.roller, config.imu, gyro_scale=cal.gyro_scale,
+                                 gyro_scale_sd=cal.start_scale_sd if cal.learned else None)
         self.loads = ZoneLoads(config.zones, config.adc.full_scale_v)
         self.hysteresis = FsrHysteresis(config.zones.count)
         self.decimation = round(config.imu.sample_rate_hz / config.frames.rate_hz)
@@ -80,6 +87,23 @@ class SensingPipeline:
         self._pending = 0  # FrameFlag bits for the next frame
         self._stale_s = 2.0 * self.scan_period  # loads older than this are stale
         self.clipped_batches = 0  # IMU batches in which the gyro read full scale
+
+    def calibration(self, imu_clock_ratio: float | None = None,
+                    imu_clock_span_s: float = 0.0) -> Calibration:
+        """What the roller knows of its parts now: the odometry's gyro scale (the stored
+        one while no observation came) and the IMU clock (``imu_clock_ratio`` measured
+        over ``imu_clock_span_s`` s, if that run is longer than the stored one's)."""
+        od, stored = self.odometry, self.stored
+        learned = od.scale_observations > 0
+        clock = (imu_clock_ratio, imu_clock_span_s) \
+            if imu_clock_ratio is not None and imu_clock_span_s > stored.imu_clock_span_s \
+            else (stored.imu_clock_ratio, stored.imu_clock_span_s)
+        return Calibration(
+            gyro_scale=od.gravity.scale if learned else stored.gyro_scale,
+            gyro_scale_sd=od.gravity.scale_sd if learned else stored.gyro_scale_sd,
+            gyro_scale_observations=stored.gyro_scale_observations + od.scale_observations,
+            imu_clock_ratio=clock[0], imu_clock_span_s=clock[1],
+            updated_utc=stored.updated_utc)
 
     # -- commands -------------------------------------------------------------------
     def zero(self) -> None:

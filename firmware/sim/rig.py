@@ -19,10 +19,12 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from firmware.app import Firmware
+from firmware.calibration import load_calibration
 from firmware.config import Config, default_config
 from firmware.protocol import Frame
 from firmware.sim.ads1115 import Ads1115Sim
@@ -50,6 +52,8 @@ class SimRoller:
     real parts do); speed: virtual seconds per real second (0: as fast as possible).
     profile: meter the firmware's parts apart (``meter.parts()``, and the replay's
         ``cpu.meter.parts()``; see ``profile``).
+    state_dir: where the roller keeps what it learns of its parts (``calibration.json``);
+        None: nothing kept, every run starts from the datasheets' values.
     replay: measure the firmware's CPU time by ``Replay`` too (``firmware_seconds``);
         only as fast as possible (``speed`` 0, not ``run_async``): a replay takes the
         thread for a few tens of milliseconds every few simulated seconds.
@@ -65,6 +69,7 @@ class SimRoller:
     session: int = 0
     profile: bool = False
     replay: bool = True
+    state_dir: Path | None = None
 
     REPLAY_ITEMS = 20_000
     """Replay the tape whenever it holds this many items (a few simulated seconds)."""
@@ -81,8 +86,9 @@ class SimRoller:
         """The in-situ meter: the firmware's CPU time as it runs among the emulation."""
         self.tape = Tape()
         self.tape.recording = self.replay and self.speed == 0.0
+        stored = load_calibration(self.state_dir)
         self.cpu = Replay(self.config, self.tape, self.boot_id, self.first_seq,
-                          CpuMeter() if self.profile else None)
+                          CpuMeter() if self.profile else None, calibration=stored)
         """The firmware's own CPU time, by replay (see ``firmware_seconds``)."""
         adc_count = len(self.config.adc.addresses)
         pinned = dataclasses.asdict(self.scenario.parts)
@@ -116,7 +122,8 @@ class SimRoller:
         """The firmware's bus: smbus2's own code down to the ioctl, answered by ``bus``."""
         self.firmware = Firmware(self.config, self.smbus, TapedClock(self.clock, self.tape),
                                  self.pins, self.logger, boot_id=self.boot_id,
-                                 first_seq=self.first_seq)
+                                 first_seq=self.first_seq, state_dir=self.state_dir,
+                                 calibration=stored)
         self._presses = sorted(self.world.events)
         self._pressed_until: float | None = None
         self._started = False
