@@ -14,8 +14,7 @@ from firmware.calibration import (
     save_calibration,
 )
 
-LEARNED = Calibration(gyro_scale=0.971, gyro_scale_sd=0.003, gyro_scale_observations=800,
-                      imu_clock_ratio=1.0043, imu_clock_span_s=600.0, updated_utc=1.0)
+LEARNED = Calibration(imu_clock_ratio=1.0043, imu_clock_span_s=600.0, updated_utc=1.0)
 
 
 def test_a_new_roller_starts_from_the_datasheets(tmp_path):
@@ -28,12 +27,12 @@ def test_what_is_saved_is_what_the_next_boot_reads(tmp_path):
     save_calibration(tmp_path, LEARNED)
     assert load_calibration(tmp_path) == LEARNED
     assert not list(tmp_path.glob(".*.tmp"))  # no temporary file left behind
-    assert "0.9710" in LEARNED.line() and "+0.43 %" in LEARNED.line()
+    assert "+0.43 %" in LEARNED.line() and "600 s" in LEARNED.line()
 
 
 @pytest.mark.parametrize("text", ["{not json", '{"version": 99}', "[]",
-                                  json.dumps({"version": 1, "gyro_scale": 3.0}),
-                                  json.dumps({"version": 1, "gyro_scale": "fast"})])
+                                  json.dumps({"version": 1, "imu_clock_ratio": 3.0}),
+                                  json.dumps({"version": 1, "imu_clock_ratio": "fast"})])
 def test_a_bad_file_is_logged_and_ignored(tmp_path, caplog, text):
     (tmp_path / FILE_NAME).write_text(text)
     with caplog.at_level(logging.WARNING):
@@ -44,18 +43,18 @@ def test_a_bad_file_is_logged_and_ignored(tmp_path, caplog, text):
 def test_the_keeper_writes_when_it_moved_and_at_most_once_a_minute(tmp_path):
     keeper = CalibrationKeeper(tmp_path, Calibration())
     keeper.offer(LEARNED, 10.0)
-    assert load_calibration(tmp_path).gyro_scale == LEARNED.gyro_scale
-    moved = Calibration(**{**LEARNED.__dict__, "gyro_scale": 0.98})
+    assert load_calibration(tmp_path).imu_clock_ratio == LEARNED.imu_clock_ratio
+    moved = Calibration(**{**LEARNED.__dict__, "imu_clock_ratio": 1.0061})
     keeper.offer(moved, 10.0 + SAVE_EVERY_S / 2)  # not yet due
-    assert load_calibration(tmp_path).gyro_scale == LEARNED.gyro_scale
+    assert load_calibration(tmp_path).imu_clock_ratio == LEARNED.imu_clock_ratio
     assert keeper.due == 10.0 + SAVE_EVERY_S
     keeper.offer(moved, keeper.due)
-    assert load_calibration(tmp_path).gyro_scale == 0.98
+    assert load_calibration(tmp_path).imu_clock_ratio == 1.0061
     (tmp_path / FILE_NAME).unlink()
     keeper.offer(moved, keeper.due)  # nothing moved: no write
     assert not (tmp_path / FILE_NAME).exists()
-    keeper.flush(Calibration(**{**LEARNED.__dict__, "gyro_scale": 0.96}))
-    assert load_calibration(tmp_path).gyro_scale == 0.96
+    keeper.flush(Calibration(**{**LEARNED.__dict__, "imu_clock_span_s": 1800.0}))
+    assert load_calibration(tmp_path).imu_clock_span_s == 1800.0
 
 
 def test_a_disk_that_refuses_is_logged_once_and_the_roller_goes_on(tmp_path, caplog):
@@ -64,6 +63,6 @@ def test_a_disk_that_refuses_is_logged_once_and_the_roller_goes_on(tmp_path, cap
     keeper = CalibrationKeeper(blocked, Calibration())
     with caplog.at_level(logging.WARNING):
         keeper.offer(LEARNED, 0.0)
-        keeper.offer(Calibration(**{**LEARNED.__dict__, "gyro_scale": 0.95}), keeper.due)
+        keeper.offer(Calibration(**{**LEARNED.__dict__, "imu_clock_ratio": 0.99}), keeper.due)
     assert caplog.text.count("cannot store the calibration") == 1
     assert keeper.saved == Calibration()  # still to be written

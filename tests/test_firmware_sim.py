@@ -60,7 +60,9 @@ def test_frames_flow_at_the_frame_rate_by_the_sensor_clock(demo_run):
     times = np.array([f.t for f in frames])
     assert np.all(np.diff(seqs) == 1)
     assert np.allclose(np.diff(times), 0.01)
-    assert len(frames) == pytest.approx(roller.duration_s * 100, rel=0.01)
+    # 100 frames a second of the sensor's clock, which is this drawn part's (+-1 %)
+    clock = 1 + roller.parts.imu.clock_error
+    assert len(frames) == pytest.approx(roller.duration_s * 100 * clock, rel=0.003)
     assert all(len(f.zone_loads) == 8 for f in frames)
     assert roller.firmware.imu.overflows == 0
     assert roller.firmware.scanner.scans / roller.duration_s > 49
@@ -160,8 +162,9 @@ def test_vanished_imu_gives_flagged_frames_then_recovers():
     assert frames[-1].t > faulted[-1].t
     assert roller.firmware.imu.reinits >= 1
     # The turn meanwhile is taken from gravity; 10 s in, the accelerometer's zero-g
-    # offsets are not known yet, which leaves up to ~5 deg (6 mm) of it.
-    assert rolling_error_after(roller, frames, 13.0) < 6e-3
+    # offsets are not known yet, which leaves up to ~5 deg (6 mm) of it, and the drawn
+    # part's unequal axis gains (+-3 % each) up to ~1.7 deg (2 mm) more.
+    assert rolling_error_after(roller, frames, 13.0) < 8e-3
 
 
 def test_vanished_adc_flags_its_zones_and_recovers():

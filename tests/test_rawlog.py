@@ -102,8 +102,7 @@ def test_missing_file(tmp_path):
 def test_the_calibration_a_run_started_from_travels_in_the_header():
     from firmware.calibration import Calibration
 
-    cal = Calibration(gyro_scale=0.975, gyro_scale_sd=0.004, gyro_scale_observations=90,
-                      imu_clock_ratio=0.993, imu_clock_span_s=300.0)
+    cal = Calibration(imu_clock_ratio=0.993, imu_clock_span_s=300.0)
     buf = io.BytesIO()
     RawLogWriter(buf, default_config(), "test", cal).close()
     assert read_header(io.BytesIO(buf.getvalue())).calibration == cal

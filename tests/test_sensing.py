@@ -159,49 +159,28 @@ def test_a_gyro_reading_at_full_scale_flags_the_frame_clipped():
     assert pipe.clipped_batches == 2
 
 
-def stroke_back_and_forth(od: Odometry, seconds: float, gain: float,
-                          noise: float = 0.0, seed: int = 0) -> tuple[float, float]:
-    """Calibrate at rest, then roll back and forth (strokes of +-0.9 rad at 0.4 Hz,
-    over a wandering middle) with the gyro reading ``gain`` times the true rate and
-    gravity read with ``noise`` m/s^2 of body motion per batch; (true turn, position)."""
-    rng = np.random.default_rng(seed)
-    r, d = od.rolling_radius(300.0), od.imu_offset
-    if not od.calibrated:
-        for _ in range(100):
-            od.update([0.0] * 4, 0.0, G, DT, 300.0)
-    t, theta = 0.0, od.angle
-    w1, w2 = 2 * math.pi * 0.4, 2 * math.pi * 0.01
-    for _ in range(round(seconds / (4 * DT))):
-        rates, a1, a2 = [], 0.0, 0.0
-        for _ in range(4):
-            t += DT
-            rate = 0.9 * w1 * math.cos(w1 * t) + 0.6 * w2 * math.cos(w2 * t)
-            alpha = -0.9 * w1 * w1 * math.sin(w1 * t)
-            theta += rate * DT
-            rates.append(gain * rate)
-            axle = -r * alpha  # the axle's acceleration along the floor
-            a1 += (G * math.sin(theta) + axle * math.cos(theta) - alpha * d) / 4
-            a2 += (G * math.cos(theta) - axle * math.sin(theta) - rate * rate * d) / 4
-        od.update(rates, a1 + noise * rng.standard_normal(),
-                  a2 + noise * rng.standard_normal(), DT, 300.0)
-    return theta, od.position
+
+def test_a_steady_roll_at_power_on_is_not_taken_for_the_gyro_offset():
+    # Powered on while turning at 12 deg/s with a true offset of 7 deg/s: the spread of
+    # the samples is tiny, but gravity turns, so it is no stillness; gravity's turn
+    # gives the offset instead.
+    off = GyroOffset()
+    true_offset, rate = math.radians(7.0), math.radians(12.0)
+    tilt = 0.3
+    for _ in range(round(8.0 / (4 * DT))):
+        tilt += rate * 4 * DT
+        off.update([true_offset + rate] * 4, DT, math.atan2(math.sin(tilt), math.cos(tilt)))
+    assert off.calibrated and off.from_gravity
+    assert off.offset == pytest.approx(true_offset, abs=math.radians(0.2))
 
 
-def test_a_gyro_three_percent_high_learns_its_scale_from_gravity():
-    config = default_config()
-    od = Odometry(config.roller, config.imu)
-    theta, position = stroke_back_and_forth(od, 240.0, 1.03, noise=0.05)
-    assert od.gravity.scale == pytest.approx(1 / 1.03, abs=0.004)
-    # the strokes now measure their true length: one more stroke, from here
-    start, turn0 = od.position, theta
-    theta, position = stroke_back_and_forth(od, 1.25, 1.03)  # half a period: one stroke
-    r = od.rolling_radius(300.0)
-    assert position - start == pytest.approx(r * (theta - turn0), abs=0.5e-3)
-
-
-def test_a_stored_scale_is_where_the_roller_starts():
-    config = default_config()
-    od = Odometry(config.roller, config.imu, gyro_scale=0.98, gyro_scale_sd=0.002)
-    assert od.gravity.scale == 0.98
-    stroke_back_and_forth(od, 60.0, 1 / 0.98)  # a gyro 2 % high, as stored
-    assert od.gravity.scale == pytest.approx(0.98, abs=0.002)
+def test_a_still_roller_relearns_a_wrong_offset():
+    # The offset was learned 5 deg/s wrong; lying still (gravity does not turn), the
+    # roller counts as still whatever the wrong offset integrates to, and relearns it.
+    off = GyroOffset()
+    for _ in range(60):
+        off.update([math.radians(5.0)] * 4, DT, 0.2)  # "rest" that was a slow roll
+    assert off.calibrated and off.offset == pytest.approx(math.radians(5.0))
+    for _ in range(round(100.0 / (4 * DT))):  # five of the tracking's time constants
+        off.update([0.0] * 4, DT, 0.2)
+    assert off.still and abs(off.offset) < math.radians(0.2)

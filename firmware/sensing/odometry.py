@@ -15,10 +15,6 @@ What corrupts the gravity angle, and what is done about it:
   by ``GravityFit`` as the roller turns through different angles;
 - what is left (bumps, body motion) is weighted down when the magnitude is not ~1 g.
 
-The gyro's scale (its sensitivity, +-3 %, and the sample clock, +-1 %, in one factor)
-is learned from gravity too, in the same fit as the zero-g offsets (``GravityFit``),
-starting from the roller's stored calibration (``gyro_scale``).
-
 Position: rolling without slip moves the contact along the back by ``r_eff * dtheta``,
 with the rolling radius shrinking under load (``r_eff = r - load / stiffness``).
 Work is done per batch of FIFO samples with numpy (the firmware runs on a Pi Zero 2 W).
@@ -38,8 +34,7 @@ from firmware.sensing.gyro_offset import GyroOffset
 G = 9.80665
 CLIP_BACK_RAD = 0.2  # gravity behind a clipped gyro by more than this is not the angle
 RECOVER_WEIGHT = 0.5  # gravity's weight (1 at exactly 1 g) that ends a clip's doubt
-SCALE_FIT_SD = 0.005  # the scale is fitted once the angles seen pin it down this well
-SCALE_SD_FLOOR = 0.003  # what the fit's SD leaves out (body motion, a tilted sensor)
+TILT_MAGNITUDE = 0.1  # gravity within this share of 1 g (offsets included) is clean enough
 _AXES = {"x": (0, 1, 2), "y": (1, 2, 0), "z": (2, 0, 1)}
 
 
@@ -49,47 +44,24 @@ def wrap(angle: float) -> float:
 
 
 class GravityFit:
-    """Least-squares fit of the accelerometer's in-plane zero-g offsets (m/s^2) and of
-    the gyro's scale (true turn per counted turn), against gravity.
+    """Least-squares fit of the accelerometer's in-plane zero-g offsets, m/s^2.
 
-    Model, for the gyro's counted angle ``u`` (rad; its offset and drift removed, not
-    scaled) and ``phi = s0 * u`` with ``s0`` the scale the fit started from: the true
-    angle is ``phi + c + d * (u - u0)``, where ``c`` is a constant over the fit's memory
-    and ``d`` the scale's error (the true scale is ``s0 + d``). For small ``d * (u - u0)``:
-
-        a1 = A sin(phi) + B cos(phi) + b1 + tau (D1 cos(phi) - D2 sin(phi))
-        a2 = A cos(phi) - B sin(phi) + b2 - tau (D1 sin(phi) + D2 cos(phi))
-
-    with ``tau = u - u0``, ``A = g cos c``, ``B = g sin c``, ``D1 = g d cos c``,
-    ``D2 = g d sin c``: linear in the six unknowns, whose normal equations need only 13
-    running sums (kept with exponential forgetting). Priors hold the offsets near zero
-    (the datasheet's spread) and the scale near ``s0`` (its own spread) until the roller
-    has turned through enough angles to tell them apart. Offsets and scale are fitted
-    together because each alone would take up the other's error: a gyro 3 % off makes
-    gravity look offset, and offsets bend gravity's angle by up to 5 %.
-
-    A real MPU-6050's gyro sensitivity is off by up to +-3 % (product spec rev 3.4,
-    6.1) and its samples are timed by a clock off by up to +-1 % (6.5): both make the
-    counted turn a fixed multiple of the true one, and the position along the back with
-    it. Gravity is the absolute reference; where it fails: a roller that never turns
-    through more than a few degrees (only breathing) learns nothing, and keeps its
-    priors (the stored calibration, else the nominal values).
+    Model, for the gyro angle ``t`` (which differs from the true angle by a constant
+    ``c`` over the fit's memory): ``a1 = A sin t + B cos t + b1`` and
+    ``a2 = A cos t - B sin t + b2`` with ``A = g cos c``, ``B = g sin c``. The normal
+    equations of this model need only seven running sums (kept with exponential
+    forgetting); a prior holds the offsets near zero (the datasheet's spread) until
+    the roller has turned through enough angles to tell them apart.
     """
 
     def __init__(self, memory_s: float = 120.0, prior_m_s2: float = 0.8,
-                 noise_m_s2: float = 0.03, scale: float = 1.0, scale_sd: float = 0.035
-                 ) -> None:
+                 noise_m_s2: float = 0.03) -> None:
         self.memory_s = memory_s
         self.noise = noise_m_s2  # spread of one batch-mean observation, m/s^2
         self.weak = (noise_m_s2 / prior_m_s2) ** 2
-        self.s0 = scale
-        self.weak_d = (noise_m_s2 / (G * max(scale_sd, 1e-4))) ** 2
-        self.sums = [0.0] * 13  # w, w s, w c, w tau, w tau c, w tau s, w tau^2, rhs r0..r5
+        self.sums = [0.0] * 7  # w, w sin, w cos, then the right-hand side y0..y3
         self.offset = (0.0, 0.0)
         self.uncertainty = prior_m_s2  # 1-sigma of the offsets, m/s^2
-        self.scale = scale  # true turn per counted turn
-        self.scale_sd = scale_sd  # its 1-sigma
-        self.u0: float | None = None  # counted angle tau is measured from, rad
         self._span = self._keep = math.nan  # the last span and its forgetting factor
 
     @property
@@ -97,59 +69,31 @@ class GravityFit:
         """True once the offsets are known to ~0.015 m/s^2 (0.1 deg of angle)."""
         return self.uncertainty < 0.015
 
-    def add(self, counted: float, a1: float, a2: float, weight: float, span_s: float
+    def add(self, gyro_angle: float, a1: float, a2: float, weight: float, span_s: float
             ) -> None:
-        """Add one batch-mean observation (counted angle rad, accel m/s^2) with a weight."""
+        """Add one batch-mean observation (angle rad, accel m/s^2) with a weight."""
         if span_s != self._span:  # batches are mostly the same length
             self._span, self._keep = span_s, math.exp(-span_s / self.memory_s)
-        if self.u0 is None:
-            self.u0 = counted
         k = self._keep
-        phi = self.s0 * counted
-        s, c = math.sin(phi), math.cos(phi)
-        tau = counted - self.u0
+        s, c = math.sin(gyro_angle), math.cos(gyro_angle)
         w = weight
-        q0, q1 = s * a1 + c * a2, c * a1 - s * a2
-        wt = w * tau
-        sm = self.sums
-        self.sums = [k * sm[0] + w, k * sm[1] + w * s, k * sm[2] + w * c, k * sm[3] + wt,
-                     k * sm[4] + wt * c, k * sm[5] + wt * s, k * sm[6] + wt * tau,
-                     k * sm[7] + w * q0, k * sm[8] + w * q1, k * sm[9] + w * a1,
-                     k * sm[10] + w * a2, k * sm[11] + wt * q1, k * sm[12] - wt * q0]
+        ws, wc = w * s, w * c
+        s0, s1, s2, s3, s4, s5, s6 = self.sums
+        self.sums = [k * s0 + w, k * s1 + ws, k * s2 + wc, k * s3 + ws * a1 + wc * a2,
+                     k * s4 + wc * a1 - ws * a2, k * s5 + w * a1, k * s6 + w * a2]
 
     def solve(self) -> tuple[float, float]:
-        """Update the offsets (b1, b2, m/s^2, returned) and the scale."""
-        w, ss, sc, st, stc, sts, stt, *y = self.sums
-        e = 1e-9
-        h = np.array([[w + e, 0.0, ss, sc, 0.0, -st],
-                      [0.0, w + e, sc, -ss, st, 0.0],
-                      [ss, sc, w + self.weak, 0.0, stc, -sts],
-                      [sc, -ss, 0.0, w + self.weak, -sts, -stc],
-                      [0.0, st, stc, -sts, stt + self.weak_d, 0.0],
-                      [-st, 0.0, -sts, -stc, 0.0, stt + self.weak_d]])
-        rhs = np.array(y)
+        """Update and return the offsets (b1, b2), m/s^2."""
+        w, ws, wc, *y = self.sums
+        h = np.array([[w + 1e-9, 0.0, ws, wc], [0.0, w + 1e-9, wc, -ws],
+                      [ws, wc, w + self.weak, 0.0], [wc, -ws, 0.0, w + self.weak]])
         try:
             cov = np.linalg.inv(h)
         except np.linalg.LinAlgError:
             return self.offset
-        scale_sd = self.noise * math.sqrt(max(cov[4, 4], cov[5, 5])) / G
-        if scale_sd > SCALE_FIT_SD:
-            # The angles seen so far cannot tell the scale from the offsets yet: fit the
-            # offsets alone, the scale held where it is.
-            h, rhs = h[:4, :4], rhs[:4]
-            try:
-                cov = np.linalg.inv(h)
-            except np.linalg.LinAlgError:
-                return self.offset
-        x = cov @ rhs
+        x = cov @ np.array(y)
         self.offset = (float(x[2]), float(x[3]))
         self.uncertainty = self.noise * math.sqrt(max(cov[2, 2], cov[3, 3]))
-        a, b = float(x[0]), float(x[1])
-        norm = a * a + b * b
-        if len(x) == 6 and norm > (0.5 * G) ** 2:
-            d = (a * float(x[4]) + b * float(x[5])) / norm
-            self.scale = self.s0 + max(-0.15, min(0.15, d))
-            self.scale_sd = max(scale_sd, SCALE_SD_FLOOR)
         return self.offset
 
 
@@ -168,13 +112,11 @@ class Odometry:
     roller, imu: the hardware profile (radius, foam stiffness, IMU offset, roller axis).
     angle_time_constant_s: how fast the angle follows gravity.
     offset_time_constant_s: how fast the residual gyro offset follows it.
-    gyro_scale: the roller's stored gyro scale (true turn per counted turn) to start
-        from; gyro_scale_sd: its uncertainty (None: the datasheet's spread).
     """
 
     def __init__(self, roller: RollerConfig, imu: ImuConfig, *,
-                 angle_time_constant_s: float = 3.0, offset_time_constant_s: float = 60.0,
-                 gyro_scale: float = 1.0, gyro_scale_sd: float | None = None) -> None:
+                 angle_time_constant_s: float = 3.0, offset_time_constant_s: float = 60.0
+                 ) -> None:
         self.axis, self.in1, self.in2 = _AXES[imu.roller_axis]
         self.sign = float(imu.roller_axis_sign)
         self.radius = roller.diameter_m / 2.0
@@ -183,10 +125,7 @@ class Odometry:
         self.kp = 1.0 / angle_time_constant_s
         self.ki = self.kp / offset_time_constant_s
         self.gyro_offset = GyroOffset()
-        self.gravity = (GravityFit(scale=gyro_scale) if gyro_scale_sd is None
-                        else GravityFit(scale=gyro_scale, scale_sd=gyro_scale_sd))
-        self.counted = 0.0  # the gyro's counted turn (offset and trim removed, unscaled), rad
-        self.scale_observations = 0  # gravity readings the scale was fitted to
+        self.gravity = GravityFit()
         self.theta = 0.0  # gyro-integrated angle, rad (unwrapped)
         self.correction: float | None = None  # absolute angle = theta + correction, rad
         self.trim = 0.0  # residual gyro offset from gravity, rad/s
@@ -229,23 +168,19 @@ class Odometry:
         n = len(rates)
         span = n * dt
         sign = self.sign
-        offset = self.gyro_offset.update(rates, dt)
+        offset = self.gyro_offset.offset  # (as of the last batch: updated at the end)
         trim = self.trim
-        k = self.gravity.scale
         radius = self.radius - (load_n if load_n > 0.0 else 0.0) / self.stiffness
         if radius < 0.5 * self.radius:
             radius = 0.5 * self.radius  # as rolling_radius()
         # Gyro integration, per sample.
         theta0 = theta = self.theta
         thetas = []
-        ks = k * sign
-        bias = ks * offset + trim  # rate = k * sign * (g - offset) - trim
+        bias = sign * offset + trim  # rate = sign * g - bias
         for g in rates:
-            theta += (ks * g - bias) * dt
+            theta += (sign * g - bias) * dt
             thetas.append(theta)
-        rate = ks * (rates[-1] - offset) - trim
-        counted0 = self.counted
-        self.counted += sign * (sum(rates) - n * offset) * dt - trim * span / k
+        rate = sign * (rates[-1] - offset) - trim
         omega = (theta - theta0) / span
         # (over a gap the rate before it says little: the roller may have stopped and
         # gone on, so the change is spread over the time lost as well)
@@ -274,6 +209,12 @@ class Odometry:
             a2 = r2 - (-axle * math.sin(gravity_angle) - omega * omega * self.imu_offset)
             gravity_angle = math.atan2(a1 - b1, a2 - b2)
         position0 = self.position
+        # Gravity's direction with the motion removed but the zero-g offsets not (only
+        # its changes count): the gyro offset's stillness, and its offset from gravity's
+        # turn while the roller never stops.
+        tilt = math.atan2(a1, a2) \
+            if abs(math.hypot(a1, a2) - G) < TILT_MAGNITUDE * G and not clipped else None
+        self.gyro_offset.update(rates, dt, tilt, sign)
         magnitude = math.hypot(a1 - b1, a2 - b2)
         weight = max(0.0, 1.0 - abs(magnitude - G) / (0.05 * G))
         jump = wrap(gravity_angle - angle)
@@ -298,8 +239,7 @@ class Odometry:
             error = wrap(gravity_angle - (mid + self.correction))
             step = self.kp * error * span * weight
             self.correction += step
-            self.gravity.add(0.5 * (counted0 + self.counted), a1, a2, weight, span)
-            self.scale_observations += 1
+            self.gravity.add(mid, a1, a2, weight, span)
             if self.gravity.converged and not self._steering:
                 # The zero-g offsets just became known: put the absolute angle right at
                 # once, without moving the position (the gyro carried it so far).

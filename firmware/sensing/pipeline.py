@@ -57,8 +57,7 @@ class SensingPipeline:
         self.boot = boot
         cal = calibration or Calibration()
         self.stored = cal
-        self.odometry = Odometry(config.roller, config.imu, gyro_scale=cal.gyro_scale,
-                                 gyro_scale_sd=cal.start_scale_sd if cal.learned else None)
+        self.odometry = Odometry(config.roller, config.imu)
         self.loads = ZoneLoads(config.zones, config.adc.full_scale_v)
         self.hysteresis = FsrHysteresis(config.zones.count)
         self.decimation = round(config.imu.sample_rate_hz / config.frames.rate_hz)
@@ -90,20 +89,14 @@ class SensingPipeline:
 
     def calibration(self, imu_clock_ratio: float | None = None,
                     imu_clock_span_s: float = 0.0) -> Calibration:
-        """What the roller knows of its parts now: the odometry's gyro scale (the stored
-        one while no observation came) and the IMU clock (``imu_clock_ratio`` measured
-        over ``imu_clock_span_s`` s, if that run is longer than the stored one's)."""
-        od, stored = self.odometry, self.stored
-        learned = od.scale_observations > 0
-        clock = (imu_clock_ratio, imu_clock_span_s) \
-            if imu_clock_ratio is not None and imu_clock_span_s > stored.imu_clock_span_s \
-            else (stored.imu_clock_ratio, stored.imu_clock_span_s)
-        return Calibration(
-            gyro_scale=od.gravity.scale if learned else stored.gyro_scale,
-            gyro_scale_sd=od.gravity.scale_sd if learned else stored.gyro_scale_sd,
-            gyro_scale_observations=stored.gyro_scale_observations + od.scale_observations,
-            imu_clock_ratio=clock[0], imu_clock_span_s=clock[1],
-            updated_utc=stored.updated_utc)
+        """What the roller knows of its parts now: the IMU clock (``imu_clock_ratio``
+        measured over ``imu_clock_span_s`` s, if that run is longer than the stored
+        one's, else the stored one)."""
+        stored = self.stored
+        if imu_clock_ratio is None or imu_clock_span_s <= stored.imu_clock_span_s:
+            return stored
+        return Calibration(imu_clock_ratio=imu_clock_ratio, imu_clock_span_s=imu_clock_span_s,
+                           updated_utc=stored.updated_utc)
 
     # -- commands -------------------------------------------------------------------
     def zero(self) -> None:

@@ -190,6 +190,10 @@ class SimRoller:
         virtual time (s), at most ``end``. Boots the firmware on the first call."""
         tape = self.tape
         if not self._started:
+            power_on = self.scenario.session.power_on_s
+            if self.clock.now() < power_on:  # the roller is off: the world goes on
+                self._presses = [p for p in self._presses if p[0] >= power_on]
+                return min(power_on, end)
             self._started = True
             tape.record(("start",))
             self.meter.firmware(self.firmware.start, "boot")()

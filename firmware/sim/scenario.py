@@ -30,6 +30,15 @@ class SessionSection:
 
     duration_s: float = field(600.0, range=(30.0, 7200.0),
                               doc="from sitting down by the roller to the end of the record, s")
+    power_on_s: float = field(
+        0.0, range=(0.0, 7200.0),
+        doc="when the roller's firmware starts, s into the session: later than 0 is a roller "
+        "switched on (or restarted) while someone already lies and rolls on it")
+
+    def __post_init__(self) -> None:
+        if self.power_on_s >= self.duration_s:
+            raise ValueError("session.power_on_s: the roller must start before the session "
+                             "ends (session.duration_s)")
 
 
 @dataclass(frozen=True)
