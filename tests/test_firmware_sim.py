@@ -1,6 +1,7 @@
 """The unchanged firmware on emulated hardware, end to end, scored against the truth."""
 
 import dataclasses
+import math
 
 import numpy as np
 import pytest
@@ -301,3 +302,23 @@ def test_a_roller_built_without_a_gauge_reports_no_level():
     roller = SimRoller(DEMO, 7, config)
     roller.run(until=3.0)
     assert roller.firmware.battery_pct() is None and roller.firmware.gauge is None
+
+
+def test_a_roller_switched_on_mid_roll_learns_its_gyro_offset_from_gravity():
+    # Switched on 40 s into a session, while the person rolls: no stillness to
+    # calibrate on, and a steady roll must not pass for one.
+    sc = scenario_from_table({"session": {"duration_s": 55.0, "power_on_s": 40.0},
+                              "routine": {"lumbar_excursions": 0, "pause_rate_per_min": 0.0,
+                                          "hips_lowered_rate_per_min": 0.0}})
+    roller, frames = roller_with_frames(seed=4, scenario=sc)
+    roller.run()
+    roller.close()
+    od = roller.firmware.pipeline.odometry
+    axis = "xyz".index(roller.config.imu.roller_axis)
+    true_dps = roller.imu.true_gyro_offset_dps()[axis]
+    assert od.gyro_offset.calibrated  # from gravity's turn (or a stillness since)
+    assert math.degrees(od.gyro_offset.offset) == pytest.approx(true_dps, abs=1.0)
+    flagged = [f for f in frames if f.flags & FrameFlag.UNCALIBRATED]
+    assert flagged and frames[0].flags & FrameFlag.UNCALIBRATED  # said so until then
+    world_t = roller.sensor_to_world(np.array([flagged[-1].t]))[0]
+    assert world_t < 40.0 + 12.0  # calibrated within 12 s of rolling
