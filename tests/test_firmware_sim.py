@@ -322,3 +322,33 @@ def test_a_roller_switched_on_mid_roll_learns_its_gyro_offset_from_gravity():
     assert flagged and frames[0].flags & FrameFlag.UNCALIBRATED  # said so until then
     world_t = roller.sensor_to_world(np.array([flagged[-1].t]))[0]
     assert world_t < 40.0 + 12.0  # calibrated within 12 s of rolling
+
+
+def test_a_bus_that_fails_as_real_buses_fail_never_stops_the_roller(caplog):
+    # 1 % of messages NACKed, 0.5 % of reads broken after the part gave its bytes (a
+    # FIFO burst's bytes are gone), 0.2 % read as 0xFF, the IMU browning out twice and
+    # the second ADC dying for good: frames go on, each fault flagged and logged.
+    sc = scenario_from_table({"session": {"duration_s": 60.0},
+                              "faults": {"nack_rate": 0.01, "broken_read_rate": 0.005,
+                                         "ff_read_rate": 0.002, "imu_brownouts_s": [25.0, 40.0],
+                                         "adc_dies_s": 45.0}})
+    roller, frames = roller_with_frames(seed=3, scenario=sc)
+    with caplog.at_level("WARNING"):
+        roller.run()
+    roller.close()
+    counts = roller.bus.faults.counts
+    assert min(counts.values()) > 10  # every kind happened
+    assert frames[-1].t > 59.0 * (1 + roller.parts.imu.clock_error) - 0.5  # to the end
+    flags = np.array([int(f.flags) for f in frames])
+    assert np.all(np.diff([f.seq for f in frames]) == 1)
+    assert (flags & int(FrameFlag.IMU_GAP)).any()
+    late = np.array([f.t for f in frames]) > 47.0
+    assert np.all(flags[late] & int(FrameFlag.ADC_FAULT))  # the dead ADC, to the end
+    assert roller.firmware.imu.reinits >= 2  # the brown-outs, recovered
+    said = caplog.text
+    assert "MPU-6050" in said and "ADS1115 0x49" in said
+    t, position, fl = (np.array([f.t for f in frames]), np.array([f.position for f in frames]),
+                       flags)
+    errors = position_errors(roller.sensor_to_world(t), position, fl, roller.world.truth.t,
+                             rolled_distance(roller.world.truth))
+    assert np.sqrt(np.mean(errors**2)) < 6e-3

@@ -28,7 +28,7 @@ from firmware.calibration import load_calibration
 from firmware.config import Config, default_config
 from firmware.protocol import Frame
 from firmware.sim.ads1115 import Ads1115Sim
-from firmware.sim.bus import EmulatedSMBus, SimBus
+from firmware.sim.bus import BusFaults, EmulatedSMBus, SimBus
 from firmware.sim.clock import SimClock
 from firmware.sim.cpu import CpuMeter, meter_parts
 from firmware.sim.max17048 import Max17048Sim
@@ -125,6 +125,13 @@ class SimRoller:
                                  first_seq=self.first_seq, state_dir=self.state_dir,
                                  calibration=stored)
         self._presses = sorted(self.world.events)
+        faults = self.scenario.faults
+        if faults.nack_rate or faults.broken_read_rate or faults.ff_read_rate:
+            self.bus.faults = BusFaults(faults.nack_rate, faults.broken_read_rate,
+                                        faults.ff_read_rate, seed=self.seed)
+        self._fault_events = sorted(
+            [(t, "imu_brownout") for t in faults.imu_brownouts_s]
+            + ([(faults.adc_dies_s, "adc_dies")] if faults.adc_dies_s is not None else []))
         self._pressed_until: float | None = None
         self._started = False
         self._step = self.meter.firmware(self.firmware.step, "loop")
@@ -199,6 +206,12 @@ class SimRoller:
             self.meter.firmware(self.firmware.start, "boot")()
         now = self.clock.now()
         self._person_at_button(now)
+        while self._fault_events and self._fault_events[0][0] <= now:
+            _, kind = self._fault_events.pop(0)
+            if kind == "imu_brownout":
+                self.imu.spontaneous_reset()
+            elif len(self.adcs) > 1:
+                self.adcs[1].vanish()
         tape.record(("step",))
         due = self._step()
         if len(tape) >= self.REPLAY_ITEMS:
@@ -208,6 +221,8 @@ class SimRoller:
             nxt.append(self._presses[0][0])
         if self._pressed_until is not None:
             nxt.append(self._pressed_until)
+        if self._fault_events:
+            nxt.append(self._fault_events[0][0])
         return max(min(nxt), now + 1e-5)
 
     def run(self, until: float | None = None, should_stop: Callable[[], bool] | None = None

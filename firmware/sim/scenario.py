@@ -184,14 +184,34 @@ class PartsSection:
 
 
 @dataclass(frozen=True)
+class FaultsSection:
+    """What goes wrong with the roller's bus and parts during the session (none by
+    default): random faults per I2C message, and timed events."""
+
+    nack_rate: float = field(0.0, range=(0.0, 0.2),
+                             doc="share of I2C messages not acknowledged (noise, a busy part)")
+    broken_read_rate: float = field(
+        0.0, range=(0.0, 0.2),
+        doc="share of I2C reads that fail after the part gave its bytes (a FIFO's are lost)")
+    ff_read_rate: float = field(
+        0.0, range=(0.0, 0.2), doc="share of I2C reads whose bytes all arrive as 0xFF, no error")
+    imu_brownouts_s: list[float] = field(
+        [], range=(0.0, 7200.0),
+        doc="times the MPU-6050 browns out (resets, asleep, then NACKs for its start-up time), s")
+    adc_dies_s: float | None = field(
+        None, range=(0.0, 7200.0), doc="time the second ADS1115 stops answering for good, s")
+
+
+@dataclass(frozen=True)
 class Scenario:
-    """A whole scenario: [session], [person], [routine], [roller], [parts]."""
+    """A whole scenario: [session], [person], [routine], [roller], [parts], [faults]."""
 
     session: SessionSection
     person: PersonSection
     routine: RoutineSection
     roller: RollerSection
     parts: PartsSection
+    faults: FaultsSection
 
     def __post_init__(self) -> None:
         n = self.routine.lumbar_excursions or 0
