@@ -13,8 +13,10 @@ import logging
 import math
 import secrets
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+from firmware.calibration import Calibration, CalibrationKeeper, load_calibration
 from firmware.clock import Clock
 from firmware.config import Config
 from firmware.drivers.haptic import Haptic
@@ -46,11 +48,16 @@ class Firmware:
     unless ``adc_bus`` is given).
     clock: loop clock. pin_factory: gpiozero pin factory (None: gpiozero's default).
     boot_id: this run's boot id (default: random), first_seq: the first frame's seq.
+    state_dir: where the roller keeps what it learned of its parts (``calibration.json``,
+        ``firmware.calibration``); None: nothing kept (learned again every run).
+    calibration: start from this instead of what ``state_dir`` holds (a replay).
     """
 
     def __init__(self, config: Config, bus: Any, clock: Clock, pin_factory: Any = None,
                  logger: logging.Logger | None = None, adc_bus: Any = None, *,
-                 boot_id: int | None = None, first_seq: int = 0) -> None:
+                 boot_id: int | None = None, first_seq: int = 0,
+                 state_dir: Path | None = None, calibration: Calibration | None = None
+                 ) -> None:
         self.config = config
         self.clock = clock
         self.log = logger or logging.getLogger("smartroller.firmware")
@@ -62,7 +69,12 @@ class Firmware:
         self.haptic = Haptic(config.pins.motor_pwm, pin_factory)
         self.panel = Panel(config.pins.button, config.pins.led, pin_factory)
         self.boot_id = secrets.randbits(32) if boot_id is None else boot_id
-        self.pipeline = SensingPipeline(config, boot=self.boot_id, first_seq=first_seq)
+        stored = calibration or load_calibration(state_dir, self.log)
+        if stored.imu_clock_span_s > 0.0:
+            self.imu.assume_rate(stored.imu_clock_ratio, stored.imu_clock_span_s)
+        self.pipeline = SensingPipeline(config, boot=self.boot_id, first_seq=first_seq,
+                                        calibration=stored)
+        self.calibration_keeper = CalibrationKeeper(state_dir, stored, self.log)
         self.fence = Fence.from_config(config.fence)
         self.frame_sinks: list[FrameSink] = []
         self.raw_sinks: list[RawSink] = []
@@ -124,6 +136,10 @@ class Firmware:
             due = self._next_drain
         return haptic_due if haptic_due < due else due
 
+    def calibration(self) -> Calibration:
+        """What the roller knows of its parts now (``firmware.calibration``)."""
+        return self.pipeline.calibration(self.imu.rate_ratio, self.imu.rate_span_s)
+
     def battery_pct(self) -> float | None:
         """The battery's state of charge from the fuel gauge, % (None: unknown)."""
         return None if self.gauge is None else self.gauge.percent
@@ -136,6 +152,8 @@ class Firmware:
             for raw_sink in self.raw_sinks:
                 raw_sink(batch, now)
             self._emit(self.pipeline.on_imu(batch), now)
+            if now >= self.calibration_keeper.due:
+                self.calibration_keeper.offer(self.calibration(), now)
             clipped, logged_at = self._clips_logged
             if self.pipeline.clipped_batches > clipped and now - logged_at >= CLIP_LOG_EVERY_S:
                 self.log.warning(
@@ -187,7 +205,8 @@ class Firmware:
             await asyncio.sleep(max(0.0, due - self.clock.now()))
 
     def close(self) -> None:
-        """Release the pins (motor off)."""
+        """Release the pins (motor off); keep what was learned of the parts."""
+        self.calibration_keeper.flush(self.calibration())
         self.haptic.close()
         self.panel.close()
         self.scanner.close()

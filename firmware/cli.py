@@ -28,6 +28,7 @@ from firmware.rawlog import RawLogError, RawLogWriter
 from firmware.schema import SchemaError
 
 EXIT_USAGE = 2
+PI_STATE_DIR = Path("/var/lib/smartroller")
 
 
 class CliError(Exception):
@@ -55,7 +56,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--config", type=Path, help="hardware profile (default: built-in)")
     run.add_argument("--transport", default="hci-socket:0",
                      help="Bluetooth controller (Bumble transport; default hci-socket:0)")
-    run.add_argument("--state-dir", type=Path, default=Path("/var/lib/smartroller"),
+    run.add_argument("--state-dir", type=Path, default=PI_STATE_DIR,
                      help="journal, roller address and bonds")
     run.add_argument("--passkey", type=int, help="static 6-digit passkey (MITM protection)")
 
@@ -90,6 +91,8 @@ def _parser() -> argparse.ArgumentParser:
                       "hci-socket:0, with --sim an in-process virtual controller)")
     test.add_argument("--fault", action="append", default=[], metavar="NAME",
                       help="with --sim: inject a fault (repeatable; see firmware/selftest.py)")
+    test.add_argument("--state-dir", type=Path, help="where the roller keeps its calibration "
+                      "(default /var/lib/smartroller; with --sim none)")
 
     rep = sub.add_parser("replay", help="turn a raw log into frames")
     rep.add_argument("raw", type=Path, help="raw log to read")
@@ -211,7 +214,8 @@ def _cmd_record(args: argparse.Namespace, config: Config) -> None:
     fh, finish = _atomic_binary(args.out)
     ok = False
     try:
-        writer = RawLogWriter(fh, config, f"sim seed {args.seed}")  # type: ignore[arg-type]
+        writer = RawLogWriter(fh, config, f"sim seed {args.seed}",  # type: ignore[arg-type]
+                              roller.firmware.pipeline.stored)
         roller.firmware.raw_sinks.append(writer.write)
         end = min(args.duration, roller.duration_s) if args.duration else roller.duration_s
         roller.run(until=end)
@@ -242,7 +246,7 @@ def _cmd_run(args: argparse.Namespace, config: Config) -> None:  # pragma: no co
     except OSError as exc:
         raise CliError(f"cannot use the state directory {args.state_dir}: {exc}") from None
     firmware = Firmware(config, bus, MonotonicClock(), adc_bus=adc_bus,
-                        first_seq=journal.next_seq)
+                        first_seq=journal.next_seq, state_dir=args.state_dir)
     passkey = args.passkey if args.passkey is not None else config.ble.passkey
     asyncio.run(serve(firmware, journal, args.transport, state_dir=args.state_dir,
                       passkey=passkey, pairing_window_s=config.ble.pairing_window_s))
@@ -274,7 +278,8 @@ def _cmd_selftest(args: argparse.Namespace, config: Config) -> int:
         checks = run_selftest(config, open_bus, clock, pins, ble_transport=transport,
                               check_radio=not args.no_ble, sim=args.sim,
                               on_check=lambda c: print(c.line(), flush=True),
-                              input_opened=rig.input_opened if rig is not None else None)
+                              input_opened=rig.input_opened if rig is not None else None,
+                              state_dir=args.state_dir or (None if args.sim else PI_STATE_DIR))
     finally:
         if rig is not None:
             rig.close()

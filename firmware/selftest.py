@@ -21,6 +21,8 @@ motor   the motor pin drives (a 0.3 s buzz: feel it)
 button  the button pin reads released (pressed at rest: held or shorted)
 led     the LED pin drives (one blink)
 ble     the Bluetooth controller opens through Bumble (``hci-socket:0``) and powers on
+calib   what the roller has learned of its parts (``calibration.json`` in its state
+        directory: the gyro's scale, the IMU's clock); never fails, warns on a bad file
 ======  =====================================================================
 
 ``--sim`` runs the same checks on emulated parts at rest
@@ -41,6 +43,8 @@ from typing import Any
 
 import numpy as np
 
+from firmware.calibration import FILE_NAME as CALIBRATION_FILE
+from firmware.calibration import load_calibration
 from firmware.clock import Clock
 from firmware.config import Config
 from firmware.drivers.ads1115 import OS_BIT, Ads1115, config_word, conversion_time_s
@@ -433,7 +437,8 @@ def run_selftest(config: Config, open_bus: Callable[[int], Any], clock: Clock,
                  pin_factory: Any = None, *, ble_transport: str | None = "hci-socket:0",
                  check_radio: bool = True, sim: bool = False,
                  on_check: Callable[[Check], None] | None = None,
-                 input_opened: Callable[[int], None] | None = None) -> list[Check]:
+                 input_opened: Callable[[int], None] | None = None,
+                 state_dir: Path | None = None) -> list[Check]:
     """Every check in order (see the module docstring); ``on_check`` sees each as it
     completes. A part that fails does not stop the others unless they need it."""
     checks: list[Check] = []
@@ -467,5 +472,35 @@ def run_selftest(config: Config, open_bus: Callable[[int], Any], clock: Clock,
         add(check_ble(None if sim and ble_transport is None else ble_transport))
     else:
         add(Check("ble", True, "not checked (--no-ble)", skipped=True))
+    add(check_calibration(state_dir))
     return checks
+
+
+def check_calibration(state_dir: Path | None) -> Check:
+    """What the roller has learned of its parts (never a failure: a new roller has
+    learned nothing yet; a file it cannot use is a warning)."""
+    if state_dir is None:
+        return Check("calib", True, "no state directory given", skipped=True)
+    path = Path(state_dir) / CALIBRATION_FILE
+    warnings: list[str] = []
+    handler = _ListHandler(warnings)
+    log = logging.getLogger("smartroller.selftest.calibration")
+    log.addHandler(handler)
+    log.propagate = False
+    try:
+        cal = load_calibration(Path(state_dir), log)
+    finally:
+        log.removeHandler(handler)
+    if warnings:
+        return Check("calib", True, f"{path}: {warnings[0]}", warning=True)
+    return Check("calib", True, cal.line())
+
+
+class _ListHandler(logging.Handler):
+    def __init__(self, out: list[str]) -> None:
+        super().__init__()
+        self.out = out
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.out.append(record.getMessage())
 

@@ -1,6 +1,7 @@
 """The unchanged firmware on emulated hardware, end to end, scored against the truth."""
 
 import dataclasses
+import math
 
 import numpy as np
 import pytest
@@ -60,7 +61,9 @@ def test_frames_flow_at_the_frame_rate_by_the_sensor_clock(demo_run):
     times = np.array([f.t for f in frames])
     assert np.all(np.diff(seqs) == 1)
     assert np.allclose(np.diff(times), 0.01)
-    assert len(frames) == pytest.approx(roller.duration_s * 100, rel=0.01)
+    # 100 frames a second of the sensor's clock, which is this drawn part's (+-1 %)
+    clock = 1 + roller.parts.imu.clock_error
+    assert len(frames) == pytest.approx(roller.duration_s * 100 * clock, rel=0.003)
     assert all(len(f.zone_loads) == 8 for f in frames)
     assert roller.firmware.imu.overflows == 0
     assert roller.firmware.scanner.scans / roller.duration_s > 49
@@ -160,8 +163,9 @@ def test_vanished_imu_gives_flagged_frames_then_recovers():
     assert frames[-1].t > faulted[-1].t
     assert roller.firmware.imu.reinits >= 1
     # The turn meanwhile is taken from gravity; 10 s in, the accelerometer's zero-g
-    # offsets are not known yet, which leaves up to ~5 deg (6 mm) of it.
-    assert rolling_error_after(roller, frames, 13.0) < 6e-3
+    # offsets are not known yet, which leaves up to ~5 deg (6 mm) of it, and the drawn
+    # part's unequal axis gains (+-3 % each) up to ~1.7 deg (2 mm) more.
+    assert rolling_error_after(roller, frames, 13.0) < 8e-3
 
 
 def test_vanished_adc_flags_its_zones_and_recovers():
@@ -298,3 +302,53 @@ def test_a_roller_built_without_a_gauge_reports_no_level():
     roller = SimRoller(DEMO, 7, config)
     roller.run(until=3.0)
     assert roller.firmware.battery_pct() is None and roller.firmware.gauge is None
+
+
+def test_a_roller_switched_on_mid_roll_learns_its_gyro_offset_from_gravity():
+    # Switched on 40 s into a session, while the person rolls: no stillness to
+    # calibrate on, and a steady roll must not pass for one.
+    sc = scenario_from_table({"session": {"duration_s": 55.0, "power_on_s": 40.0},
+                              "routine": {"lumbar_excursions": 0, "pause_rate_per_min": 0.0,
+                                          "hips_lowered_rate_per_min": 0.0}})
+    roller, frames = roller_with_frames(seed=4, scenario=sc)
+    roller.run()
+    roller.close()
+    od = roller.firmware.pipeline.odometry
+    axis = "xyz".index(roller.config.imu.roller_axis)
+    true_dps = roller.imu.true_gyro_offset_dps()[axis]
+    assert od.gyro_offset.calibrated  # from gravity's turn (or a stillness since)
+    assert math.degrees(od.gyro_offset.offset) == pytest.approx(true_dps, abs=1.0)
+    flagged = [f for f in frames if f.flags & FrameFlag.UNCALIBRATED]
+    assert flagged and frames[0].flags & FrameFlag.UNCALIBRATED  # said so until then
+    world_t = roller.sensor_to_world(np.array([flagged[-1].t]))[0]
+    assert world_t < 40.0 + 12.0  # calibrated within 12 s of rolling
+
+
+def test_a_bus_that_fails_as_real_buses_fail_never_stops_the_roller(caplog):
+    # 1 % of messages NACKed, 0.5 % of reads broken after the part gave its bytes (a
+    # FIFO burst's bytes are gone), 0.2 % read as 0xFF, the IMU browning out twice and
+    # the second ADC dying for good: frames go on, each fault flagged and logged.
+    sc = scenario_from_table({"session": {"duration_s": 60.0},
+                              "faults": {"nack_rate": 0.01, "broken_read_rate": 0.005,
+                                         "ff_read_rate": 0.002, "imu_brownouts_s": [25.0, 40.0],
+                                         "adc_dies_s": 45.0}})
+    roller, frames = roller_with_frames(seed=3, scenario=sc)
+    with caplog.at_level("WARNING"):
+        roller.run()
+    roller.close()
+    counts = roller.bus.faults.counts
+    assert min(counts.values()) > 10  # every kind happened
+    assert frames[-1].t > 59.0 * (1 + roller.parts.imu.clock_error) - 0.5  # to the end
+    flags = np.array([int(f.flags) for f in frames])
+    assert np.all(np.diff([f.seq for f in frames]) == 1)
+    assert (flags & int(FrameFlag.IMU_GAP)).any()
+    late = np.array([f.t for f in frames]) > 47.0
+    assert np.all(flags[late] & int(FrameFlag.ADC_FAULT))  # the dead ADC, to the end
+    assert roller.firmware.imu.reinits >= 2  # the brown-outs, recovered
+    said = caplog.text
+    assert "MPU-6050" in said and "ADS1115 0x49" in said
+    t, position, fl = (np.array([f.t for f in frames]), np.array([f.position for f in frames]),
+                       flags)
+    errors = position_errors(roller.sensor_to_world(t), position, fl, roller.world.truth.t,
+                             rolled_distance(roller.world.truth))
+    assert np.sqrt(np.mean(errors**2)) < 6e-3

@@ -28,7 +28,7 @@ def test_healthy_roller_passes_every_check():
     assert failed(checks) == set()
     parts = [c.part for c in checks]
     assert parts == ["i2c", "imu", "motion", "adc1", "adc2", "zones", "alert", "battery",
-                     "motor", "button", "led", "ble"]
+                     "motor", "button", "led", "ble", "calib"]
     assert "80 %" in next(c for c in checks if c.part == "battery").detail
     motion = next(c for c in checks if c.part == "motion")
     assert "gravity" in motion.detail and not motion.warning
@@ -84,14 +84,26 @@ def test_missing_i2c_bus_is_named():
     rig.close()
     assert failed(checks) == {"i2c"}
     assert "dtparam=i2c_arm=on" in checks[0].detail
-    assert [c.part for c in checks] == ["i2c", "motor", "button", "led", "ble"]
+    assert [c.part for c in checks] == ["i2c", "motor", "button", "led", "ble", "calib"]
 
 
 def test_cli_healthy_with_the_virtual_controller(capsys):
     assert fw_cli.main(["selftest", "--sim"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert len(out) == 13 and out[-1] == "selftest: all 12 checks passed"
-    assert out[-2].startswith("PASS  ble")
+    assert len(out) == 14 and out[-1] == "selftest: all 12 checks passed"
+    assert out[-3].startswith("PASS  ble") and out[-2].startswith("SKIP  calib")
+
+
+def test_selftest_shows_what_the_roller_has_learned(tmp_path):
+    from firmware.calibration import FILE_NAME, Calibration, save_calibration
+
+    assert "not learned yet" in selftest(state_dir=tmp_path)[-1].detail
+    save_calibration(tmp_path, Calibration(imu_clock_ratio=0.9957, imu_clock_span_s=900.0))
+    calib = selftest(state_dir=tmp_path)[-1]
+    assert calib.part == "calib" and calib.ok and "-0.43 %" in calib.detail
+    (tmp_path / FILE_NAME).write_text("{torn")
+    calib = selftest(state_dir=tmp_path)[-1]
+    assert calib.ok and calib.warning and "ignoring" in calib.detail
 
 
 def test_cli_failing_part_exit_1(capsys):

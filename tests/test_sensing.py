@@ -157,3 +157,30 @@ def test_a_gyro_reading_at_full_scale_flags_the_frame_clipped():
     assert [bool(f.flags & clipped) for f in pipe.on_imu(batch(8, -32768))] == [True, False]
     assert not any(f.flags & clipped for f in pipe.on_imu(batch(12, -32000)))
     assert pipe.clipped_batches == 2
+
+
+
+def test_a_steady_roll_at_power_on_is_not_taken_for_the_gyro_offset():
+    # Powered on while turning at 12 deg/s with a true offset of 7 deg/s: the spread of
+    # the samples is tiny, but gravity turns, so it is no stillness; gravity's turn
+    # gives the offset instead.
+    off = GyroOffset()
+    true_offset, rate = math.radians(7.0), math.radians(12.0)
+    tilt = 0.3
+    for _ in range(round(8.0 / (4 * DT))):
+        tilt += rate * 4 * DT
+        off.update([true_offset + rate] * 4, DT, math.atan2(math.sin(tilt), math.cos(tilt)))
+    assert off.calibrated and off.from_gravity
+    assert off.offset == pytest.approx(true_offset, abs=math.radians(0.2))
+
+
+def test_a_still_roller_relearns_a_wrong_offset():
+    # The offset was learned 5 deg/s wrong; lying still (gravity does not turn), the
+    # roller counts as still whatever the wrong offset integrates to, and relearns it.
+    off = GyroOffset()
+    for _ in range(60):
+        off.update([math.radians(5.0)] * 4, DT, 0.2)  # "rest" that was a slow roll
+    assert off.calibrated and off.offset == pytest.approx(math.radians(5.0))
+    for _ in range(round(100.0 / (4 * DT))):  # five of the tracking's time constants
+        off.update([0.0] * 4, DT, 0.2)
+    assert off.still and abs(off.offset) < math.radians(0.2)

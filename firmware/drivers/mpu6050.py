@@ -76,6 +76,7 @@ STUCK_FIFO_PERIODS = 10
 STUCK_DATA_SAMPLES = 50
 RATE_MIN_SPAN_S = 5.0
 RATE_TOLERANCE = 0.02  # sanity bound on the rate estimate (clocks are good to ~1 %)
+RATE_TRUST_S = 60.0  # a stored ratio gives way to this boot's once a run is this long
 
 DLPF_CFG = {260: 0, 184: 1, 94: 2, 44: 3, 21: 4, 10: 5, 5: 6}
 """Accelerometer bandwidth, Hz -> CONFIG.DLPF_CFG (0: 8 kHz gyro output, else 1 kHz)."""
@@ -180,6 +181,19 @@ class Mpu6050:
         except _DeviceFault as exc:
             self._fail(str(exc), retry_s=BACKOFF_S if self._logged == str(exc) else 0.0)
         return None
+
+    @property
+    def rate_span_s(self) -> float:
+        """Length of the run ``rate_ratio`` was measured over, s (0: not measured)."""
+        return self._ratio_span
+
+    def assume_rate(self, ratio: float, span_s: float) -> None:
+        """Start from a sample-clock ratio measured before (a stored calibration, over
+        ``span_s`` s): kept until a run of this boot is longer than ``span_s`` (at most
+        ``RATE_TRUST_S``: the clock moves as the die warms)."""
+        if abs(ratio - 1.0) < RATE_TOLERANCE:
+            self.rate_ratio = ratio
+            self._ratio_span = min(span_s, RATE_TRUST_S)
 
     def clock_to_sensor(self, t: float) -> float:
         """Sensor time (index / rate, s) of loop-clock time ``t`` (s)."""

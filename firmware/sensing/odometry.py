@@ -34,6 +34,7 @@ from firmware.sensing.gyro_offset import GyroOffset
 G = 9.80665
 CLIP_BACK_RAD = 0.2  # gravity behind a clipped gyro by more than this is not the angle
 RECOVER_WEIGHT = 0.5  # gravity's weight (1 at exactly 1 g) that ends a clip's doubt
+TILT_MAGNITUDE = 0.1  # gravity within this share of 1 g (offsets included) is clean enough
 _AXES = {"x": (0, 1, 2), "y": (1, 2, 0), "z": (2, 0, 1)}
 
 
@@ -167,7 +168,7 @@ class Odometry:
         n = len(rates)
         span = n * dt
         sign = self.sign
-        offset = self.gyro_offset.update(rates, dt)
+        offset = self.gyro_offset.offset  # (as of the last batch: updated at the end)
         trim = self.trim
         radius = self.radius - (load_n if load_n > 0.0 else 0.0) / self.stiffness
         if radius < 0.5 * self.radius:
@@ -208,6 +209,12 @@ class Odometry:
             a2 = r2 - (-axle * math.sin(gravity_angle) - omega * omega * self.imu_offset)
             gravity_angle = math.atan2(a1 - b1, a2 - b2)
         position0 = self.position
+        # Gravity's direction with the motion removed but the zero-g offsets not (only
+        # its changes count): the gyro offset's stillness, and its offset from gravity's
+        # turn while the roller never stops.
+        tilt = math.atan2(a1, a2) \
+            if abs(math.hypot(a1, a2) - G) < TILT_MAGNITUDE * G and not clipped else None
+        self.gyro_offset.update(rates, dt, tilt, sign)
         magnitude = math.hypot(a1 - b1, a2 - b2)
         weight = max(0.0, 1.0 - abs(magnitude - G) / (0.05 * G))
         jump = wrap(gravity_angle - angle)

@@ -103,16 +103,22 @@ class Ads1115Sim:
     rng: noise source.
     rate_error: relative error of the internal oscillator (datasheet: +-10 %);
         -0.1 makes every conversion 10 % slower.
+    gain_error: relative gain error (datasheet: +-0.15 % at most).
+    offset_lsb: input-referred offset, in LSB at +-4.096 V (datasheet: +-3 LSB), i.e.
+        0.125 mV per LSB whatever the PGA.
     """
 
     def __init__(self, clock: _Clock, inputs: Callable[[float], Sequence[float]],
-                 rng: np.random.Generator, *, rate_error: float = 0.0) -> None:
+                 rng: np.random.Generator, *, rate_error: float = 0.0,
+                 gain_error: float = 0.0, offset_lsb: float = 0.0) -> None:
         if not -0.5 < rate_error < 0.5:
             raise ValueError(f"rate_error {rate_error} is not a plausible oscillator error")
         self.clock = clock
         self.inputs = inputs
         self.rng = rng
         self.rate_error = rate_error
+        self.gain = 1.0 + gain_error
+        self.offset_v = offset_lsb * 4.096 / 32768.0
         self.conversions = 0
         self._regs = list(RESET_VALUES)
         self._pointer = CONVERSION
@@ -318,7 +324,7 @@ class Ads1115Sim:
         full_scale = FULL_SCALE_V[config >> 9 & 0x7]
         rate = DATA_RATE_SPS[config >> 5 & 0x7]
         v += self.rng.normal(0.0, noise_rms_v(full_scale, rate))
-        code = round(v * 32768.0 / full_scale)
+        code = round((v + self.offset_v) * self.gain * 32768.0 / full_scale)
         code = min(32767, max(-32768, code))
         self._regs[CONVERSION] = code & 0xFFFF
         self.conversions += 1

@@ -9,6 +9,12 @@ message; the bus then raises ``OSError(errno.EREMOTEIO)`` like the Linux driver,
 an address with no device does the same. With a clock, each transaction advances it
 by its duration on the wire (9 bits per byte, plus start and stop).
 
+A real bus fails in more ways than a device's NACK (``BusFaults``, off by default): a
+message NACKed at random (electrical noise, a device busy), a read that breaks after the
+device gave its bytes (a FIFO's popped bytes are then gone), and bytes read as 0xFF (SDA
+not pulled low: no error, wrong data). They are drawn per message from their own random
+stream.
+
 ``EmulatedSMBus`` is the real ``smbus2.SMBus`` (its own code for every call) whose
 device file is an ``I2cDev`` in front of a SimBus: the ioctls smbus2 makes are decoded
 as the kernel's i2c-dev and SMBus emulation would, and the Pi's controller rules apply
@@ -52,6 +58,41 @@ class Nack(Exception):
     """Raised by an emulated device that does not acknowledge a message."""
 
 
+class BusFaults:
+    """Random faults of the bus itself, per message (probabilities 0..1).
+
+    nack_rate: the message is not acknowledged (the device never sees it);
+    broken_read_rate: a read message fails after the device gave its bytes (lost);
+    ff_read_rate: a read message's bytes all arrive as 0xFF, without an error.
+    seed: their random stream. ``counts`` tallies what happened.
+    """
+
+    def __init__(self, nack_rate: float = 0.0, broken_read_rate: float = 0.0,
+                 ff_read_rate: float = 0.0, seed: int = 0) -> None:
+        import random
+
+        self.nack_rate, self.broken_read_rate, self.ff_read_rate = \
+            nack_rate, broken_read_rate, ff_read_rate
+        self._random = random.Random(seed).random
+        self.counts = {"nack": 0, "broken_read": 0, "ff_read": 0}
+
+    def before(self) -> None:
+        """Before a message: raise ``Nack`` if it is not acknowledged."""
+        if self.nack_rate and self._random() < self.nack_rate:
+            self.counts["nack"] += 1
+            raise Nack()
+
+    def after_read(self, data: bytes) -> bytes:
+        """A read's bytes as they arrive (``Nack`` if the read broke)."""
+        if self.broken_read_rate and self._random() < self.broken_read_rate:
+            self.counts["broken_read"] += 1
+            raise Nack()
+        if self.ff_read_rate and self._random() < self.ff_read_rate:
+            self.counts["ff_read"] += 1
+            return b"\xff" * len(data)
+        return data
+
+
 class I2CDevice(Protocol):
     """What the bus needs from an emulated device."""
 
@@ -92,6 +133,8 @@ class SimBus:
         self.bus_hz = bus_hz
         self.reads_last_only = reads_last_only
         self.transactions = 0
+        self.faults: BusFaults | None = None
+        """Random faults of the bus (``BusFaults``); None: a clean bus."""
         self._devices: dict[int, I2CDevice] = {}
         self._pec = 0
 
@@ -154,10 +197,18 @@ class SimBus:
                   read: int = 0) -> bytes:
         device = self._device(addr, force)
         self._spend((1 + len(write) if write is not None else 0) + (1 + read if read else 0))
+        faults = self.faults
         try:
             if write is not None:
+                if faults is not None:
+                    faults.before()
                 device.i2c_write(write)
-            return device.i2c_read(read) if read else b""
+            if not read:
+                return b""
+            if faults is None:
+                return device.i2c_read(read)
+            faults.before()
+            return faults.after_read(device.i2c_read(read))
         except Nack:
             raise _remote_io_error() from None
 
@@ -254,9 +305,15 @@ class SimBus:
         for msg in i2c_msgs:
             length = msg.len
             device = self._device(msg.addr, None)
+            faults = self.faults
             try:
+                if faults is not None:
+                    faults.before()
                 if msg.flags & I2C_M_RD:
-                    ctypes.memmove(msg.buf, device.i2c_read(length), length)
+                    data = device.i2c_read(length)
+                    if faults is not None:
+                        data = faults.after_read(data)
+                    ctypes.memmove(msg.buf, data, length)
                 else:
                     device.i2c_write(ctypes.string_at(msg.buf, length))
             except Nack:

@@ -36,9 +36,17 @@ the middle of a frame, as on the chip; FIFO_OFLOW_INT is set. As the register ma
 FIFO_RESET acts only when written with FIFO_EN = 0, and the FIFO can be neither read
 nor written while disabled (reads then repeat the last byte without popping).
 
+A drawn part (``firmware.sim.parts.ImuPart``) deviates from the nominal one: per-axis
+sensitivity errors and cross-axis terms of the gyro and the accelerometer (a 3x3
+matrix each, applied to the true values before offsets and noise), a sample clock off by
+up to +-1 % that moves further as the die warms, registers that NACK for 20-100 ms
+after DEVICE_RESET or a brown-out (the part was powered long before the firmware
+started, so not at construction), and a gyro that reads no rotation for 30-50 ms after
+it wakes. The default is the ideal part.
+
 Not emulated: interrupts on the INT pin, motion/free-fall detection, the auxiliary I2C
 master and its slave FIFO bits, self-test, the accelerometer's 1 kHz output rate at
-sample rates above 1 kHz, the DMP, low-power cycling, start-up times.
+sample rates above 1 kHz, the DMP, low-power cycling, nonlinearity (0.2 %).
 
 Faults for tests: ``nack_for``, ``vanish``/``reappear``, ``stick_fifo``/``unstick_fifo``,
 ``freeze_output``/``unfreeze_output``, ``spontaneous_reset``.
@@ -53,6 +61,7 @@ from typing import Protocol
 import numpy as np
 
 from firmware.sim.bus import Nack
+from firmware.sim.parts import IMU_CLOCK_WARMUP_S, ImuPart
 
 G0 = 9.80665
 """Standard gravity, m/s^2 (1 g)."""
@@ -127,6 +136,8 @@ class Mpu6050Sim:
     gyro_drift_dps_per_sqrt_s: random walk of the gyro offset, deg/s per sqrt(s).
     clock_error_ppm: the sensor clock runs fast by this much (negative: slow).
     temperature_c: die temperature reported in TEMP_OUT, C.
+    part: how this chip deviates from the nominal one (default: the ideal part); its
+        ``clock_error`` adds to ``clock_error_ppm``.
     """
 
     def __init__(self, clock: _Clock, motion: Motion, rng: np.random.Generator, *,
@@ -135,7 +146,8 @@ class Mpu6050Sim:
                  accel_offset_g: Sequence[float] | None = None,
                  gyro_drift_dps_per_sqrt_s: float = 0.02,
                  clock_error_ppm: float = 0.0,
-                 temperature_c: float = 25.0) -> None:
+                 temperature_c: float = 25.0,
+                 part: ImuPart | None = None) -> None:
         self._clock = clock
         self._motion = motion
         self._rng = rng
@@ -148,7 +160,14 @@ class Mpu6050Sim:
         self._gyro_bias = np.array(gyro_offset_dps, dtype=float).reshape(3)
         self._accel_offset = np.array(accel_offset_g, dtype=float).reshape(3)
         self._drift = float(gyro_drift_dps_per_sqrt_s)
-        self._clock_scale = 1.0 + clock_error_ppm * 1e-6
+        part = part or ImuPart()
+        self.part = part
+        self._clock_scale = 1.0 + clock_error_ppm * 1e-6 + part.clock_error
+        self._warmup = part.clock_warmup  # further clock change as the die warms
+        self._powered_at = clock.now()
+        self._gyro_m = None if part == ImuPart() else part.gyro_matrix
+        self._accel_m = None if part == ImuPart() else part.accel_matrix
+        self._awake_at = -math.inf  # when the gyro last woke (its start-up runs from here)
         self._temperature_c = float(temperature_c)
         self.overflows = 0
         """How many times the FIFO overflowed (bytes lost after it was read or reset)."""
@@ -198,9 +217,17 @@ class Mpu6050Sim:
         self._frozen = None
 
     def spontaneous_reset(self) -> None:
-        """All registers back to reset values (asleep, FIFO off), as after a brown-out."""
+        """All registers back to reset values (asleep, FIFO off), as after a brown-out;
+        the registers then NACK for the part's start-up time."""
         self._fill()
         self._reset_registers()
+        self._start_up()
+
+    def _start_up(self) -> None:
+        """After power-on or a reset, the registers answer only after the start-up time."""
+        if self.part.register_startup_s > 0.0:
+            self._nack_until = max(self._nack_until,
+                                   self._clock.now() + self.part.register_startup_s)
 
     def true_gyro_offset_dps(self) -> np.ndarray:
         """The gyro zero-rate offset now (it drifts), deg/s per axis, shape (3,)."""
@@ -260,9 +287,11 @@ class Mpu6050Sim:
         if reg == PWR_MGMT_1:
             if value & DEVICE_RESET:
                 self._reset_registers()
+                self._start_up()
                 return
             self._regs[reg] = value
             if self._awake(value) and not self._awake(old):
+                self._awake_at = self._clock.now()
                 self._restart_phase()
             else:
                 self._schedule()
@@ -314,10 +343,14 @@ class Mpu6050Sim:
         return not pwr_mgmt_1 & SLEEP and pwr_mgmt_1 & 0x07 != CLKSEL_STOP
 
     def _period_s(self) -> float:
-        """Sample period by the loop clock, s."""
+        """Sample period by the loop clock, s (the clock as warm as it is now)."""
         cfg = self._regs[CONFIG] & 0x07
         base_hz = 8000.0 if cfg in (0, 7) else 1000.0
-        return (1 + self._regs[SMPLRT_DIV]) / (base_hz * self._clock_scale)
+        scale = self._clock_scale
+        if self._warmup:
+            warm = 1.0 - math.exp(-(self._clock.now() - self._powered_at) / IMU_CLOCK_WARMUP_S)
+            scale += self._warmup * warm
+        return (1 + self._regs[SMPLRT_DIV]) / (base_hz * scale)
 
     def _frame_columns(self) -> list[int]:
         if not self._regs[USER_CTRL] & USER_FIFO_EN:
@@ -337,6 +370,10 @@ class Mpu6050Sim:
             return
         first = self._k
         self._k += due
+        if self._warmup:  # the period changes slowly: go on from the last sample made
+            self._t_phase += self._k * period
+            first -= self._k
+            self._k = 0
         self._schedule()
         if self._stuck:
             self._walk(due, period)
@@ -376,6 +413,12 @@ class Mpu6050Sim:
                                                    times - GYRO_DELAY_S[cfg])))
         accel_g = np.asarray(force, dtype=float)[:n] / G0
         rate_dps = np.degrees(np.asarray(rate, dtype=float)[n:])
+        if self._gyro_m is not None:
+            accel_g = accel_g @ self._accel_m.T
+            rate_dps = rate_dps @ self._gyro_m.T
+        if times[0] < self._awake_at + self.part.gyro_startup_s:
+            rate_dps = rate_dps.copy()  # the gyro is still starting: it senses no rotation
+            rate_dps[times < self._awake_at + self.part.gyro_startup_s] = 0.0
         z = self._rng.standard_normal((n, 10))
         bias = self._gyro_bias + np.cumsum(z[:, 7:10] * (self._drift * math.sqrt(period)), axis=0)
         self._gyro_bias = bias[-1].copy()

@@ -13,23 +13,27 @@ by ``firmware.sim.cpu.CpuMeter`` and by replaying a ``firmware.sim.tape.Tape``
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from firmware.app import Firmware
+from firmware.calibration import load_calibration
 from firmware.config import Config, default_config
 from firmware.protocol import Frame
 from firmware.sim.ads1115 import Ads1115Sim
-from firmware.sim.bus import EmulatedSMBus, SimBus
+from firmware.sim.bus import BusFaults, EmulatedSMBus, SimBus
 from firmware.sim.clock import SimClock
 from firmware.sim.cpu import CpuMeter, meter_parts
 from firmware.sim.max17048 import Max17048Sim
 from firmware.sim.mpu6050 import Mpu6050Sim
+from firmware.sim.parts import Parts
 from firmware.sim.pins import press, release, sim_pin_factory, wire_open_drain
 from firmware.sim.scenario import Scenario, default_scenario
 from firmware.sim.strip import FsrStrip
@@ -48,6 +52,8 @@ class SimRoller:
     real parts do); speed: virtual seconds per real second (0: as fast as possible).
     profile: meter the firmware's parts apart (``meter.parts()``, and the replay's
         ``cpu.meter.parts()``; see ``profile``).
+    state_dir: where the roller keeps what it learns of its parts (``calibration.json``);
+        None: nothing kept, every run starts from the datasheets' values.
     replay: measure the firmware's CPU time by ``Replay`` too (``firmware_seconds``);
         only as fast as possible (``speed`` 0, not ``run_async``): a replay takes the
         thread for a few tens of milliseconds every few simulated seconds.
@@ -63,6 +69,7 @@ class SimRoller:
     session: int = 0
     profile: bool = False
     replay: bool = True
+    state_dir: Path | None = None
 
     REPLAY_ITEMS = 20_000
     """Replay the tape whenever it holds this many items (a few simulated seconds)."""
@@ -79,16 +86,25 @@ class SimRoller:
         """The in-situ meter: the firmware's CPU time as it runs among the emulation."""
         self.tape = Tape()
         self.tape.recording = self.replay and self.speed == 0.0
+        stored = load_calibration(self.state_dir)
         self.cpu = Replay(self.config, self.tape, self.boot_id, self.first_seq,
-                          CpuMeter() if self.profile else None)
+                          CpuMeter() if self.profile else None, calibration=stored)
         """The firmware's own CPU time, by replay (see ``firmware_seconds``)."""
+        adc_count = len(self.config.adc.addresses)
+        pinned = dataclasses.asdict(self.scenario.parts)
+        self.parts = (Parts.ideal(adc_count) if self.scenario.parts.ideal
+                      else Parts.draw(self.seed, adc_count)).pinned(pinned)
+        """This roller's chips as built (drawn per seed within their datasheets)."""
         self.imu = Mpu6050Sim(self.clock, self.world.imu_motion, rng,
-                              gyro_drift_dps_per_sqrt_s=GYRO_DRIFT_DPS_PER_SQRT_S)
+                              gyro_drift_dps_per_sqrt_s=GYRO_DRIFT_DPS_PER_SQRT_S,
+                              part=self.parts.imu)
         self._attach(self.config.imu.address, self.imu)
         self.strip = FsrStrip(self.config.zones, rng)
         self.adcs = []
         for k, address in enumerate(self.config.adc.addresses):
-            adc = Ads1115Sim(self.clock, self._adc_inputs(k), rng)
+            part = self.parts.adcs[k]
+            adc = Ads1115Sim(self.clock, self._adc_inputs(k), rng, rate_error=part.rate_error,
+                             gain_error=part.gain_error, offset_lsb=part.offset_lsb)
             self.adcs.append(adc)
             self._attach(address, adc)
         charge = np.random.default_rng([self.seed, 0xBA77, self.session])  # not ``rng``'s draws
@@ -106,8 +122,16 @@ class SimRoller:
         """The firmware's bus: smbus2's own code down to the ioctl, answered by ``bus``."""
         self.firmware = Firmware(self.config, self.smbus, TapedClock(self.clock, self.tape),
                                  self.pins, self.logger, boot_id=self.boot_id,
-                                 first_seq=self.first_seq)
+                                 first_seq=self.first_seq, state_dir=self.state_dir,
+                                 calibration=stored)
         self._presses = sorted(self.world.events)
+        faults = self.scenario.faults
+        if faults.nack_rate or faults.broken_read_rate or faults.ff_read_rate:
+            self.bus.faults = BusFaults(faults.nack_rate, faults.broken_read_rate,
+                                        faults.ff_read_rate, seed=self.seed)
+        self._fault_events = sorted(
+            [(t, "imu_brownout") for t in faults.imu_brownouts_s]
+            + ([(faults.adc_dies_s, "adc_dies")] if faults.adc_dies_s is not None else []))
         self._pressed_until: float | None = None
         self._started = False
         self._step = self.meter.firmware(self.firmware.step, "loop")
@@ -173,11 +197,21 @@ class SimRoller:
         virtual time (s), at most ``end``. Boots the firmware on the first call."""
         tape = self.tape
         if not self._started:
+            power_on = self.scenario.session.power_on_s
+            if self.clock.now() < power_on:  # the roller is off: the world goes on
+                self._presses = [p for p in self._presses if p[0] >= power_on]
+                return min(power_on, end)
             self._started = True
             tape.record(("start",))
             self.meter.firmware(self.firmware.start, "boot")()
         now = self.clock.now()
         self._person_at_button(now)
+        while self._fault_events and self._fault_events[0][0] <= now:
+            _, kind = self._fault_events.pop(0)
+            if kind == "imu_brownout":
+                self.imu.spontaneous_reset()
+            elif len(self.adcs) > 1:
+                self.adcs[1].vanish()
         tape.record(("step",))
         due = self._step()
         if len(tape) >= self.REPLAY_ITEMS:
@@ -187,6 +221,8 @@ class SimRoller:
             nxt.append(self._presses[0][0])
         if self._pressed_until is not None:
             nxt.append(self._pressed_until)
+        if self._fault_events:
+            nxt.append(self._fault_events[0][0])
         return max(min(nxt), now + 1e-5)
 
     def run(self, until: float | None = None, should_stop: Callable[[], bool] | None = None

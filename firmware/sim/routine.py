@@ -507,6 +507,8 @@ def plan_routine(person: Person, params: RoutineSection, duration_s: float,
     breathing_hz = rng.uniform(0.2, 0.3)
     lateral = float(np.clip(rng.normal(0.0, 0.015), -0.04, 0.04))
     first_level = person.scapula_inferior_level + float(np.clip(rng.normal(0, 0.5), -1, 1))
+    if params.start_level is not None:  # (drawn all the same: the other draws stay)
+        first_level = params.start_level
     settle, raise_shift = rng.normal(0.0, 0.004), rng.normal(0.0, 0.008)
 
     t_on = sit + 0.5 * lie

@@ -30,6 +30,15 @@ class SessionSection:
 
     duration_s: float = field(600.0, range=(30.0, 7200.0),
                               doc="from sitting down by the roller to the end of the record, s")
+    power_on_s: float = field(
+        0.0, range=(0.0, 7200.0),
+        doc="when the roller's firmware starts, s into the session: later than 0 is a roller "
+        "switched on (or restarted) while someone already lies and rolls on it")
+
+    def __post_init__(self) -> None:
+        if self.power_on_s >= self.duration_s:
+            raise ValueError("session.power_on_s: the roller must start before the session "
+                             "ends (session.duration_s)")
 
 
 @dataclass(frozen=True)
@@ -78,6 +87,11 @@ class RoutineSection:
     pairing_hold: bool = field(
         False, doc="before sitting down the person holds the roller's button for 3.3 s "
         "(from 0.3 s), which opens its pairing window; the session then starts 4 s later")
+    start_level: float | None = field(
+        None, range=(2.0, 12.0),
+        doc="where the roller first touches the back, as a continuous vertebral level "
+        "(0 = C7, 1 = T1 .. 12 = T12; 4.0 is the top of T4); omitted: even with the shoulder "
+        "blades' inferior angle, +-1 level")
     landmark_error_m: float = field(
         0.008, range=(0.0, 0.03),
         doc="SD of where the person holds a calibration landmark vs the true one, m (the "
@@ -116,13 +130,88 @@ class RollerSection:
 
 
 @dataclass(frozen=True)
+class PartsSection:
+    """This roller's chips: drawn within their datasheets' limits (firmware/sim/parts.py
+    names the sources); a key pins one value, ``ideal`` makes every part nominal."""
+
+    ideal: bool = field(False, doc="every part at its nominal values (the rest of the "
+                        "section still pins what it names)")
+    gyro_gain: list[float] | None = field(
+        None, range=(-0.1, 0.1),
+        doc="[x, y, z] gyro sensitivity errors, fraction (drawn: U(-0.03, 0.03), spec 6.1)")
+    gyro_cross: float | None = field(
+        None, range=(-0.05, 0.05),
+        doc="every gyro cross-axis term, fraction (drawn: each U(-0.02, 0.02))")
+    accel_gain: list[float] | None = field(
+        None, range=(-0.1, 0.1),
+        doc="[x, y, z] accelerometer sensitivity errors, fraction (drawn: U(-0.03, 0.03), "
+        "spec 6.2)")
+    accel_cross: float | None = field(
+        None, range=(-0.05, 0.05),
+        doc="every accelerometer cross-axis term, fraction (drawn: each U(-0.02, 0.02))")
+    clock_error: float | None = field(
+        None, range=(-0.05, 0.05),
+        doc="the IMU's sample clock runs fast by this fraction (drawn: U(-0.01, 0.01), the "
+        "gyro PLL's tolerance, spec 6.5)")
+    clock_warmup: float | None = field(
+        None, range=(-0.01, 0.01),
+        doc="further change of the sample clock as the die warms (time constant 300 s), "
+        "fraction (drawn: U(-0.002, 0.002))")
+    register_startup_s: float | None = field(
+        None, range=(0.0, 0.1),
+        doc="the IMU NACKs for this long after a reset or a brown-out, s (drawn: "
+        "U(0.02, 0.1), spec 6.3)")
+    gyro_startup_s: float | None = field(
+        None, range=(0.0, 0.1),
+        doc="the gyro senses no rotation for this long after waking, s (drawn: "
+        "U(0.03, 0.05), spec 6.1)")
+    adc_rate_error: float | None = field(
+        None, range=(-0.2, 0.2),
+        doc="every ADS1115's data-rate error, fraction (drawn per ADC: U(-0.1, 0.1), "
+        "SBAS444E 6.5)")
+    adc_gain_error: float | None = field(
+        None, range=(-0.01, 0.01),
+        doc="every ADS1115's gain error, fraction (drawn per ADC: U(-0.0015, 0.0015))")
+    adc_offset_lsb: float | None = field(
+        None, range=(-10.0, 10.0),
+        doc="every ADS1115's offset, LSB at +-4.096 V (drawn per ADC: U(-3, 3))")
+
+    def __post_init__(self) -> None:
+        for name in ("gyro_gain", "accel_gain"):
+            value = getattr(self, name)
+            if value is not None and len(value) != 3:
+                raise ValueError(f"parts.{name}: expected three values [x, y, z]")
+
+
+@dataclass(frozen=True)
+class FaultsSection:
+    """What goes wrong with the roller's bus and parts during the session (none by
+    default): random faults per I2C message, and timed events."""
+
+    nack_rate: float = field(0.0, range=(0.0, 0.2),
+                             doc="share of I2C messages not acknowledged (noise, a busy part)")
+    broken_read_rate: float = field(
+        0.0, range=(0.0, 0.2),
+        doc="share of I2C reads that fail after the part gave its bytes (a FIFO's are lost)")
+    ff_read_rate: float = field(
+        0.0, range=(0.0, 0.2), doc="share of I2C reads whose bytes all arrive as 0xFF, no error")
+    imu_brownouts_s: list[float] = field(
+        [], range=(0.0, 7200.0),
+        doc="times the MPU-6050 browns out (resets, asleep, then NACKs for its start-up time), s")
+    adc_dies_s: float | None = field(
+        None, range=(0.0, 7200.0), doc="time the second ADS1115 stops answering for good, s")
+
+
+@dataclass(frozen=True)
 class Scenario:
-    """A whole scenario: [session], [person], [routine], [roller]."""
+    """A whole scenario: [session], [person], [routine], [roller], [parts], [faults]."""
 
     session: SessionSection
     person: PersonSection
     routine: RoutineSection
     roller: RollerSection
+    parts: PartsSection
+    faults: FaultsSection
 
     def __post_init__(self) -> None:
         n = self.routine.lumbar_excursions or 0

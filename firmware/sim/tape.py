@@ -26,6 +26,7 @@ from gpiozero.pins.pi import PiPin
 from smbus2.smbus2 import I2C_FUNCS, I2C_M_RD, I2C_RDWR, I2C_SMBUS
 
 from firmware.app import Firmware
+from firmware.calibration import Calibration
 from firmware.config import Config
 from firmware.sim.bus import EmulatedSMBus
 from firmware.sim.clock import SimClock
@@ -223,8 +224,10 @@ class Replay:
     """
 
     def __init__(self, config: Config, tape: Tape, boot_id: int | None, first_seq: int,
-                 meter: CpuMeter | None = None) -> None:
+                 meter: CpuMeter | None = None, calibration: Calibration | None = None
+                 ) -> None:
         self.config, self.tape = config, tape
+        self.calibration = calibration  # the stored calibration the live firmware started from
         self.boot_id, self.first_seq = boot_id, first_seq
         self.meter = meter  # meters the replayed firmware's parts, if given
         self.seconds = 0.0
@@ -241,7 +244,8 @@ class Replay:
         self._pins = _TapePinFactory(self.tape)
         self._bus = EmulatedSMBus(_TapeDevice(self.tape))
         return Firmware(self.config, self._bus, _TapeClock(self.tape), self._pins, log,
-                        boot_id=self.boot_id, first_seq=self.first_seq)
+                        boot_id=self.boot_id, first_seq=self.first_seq,
+                        calibration=self.calibration)
 
     def run(self) -> None:
         """Replay what the tape holds."""

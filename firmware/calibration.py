@@ -1,0 +1,167 @@
+"""The roller's own calibration: what it has learned of its parts, kept across reboots.
+
+File ``calibration.json`` in the roller's state directory (``/var/lib/smartroller`` on
+the Pi, ``--state-dir`` in simulation), UTF-8 JSON:
+
+    {"version": 1,
+     "imu_clock_ratio": 1.0043,     the IMU's sample clock over the Pi's monotonic clock
+     "imu_clock_span_s": 612.0,     the run it was measured over, s
+     "updated_utc": 1765000000.0}
+
+Promises:
+
+- The roller does not assume its IMU's clock is nominal once it has measured it: the
+  driver starts its clock mapping (the zone scans' sensor times) from the stored ratio
+  and replaces it with this boot's own once a run is long enough. The gyro's scale is
+  not learned yet (docs/algorithms.md says what was tried and why it is not in).
+- Writes are atomic (a temporary file beside it, fsync, rename): a power cut leaves the
+  old file or the new one, never half of one. They happen at most once a minute, and
+  only when something changed by more than half its uncertainty (an SD card wears).
+- A missing file is a new roller (the datasheets' priors). An unreadable, malformed or
+  implausible file (a value out of ``SCALE_LIMITS`` / ``CLOCK_LIMITS``) is logged once
+    and ignored: it never stops the roller. A full or read-only disk is logged and the
+  roller goes on with what it knows in memory.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+FILE_NAME = "calibration.json"
+VERSION = 1
+CLOCK_LIMITS = (0.95, 1.05)
+"""Plausible IMU clock ratios (the datasheet's +-1 % with a wide margin)."""
+SAVE_EVERY_S = 60.0
+"""Least time between two writes, s."""
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """What the roller has learned of its parts (see the module docstring for units)."""
+
+    imu_clock_ratio: float = 1.0
+    imu_clock_span_s: float = 0.0
+    updated_utc: float = 0.0
+
+    @property
+    def learned(self) -> bool:
+        """True once anything was learned (else: a new roller, the datasheets' priors)."""
+        return self.imu_clock_span_s > 0.0
+
+    def differs_from(self, other: Calibration) -> bool:
+        """Whether ``other`` measured the clock over a clearly longer run, or found it
+        moved by more than 0.05 % (the die warms)."""
+        return (other.imu_clock_span_s > 1.5 * self.imu_clock_span_s + 10.0
+                or (other.learned and abs(other.imu_clock_ratio - self.imu_clock_ratio) > 5e-4))
+
+    def line(self) -> str:
+        """One line for people: ``IMU clock +0.43 % (over 612 s)``."""
+        if not self.learned:
+            return "not learned yet (a new roller: the datasheets' nominal values)"
+        return (f"IMU clock {(self.imu_clock_ratio - 1.0) * 100:+.2f} % "
+                f"(over {self.imu_clock_span_s:.0f} s)")
+
+
+def _plausible(cal: Calibration) -> bool:
+    return (CLOCK_LIMITS[0] <= cal.imu_clock_ratio <= CLOCK_LIMITS[1]
+            and math.isfinite(cal.imu_clock_span_s) and cal.imu_clock_span_s >= 0.0)
+
+
+def load_calibration(state_dir: Path | None, log: logging.Logger | None = None) -> Calibration:
+    """The stored calibration in ``state_dir`` (None, missing: a new roller's priors).
+    A bad file is logged and ignored."""
+    if state_dir is None:
+        return Calibration()
+    path = Path(state_dir) / FILE_NAME
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(data, dict) or data.get("version") != VERSION:
+            raise ValueError(f"not version {VERSION}")
+        cal = Calibration(**{k: type(getattr(Calibration(), k))(data[k])
+                             for k in asdict(Calibration()) if k in data})
+        if not _plausible(cal):
+            raise ValueError("values out of range")
+        return cal
+    except FileNotFoundError:
+        return Calibration()
+    except (OSError, ValueError, TypeError, UnicodeDecodeError) as exc:
+        (log or logging.getLogger(__name__)).warning(
+            "ignoring the stored calibration %s (%s): starting from the datasheets' values",
+            path, exc)
+        return Calibration()
+
+
+def save_calibration(state_dir: Path, cal: Calibration) -> Path:
+    """Write ``cal`` atomically into ``state_dir``; OSError if the disk refuses."""
+    path = Path(state_dir) / FILE_NAME
+    text = json.dumps({"version": VERSION, **asdict(cal)}, indent=1)
+    fd, tmp = tempfile.mkstemp(prefix=f".{FILE_NAME}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+class CalibrationKeeper:
+    """Keeps the running firmware's calibration in its state directory.
+
+    ``offer(cal, now)`` is called as the firmware learns, once the loop clock ``now``
+    (s) reaches ``due``; it writes when the calibration moved
+    (``Calibration.differs_from``), and looks again ``SAVE_EVERY_S`` later.
+    ``flush(cal)`` writes at shutdown if it moved.
+    """
+
+    def __init__(self, state_dir: Path | None, stored: Calibration,
+                 log: logging.Logger | None = None) -> None:
+        self.state_dir = state_dir
+        self.saved = stored
+        self.log = log or logging.getLogger(__name__)
+        self.due = math.inf if state_dir is None else 0.0
+        """Loop time from which ``offer`` may write, s (callers check it first: cheap)."""
+        self._failing = False
+
+    def offer(self, cal: Calibration, now: float) -> None:
+        """Save ``cal`` if it is time (``due``) and it moved."""
+        if now < self.due:
+            return
+        self.due = now + SAVE_EVERY_S
+        if self.saved.differs_from(cal):
+            self._write(cal)
+
+    def flush(self, cal: Calibration) -> None:
+        """Save ``cal`` now if it moved (at shutdown)."""
+        if self.state_dir is not None and self.saved.differs_from(cal):
+            self._write(cal)
+
+    def _write(self, cal: Calibration) -> None:
+        cal = Calibration(**{**asdict(cal), "updated_utc": time.time()})
+        try:
+            save_calibration(self.state_dir, cal)  # type: ignore[arg-type]
+        except OSError as exc:
+            if not self._failing:
+                self.log.warning("cannot store the calibration in %s (%s): kept in memory, "
+                                 "tried again in %g s", self.state_dir, exc.strerror or exc,
+                                 SAVE_EVERY_S)
+            self._failing = True
+            return
+        if self._failing:
+            self.log.info("calibration stored again in %s", self.state_dir)
+        self._failing = False
+        self.saved = cal
+
+
+__all__ = ["FILE_NAME", "Calibration", "CalibrationKeeper", "load_calibration",
+           "save_calibration"]
