@@ -19,9 +19,14 @@ stream starts). ``RESUME`` asks from it, ``position`` reports it, and the client
 acknowledges past it. Frames delivered beyond the prefix are kept as a short list of
 seq ranges, pruned as the prefix advances.
 
-Positions are per boot: seq and sensor time restart at every boot of the roller, so a
-position is ``(boot_id, seq)`` (``StreamPosition``). The consumer's stored position
-(and any frames it stored beyond it), given at construction, make a restarted host
+Positions are per boot: sensor time restarts at every boot of the roller, and a position
+is ``(boot_id, seq)`` (``StreamPosition``). The roller's journal numbers frames across
+boots (a new boot goes on from the journal's next seq), so an earlier boot's frames,
+backfilled behind the current boot's live ones, keep a track of their own (they do not
+make their boot current), and a backfill run that goes on from one boot into the next
+shows where the next one's frames start (the seqs before them were the earlier boots').
+The consumer's stored position (and any frames it stored beyond it), given at
+construction, make a restarted host
 skip what it already stored.
 docs/protocol.md section 6 is the contract; docs/host-ble.md describes the choices.
 """
@@ -365,8 +370,16 @@ class StreamReceiver:
 
     def _accept(self, frame: Frame, out: Received) -> None:
         boot, seq = frame.boot, frame.seq
-        if self._boot is None or (boot != self._boot and boot not in self._tracks):
+        backfill = bool(frame.flags & FrameFlag.BACKFILL)
+        if self._boot is None or (boot != self._boot and boot not in self._tracks
+                                  and not backfill):
             self._switch_boot(boot, out)
+        elif boot not in self._tracks:
+            # An earlier boot's frames from the journal: a track of their own, behind
+            # the current boot's (which stays current: its live frames go on).
+            self._tracks = {boot: _BootTrack(), **self._tracks}
+            while len(self._tracks) > MAX_BOOTS:
+                del self._tracks[next(iter(self._tracks))]
         track = self._tracks[boot]
         if frame.flags & FrameFlag.BACKFILL:
             self._check_backfill_run(boot, seq, track, out)
@@ -384,6 +397,13 @@ class StreamReceiver:
         journal no longer holds (docs/protocol.md section 6): those are holes."""
         expected = self._backfill_next
         self._backfill_next = (boot, seq + 1)
+        if expected is not None and expected[0] != boot and track.next < seq:
+            # The run went on from an earlier boot into this one: the journal's seqs go
+            # on across boots, so this boot's frames start here; the seqs before were
+            # the earlier boots', not this one's missing frames.
+            track.cover(track.next, seq - 1)
+            track.known = True
+            return
         if expected is None or expected[0] != boot or seq <= expected[1]:
             return
         out.holes += [Hole(boot, a, b) for a, b in track.cover(expected[1], seq - 1)]

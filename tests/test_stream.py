@@ -485,3 +485,24 @@ def test_a_roller_announcing_endless_boot_ids_does_not_grow_the_host():
     assert len(receiver._tracks) == MAX_BOOTS  # not 20 000
     assert receiver.boot_id == boots[-1] and list(receiver._tracks)[-MAX_BOOTS:] == boots[
         -MAX_BOOTS:]
+
+
+def test_a_late_host_gets_every_boot_the_journal_holds_with_seqs_going_on_across_boots():
+    # The roller's journal numbers frames across boots: boot 1 is 0..99, boot 2 100..179,
+    # boot 3 (running) 180..; a host that joins at 250 gets boot 3 live and the rest as
+    # backfill from 0. Nothing of boot 3 below its first live frame is lost, and the
+    # earlier boots' backfill does not make them the current boot.
+    receiver = StreamReceiver()
+    receiver.forget_before(3, 0)  # STATUS: boot 3, the journal's oldest seq is 0
+    link = Link()  # one connection: live and backfill in one stream
+    got, resumes, holes = feed_all(receiver, link.send(frames(250, 4, boot=3)))
+    assert resumes == [0]
+    backfill = frames(0, 100, boot=1) + frames(100, 80, boot=2) + frames(180, 70, boot=3)
+    more, _, more_holes = feed_all(receiver, link.send(backfill, backfill=True))
+    got += more
+    holes += more_holes
+    assert holes == [] and receiver.boot_id == 3
+    delivered = sorted((f.boot, f.seq) for f in got)
+    assert delivered == sorted([(1, s) for s in range(100)] + [(2, s) for s in range(100, 180)]
+                               + [(3, s) for s in range(180, 254)])
+    assert receiver.contiguous(3) == StreamPosition(3, 253)
