@@ -35,3 +35,18 @@ def test_buzzing_is_the_analysis_warning_or_the_rollers_fence_and_clears_with_bo
         p_below(0.0)
         keeper._update_status(frame(4, C), None)
         assert not keeper.status.warning
+
+
+def test_what_waits_for_acknowledgement_is_bounded_per_roller(tmp_path):
+    # A buggy or hostile roller announcing a new boot with every frame: the daemon keeps
+    # what it owes acknowledgements for no more boots than the client follows.
+    from host.stream import MAX_BOOTS
+
+    with Store(tmp_path / "s.db") as store:
+        profile = store.create_profile("ann", 1.70)
+        keeper = RollerKeeper(store, None, "D9:B5:44:3F:29:4D", tmp_path, profile,
+                              say=lambda _: None)
+        keeper._handled([Frame(0, 0.0, 0.0, 0.0, 0.0, (0.0,) * 8, 0.0, C, boot)
+                         for boot in range(1, 20_001)])
+        assert len(keeper._pending) == MAX_BOOTS
+        assert max(keeper._pending) == 20_000  # the newest boots are the ones kept

@@ -48,7 +48,7 @@ from host.ble.discovery import BleBackend
 from host.daemon.live import LiveStatus, publish
 from host.daemon.lock import DaemonLock, DaemonLocked
 from host.store import CLOSED, Profile, Session, Store, StoreError
-from host.stream import Hole
+from host.stream import MAX_BOOTS, Hole
 
 log = logging.getLogger("smartroller.daemon")
 
@@ -526,8 +526,11 @@ class RollerKeeper:
             log.info("%s: %s", what, exc)
 
     def _handled(self, frames: list[Frame]) -> None:
+        pending = self._pending
         for f in frames:
-            self._pending[f.boot] = max(self._pending.get(f.boot, -1), f.seq)
+            pending[f.boot] = max(pending.get(f.boot, -1), f.seq)
+        while len(pending) > MAX_BOOTS:  # (a roller announcing boot after boot: the
+            del pending[next(iter(pending))]  # client follows no more than these either)
 
     # -- acknowledgement ----------------------------------------------------------
     async def _ack_loop(self, stop: asyncio.Event) -> None:
