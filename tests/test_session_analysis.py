@@ -51,6 +51,16 @@ def test_calibration_needs_two_still_presses_a_span_apart():
     assert det.top is None  # a new calibration starts from scratch
 
 
+def test_a_calibration_that_comes_out_backwards_names_the_axis_sign():
+    # The roller counts its turn backwards (its IMU mounted the other way round): the
+    # bottom of the ribs lands a whole thoracic span above the top of the shoulders.
+    det = CalibrationDetector(expected_span_m=0.30)
+    assert det.press(*_press_window([0.1] * 120))[0] == "top"
+    what, msg = det.press(*_press_window([-0.19] * 120, t0=10.0))
+    assert what == "ignored" and "roller_axis_sign" in msg and "290 mm" in msg
+    assert det.top is None and det.result is None
+
+
 def test_press_off_the_roller_is_ignored():
     det = CalibrationDetector(0.3)
     assert det.press(*_press_window([0.0] * 120, flags=0))[0] == "ignored"

@@ -88,12 +88,23 @@ class CalibrationDetector:
         if float(positions.max() - positions.min()) > STILL_RANGE_M:
             return "ignored", "press while rolling (hold still, then press)"
         mark = Landmark(t, float(positions.mean()))
+        lo, hi = (f * self.expected_span_m for f in SPAN_RANGE)
+        if self.top is not None and lo <= self.top.position_m - mark.position_m <= hi:
+            # A whole thoracic span the wrong way: the roller counts its turn backwards
+            # (an IMU mounted the other way round: gyro and gravity both turn, so only
+            # the body tells it).
+            above = self.top.position_m - mark.position_m
+            self.top = None
+            return "ignored", (
+                f"the bottom of the ribs came out {above * 1e3:.0f} mm "
+                "ABOVE the top of the shoulders: the roller counts backwards; its hardware "
+                "profile's imu.roller_axis_sign is wrong (or the IMU is mounted the other "
+                "way round): fix the profile, then calibrate again")
         if self.top is None or mark.position_m <= self.top.position_m:
             self.top = mark
             return "top", (f"top of the shoulders marked at {mark.position_m * 1e3:+.0f} mm; "
                            "now roll down to the bottom of the ribs, hold and press")
         span = mark.position_m - self.top.position_m
-        lo, hi = (f * self.expected_span_m for f in SPAN_RANGE)
         if not lo <= span <= hi:
             return "ignored", (f"bottom of the ribs {span * 1e3:.0f} mm below the top: "
                                f"expected {lo * 1e3:.0f}-{hi * 1e3:.0f} mm; calibrate again")
