@@ -222,3 +222,34 @@ def test_bad_input_is_one_line_exit_2(argv, message, bad_files, capsys):
     assert code == 2
     assert message in err and err.count("\n") == 1 and "Traceback" not in err
     assert err.startswith("smartroller")
+
+
+@pytest.fixture
+def damaged_dir(tmp_path):
+    """A real store with ten pages in the middle of its file overwritten (the frames'
+    pages: the sessions table, read first, is intact)."""
+    d = tmp_path / "damaged"
+    d.mkdir()
+    with Store(d / "smartroller.db") as store:
+        record_session(store)
+        store.sync()
+    db = d / "smartroller.db"
+    pages = db.stat().st_size // 4096
+    with open(db, "r+b") as f:
+        f.seek(pages // 2 * 4096)
+        f.write(b"\xff" * 4096 * 10)
+    return d
+
+
+@pytest.mark.parametrize("argv", [["sessions"], ["sessions", "--json"], ["show", "1"],
+                                  ["export", "1", "--out", "OUT"], ["report", "1", "--out",
+                                                                    "OUT/r.html"]])
+def test_a_damaged_store_is_one_line_naming_the_file(argv, damaged_dir, tmp_path, capsys):
+    (tmp_path / "out").mkdir()
+    argv = [a.replace("OUT", str(tmp_path / "out")) for a in argv]
+    code, out, err = run([*argv, "--data-dir", str(damaged_dir)], capsys)
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith(f"smartroller: error: the session store {damaged_dir}/smartroller.db"
+                          " is damaged (database disk image is malformed): restore it")
+    assert list((tmp_path / "out").iterdir()) == []

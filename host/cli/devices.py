@@ -257,8 +257,9 @@ def run(args: argparse.Namespace, out: TextIO | None = None,
                           out=out, err=err)
     out, err = out or sys.stdout, err or sys.stderr
     if args.command == "devices":
-        return run_on_store(lambda: cmd_devices(args, out), err)
-    return run_on_store(lambda: cmd_forget(args, out, err), err)
+        return run_on_store(lambda: cmd_devices(args, out), err, data_dir=args.data_dir)
+    return run_on_store(lambda: cmd_forget(args, out, err), err,
+                        data_dir=args.data_dir)
 
 
 def cmd_devices(args: argparse.Namespace, out: TextIO) -> None:

@@ -65,7 +65,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None,
         "sessions": cmd_sessions, "show": cmd_show, "export": cmd_export,
         "report": cmd_report}
     return run_on_store(lambda: handlers[args.command](args, out or sys.stdout), err,
-                        (ExportError,))
+                        (ExportError,), data_dir=args.data_dir)
 
 
 def _resolve(store: Store | None, ref: str) -> Session:
@@ -84,6 +84,8 @@ def _profile_name(store: Store, session: Session) -> str | None:
 def cmd_sessions(args: argparse.Namespace, out: TextIO) -> None:
     """``smartroller sessions``."""
     store = open_user_store(args, create=False)
+    if store is not None:
+        store.check()  # a damaged store says so rather than listing what it can
     summaries = [] if store is None else store.summaries()
     if args.json:
         print(json.dumps([s.as_dict() for s in summaries], indent=2), file=out)
