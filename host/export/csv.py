@@ -25,7 +25,7 @@ import numpy as np
 
 from firmware.protocol import FrameFlag
 from host.analysis.model import LEVEL_NAMES, EventKind, Region
-from host.paths import DataDirError, check_dir
+from host.paths import DataDirError, check_dir, new_file_mode
 from host.store import SessionData
 from host.timefmt import iso_utc
 
@@ -203,6 +203,8 @@ def _write_csv(directory: Path, name: str, header: Sequence[str],
     fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
     temps.append((Path(tmp), directory / name))
     with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+        if hasattr(os, "fchmod"):  # mkstemp's 0600 -> the mode of any new file of the user's
+            os.fchmod(fh.fileno(), new_file_mode())
         writer = csv.writer(fh, lineterminator="\r\n")
         writer.writerow(header)
         for rows in chunks:

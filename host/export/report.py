@@ -23,7 +23,7 @@ import numpy as np
 
 from firmware.protocol import FrameFlag
 from host.analysis.model import LEVEL_NAMES, RIB_CAGE_END_LEVEL, EventKind, Region
-from host.paths import atomic_write_text
+from host.paths import atomic_write_text, new_file_mode
 from host.store import SessionData
 from host.timefmt import duration_text, iso_utc
 
@@ -385,6 +385,7 @@ def render_report(data: SessionData, profile_name: str | None = None) -> str:
 
 def write_report(data: SessionData, path: str | os.PathLike[str],
                  profile_name: str | None = None) -> Path:
-    """Write the report to ``path`` atomically (temp file, fsync, rename)."""
+    """Write the report to ``path`` atomically (temp file, fsync, rename), with the
+    mode of any new file of the user's (``new_file_mode``: 0644 with umask 022)."""
     target = Path(path).expanduser()
-    return atomic_write_text(target, render_report(data, profile_name))
+    return atomic_write_text(target, render_report(data, profile_name), new_file_mode())
