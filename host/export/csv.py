@@ -36,7 +36,7 @@ FILES = ("samples.csv", "strokes.csv", "dwells.csv", "events.csv")
 """What an export writes, in this order."""
 
 EVENT_UNITS: dict[EventKind, tuple[str, float, int]] = {
-    EventKind.LUMBAR_WARNING: ("probability", 1.0, 3), EventKind.APPROACH: ("mm", 1e3, 1),
+    EventKind.LUMBAR_WARNING: ("probability", 1.0, 3), EventKind.APPROACH: ("probability", 1.0, 3),
     EventKind.ROLLER_FENCE: ("mm", 1e3, 1), EventKind.LONG_STROKE: ("mm", 1e3, 1),
     EventKind.FAST_STROKE: ("mm_s", 1e3, 1), EventKind.FENCE_SET: ("mm", 1e3, 1),
     EventKind.CALIBRATION: ("mm", 1e3, 1), EventKind.FRAMES_LOST: ("frames", 1.0, 0),
