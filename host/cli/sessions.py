@@ -125,7 +125,8 @@ def cmd_show(args: argparse.Namespace, out: TextIO) -> None:
             "mean_amplitude_mm": _round(fig.mean_amplitude_mm, 1),
             "cadence_per_min": _round(fig.cadence_per_min, 1),
             "mean_load_n": _round(fig.mean_load_n, 1), "max_load_n": _round(fig.max_load_n, 1),
-            "contact_s": _round(fig.contact_s, 1), "below_ribs_s": _round(fig.below_ribs_s, 1),
+            "contact_s": _round(fig.contact_s, 1), "warned_s": _round(fig.warned_s, 1),
+            "below_ribs_s": _round(fig.below_ribs_s, 1),
             "time_per_level_s": {k: round(v, 1) for k, v in fig.level_s.items()}}
     if args.json:
         print(json.dumps(info, indent=2), file=out)
