@@ -11,8 +11,10 @@ store (the person's rolling): it is **0700** and those files **0600**, on every
 start. ``private_dir`` makes (or tightens) such a directory: an existing one is left
 as it is when it is not the user's own, the home directory or a sticky shared one
 (``/tmp``). ``tighten_file`` clears a file's group and other bits;
-``atomic_write_text`` writes 0600 from the first byte (``mkstemp``). POSIX modes: on
-Windows these are no-ops.
+``atomic_write_text`` writes 0600 from the first byte (``mkstemp``), or with the
+mode it is given: the user's exported files (CSV, reports) get ``new_file_mode()``,
+the mode any program gives a new file (0666 less the umask). POSIX modes: on Windows
+these are no-ops.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ import tempfile
 from pathlib import Path
 
 __all__ = ["DATA_DIR_ENV", "DB_NAME", "PRIVATE_DIR_MODE", "DataDirError", "atomic_write_text",
-           "check_dir", "data_dir", "database_path", "private_dir", "tighten_file"]
+           "check_dir", "data_dir", "database_path", "new_file_mode", "private_dir",
+           "tighten_file"]
 
 DATA_DIR_ENV = "SMARTROLLER_DATA_DIR"
 """Environment variable naming the data directory (``--data-dir`` wins over it)."""
@@ -110,13 +113,23 @@ def tighten_file(path: Path) -> None:
         os.chmod(path, mode & PRIVATE_DIR_MODE)
 
 
-def atomic_write_text(path: Path, text: str) -> Path:
+def new_file_mode() -> int:
+    """The mode a new file gets by default: 0666 less the process's umask (0644 with the
+    usual 022)."""
+    mask = os.umask(0o077)  # the only way to read it: set it and put it back at once
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def atomic_write_text(path: Path, text: str, mode: int | None = None) -> Path:
     """Write ``text`` (UTF-8) to ``path`` atomically: a temporary file beside it (0600,
-    so the file is 0600 after), fsync, rename; on any error the temporary file goes and
-    ``path`` is untouched."""
+    or ``mode``), fsync, rename; on any error the temporary file goes and ``path`` is
+    untouched."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            if mode is not None and hasattr(os, "fchmod"):
+                os.fchmod(fh.fileno(), mode)
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())

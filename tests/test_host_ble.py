@@ -13,6 +13,7 @@ import asyncio
 import io
 import json
 import socket
+import time
 from collections.abc import Awaitable, Callable
 
 import pytest
@@ -652,9 +653,23 @@ def test_live_edge_viewer_and_incompatible_roller(tmp_path):
 # --------------------------------------------------------------------------- CLI
 
 
+class _Clocked(io.StringIO):
+    """A text stream that keeps when each write came (``time.monotonic()``, text)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[tuple[float, str]] = []
+
+    def write(self, text: str) -> int:
+        if text.strip():
+            self.writes.append((time.monotonic(), text))
+        return super().write(text)
+
+
 def test_cli_scan_pair_stream(tmp_path):
     keys = str(tmp_path / "keys.json")
     results: dict[str, tuple[int, str, str]] = {}
+    scan_out, scan_err, started = _Clocked(), _Clocked(), []
 
     def call(name: str, fn: Callable[..., int], *args: object, **kwargs: object) -> None:
         out, err = io.StringIO(), io.StringIO()
@@ -664,8 +679,10 @@ def test_cli_scan_pair_stream(tmp_path):
         async with Radio() as radio:
             roller = await radio.roller()
             loop = asyncio.get_running_loop()
-            await loop.run_in_executor(None, lambda: call(
-                "scan", cli.cmd_scan, radio.transport, 0.3, key_store=keys))
+            started.append(time.monotonic())
+            code = await loop.run_in_executor(None, lambda: cli.cmd_scan(
+                radio.transport, 3.0, key_store=keys, out=scan_out, err=scan_err))
+            results["scan"] = (code, scan_out.getvalue(), scan_err.getvalue())
             await loop.run_in_executor(None, lambda: call(
                 "pair", cli.cmd_pair, ROLLER.lower(), radio.transport, key_store=keys))
 
@@ -680,14 +697,39 @@ def test_cli_scan_pair_stream(tmp_path):
             feeder.cancel()
 
     run(test)
-    code, out, _ = results["scan"]
+    code, out, err = results["scan"]
     assert code == 0 and out.startswith(ROLLER) and "smartroller-test" in out
+    assert err == "1 roller found within 3 s\n"
+    # the roller is printed as it is seen, long before the 3-s scan ends
+    printed, ended = scan_out.writes[0][0], scan_err.writes[0][0]
+    assert printed - started[0] < 2.0 and ended - printed > 1.0
     code, out, _ = results["pair"]
     assert code == 0 and "paired with" in out and "boot=7" in out
     code, out, err = results["stream"]
     assert code == 0 and "connected to" in err
     lines = out.splitlines()
     assert lines and all(line.startswith("7:") and "pos=" in line for line in lines)
+
+
+def test_cli_pair_says_what_it_waits_for_and_that_nothing_came(tmp_path):
+    err = _Clocked()
+
+    async def test() -> None:
+        async with Radio() as radio:
+            await radio.roller()  # another roller advertises
+            started = time.monotonic()
+            code = await asyncio.get_running_loop().run_in_executor(None, lambda: cli.cmd_pair(
+                OTHER, radio.transport, timeout_s=1.5, key_store=str(tmp_path / "k.json"),
+                data_dir=str(tmp_path / "data"), out=io.StringIO(), err=err))
+            assert code == 1
+            assert err.writes[0][0] - started < 0.5  # said at once, before looking
+
+    run(test)
+    assert err.getvalue().splitlines() == [
+        f"looking for {OTHER} for up to 1.5 s; hold the roller's button 3 s to open its "
+        "pairing window",
+        f"smartroller: error: no roller {OTHER} seen within 1.5 s: is it on, near, and in "
+        "its pairing window (its LED flickering)?"]
 
 
 def test_cli_bad_input_is_one_line_exit_2():

@@ -72,3 +72,18 @@ def test_empty_session_still_renders(tmp_path):
         page = render_report(store.load(s.id))
     ET.fromstring(page.split("\n", 1)[1])
     assert ">0</td>" in page
+
+
+def test_a_warning_over_no_estimated_time_below_says_both_for_what_they_are(data):
+    """The lumbar warning starts at 20 % likely below the ribs: it can buzz while the
+    estimated level is above them. The report headlined a warning beside "0.0 s below
+    the rib cage" with nothing saying which was which."""
+    fig = figures(data)
+    assert fig.warnings == 1 and fig.warned_s == pytest.approx(1.5)
+    assert fig.below_ribs_s == 0.0  # this made-up session never reaches T12/L1
+    root = ET.fromstring(render_report(data).split("\n", 1)[1])
+    cells = {th.text: td.text for tr in root.findall(".//h:table[@id='summary']/h:tr", NS)
+             for th, td in [tr]}
+    assert cells["Time warned (the buzz: 20% likely below the rib cage or more)"] == "1.5 s"
+    assert cells["Time with the estimated level below the rib cage"] == "0.0 s"
+    assert "Time below the rib cage" not in cells

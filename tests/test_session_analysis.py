@@ -83,6 +83,9 @@ def test_warner_hysteresis_and_approach_cue():
     assert (EventKind.LUMBAR_WARNING, 9.0, 10.0) in kinds
     assert kinds[0] == (EventKind.APPROACH, 1.0, 3.0)
     assert max(e.value for e in warner.events if e.kind is EventKind.LUMBAR_WARNING) == 0.5
+    # the approach's value: the highest P(within the band or below) while in the band
+    assert warner.events[0].value == 0.6
+    assert "up to 60% likely within 20 mm" in warner.events[0].message
 
 
 def test_warner_gives_the_same_cues_in_any_batches():
@@ -97,6 +100,11 @@ def test_warner_gives_the_same_cues_in_any_batches():
     for a in range(0, n, 7):
         parts += w.feed_columns(t[a:a + 7], p[a:a + 7], pn[a:a + 7], active[a:a + 7])
     assert parts == whole and len(whole) > 4
+    w_whole = Warner()
+    w_whole.feed_columns(t, p, pn, active)
+    approach = [e.value for e in w.events if e.kind is EventKind.APPROACH]
+    assert approach == [e.value for e in w_whole.events if e.kind is EventKind.APPROACH]
+    assert approach and all(0.2 < v <= 1.0 for v in approach)
 
 
 def test_policy_thresholds_are_checked():

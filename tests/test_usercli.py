@@ -4,7 +4,9 @@ every one of them: exit status 2 and one line, never a traceback."""
 import asyncio
 import io
 import json
+import os
 import sqlite3
+import stat
 
 import pytest
 
@@ -222,3 +224,72 @@ def test_bad_input_is_one_line_exit_2(argv, message, bad_files, capsys):
     assert code == 2
     assert message in err and err.count("\n") == 1 and "Traceback" not in err
     assert err.startswith("smartroller")
+
+
+@pytest.fixture
+def damaged_dir(tmp_path):
+    """A real store with ten pages in the middle of its file overwritten (the frames'
+    pages: the sessions table, read first, is intact)."""
+    d = tmp_path / "damaged"
+    d.mkdir()
+    with Store(d / "smartroller.db") as store:
+        record_session(store)
+        store.sync()
+    db = d / "smartroller.db"
+    pages = db.stat().st_size // 4096
+    with open(db, "r+b") as f:
+        f.seek(pages // 2 * 4096)
+        f.write(b"\xff" * 4096 * 10)
+    return d
+
+
+@pytest.mark.parametrize("argv", [["sessions"], ["sessions", "--json"], ["show", "1"],
+                                  ["export", "1", "--out", "OUT"], ["report", "1", "--out",
+                                                                    "OUT/r.html"]])
+def test_a_damaged_store_is_one_line_naming_the_file(argv, damaged_dir, tmp_path, capsys):
+    (tmp_path / "out").mkdir()
+    argv = [a.replace("OUT", str(tmp_path / "out")) for a in argv]
+    code, out, err = run([*argv, "--data-dir", str(damaged_dir)], capsys)
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith(f"smartroller: error: the session store {damaged_dir}/smartroller.db"
+                          " is damaged (database disk image is malformed): restore it")
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_export_and_report_replace_files_only_with_force(data_dir, tmp_path, capsys):
+    dd = ["--data-dir", str(data_dir)]
+    out_dir, report = tmp_path / "csv", tmp_path / "r.html"
+    out_dir.mkdir()
+    (out_dir / "events.csv").write_text("mine")
+    report.write_text("mine")
+    code, out, err = run(["export", "1", "--out", str(out_dir), *dd], capsys)
+    assert code == 2 and out == "" and err == (
+        f"smartroller: error: --out {out_dir} already holds events.csv: give --force to "
+        "replace them, or another directory\n")
+    code, out, err = run(["report", "1", "--out", str(report), *dd], capsys)
+    assert code == 2 and out == "" and err == (
+        f"smartroller: error: {report} is already there: give --force to replace it, or "
+        "--out another file\n")
+    assert (out_dir / "events.csv").read_text() == "mine" and report.read_text() == "mine"
+    assert sorted(p.name for p in out_dir.iterdir()) == ["events.csv"]
+    assert run(["export", "1", "--out", str(out_dir), "--force", *dd], capsys)[0] == 0
+    assert run(["report", "1", "--out", str(report), "--force", *dd], capsys)[0] == 0
+    assert (out_dir / "events.csv").read_text().startswith("id,kind,")
+    assert "smartroller session 1" in report.read_text()
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
+@pytest.mark.parametrize("umask", [0o022, 0o027])
+def test_exported_files_have_the_mode_of_any_new_file(umask, data_dir, tmp_path, capsys):
+    dd = ["--data-dir", str(data_dir)]
+    old = os.umask(umask)
+    try:
+        assert run(["export", "1", "--out", str(tmp_path / "csv"), *dd], capsys)[0] == 0
+        assert run(["report", "1", "--out", str(tmp_path / "r.html"), *dd], capsys)[0] == 0
+    finally:
+        os.umask(old)
+    files = [*sorted((tmp_path / "csv").iterdir()), tmp_path / "r.html"]
+    assert [stat.S_IMODE(f.stat().st_mode) for f in files] == [0o666 & ~umask] * 5
+    # the store stays private
+    assert stat.S_IMODE((data_dir / "smartroller.db").stat().st_mode) == 0o600

@@ -7,7 +7,8 @@
   until it falls below ``off_probability`` (hysteresis) or the body leaves the roller;
 - **approach cue**: a gentle cue once each time the roller comes within
   ``approach_m`` above the rib cage's end (the probability of being below that band
-  rises above ``on_probability``);
+  rises above ``on_probability``); its event's value is the highest such probability
+  while in the band (0..1), as the lumbar warning's is the highest P(below);
 - **coaching cues** (events only, rate-limited): strokes longer than ``long_stroke_m``
   or faster than ``fast_speed_m_s`` (the routine asks for short, controlled strokes).
 
@@ -74,6 +75,7 @@ class Warner:
     _near: bool = False
     _approach_since: float | None = None
     _depth: float = 0.0
+    _near_depth: float = 0.0
     _last_coach: dict[EventKind, float] = field(default_factory=dict)
 
     @property
@@ -126,6 +128,9 @@ class Warner:
                 i = k + 1
             elif self._near:
                 k = min(first(up, i), first(calm, i), first(gone, i))
+                seen = p_near[i:min(k, n)][ok[i:min(k, n)]]
+                if len(seen) and self._approach_since is not None:
+                    self._near_depth = max(self._near_depth, float(np.nanmax(seen)))
                 if k >= n:
                     break
                 tk = float(t[k])
@@ -144,6 +149,7 @@ class Warner:
                     cues.append((tk, Cue.LUMBAR))
                 else:
                     self._near, self._approach_since = True, tk
+                    self._near_depth = float(p_near[k])
                     cues.append((tk, Cue.APPROACH))
                 i = k + 1
         return cues
@@ -177,7 +183,10 @@ class Warner:
     def _leave_band(self, t: float) -> None:
         if self._approach_since is not None:
             self.events.append(Event(EventKind.APPROACH, self._approach_since, t,
-                                     "close to the bottom of the ribs"))
+                                     "close to the bottom of the ribs (up to "
+                                     f"{self._near_depth:.0%} likely within "
+                                     f"{self.policy.approach_m * 1e3:.0f} mm of it)",
+                                     self._near_depth))
             self._approach_since = None
         self._near = False
 

@@ -188,9 +188,12 @@ class RollerClient:
 
     # ------------------------------------------------------------------ discovery
 
-    async def scan(self, timeout_s: float = 5.0) -> list[FoundRoller]:
-        """Rollers advertising the roller service within ``timeout_s``."""
-        return await scan_rollers(timeout_s, self.backend)
+    async def scan(self, timeout_s: float = 5.0,
+                   on_found: Callable[[FoundRoller], None] | None = None
+                   ) -> list[FoundRoller]:
+        """Rollers advertising the roller service within ``timeout_s``; ``on_found``
+        with each as it is first seen."""
+        return await scan_rollers(timeout_s, self.backend, on_found)
 
     async def pair(self, address: str | BLEDevice, timeout_s: float = 30.0) -> Status:
         """Bond with the roller at ``address`` (in its pairing window); its STATUS."""

@@ -8,16 +8,17 @@ one by address; ``pair_roller`` bonds with one and reads its STATUS.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from bleak import BleakClient, BleakScanner
 from bleak.backends.client import BaseBleakClient
 from bleak.backends.device import BLEDevice
-from bleak.backends.scanner import BaseBleakScanner
+from bleak.backends.scanner import AdvertisementData, BaseBleakScanner
 from bleak.exc import BleakDeviceNotFoundError, BleakError
 from bleak_retry_connector import establish_connection
 
@@ -88,16 +89,28 @@ class FoundRoller:
     device: BLEDevice
 
 
-async def scan_rollers(timeout_s: float = 5.0, backend: BleBackend | None = None
+async def scan_rollers(timeout_s: float = 5.0, backend: BleBackend | None = None,
+                       on_found: Callable[[FoundRoller], None] | None = None
                        ) -> list[FoundRoller]:
-    """The rollers advertising ``SERVICE_UUID`` within ``timeout_s``, strongest first."""
+    """The rollers advertising ``SERVICE_UUID`` within ``timeout_s``, strongest first
+    (each with its latest signal strength); ``on_found`` is called with each one the
+    moment it is first seen."""
     backend = backend or BleBackend()
-    found = await BleakScanner.discover(timeout=timeout_s, service_uuids=[SERVICE_UUID],
-                                        return_adv=True, **backend.scanner_kwargs())
-    rollers = [FoundRoller(device.address, adv.local_name or device.name, adv.rssi, device)
-               for device, adv in found.values()
-               if SERVICE_UUID in [u.lower() for u in adv.service_uuids]]
-    return sorted(rollers, key=lambda r: (-r.rssi, r.address))
+    seen: dict[str, FoundRoller] = {}
+
+    def detected(device: BLEDevice, adv: AdvertisementData) -> None:
+        if SERVICE_UUID not in [u.lower() for u in adv.service_uuids]:
+            return
+        first = device.address not in seen
+        seen[device.address] = FoundRoller(device.address, adv.local_name or device.name,
+                                           adv.rssi, device)
+        if first and on_found is not None:
+            on_found(seen[device.address])
+
+    async with BleakScanner(detected, service_uuids=[SERVICE_UUID],
+                            **backend.scanner_kwargs()):
+        await asyncio.sleep(timeout_s)
+    return sorted(seen.values(), key=lambda r: (-r.rssi, r.address))
 
 
 async def find_roller(address: str, timeout_s: float = 10.0,

@@ -13,12 +13,13 @@ import argparse
 import logging
 import math
 import re
+import sqlite3
 import sys
 from collections.abc import Callable
 from typing import NoReturn, TextIO
 
 from host.paths import DataDirError, check_dir, database_path
-from host.store import Store, StoreError
+from host.store import Store, StoreError, store_failure
 
 __all__ = ["EXIT_FAILURE", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "PROG", "UsageError",
            "add_data_dir", "check_address", "configure_logging", "number", "one_line_errors",
@@ -92,16 +93,22 @@ def configure_logging(verbose: bool) -> None:
 
 
 def run_on_store(command: Callable[[], int | None], err: TextIO | None = None,
-                 expected: tuple[type[Exception], ...] = ()) -> int:
-    """Run a command that works on the store; its exit status (None: 0).
+                 expected: tuple[type[Exception], ...] = (), *,
+                 data_dir: str | None = None) -> int:
+    """Run a command that works on the store of ``data_dir`` (``--data-dir``); its exit
+    status (None: 0).
 
-    Bad input (``UsageError``, ``StoreError``, ``DataDirError``, ``expected``) and an
-    OS error are one line on ``err`` and exit status 2."""
+    Bad input (``UsageError``, ``StoreError``, ``DataDirError``, ``expected``), an
+    SQLite error (a damaged store: naming its file and what to do) and an OS error are
+    one line on ``err`` and exit status 2."""
     err = err or sys.stderr
     try:
         status = command()
     except (UsageError, StoreError, DataDirError, *expected) as exc:
         print(f"{PROG}: error: {exc}", file=err)
+        return EXIT_USAGE
+    except sqlite3.DatabaseError as exc:
+        print(f"{PROG}: error: {store_failure(database_path(data_dir), exc)}", file=err)
         return EXIT_USAGE
     except OSError as exc:
         print(f"{PROG}: error: {exc.strerror or exc}"

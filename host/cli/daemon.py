@@ -156,27 +156,40 @@ async def _draw_loop(folder: Path, out: TextIO, stop: asyncio.Event) -> None:
             pass
 
 
-def _draw(statuses: list[LiveStatus], out: TextIO, clear: bool) -> None:
+def _draw(statuses: list[LiveStatus], out: TextIO, clear: bool,
+          empty: str = "waiting for a roller ...") -> None:
     lines: list[str] = []
     for status in statuses:
         lines += render(status) + [""]
     if not lines:
-        lines = ["waiting for a roller ..."]
+        lines = [empty]
     prefix = "\x1b[H\x1b[J" if clear else ""
     print(prefix + "\n".join(lines), file=out, flush=True)
+
+
+def _nobody_publishing(folder: Path) -> str:
+    """Why no roller shows in ``folder``, and what to do."""
+    from host.daemon.lock import daemon_running
+
+    if daemon_running(folder):
+        return (f"the daemon in {folder} publishes no roller yet: switch the roller on "
+                "(a paired roller connects by itself; `smartroller pair` one first)")
+    return (f"no daemon is publishing in {folder}: start `smartroller daemon` (or "
+            "`smartroller daemon --live` to watch it there)")
 
 
 def _live(folder: Path, once: bool, out: TextIO, err: TextIO) -> int:
     statuses = read_statuses(folder)
     if not statuses and once:
-        print(f"{PROG}: error: no daemon is publishing in {folder} (start `smartroller "
-              "daemon`, or `smartroller daemon --live` to watch it there)", file=err)
+        print(f"{PROG}: error: {_nobody_publishing(folder)}", file=err)
         return EXIT_FAILURE
     if once:
         _draw(statuses, out, clear=False)
         return EXIT_OK
     while True:
-        _draw(read_statuses(folder), out, clear=out.isatty())
+        statuses = read_statuses(folder)
+        _draw(statuses, out, clear=out.isatty(),
+              empty="" if statuses else _nobody_publishing(folder))
         time.sleep(0.25)
 
 

@@ -31,12 +31,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
-from bleak.exc import BleakError
+from bleak.exc import BleakDeviceNotFoundError, BleakError
 
 from firmware.protocol import Frame, FrameFlag, ProtocolError, RollerFault, RollerState, Status
 from host.ble.client import RollerClient
 from host.ble.control import RollerCommandError, RollerDisconnected
-from host.ble.discovery import BleBackend
+from host.ble.discovery import BleBackend, FoundRoller
 from host.cli.common import (
     EXIT_FAILURE,
     EXIT_INTERRUPTED,
@@ -99,6 +99,10 @@ def _format_status(status: Status) -> str:
             f"firmware={status.firmware_version} boot={status.boot_id} last_seq={last}")
 
 
+class _NotFound(Exception):
+    """The roller was not seen: one line, exit status 1."""
+
+
 def _run(main: Callable[[], Awaitable[None]], err: TextIO) -> int:
     async def guarded() -> None:
         try:
@@ -116,6 +120,9 @@ def _run(main: Callable[[], Awaitable[None]], err: TextIO) -> int:
     except OSError as error:  # no system Bluetooth (no BlueZ D-Bus), socket errors
         print(f"{PROG}: error: Bluetooth unavailable: {error}", file=err)
         return EXIT_FAILURE
+    except _NotFound as error:
+        print(f"{PROG}: error: {error}", file=err)
+        return EXIT_FAILURE
     except _FAILURES as error:
         print(f"{PROG}: error: {type(error).__name__}: {error}".rstrip(": "), file=err)
         return EXIT_FAILURE
@@ -127,7 +134,8 @@ def _run(main: Callable[[], Awaitable[None]], err: TextIO) -> int:
 def cmd_scan(adapter: str | None = None, timeout_s: float = 5.0, *,
              key_store: str | None = None, out: TextIO | None = None,
              err: TextIO | None = None) -> int:
-    """``smartroller scan``: print the rollers advertising (address, rssi, name)."""
+    """``smartroller scan``: print each roller advertising as it is first seen (address,
+    rssi, name), then a closing line on ``err``."""
     out, err = out or sys.stdout, err or sys.stderr
     try:
         if not (math.isfinite(timeout_s) and timeout_s > 0):
@@ -137,12 +145,15 @@ def cmd_scan(adapter: str | None = None, timeout_s: float = 5.0, *,
         print(f"{PROG}: error: {error}", file=err)
         return EXIT_USAGE
 
+    def found(roller: FoundRoller) -> None:
+        print(f"{roller.address}  {roller.rssi:4d} dBm  {roller.name or '-'}", file=out,
+              flush=True)
+
     async def main() -> None:
-        rollers = await RollerClient(backend).scan(timeout_s)
-        for roller in rollers:
-            print(f"{roller.address}  {roller.rssi:4d} dBm  {roller.name or '-'}", file=out)
-        if not rollers:
-            print(f"no roller found within {timeout_s:g} s", file=err)
+        rollers = await RollerClient(backend).scan(timeout_s, on_found=found)
+        count = f"{len(rollers)} roller{'s' if len(rollers) != 1 else ''}" if rollers \
+            else "no roller"
+        print(f"{count} found within {timeout_s:g} s", file=err)
 
     return _run(main, err)
 
@@ -169,7 +180,13 @@ def cmd_pair(address: str, adapter: str | None = None, *, timeout_s: float = 30.
         return EXIT_USAGE
 
     async def main() -> None:
-        status = await RollerClient(backend).pair(address, timeout_s)
+        print(f"looking for {address} for up to {timeout_s:g} s; hold the roller's button "
+              "3 s to open its pairing window", file=err, flush=True)
+        try:
+            status = await RollerClient(backend).pair(address, timeout_s)
+        except BleakDeviceNotFoundError:
+            raise _NotFound(f"no roller {address} seen within {timeout_s:g} s: is it on, "
+                            "near, and in its pairing window (its LED flickering)?") from None
         store.note_device(address, bonded=True, key_store=key_store)
         print(f"paired with {address}: {_format_status(status)}", file=out)
 
@@ -257,8 +274,9 @@ def run(args: argparse.Namespace, out: TextIO | None = None,
                           out=out, err=err)
     out, err = out or sys.stdout, err or sys.stderr
     if args.command == "devices":
-        return run_on_store(lambda: cmd_devices(args, out), err)
-    return run_on_store(lambda: cmd_forget(args, out, err), err)
+        return run_on_store(lambda: cmd_devices(args, out), err, data_dir=args.data_dir)
+    return run_on_store(lambda: cmd_forget(args, out, err), err,
+                        data_dir=args.data_dir)
 
 
 def cmd_devices(args: argparse.Namespace, out: TextIO) -> None:

@@ -66,7 +66,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
 def run(args: argparse.Namespace, out: TextIO | None = None,
         err: TextIO | None = None) -> int:
     """Run ``smartroller profile ...``; its exit status."""
-    return run_on_store(lambda: cmd_profile(args, out or sys.stdout), err)
+    return run_on_store(lambda: cmd_profile(args, out or sys.stdout), err,
+                        data_dir=args.data_dir)
 
 
 def calibration_text(body: dict) -> str | None:

@@ -2,13 +2,15 @@
 
     smartroller sessions [--json]
     smartroller show SESSION [--json]
-    smartroller export SESSION|latest --out DIR
-    smartroller report SESSION|latest [--out FILE]
+    smartroller export SESSION|latest --out DIR [--force]
+    smartroller report SESSION|latest [--out FILE] [--force]
 
 Every one takes ``--data-dir DIR`` (else ``$SMARTROLLER_DATA_DIR``, else the user's data
 directory). SESSION is a session id (``smartroller sessions`` lists them) or
 ``latest``. Errors are one line on stderr, exit status 2 (an unknown session, a bad
-directory or value, a corrupt or newer database).
+directory or value, a corrupt or newer database). ``export`` and ``report`` do not
+replace files that are there (one line, exit 2) unless ``--force``; what they write
+gets the mode of any new file of the user's (0644 with umask 022).
 """
 
 from __future__ import annotations
@@ -50,10 +52,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     p.add_argument("session", type=_session_ref, metavar="SESSION", help="id or 'latest'")
     p.add_argument("--out", required=True, type=Path, metavar="DIR",
                    help="directory for samples.csv, strokes.csv, dwells.csv, events.csv")
+    p.add_argument("--force", action="store_true", help="replace the files if they are there")
     p = add_data_dir(sub.add_parser("report", help="write a session's HTML report"))
     p.add_argument("session", type=_session_ref, metavar="SESSION", help="id or 'latest'")
     p.add_argument("--out", type=Path, metavar="FILE",
                    help="HTML file (default: smartroller-session-ID.html here)")
+    p.add_argument("--force", action="store_true", help="replace the file if it is there")
 
 
 def run(args: argparse.Namespace, out: TextIO | None = None,
@@ -65,7 +69,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None,
         "sessions": cmd_sessions, "show": cmd_show, "export": cmd_export,
         "report": cmd_report}
     return run_on_store(lambda: handlers[args.command](args, out or sys.stdout), err,
-                        (ExportError,))
+                        (ExportError,), data_dir=args.data_dir)
 
 
 def _resolve(store: Store | None, ref: str) -> Session:
@@ -84,6 +88,8 @@ def _profile_name(store: Store, session: Session) -> str | None:
 def cmd_sessions(args: argparse.Namespace, out: TextIO) -> None:
     """``smartroller sessions``."""
     store = open_user_store(args, create=False)
+    if store is not None:
+        store.check()  # a damaged store says so rather than listing what it can
     summaries = [] if store is None else store.summaries()
     if args.json:
         print(json.dumps([s.as_dict() for s in summaries], indent=2), file=out)
@@ -119,7 +125,8 @@ def cmd_show(args: argparse.Namespace, out: TextIO) -> None:
             "mean_amplitude_mm": _round(fig.mean_amplitude_mm, 1),
             "cadence_per_min": _round(fig.cadence_per_min, 1),
             "mean_load_n": _round(fig.mean_load_n, 1), "max_load_n": _round(fig.max_load_n, 1),
-            "contact_s": _round(fig.contact_s, 1), "below_ribs_s": _round(fig.below_ribs_s, 1),
+            "contact_s": _round(fig.contact_s, 1), "warned_s": _round(fig.warned_s, 1),
+            "below_ribs_s": _round(fig.below_ribs_s, 1),
             "time_per_level_s": {k: round(v, 1) for k, v in fig.level_s.items()}}
     if args.json:
         print(json.dumps(info, indent=2), file=out)
@@ -137,10 +144,14 @@ def _round(value: float, digits: int) -> float | None:
 def cmd_export(args: argparse.Namespace, out: TextIO) -> None:
     """``smartroller export SESSION --out DIR``."""
     from host.cli.progress import Progress
-    from host.export.csv import export_session
+    from host.export.csv import FILES, export_session
 
     if args.out.exists() and not args.out.is_dir():
         raise UsageError(f"--out {args.out} is a file, not a directory")
+    there = [name for name in FILES if (args.out / name).exists()] if args.out.is_dir() else []
+    if there and not args.force:
+        raise UsageError(f"--out {args.out} already holds {', '.join(there)}: give --force "
+                         "to replace them, or another directory")
     store = open_user_store(args, create=False)
     session = _resolve(store, args.session)
     assert store is not None
@@ -167,6 +178,9 @@ def cmd_report(args: argparse.Namespace, out: TextIO) -> None:
         raise UsageError(f"--out {target} is a directory; give a file name")
     if not target.parent.exists() or not target.parent.is_dir():
         raise UsageError(f"--out {target}: no directory {target.parent}")
+    if target.exists() and not args.force:
+        raise UsageError(f"{target} is already there: give --force to replace it, or "
+                         "--out another file")
     bar = Progress(f"session {session.id}")
     try:
         data = store.load(session.id, progress=lambda x: bar(0.8 * x))

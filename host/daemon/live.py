@@ -12,14 +12,18 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from host.analysis.model import LEVEL_NAMES
+from host.analysis.model import level_name
 
 STALE_S = 5.0
 """A status older than this (s) means no daemon is publishing."""
+MESSAGE_S = 5.0
+"""How long the view shows an event's line (a cue: "close to the bottom of the ribs"),
+s of the roller's sensor time after the event."""
 _BARS = " ▁▂▃▄▅▆▇█"
 
 
@@ -35,7 +39,8 @@ class LiveStatus:
     rib cage. zone_loads_n: N per zone. total_load_n: N. strokes: strokes so far.
     warnings: lumbar warnings so far. warning: the lumbar warning is on now.
     calibration: "" or the last calibration message. calibrated: the session's
-    calibration is complete. message: the newest event's line. fault: what keeps the
+    calibration is complete. message: the newest event's line; message_t: that event's
+    sensor time, s (the view shows it for ``MESSAGE_S``). fault: what keeps the
     daemon from storing ("" none: e.g. a full disk; the roller keeps the frames).
     """
 
@@ -57,6 +62,7 @@ class LiveStatus:
     calibration: str = ""
     calibrated: bool = False
     message: str = ""
+    message_t: float = math.nan
     fault: str = ""
 
     def to_json(self) -> str:
@@ -78,7 +84,7 @@ class LiveStatus:
             raise ValueError(f"not a live status: {exc}") from None
 
 
-_FLOATS = {"t", "position_mm", "level", "p_below"}
+_FLOATS = {"t", "position_mm", "level", "p_below", "message_t"}
 
 
 def status_path(data_dir: Path, address: str) -> Path:
@@ -112,38 +118,49 @@ def read_statuses(data_dir: Path, now: float | None = None) -> list[LiveStatus]:
 
 # --------------------------------------------------------------------------- drawing
 
-_SPINE = [(0.0, "C7"), (1.0, "T1"), (3.0, "T3"), (5.0, "T5"), (7.0, "T7"), (9.0, "T9"),
-          (11.0, "T11"), (13.0, "L1"), (15.0, "L3"), (17.0, "L5")]
+_SPINE = [(0, "C7"), (1, "T1"), (3, "T3"), (5, "T5"), (7, "T7"), (9, "T9"), (11, "T11"),
+          (13, "L1"), (15, "L3"), (17, "L5")]
+"""The diagram's rows: (level index, name); a row stands for its vertebra and those down
+to the next row's (T3: T3 and T4), as a continuous level ``x`` lies in ``floor(x)``."""
 _REGION_OF_ROW = ["cervical", "upper thoracic", "upper thoracic", "mid thoracic",
                   "mid thoracic", "lower thoracic", "lower thoracic", "LUMBAR", "LUMBAR",
                   "LUMBAR"]
 
 
-def render(status: LiveStatus, width: int = 72) -> list[str]:
-    """The live view as lines of text."""
+def _row_of(level: float) -> int:
+    """The diagram's row of a continuous level (-1 unknown): the last row at or above
+    the vertebra ``level`` lies in, the same vertebra ``level_name`` names."""
+    if not math.isfinite(level):
+        return -1
+    vertebra = min(max(math.floor(level), 0), _SPINE[-1][0])
+    return max(i for i, (first, _) in enumerate(_SPINE) if first <= vertebra)
+
+
+def render(status: LiveStatus, width: int | None = None) -> list[str]:
+    """The live view as lines of text, each at most ``width`` columns (default: the
+    terminal's width)."""
+    if width is None:
+        width = shutil.get_terminal_size().columns
     head = f"smartroller {status.address}  " + (
         "connected" if status.connected else "not connected")
     if status.session_id is not None:
         head += f"  session {status.session_id}"
     lines = [head[:width]]
-    marker_row = -1
-    if math.isfinite(status.level):
-        marker_row = min(range(len(_SPINE)), key=lambda i: abs(_SPINE[i][0] - status.level))
+    marker_row = _row_of(status.level)
     for i, (level, name) in enumerate(_SPINE):
         here = i == marker_row
-        if level >= 13.0:
+        if level >= 13:
             bone = "░░" if here and status.warning else "::"
         else:
-            bone = "██" if level >= 1.0 else "▒▒"
-        mark = " ◀ roller" if here else ""
+            bone = "██" if level >= 1 else "▒▒"
+        mark = f" ◀ roller at {level_name(status.level)}" if here else ""
         if here and status.warning:
             mark += "  BUZZ: below the rib cage"
         lines.append(f"  {name:>3} {bone} {_REGION_OF_ROW[i]:<15}{mark}"[:width])
     if not status.in_contact:
         where = "off the roller"
     elif math.isfinite(status.level):
-        name = LEVEL_NAMES[min(max(int(math.floor(status.level)), 0), len(LEVEL_NAMES) - 1)]
-        where = (f"at {name} ({status.region.replace('_', ' ')}), "
+        where = (f"at {level_name(status.level)} ({status.region.replace('_', ' ')}), "
                  f"{status.p_below:.0%} likely below the ribs")
     else:
         where = "on the roller, place not known yet"
@@ -155,7 +172,7 @@ def render(status: LiveStatus, width: int = 72) -> list[str]:
     lines.append(f"  strokes {status.strokes}   lumbar warnings {status.warnings}"[:width])
     if status.calibration:
         lines.append(f"  calibration: {status.calibration}"[:width])
-    if status.message:
+    if status.message and 0.0 <= status.t - status.message_t <= MESSAGE_S:  # NaN: no
         lines.append(f"  {status.message}"[:width])
     if status.fault:
         lines.append(f"  NOT STORING: {status.fault} (the roller keeps the frames)"[:width])
@@ -167,8 +184,8 @@ def live_line(status: LiveStatus) -> str:
     if not status.in_contact:
         where = "off the roller"
     elif math.isfinite(status.level):
-        name = LEVEL_NAMES[min(max(int(math.floor(status.level)), 0), len(LEVEL_NAMES) - 1)]
-        where = f"{name:>3} {status.region.replace('_', ' '):<14} {status.p_below:4.0%} below"
+        where = (f"{level_name(status.level):>3} {status.region.replace('_', ' '):<14} "
+                 f"{status.p_below:4.0%} below")
     else:
         where = "on the roller"
     buzz = "  BUZZ: below the rib cage" if status.warning else ""

@@ -25,7 +25,7 @@ import numpy as np
 
 from firmware.protocol import FrameFlag
 from host.analysis.model import LEVEL_NAMES, EventKind, Region
-from host.paths import DataDirError, check_dir
+from host.paths import DataDirError, check_dir, new_file_mode
 from host.store import SessionData
 from host.timefmt import iso_utc
 
@@ -36,7 +36,7 @@ FILES = ("samples.csv", "strokes.csv", "dwells.csv", "events.csv")
 """What an export writes, in this order."""
 
 EVENT_UNITS: dict[EventKind, tuple[str, float, int]] = {
-    EventKind.LUMBAR_WARNING: ("probability", 1.0, 3), EventKind.APPROACH: ("mm", 1e3, 1),
+    EventKind.LUMBAR_WARNING: ("probability", 1.0, 3), EventKind.APPROACH: ("probability", 1.0, 3),
     EventKind.ROLLER_FENCE: ("mm", 1e3, 1), EventKind.LONG_STROKE: ("mm", 1e3, 1),
     EventKind.FAST_STROKE: ("mm_s", 1e3, 1), EventKind.FENCE_SET: ("mm", 1e3, 1),
     EventKind.CALIBRATION: ("mm", 1e3, 1), EventKind.FRAMES_LOST: ("frames", 1.0, 0),
@@ -203,6 +203,8 @@ def _write_csv(directory: Path, name: str, header: Sequence[str],
     fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
     temps.append((Path(tmp), directory / name))
     with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+        if hasattr(os, "fchmod"):  # mkstemp's 0600 -> the mode of any new file of the user's
+            os.fchmod(fh.fileno(), new_file_mode())
         writer = csv.writer(fh, lineterminator="\r\n")
         writer.writerow(header)
         for rows in chunks:

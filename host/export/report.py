@@ -23,7 +23,8 @@ import numpy as np
 
 from firmware.protocol import FrameFlag
 from host.analysis.model import LEVEL_NAMES, RIB_CAGE_END_LEVEL, EventKind, Region
-from host.paths import atomic_write_text
+from host.analysis.warnings import WarningPolicy
+from host.paths import atomic_write_text, new_file_mode
 from host.store import SessionData
 from host.timefmt import duration_text, iso_utc
 
@@ -45,8 +46,11 @@ class ReportFigures:
 
     duration_s: session duration. frames: stored. strokes: count. mean_amplitude_mm,
     cadence_per_min (strokes per minute of rolling), mean_load_n and max_load_n (in
-    contact), warnings (lumbar warnings), contact_s (time in contact), below_ribs_s
-    (time estimated below T12/L1), level_s: seconds per vertebral level name.
+    contact), warnings (lumbar warnings), warned_s (their total duration: the buzz
+    starts at P(below the ribs) over the policy's 20 %, a precaution, so it can run while
+    the estimated level is still above the rib cage), contact_s (time in contact),
+    below_ribs_s (time with the estimated level below T12/L1), level_s: seconds per
+    vertebral level name.
     """
 
     duration_s: float
@@ -57,6 +61,7 @@ class ReportFigures:
     mean_load_n: float
     max_load_n: float
     warnings: int
+    warned_s: float
     contact_s: float
     below_ribs_s: float
     level_s: dict[str, float]
@@ -105,6 +110,8 @@ def figures(data: SessionData) -> ReportFigures:
         mean_load_n=float(loads.mean()) if len(loads) else math.nan,
         max_load_n=float(loads.max()) if len(loads) else math.nan,
         warnings=sum(1 for _, _, ev in data.events if ev.kind is EventKind.LUMBAR_WARNING),
+        warned_s=sum(ev.duration_s or 0.0 for _, _, ev in data.events
+                     if ev.kind is EventKind.LUMBAR_WARNING),
         contact_s=float(dt[contact].sum()),
         below_ribs_s=float(dt[known & (e.level >= RIB_CAGE_END_LEVEL)].sum()),
         level_s=level_s)
@@ -348,7 +355,11 @@ def render_report(data: SessionData, profile_name: str | None = None) -> str:
             ("Time on the roller", _fmt(fig.contact_s, 1, " s")),
             ("Mean / max load", f"{_fmt(fig.mean_load_n, 0)} / {_fmt(fig.max_load_n, 0)} N"),
             ("Lumbar warnings", str(fig.warnings)),
-            ("Time below the rib cage", _fmt(fig.below_ribs_s, 1, " s"))]
+            (f"Time warned (the buzz: {WarningPolicy().on_probability:.0%} likely below "
+             "the rib cage or more)",
+             _fmt(fig.warned_s, 1, " s")),
+            ("Time with the estimated level below the rib cage",
+             _fmt(fig.below_ribs_s, 1, " s"))]
     summary = "".join(f'<tr><th>{k}</th><td class="n"'
                       f'{" id=" + chr(34) + "warnings" + chr(34) if k == "Lumbar warnings" else ""}'
                       f'>{v}</td></tr>' for k, v in rows)
@@ -385,6 +396,7 @@ def render_report(data: SessionData, profile_name: str | None = None) -> str:
 
 def write_report(data: SessionData, path: str | os.PathLike[str],
                  profile_name: str | None = None) -> Path:
-    """Write the report to ``path`` atomically (temp file, fsync, rename)."""
+    """Write the report to ``path`` atomically (temp file, fsync, rename), with the
+    mode of any new file of the user's (``new_file_mode``: 0644 with umask 022)."""
     target = Path(path).expanduser()
-    return atomic_write_text(target, render_report(data, profile_name))
+    return atomic_write_text(target, render_report(data, profile_name), new_file_mode())

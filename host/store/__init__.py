@@ -8,6 +8,7 @@
 Product code imports from here; nothing here knows Bluetooth or the simulator.
 """
 
+from host.store.connection import store_failure
 from host.store.database import (
     CLOSED,
     MIGRATIONS,
@@ -34,4 +35,4 @@ from host.store.database import (
 __all__ = ["CLOSED", "MIGRATIONS", "RECORDING", "SCHEMA_VERSION", "SEXES", "WARNING_KINDS",
            "Device", "Estimates", "Frames", "Migration", "Profile", "Session", "SessionData",
            "SessionSummary", "Store", "StoreError", "estimate_dtype", "frame_dtype", "migrate",
-           "open_store"]
+           "open_store", "store_failure"]

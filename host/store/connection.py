@@ -9,6 +9,11 @@ classes (``RollerTables``, ``ProfileTables``, ``Store``) build on it.
 The database file is created 0600, and an existing one, its WAL and shared-memory
 files are tightened to 0600 when opened for writing (SQLite gives the -wal and -shm
 files the database's mode): it holds the person's sessions.
+
+A damaged file (pages overwritten, truncated) shows as SQLite's ``SQLITE_CORRUPT`` at
+the first read that meets it; ``store_failure`` turns that into the one-line
+``StoreError`` naming the file and what to do, and ``check()`` looks at every page at
+once (the listing runs it: a damaged store says so before showing anything).
 """
 
 from __future__ import annotations
@@ -25,7 +30,8 @@ from host.paths import tighten_file
 from host.store.records import StoreError
 from host.store.schema import SCHEMA_VERSION, applied_versions, migrate
 
-__all__ = ["BUSY_TIMEOUT_S", "WAL_CHECKPOINT_PAGES", "StoreConnection", "now_utc"]
+__all__ = ["BUSY_TIMEOUT_S", "WAL_CHECKPOINT_PAGES", "StoreConnection", "now_utc",
+           "store_failure"]
 
 WAL_CHECKPOINT_PAGES = 10_000
 """WAL size (4 KiB pages, ~40 MB) that triggers a checkpoint (each costs an fsync: rarer
@@ -40,12 +46,28 @@ def now_utc() -> float:
     return time.time()
 
 
+def store_failure(path: Path, exc: sqlite3.Error) -> StoreError:
+    """The one-line ``StoreError`` for ``exc``, met reading or writing the store at
+    ``path``: a damaged file says so and what to do."""
+    if getattr(exc, "sqlite_errorname", "").startswith("SQLITE_CORRUPT"):
+        return StoreError(f"the session store {path} is damaged ({exc}): restore it from a "
+                          "backup, or move it aside (the daemon starts a new one) and try "
+                          f"'sqlite3 {path.name} .recover' on the old one")
+    return StoreError(f"the session store {path}: {exc}")
+
+
 def _private_database(path: Path) -> None:
     """Create ``path`` empty and 0600 if missing (SQLite takes an empty file as a new
     database); tighten it and its -wal and -shm files."""
     os.close(os.open(path, os.O_RDONLY | os.O_CREAT, 0o600))
     for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
         tighten_file(file)
+
+
+class _Corrupt(sqlite3.DatabaseError):
+    """What ``quick_check`` found, as the error SQLite gives a read of a damaged page."""
+
+    sqlite_errorname = "SQLITE_CORRUPT"
 
 
 class StoreConnection:
@@ -74,6 +96,8 @@ class StoreConnection:
             self._setup(durable, readonly)
         except sqlite3.DatabaseError as exc:
             self._conn.close()
+            if getattr(exc, "sqlite_errorname", "").startswith("SQLITE_CORRUPT"):
+                raise store_failure(self.path, exc) from None
             raise StoreError(f"{self.path}: not a usable smartroller database ({exc})") \
                 from None
         except BaseException:
@@ -125,6 +149,18 @@ class StoreConnection:
         """Make every commit durable against an OS crash or power loss (fsync of the
         WAL and the database through a checkpoint)."""
         self._conn.execute("PRAGMA wal_checkpoint(FULL)")
+
+    def check(self) -> None:
+        """Raise ``StoreError`` if a page of the database is damaged (SQLite's
+        ``quick_check``; it reads the whole file: 0.03 s for 45 MB, an hour of frames,
+        from the page cache)."""
+        try:
+            problem = self._conn.execute("PRAGMA quick_check(1)").fetchone()[0]
+        except sqlite3.DatabaseError as exc:
+            raise store_failure(self.path, exc) from None
+        if problem != "ok":
+            # SQLite's own words for it (quick_check's are lines of page numbers)
+            raise store_failure(self.path, _Corrupt("database disk image is malformed"))
 
     def check_writable(self, size: int = 1 << 16) -> None:
         """Raise ``sqlite3.Error`` (or ``OSError``) unless about ``size`` bytes more can

@@ -1,0 +1,81 @@
+"""The live view (``host.daemon.live.render``, ``smartroller live``): it uses the
+terminal's width, marks the vertebra it names, drops an event's line after a few
+seconds, and says at once when no daemon publishes."""
+
+import math
+import os
+import time
+
+import pytest
+
+from host.analysis.model import LEVEL_NAMES, level_name
+from host.cli import main as cli
+from host.daemon import live
+from host.daemon.live import MESSAGE_S, LiveStatus, render
+
+ADDRESS = "F2:83:5D:6F:F8:0C"
+
+
+def status(**kwargs) -> LiveStatus:
+    base = dict(connected=True, session_id=3, utc=time.time(), t=100.0, in_contact=True,
+                position_mm=120.0, level=8.5, region="mid_thoracic", p_below=0.01,
+                zone_loads_n=[20.0] * 8, total_load_n=160.0)
+    return LiveStatus(ADDRESS, **{**base, **kwargs})
+
+
+def test_lines_are_as_wide_as_the_terminal(monkeypatch):
+    monkeypatch.setattr(live.shutil, "get_terminal_size", lambda: os.terminal_size((160, 40)))
+    fault = "cannot store: " + "the disk is full " * 6
+    lines = render(status(fault=fault.strip()))
+    assert f"  NOT STORING: {fault.strip()} (the roller keeps the frames)" in lines
+    assert max(len(line) for line in lines) > 100
+    monkeypatch.setattr(live.shutil, "get_terminal_size", lambda: os.terminal_size((50, 40)))
+    assert max(len(line) for line in render(status(fault=fault))) == 50
+
+
+@pytest.mark.parametrize("level", [x / 10 for x in range(0, 180, 3)])
+def test_the_marked_row_is_the_vertebra_the_text_names(level):
+    lines = render(status(level=level), width=200)
+    marked = [line for line in lines if "◀ roller" in line]
+    assert len(marked) == 1
+    row_name = marked[0].split()[0]
+    rows = [name for _, name in live._SPINE]
+    first = LEVEL_NAMES.index(row_name)
+    after = LEVEL_NAMES.index(rows[rows.index(row_name) + 1]) if row_name != rows[-1] \
+        else len(LEVEL_NAMES)
+    assert first <= math.floor(level) < after  # the row stands for that vertebra
+    assert f"◀ roller at {level_name(level)}" in marked[0]
+    assert any(f"at {level_name(level)} (" in line for line in lines)
+
+
+def test_an_event_line_goes_after_a_few_seconds():
+    cue = "close to the bottom of the ribs"
+    assert any(cue in line for line in render(status(message=cue, message_t=98.0)))
+    gone = status(message=cue, message_t=100.0 - MESSAGE_S - 0.5)
+    assert not any(cue in line for line in render(gone))
+    assert MESSAGE_S <= 10.0
+
+
+def test_live_without_a_daemon_says_so_at_once(tmp_path, monkeypatch, capsys):
+    assert cli.main(["live", "--once", "--data-dir", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert err == (f"smartroller: error: no daemon is publishing in {tmp_path}: start "
+                   "`smartroller daemon` (or `smartroller daemon --live` to watch it there)\n")
+
+    def stop(_s: float) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("host.cli.daemon.time.sleep", stop)
+    assert cli.main(["live", "--data-dir", str(tmp_path)]) == 130
+    assert f"no daemon is publishing in {tmp_path}: start `smartroller daemon`" in \
+        capsys.readouterr().out
+
+
+def test_live_with_a_daemon_and_no_roller_says_that(tmp_path, monkeypatch, capsys):
+    from host.daemon.lock import DaemonLock
+
+    monkeypatch.setattr("host.cli.daemon.time.sleep", lambda _s: (_ for _ in ()).throw(
+        KeyboardInterrupt))
+    with DaemonLock(tmp_path):
+        assert cli.main(["live", "--data-dir", str(tmp_path)]) == 130
+    assert f"the daemon in {tmp_path} publishes no roller yet" in capsys.readouterr().out
