@@ -60,7 +60,7 @@ def test_sessions_show_export_report_flow(data_dir, tmp_path, capsys):
     assert code == 0 and err == ""  # no progress bar when stderr is not a terminal
     assert [p.rsplit("/", 1)[1] for p in out.split()] == ["samples.csv", "strokes.csv",
                                                           "dwells.csv", "events.csv"]
-    assert (tmp_path / "csv" / "samples.csv").read_text().count("\n") == 1989
+    assert (tmp_path / "csv" / "samples.csv").read_text().count("\n") == len(sim_frames()) + 1
     code, out, _ = run(["report", "1", "--out", str(tmp_path / "r.html"), *dd], capsys)
     assert code == 0 and out.strip() == str(tmp_path / "r.html")
     assert "smartroller session 1" in (tmp_path / "r.html").read_text()

@@ -511,7 +511,7 @@ class RollerKeeper:
                 self.status.calibration = event.message
                 self.status.calibrated = event.message.startswith("calibrated")
                 self.say(f"{self.address}: {event.message}")
-            self.status.message, self.status.message_t = event.message, event.t
+            self.status.message, self.status.message_t = event.message, event.start_t
 
     def _send(self, update: Update) -> None:
         for _, cue in update.cues:
