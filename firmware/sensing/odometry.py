@@ -212,9 +212,14 @@ class Odometry:
         # Gravity's direction with the motion removed but the zero-g offsets not (only
         # its changes count): the gyro offset's stillness, and its offset from gravity's
         # turn while the roller never stops.
-        tilt = math.atan2(a1, a2) \
-            if abs(math.hypot(a1, a2) - G) < TILT_MAGNITUDE * G and not clipped else None
-        self.gyro_offset.update(rates, dt, tilt, sign)
+        # (only wanted while the roller may be still, or while the offset is not known
+        # from rest: not on every batch of rolling, on a Pi Zero)
+        off = self.gyro_offset
+        tilt = None
+        if (not off.calibrated or off.from_gravity or max(rates) - min(rates) <= off.threshold) \
+                and not clipped and abs(math.hypot(a1, a2) - G) < TILT_MAGNITUDE * G:
+            tilt = math.atan2(a1, a2)
+        off.update(rates, dt, tilt, sign)
         magnitude = math.hypot(a1 - b1, a2 - b2)
         weight = max(0.0, 1.0 - abs(magnitude - G) / (0.05 * G))
         jump = wrap(gravity_angle - angle)
