@@ -14,8 +14,8 @@ Promises:
   driver starts its clock mapping (the zone scans' sensor times) from the stored ratio
   and replaces it with this boot's own once a run is long enough. The gyro's scale is
   not learned yet (docs/algorithms.md says what was tried and why it is not in).
-- Writes are atomic (a temporary file beside it, fsync, rename): a power cut leaves the
-  old file or the new one, never half of one. They happen at most once a minute, and
+- Writes are atomic (a temporary file beside it, fsync, rename: ``firmware.files``): a
+  power cut leaves the old file or the new one, never half of one. They happen at most once a minute, and
   only when something changed by more than half its uncertainty (an SD card wears).
 - A missing file is a new roller (the datasheets' priors). An unreadable, malformed or
   implausible file (a value out of ``SCALE_LIMITS`` / ``CLOCK_LIMITS``) is logged once
@@ -28,11 +28,11 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from firmware.files import write_private
 
 FILE_NAME = "calibration.json"
 VERSION = 1
@@ -99,19 +99,10 @@ def load_calibration(state_dir: Path | None, log: logging.Logger | None = None) 
 
 
 def save_calibration(state_dir: Path, cal: Calibration) -> Path:
-    """Write ``cal`` atomically into ``state_dir``; OSError if the disk refuses."""
+    """Write ``cal`` atomically into ``state_dir`` (0600, like the rest of the roller's
+    state); OSError if the disk refuses."""
     path = Path(state_dir) / FILE_NAME
-    text = json.dumps({"version": VERSION, **asdict(cal)}, indent=1)
-    fd, tmp = tempfile.mkstemp(prefix=f".{FILE_NAME}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_private(path, json.dumps({"version": VERSION, **asdict(cal)}, indent=1))
     return path
 
 
