@@ -15,12 +15,13 @@ Promises:
   and replaces it with this boot's own once a run is long enough. The gyro's scale is
   not learned yet (docs/algorithms.md says what was tried and why it is not in).
 - Writes are atomic (a temporary file beside it, fsync, rename: ``firmware.files``): a
-  power cut leaves the old file or the new one, never half of one. They happen at most once a minute, and
-  only when something changed by more than half its uncertainty (an SD card wears).
-- A missing file is a new roller (the datasheets' priors). An unreadable, malformed or
-  implausible file (a value out of ``SCALE_LIMITS`` / ``CLOCK_LIMITS``) is logged once
-    and ignored: it never stops the roller. A full or read-only disk is logged and the
-  roller goes on with what it knows in memory.
+  power cut leaves the old file or the new one, never half of one. They happen at most
+  once a minute, and only when the clock was measured over a clearly longer run or
+  moved by more than 0.05 % (an SD card wears).
+- A missing file is a new roller (the datasheets' nominal values). An unreadable,
+  malformed or implausible file (a ratio outside ``CLOCK_LIMITS``) is logged once and
+  ignored: it never stops the roller. A full or read-only disk is logged and the roller
+  goes on with what it knows in memory.
 """
 
 from __future__ import annotations
