@@ -82,6 +82,7 @@ class Firmware:
         self._next_drain = 0.0
         self._last_imu_data = 0.0
         self._clips_logged = (0, -math.inf)  # (clipped batches, when) at the last warning
+        self._inconsistent = False  # the gyro-gravity check's state, as last logged
         self.frames = 0
 
     def start(self) -> None:
@@ -152,6 +153,17 @@ class Firmware:
             for raw_sink in self.raw_sinks:
                 raw_sink(batch, now)
             self._emit(self.pipeline.on_imu(batch), now)
+            check = self.pipeline.odometry.check
+            if check.inconsistent != self._inconsistent:
+                self._inconsistent = check.inconsistent
+                if check.inconsistent:
+                    self.log.error(
+                        "the gyro and gravity disagree (the gyro turns %.2f x gravity's): the "
+                        "position is not tracked; check imu.roller_axis and imu.gyro_range_dps "
+                        "in the hardware profile", check.ratio)
+                else:
+                    self.log.warning("the gyro and gravity agree again: the position is "
+                                     "tracked")
             if now >= self.calibration_keeper.due:
                 self.calibration_keeper.offer(self.calibration(), now)
             clipped, logged_at = self._clips_logged

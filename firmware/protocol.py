@@ -165,6 +165,7 @@ class FrameFlag(IntFlag):
     IMU_CLONE = 1 << 9  # WHO_AM_I is not 0x68 (a clone part): works, but unverified
     BUTTON = 1 << 10  # the button was short-pressed with a body on the roller: a mark
     IMU_CLIPPED = 1 << 11  # the gyro read full scale: the turn beyond it came from gravity
+    IMU_INCONSISTENT = 1 << 12  # gyro and gravity disagree (profile's axis or range): not tracked
 
 
 @dataclass(frozen=True, slots=True)

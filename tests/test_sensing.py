@@ -184,3 +184,45 @@ def test_a_still_roller_relearns_a_wrong_offset():
     for _ in range(round(100.0 / (4 * DT))):  # five of the tracking's time constants
         off.update([0.0] * 4, DT, 0.2)
     assert off.still and abs(off.offset) < math.radians(0.2)
+
+
+def roll_strokes(od: Odometry, seconds: float, gyro_gain: float) -> list[bool]:
+    """Calibrate at rest, then roll back and forth (+-0.8 rad at 0.4 Hz) with the gyro
+    reading ``gyro_gain`` times the true rate; the check's verdict after each second."""
+    for _ in range(100):
+        od.update([0.0] * 4, 0.0, G, DT, 300.0)
+    verdicts, t, theta = [], 0.0, 0.0
+    r, d, w = od.rolling_radius(300.0), od.imu_offset, 2 * math.pi * 0.4
+    for k in range(round(seconds / (4 * DT))):
+        rates, a1, a2 = [], 0.0, 0.0
+        for _ in range(4):
+            t += DT
+            rate, alpha = 0.8 * w * math.cos(w * t), -0.8 * w * w * math.sin(w * t)
+            theta += rate * DT
+            rates.append(gyro_gain * rate)
+            axle = -r * alpha
+            a1 += (G * math.sin(theta) + axle * math.cos(theta) - alpha * d) / 4
+            a2 += (G * math.cos(theta) - axle * math.sin(theta) - rate * rate * d) / 4
+        od.update(rates, a1, a2, DT, 300.0)
+        if k % 50 == 49:
+            verdicts.append(od.check.inconsistent)
+    return verdicts
+
+
+def test_a_gyro_that_disagrees_with_gravity_is_flagged_within_5_s():
+    config = default_config()
+    sound = roll_strokes(Odometry(config.roller, config.imu), 20.0, 1.03)
+    assert not any(sound)  # a part 3 % off is a sound part
+    for gain in (0.5, 2.0, 0.02):  # a range not the profile's; a gyro not on the axis
+        verdicts = roll_strokes(Odometry(config.roller, config.imu), 10.0, gain)
+        assert all(verdicts[4:]), gain  # flagged within 5 s of rolling, and stays
+
+
+def test_the_frames_say_when_gyro_and_gravity_disagree():
+    config = default_config()
+    pipe = SensingPipeline(config)
+    pipe.odometry.check.inconsistent = True
+    rows = np.zeros((4, 6), np.int16)
+    rows[:, 2] = 16384
+    frames = pipe.on_imu(ImuBatch(0, config.imu.sample_rate_hz, rows))
+    assert frames and all(f.flags & FrameFlag.IMU_INCONSISTENT for f in frames)

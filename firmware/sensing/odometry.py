@@ -29,11 +29,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from firmware.config import ImuConfig, RollerConfig
+from firmware.sensing.gyro_check import GyroCheck
 from firmware.sensing.gyro_offset import GyroOffset
 
 G = 9.80665
 CLIP_BACK_RAD = 0.2  # gravity behind a clipped gyro by more than this is not the angle
 RECOVER_WEIGHT = 0.5  # gravity's weight (1 at exactly 1 g) that ends a clip's doubt
+CHECK_MAGNITUDE = 0.15  # gravity clean enough for the gyro-gravity check
 TILT_MAGNITUDE = 0.1  # gravity within this share of 1 g (offsets included) is clean enough
 _AXES = {"x": (0, 1, 2), "y": (1, 2, 0), "z": (2, 0, 1)}
 
@@ -125,6 +127,8 @@ class Odometry:
         self.kp = 1.0 / angle_time_constant_s
         self.ki = self.kp / offset_time_constant_s
         self.gyro_offset = GyroOffset()
+        self.check = GyroCheck()  # do the gyro and gravity agree?
+        self._time = 0.0  # the batches' spans and gaps so far, s
         self.gravity = GravityFit()
         self.theta = 0.0  # gyro-integrated angle, rad (unwrapped)
         self.correction: float | None = None  # absolute angle = theta + correction, rad
@@ -222,6 +226,13 @@ class Odometry:
         off.update(rates, dt, tilt, sign)
         magnitude = math.hypot(a1 - b1, a2 - b2)
         weight = max(0.0, 1.0 - abs(magnitude - G) / (0.05 * G))
+        self._time += span + gap_s
+        if gap_s > 0.0 or clipped or lost or not off.calibrated:
+            self.check.restart()
+        elif abs(math.hypot(a1, a2) - G) < CHECK_MAGNITUDE * G:
+            # Gravity as read (the zero-g fit is referenced to the gyro: a wrong gyro
+            # bends it; the offsets' few degrees do not matter to this check).
+            self.check.add(mid, math.atan2(a1, a2), self._time)
         jump = wrap(gravity_angle - angle)
         if clipped and math.copysign(jump, omega) < -CLIP_BACK_RAD:
             jump = 0.0  # a clipped gyro only under-counts: gravity this far back is a bump

@@ -28,6 +28,7 @@ _IMU_CLONE = int(FrameFlag.IMU_CLONE)
 _IMU_GAP = int(FrameFlag.IMU_GAP)
 _ZEROED = int(FrameFlag.ZEROED)
 _IMU_CLIPPED = int(FrameFlag.IMU_CLIPPED)
+_IMU_INCONSISTENT = int(FrameFlag.IMU_INCONSISTENT)
 _FULL_SCALE = 32767  # an int16 gyro reading at either end of its range has clipped
 _FLAGS: dict[int, FrameFlag] = {}  # bits -> FrameFlag, built as they occur
 
@@ -219,6 +220,8 @@ class SensingPipeline:
             flags |= _IN_CONTACT
         if not self.odometry.calibrated:
             flags |= _UNCALIBRATED
+        if self.odometry.check.inconsistent:
+            flags |= _IMU_INCONSISTENT
         if t - self.load_time > self._stale_s:
             flags |= _LOAD_STALE
         if not self.load_ok:

@@ -29,7 +29,7 @@ BOTTOM_LEVEL = 13.0
 """Level of the bottom landmark: the T12/L1 junction (the bottom of the ribs)."""
 
 _CONTACT = int(FrameFlag.IN_CONTACT)
-_FAULT = int(FrameFlag.IMU_FAULT)
+_FAULT = int(FrameFlag.IMU_FAULT | FrameFlag.IMU_INCONSISTENT)  # not tracked
 
 
 @dataclass(frozen=True, slots=True)

@@ -64,7 +64,7 @@ HISTORY = 160
 """Frames kept from earlier batches (for the calibration's hold check: 1.6 s)."""
 
 _CONTACT = int(FrameFlag.IN_CONTACT)
-_FAULT = int(FrameFlag.IMU_FAULT)
+_FAULT = int(FrameFlag.IMU_FAULT | FrameFlag.IMU_INCONSISTENT)  # not tracked
 _LOST_TURN = int(FrameFlag.IMU_GAP | FrameFlag.IMU_CLIPPED)  # the position missed some rotation
 _ZEROED = int(FrameFlag.ZEROED)
 _BUTTON = int(FrameFlag.BUTTON)

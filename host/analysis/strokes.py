@@ -50,7 +50,7 @@ __all__ = ["StrokeParams", "StrokeSegmentation", "StrokeSegmenter", "segment",
            "segment_frames"]
 
 _IN_CONTACT = int(FrameFlag.IN_CONTACT)
-_LOST = int(FrameFlag.IMU_FAULT)  # position not tracked in this frame
+_LOST = int(FrameFlag.IMU_FAULT | FrameFlag.IMU_INCONSISTENT)  # position not tracked
 _GAP = int(FrameFlag.IMU_GAP)  # position bridged over lost samples up to this frame
 _ZEROED = int(FrameFlag.ZEROED)
 
