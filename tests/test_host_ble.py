@@ -72,7 +72,7 @@ def run(test: Callable[[], Awaitable[None]], timeout_s: float = 20.0) -> None:
     asyncio.run(asyncio.wait_for(test(), timeout_s))
 
 
-async def until(predicate: Callable[[], bool], timeout_s: float = 5.0) -> None:
+async def until(predicate: Callable[[], bool], timeout_s: float = 15.0) -> None:
     async with asyncio.timeout(timeout_s):
         while not predicate():
             await asyncio.sleep(0.01)
