@@ -432,3 +432,14 @@ def test_simulated_sessions_meet_the_stroke_targets(simulated):
         assert session.offline_equals_online
         assert session.rests_found == session.true_rests  # every pause is a dwell
     assert [session.true_rests for session in simulated] == [1, 1]
+
+
+def test_a_short_imu_gap_bridged_from_gravity_does_not_break_the_stroke():
+    # A broken FIFO read: 30 ms of samples lost mid-stroke, the position bridged by the
+    # roller from gravity; the stroke goes on (a longer jump still breaks, above).
+    tr = trace(_strokes_plan(), end_s=15.0)
+    gap = (tr.t > 5.0) & (tr.t < 5.03)
+    keep = ~gap
+    tr = Trace(tr.t[keep], tr.x[keep], tr.v[keep], tr.load[keep], tr.flags[keep], tr.moves)
+    tr.flags[np.searchsorted(tr.t, 5.03)] |= int(FrameFlag.IMU_GAP)
+    assert_matches_moves(tr.segment().strokes, tr.moves)  # every stroke whole

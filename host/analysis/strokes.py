@@ -23,13 +23,16 @@ turning point of its jitter (breathing, sensor noise, the 0.1 mm quantisation of
 wire), which ``jitter_m`` filters out; it starts at that turning point. Movements
 shorter than ``min_amplitude_m`` are not strokes.
 
-A stroke never spans a break: a frame out of contact, an IMU fault or gap, a jump in
-sensor time over ``max_gap_s``, a new boot. The movement under way at a break is
-dropped (its end or its start was not seen), and after it the first stroke starts at
-the first turning point or rest. A ``ZEROED`` frame moves the position's origin: the
-segmenter carries its state over to the new origin (the jump, less the distance the
-velocity accounts for, is the shift), so the zeroing makes no stroke; the stroke it
-falls in is reported in the new origin.
+A stroke never spans a break: a frame out of contact, an IMU fault, a jump in sensor
+time over ``max_gap_s`` (IMU samples lost for longer), a new boot. A shorter IMU gap
+(``IMU_GAP``: a few samples lost, the turn over them taken from gravity by the roller,
+good to a millimetre) does not break a stroke, as a clipped gyro does not: on a bus
+that fails now and then, breaking at each one broke nearly every stroke. The movement
+under way at a break is dropped (its end or its start was not seen), and after it the
+first stroke starts at the first turning point or rest. A ``ZEROED`` frame moves the
+position's origin: the segmenter carries its state over to the new origin (the jump,
+less the distance the velocity accounts for, is the shift), so the zeroing makes no
+stroke; the stroke it falls in is reported in the new origin.
 
 Times are sensor time (``Frame.t``, s), positions the frame's (m from the zero, + toward
 the feet), speeds m/s, loads N (``Frame.total_load``).
@@ -51,7 +54,6 @@ __all__ = ["StrokeParams", "StrokeSegmentation", "StrokeSegmenter", "segment",
 
 _IN_CONTACT = int(FrameFlag.IN_CONTACT)
 _LOST = int(FrameFlag.IMU_FAULT | FrameFlag.IMU_INCONSISTENT)  # position not tracked
-_GAP = int(FrameFlag.IMU_GAP)  # position bridged over lost samples up to this frame
 _ZEROED = int(FrameFlag.ZEROED)
 
 _OFF, _MOVING, _STILL = 0, 1, 2
@@ -178,7 +180,7 @@ class StrokeSegmenter:
         if (not flags & _IN_CONTACT or flags & _LOST or not math.isfinite(position)
                 or not math.isfinite(velocity)):
             return out + self._break() if self._mode != _OFF else out
-        if gap or flags & _GAP or self._mode == _OFF:
+        if gap or self._mode == _OFF:  # (an IMU_GAP this short was bridged from gravity)
             out = out + self._break() if self._mode != _OFF else out
             self._shift = 0.0
             x = position
