@@ -51,14 +51,8 @@ from host.analysis.spine import (
 from host.analysis.warnings import Cue, Warner, WarningPolicy, roller_fence
 
 GAP_DOUBT_M = 0.005
-"""Extra doubt about the roller's place after an IMU gap of ``GAP_FULL_S`` or more (its
-position is rebuilt from gravity) or a batch in which the gyro clipped (``IMU_CLIPPED``),
-1 SD, m. A shorter gap adds its share (the roller bridges a few samples to a
-millimetre), and ends the frames that teach the signature only from half of it."""
-GAP_FULL_S = 0.1
-"""Time lost in an IMU gap from which it adds the whole ``GAP_DOUBT_M``, s."""
-FRAME_GAP_S = 0.011
-"""Time between two frames beyond which a gap lost some, s (100 Hz, clock +-1 %)."""
+"""Extra doubt about the roller's place after an IMU gap (its position is rebuilt from
+gravity) or a batch in which the gyro clipped (``IMU_CLIPPED``), 1 SD, m."""
 LEARN_SD_M = 0.010
 """Frames teach the signature only while the place on the back is this sure (1 SD), m,
 by the calibration's landmarks and odometry alone (``SessionAnalyzer.anchored_until``):
@@ -71,7 +65,6 @@ HISTORY = 160
 
 _CONTACT = int(FrameFlag.IN_CONTACT)
 _FAULT = int(FrameFlag.IMU_FAULT | FrameFlag.IMU_INCONSISTENT)  # not tracked
-_CLIPPED = int(FrameFlag.IMU_CLIPPED)
 _LOST_TURN = int(FrameFlag.IMU_GAP | FrameFlag.IMU_CLIPPED)  # the position missed some rotation
 _ZEROED = int(FrameFlag.ZEROED)
 _BUTTON = int(FrameFlag.BUTTON)
@@ -195,9 +188,6 @@ class SessionAnalyzer:
         prev_seq = np.concatenate([[last[1] if last else -2], cols.seq[:-1]])
         reboot = (cols.boot != prev_boot) & (prev_boot != -1) if last else np.zeros(n, bool)
         gap = ((f_a & _LOST_TURN) != 0) | ((cols.seq != prev_seq + 1) & (prev_boot != -1))
-        prev_t = np.concatenate([[self._last_t if last else -math.inf], t_a[:-1]])
-        lost = np.minimum(1.0, np.maximum(t_a - prev_t - FRAME_GAP_S, 0.0) / GAP_FULL_S)
-        doubt = np.where((f_a & _CLIPPED) != 0, 1.0, lost)  # share of GAP_DOUBT_M
         structural = reboot | gap | ((f_a & (_ZEROED | _BUTTON)) != 0)
         # The first usable frame when there is no tracker (at the start, after a reboot).
         fresh = np.zeros(n, bool)
@@ -218,14 +208,13 @@ class SessionAnalyzer:
         tracker = self.tracker
         due_l, valid_l, reboot_l, gap_l = due.tolist(), valid.tolist(), reboot.tolist(), \
             gap.tolist()
-        doubt_l = doubt.tolist()
         taught = 0  # first frame of the batch not yet taught to the signature
         parts: list[Estimates] = []  # estimates of frames 0..taught-1
         for i in events:
             t, p, fl = t_l[i], p_l[i], f_l[i]
             before = p_l[i - 1] if i else (last[3] if last else math.nan)
             changed = False
-            if reboot_l[i] or (gap_l[i] and doubt_l[i] >= 0.5):
+            if reboot_l[i] or gap_l[i]:
                 self.anchored_until = min(self.anchored_until, t)
             if reboot_l[i]:
                 tracker = self.tracker = None  # the roller rebooted: its zero is gone
@@ -236,8 +225,7 @@ class SessionAnalyzer:
                 if fl & _ZEROED and before == before:
                     tracker.shift(before, t)
                     changed = True
-                changed |= tracker.diffuse(
-                    t, (GAP_DOUBT_M * doubt_l[i]) ** 2 if gap_l[i] else 0.0)
+                changed |= tracker.diffuse(t, GAP_DOUBT_M**2 if gap_l[i] else 0.0)
             elif valid_l[i]:
                 tracker = self.tracker = self._start_tracker(p, t)
                 changed = True
