@@ -187,11 +187,17 @@ async def _host(folder: Path, port: int, sc: object, seed: int, speed: float,
                 else:
                     print(live_line(status), file=out, flush=True)
         if daemon.done() and daemon.exception() is not None:
-            raise DemoError(f"the daemon stopped: {daemon.exception()}")
+            # The roller's process serves the virtual radio: when its routine is over it
+            # exits and the daemon loses its transport, which ends the demo as well.
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=5)
+            if proc.poll() is None:  # the roller is still up: the daemon failed by itself
+                raise DemoError(f"the daemon stopped: {daemon.exception()}")
         for keeper in keepers:
             await keeper.close_session("the demo is over")
         stop.set()
-        await daemon
+        if not daemon.done():
+            await daemon
     finally:
         await close_adapters()
     sessions = store.sessions()
