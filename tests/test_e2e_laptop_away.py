@@ -13,9 +13,7 @@ docs/benchmarks.md.
 
 import json
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,17 +21,9 @@ import pytest
 from firmware.journal import Journal
 from firmware.protocol import FrameFlag
 from host.store import CLOSED, open_store
-
-ROOT = Path(__file__).resolve().parent.parent
-PY = sys.executable
-DEMO = ROOT / "firmware/sim/scenarios/demo.toml"
+from tests.test_e2e_daemon import DEMO, PY, ROOT, cli
 
 pytestmark = pytest.mark.slow
-
-
-def cli(*args, timeout=60):
-    return subprocess.run([PY, "-m", "host.cli.main", *args], capture_output=True, text=True,
-                          timeout=timeout, cwd=ROOT)
 
 
 def test_three_sessions_rolled_away_from_the_laptop_then_one_daemon(tmp_path):
