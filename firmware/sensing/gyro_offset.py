@@ -90,8 +90,8 @@ class GyroOffset:
         total = sum(rates)
         self._raw += total * dt
         self._t += n * dt
-        if tilt is not None:
-            self._gravity_window(tilt, sign)
+        if tilt is not None and (not self.calibrated or self.from_gravity):
+            self._gravity_window(tilt, sign)  # (a rest calibration is better than this)
         lo, hi = min(rates), max(rates)
         moved = hi - lo > self.threshold
         if tilt is not None and not moved:
@@ -137,8 +137,6 @@ class GyroOffset:
         predicted = sign * (raw_turn - self.offset * span)  # the roller's turn, offset as now
         turn = predicted + _wrap(tilt - window[1] - predicted)  # gravity's, unwrapped
         self._window = (self._raw, tilt, self._t)
-        if self.calibrated and not self.from_gravity:
-            return  # a rest calibration is better than this
         estimate = (raw_turn - sign * turn) / span
         if self._estimates and abs(estimate - self._estimates[-1]) > 10 * self.agree:
             self._estimates.clear()  # a bump, a slip of the roller: start over
