@@ -72,8 +72,7 @@ class Firmware:
         stored = calibration or load_calibration(state_dir, self.log)
         if stored.imu_clock_span_s > 0.0:
             self.imu.assume_rate(stored.imu_clock_ratio, stored.imu_clock_span_s)
-        self.pipeline = SensingPipeline(config, boot=self.boot_id, first_seq=first_seq,
-                                        calibration=stored)
+        self.pipeline = SensingPipeline(config, boot=self.boot_id, first_seq=first_seq)
         self.calibration_keeper = CalibrationKeeper(state_dir, stored, self.log)
         self.fence = Fence.from_config(config.fence)
         self.frame_sinks: list[FrameSink] = []
@@ -138,8 +137,13 @@ class Firmware:
         return haptic_due if haptic_due < due else due
 
     def calibration(self) -> Calibration:
-        """What the roller knows of its parts now (``firmware.calibration``)."""
-        return self.pipeline.calibration(self.imu.rate_ratio, self.imu.rate_span_s)
+        """What the roller knows of its parts now (``firmware.calibration``): the IMU's
+        clock as this boot measured it, if over a longer run than the kept one's."""
+        kept, span = self.calibration_keeper.saved, self.imu.rate_span_s
+        if span <= kept.imu_clock_span_s:
+            return kept
+        return Calibration(imu_clock_ratio=self.imu.rate_ratio, imu_clock_span_s=span,
+                           updated_utc=kept.updated_utc)
 
     def battery_pct(self) -> float | None:
         """The battery's state of charge from the fuel gauge, % (None: unknown)."""

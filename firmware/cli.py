@@ -214,8 +214,7 @@ def _cmd_record(args: argparse.Namespace, config: Config) -> None:
     fh, finish = _atomic_binary(args.out)
     ok = False
     try:
-        writer = RawLogWriter(fh, config, f"sim seed {args.seed}",  # type: ignore[arg-type]
-                              roller.firmware.pipeline.stored)
+        writer = RawLogWriter(fh, config, f"sim seed {args.seed}")  # type: ignore[arg-type]
         roller.firmware.raw_sinks.append(writer.write)
         end = min(args.duration, roller.duration_s) if args.duration else roller.duration_s
         roller.run(until=end)

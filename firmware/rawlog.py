@@ -7,9 +7,7 @@ Format (little-endian; documented in docs/rawlog.md):
     records each: u8 kind, u32 payload length, payload, u32 CRC-32 of kind+length+payload
 
 The header holds the format version, the hardware profile (so the sensor scales,
-rates and calibration travel with the data), where the log came from and the roller's
-stored calibration the run started from (``calibration``: ``firmware.calibration``'s
-fields; absent in older logs: a new roller's). Record kinds:
+rates and calibration travel with the data) and where the log came from. Record kinds:
 
     b"I"  IMU batch: u64 first_index, u32 gap, u16 n, then n*6 int16 register values
           (accel x,y,z, gyro x,y,z) as drained from the FIFO
@@ -31,7 +29,6 @@ from typing import BinaryIO
 
 import numpy as np
 
-from firmware.calibration import Calibration
 from firmware.config import Config
 from firmware.samples import ImuBatch, ZoneScan
 from firmware.schema import SchemaError, build
@@ -51,13 +48,10 @@ class RawLogError(ValueError):
 class RawLogWriter:
     """Appends records to an open binary file; call ``close()`` to flush."""
 
-    def __init__(self, fh: BinaryIO, config: Config, source: str,
-                 calibration: Calibration | None = None) -> None:
+    def __init__(self, fh: BinaryIO, config: Config, source: str) -> None:
         self.fh = fh
         header = json.dumps({"format": "smartroller-raw", "version": VERSION, "source": source,
-                             "config": dataclasses.asdict(config),
-                             "calibration": dataclasses.asdict(calibration or Calibration())
-                             }).encode()
+                             "config": dataclasses.asdict(config)}).encode()
         fh.write(MAGIC + _CRC.pack(len(header)) + header + _CRC.pack(zlib.crc32(header)))
         self.records = 0
 
@@ -83,12 +77,10 @@ class RawLogWriter:
 
 @dataclasses.dataclass
 class RawLog:
-    """A parsed header: the profile, where the log came from, and the calibration the
-    run started from."""
+    """A parsed header: the profile and where the log came from."""
 
     config: Config
     source: str
-    calibration: Calibration = dataclasses.field(default_factory=Calibration)
 
 
 def read_header(fh: BinaryIO) -> RawLog:
@@ -106,12 +98,11 @@ def read_header(fh: BinaryIO) -> RawLog:
         if header.get("version") != VERSION:
             raise RawLogError(f"unsupported raw log version {header.get('version')!r}")
         config = build(Config, header["config"], "header.config")
-        calibration = Calibration(**header.get("calibration", {}))
     except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
         raise RawLogError(f"header is not valid: {exc}") from None
     except SchemaError as exc:
         raise RawLogError(f"header profile is not valid: {exc}") from None
-    return RawLog(config, str(header.get("source", "")), calibration)
+    return RawLog(config, str(header.get("source", "")))
 
 
 def _unpack(st: struct.Struct, data: bytes, what: str) -> tuple:

@@ -15,7 +15,7 @@ def replay(path: str | Path, salvage: bool = False) -> Iterator[Frame]:
     """Yield the frames a raw log turns into (raises ``RawLogError`` on a bad log)."""
     fh, log = open_log(path)
     with fh:
-        pipeline = SensingPipeline(log.config, calibration=log.calibration)
+        pipeline = SensingPipeline(log.config)
         for item, sensor_t in read_records(fh, log.config, salvage):
             if isinstance(item, ZoneScan):
                 pipeline.on_scan(item, sensor_t)

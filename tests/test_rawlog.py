@@ -98,12 +98,3 @@ def test_missing_file(tmp_path):
     with pytest.raises(RawLogError, match="No such file"):
         open_log(tmp_path / "none.srraw")
 
-
-def test_the_calibration_a_run_started_from_travels_in_the_header():
-    from firmware.calibration import Calibration
-
-    cal = Calibration(imu_clock_ratio=0.993, imu_clock_span_s=300.0)
-    buf = io.BytesIO()
-    RawLogWriter(buf, default_config(), "test", cal).close()
-    assert read_header(io.BytesIO(buf.getvalue())).calibration == cal
-    assert read_header(io.BytesIO(make_log()[0])).calibration == Calibration()

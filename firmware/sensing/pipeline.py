@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 
-from firmware.calibration import Calibration
 from firmware.config import Config
 from firmware.protocol import Frame, FrameFlag
 from firmware.samples import ImuBatch, ZoneScan
@@ -48,16 +47,11 @@ class SensingPipeline:
     boot: this firmware run's boot id (stamped on every frame).
     first_seq: sequence number of the first frame (continues the journal's numbering
         across restarts, so a host never sees one seq twice).
-    calibration: what this roller learned of its parts before (``firmware.calibration``;
-        None or not learned: the datasheets' nominal values).
     """
 
-    def __init__(self, config: Config, *, boot: int = 0, first_seq: int = 0,
-                 calibration: Calibration | None = None) -> None:
+    def __init__(self, config: Config, *, boot: int = 0, first_seq: int = 0) -> None:
         self.config = config
         self.boot = boot
-        cal = calibration or Calibration()
-        self.stored = cal
         self.odometry = Odometry(config.roller, config.imu)
         self.loads = ZoneLoads(config.zones, config.adc.full_scale_v)
         self.hysteresis = FsrHysteresis(config.zones.count)
@@ -87,17 +81,6 @@ class SensingPipeline:
         self._pending = 0  # FrameFlag bits for the next frame
         self._stale_s = 2.0 * self.scan_period  # loads older than this are stale
         self.clipped_batches = 0  # IMU batches in which the gyro read full scale
-
-    def calibration(self, imu_clock_ratio: float | None = None,
-                    imu_clock_span_s: float = 0.0) -> Calibration:
-        """What the roller knows of its parts now: the IMU clock (``imu_clock_ratio``
-        measured over ``imu_clock_span_s`` s, if that run is longer than the stored
-        one's, else the stored one)."""
-        stored = self.stored
-        if imu_clock_ratio is None or imu_clock_span_s <= stored.imu_clock_span_s:
-            return stored
-        return Calibration(imu_clock_ratio=imu_clock_ratio, imu_clock_span_s=imu_clock_span_s,
-                           updated_utc=stored.updated_utc)
 
     # -- commands -------------------------------------------------------------------
     def zero(self) -> None:
