@@ -147,10 +147,11 @@ def test_synthetic_session_estimates_and_warns_near_the_ribs():
     cues = [c for _, c in out.cues]
     assert Cue.LUMBAR in cues and cues[-1] is Cue.STOP
     assert out.fence is not None
-    # The fence the roller gets is where P(below) reaches the policy's threshold.
+    # The fence the roller gets is where P(below) reaches the policy's threshold: the
+    # conservative one of a user with no calibration.
     fence = out.fence[0]
     assert analyzer.tracker.estimate(fence).p_below_ribs == pytest.approx(
-        WarningPolicy().on_probability, abs=0.02)
+        WarningPolicy().uncalibrated_on_probability, abs=0.02)
 
 
 def test_reboot_gap_and_fault_are_handled():

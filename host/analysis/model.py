@@ -215,6 +215,7 @@ class EventKind(StrEnum):
     FAST_STROKE = "fast_stroke"  # coaching: strokes faster than a controlled pace
     FENCE_SET = "fence_set"  # the host moved the roller's fence
     CALIBRATION = "calibration"  # a calibration landmark was taken or a calibration ended
+    UNCALIBRATED = "uncalibrated"  # analysed with no calibration: the warning's wider margin
     DISCONNECT = "disconnect"  # the Bluetooth link to the roller was lost
     RECONNECT = "reconnect"  # ... and came back
     FRAMES_LOST = "frames_lost"  # frames the roller could not resend (a hole)

@@ -15,7 +15,12 @@ snapshots) and the per-frame estimates are computed from the snapshots in bulk.
 Calibration: two still presses of the button (``host.analysis.calibration``) give the
 top of the shoulders and the bottom of the ribs; the tracker takes them as landmarks,
 the thoracic span is pooled with what was known, and from then on the frames teach the
-person's load signature. ``learned_model`` returns the user model to keep.
+person's load signature. ``learned_model`` returns the user model to keep. Until the
+user is calibrated (by the profile or in the session: ``calibrated``), the warning and
+the roller's fence follow the policy's conservative ``uncalibrated()`` thresholds, and
+the session's end gives an ``UNCALIBRATED`` event over the time analysed so (value 1:
+the whole session, 0: until a calibration in it), its message saying what calibrating
+would change.
 """
 
 from __future__ import annotations
@@ -30,7 +35,13 @@ import numpy as np
 
 from firmware.protocol import Frame, FrameFlag
 from host.analysis.anatomy import BodyModel
-from host.analysis.calibration import BOTTOM_LEVEL, TOP_LEVEL, CalibrationDetector
+from host.analysis.calibration import (
+    BOTTOM_LEVEL,
+    TOP_LEVEL,
+    UNCALIBRATED_NOTE,
+    CalibrationDetector,
+    top_range,
+)
 from host.analysis.frames import FrameColumns
 from host.analysis.model import Dwell, Estimates, Event, EventKind, Region, Stroke
 from host.analysis.profile import UserModel
@@ -124,8 +135,9 @@ class SessionAnalyzer:
         self.body = user.body()
         self.signature = self._compile(user.signature)
         self.tracker: SpineTracker | None = None
-        self.warner = Warner(self.policy)
-        self.calibration = CalibrationDetector(self.body.thoracic_span_m)
+        self.warner = Warner(self.policy if user.calibrated else self.policy.uncalibrated())
+        """Its ``policy`` is the one in force (the fence follows it too)."""
+        self.calibration = CalibrationDetector(self.body.thoracic_span_m, top_range(self.body))
         self.calibrated_at: float | None = None
         self.anchored_until = -math.inf
         """Sensor time (s) up to which the landmarks alone hold the place on the back
@@ -144,6 +156,12 @@ class SessionAnalyzer:
         """(t, position, flags) of the last frames fed, for the calibration's hold check."""
         self._learn_rows: list[list[float]] = [[], [], []]  # level, spread, peakedness
         self._last_t = 0.0
+        self._first_t: float | None = None
+
+    @property
+    def calibrated(self) -> bool:
+        """Whether the user is calibrated: by the profile, or by this session so far."""
+        return self.user.calibrated or self.calibrated_at is not None
 
     # -- feeding ------------------------------------------------------------------
     def feed(self, frames: Sequence[Frame]) -> Update:
@@ -173,6 +191,8 @@ class SessionAnalyzer:
             self._close_fault(t, out)
         if self.segmenter is not None:
             self._segments(self.segmenter.flush(), out, t)
+        if not self.user.calibrated and self._first_t is not None:
+            out.events.append(self._uncalibrated_event(t))
         out.events.extend(self.warner.events)
         self.warner.events.clear()
         return out
@@ -209,6 +229,7 @@ class SessionAnalyzer:
         due_l, valid_l, reboot_l, gap_l = due.tolist(), valid.tolist(), reboot.tolist(), \
             gap.tolist()
         taught = 0  # first frame of the batch not yet taught to the signature
+        switch = n  # the frame from which the calibrated policy holds (a calibration's)
         parts: list[Estimates] = []  # estimates of frames 0..taught-1
         for i in events:
             t, p, fl = t_l[i], p_l[i], f_l[i]
@@ -234,6 +255,9 @@ class SessionAnalyzer:
                 changed |= self._press(out, tracker, np.array([*h_t, *t_l[:i + 1]]),
                                        np.array([*h_p, *p_l[:i + 1]]),
                                        np.array([*h_f, *f_l[:i + 1]], dtype=np.int64))
+                if switch == n and self.calibrated_at is not None \
+                        and self.warner.policy is not self.policy:
+                    switch = i
             if tracker is not None and due_l[i]:
                 if self.calibrated_at is not None and t - self._learned_at >= RELEARN_EVERY_S:
                     sid, table = _reign(starts, snaps, i)
@@ -257,6 +281,8 @@ class SessionAnalyzer:
                 else:
                     starts.append(i)
                     snaps.append(tracker.snapshot if tracker else None)
+        if self._first_t is None:
+            self._first_t = t_l[0]
         self._last = (int(cols.boot[-1]), int(cols.seq[-1]), t_l[-1], p_l[-1])
         self._last_t = t_l[-1]
         self.frames += n
@@ -265,8 +291,8 @@ class SessionAnalyzer:
         self._teach(cols, feats, taught, n, rest)
         est = Estimates.concat([*parts, rest]) if parts else rest
         out.estimates = est
-        self._warn(cols, est, out)
-        self._send_fence(cols, sid, table, out)
+        self._warn(cols, est, out, switch)
+        self._send_fence(cols, sid, table, out, switch)
         self._faults(cols, out)
         if self.segmenter is not None:
             self._strokes(cols, out)
@@ -357,17 +383,27 @@ class SessionAnalyzer:
             self.signature = self._compile(sig)
             tracker.set_signature(self.signature)
 
-    def _warn(self, cols: FrameColumns, est: Estimates, out: Update) -> None:
+    def _warn(self, cols: FrameColumns, est: Estimates, out: Update, switch: int) -> None:
+        """Warn frame by frame; from frame ``switch`` on (a calibration) by the
+        calibrated policy."""
         active = ((cols.flags & _CONTACT) != 0) & ((cols.flags & _FAULT) == 0)
-        for t, cue in self.warner.feed_columns(cols.t, est.p_below_ribs, est.p_near, active):
-            out.cues.append((t, cue))
+        for a, b in ((0, switch), (switch, len(cols))):
+            if a == switch < len(cols):
+                self.warner.policy = self.policy  # the calibration: no wider margin now
+            if b > a:
+                for t, cue in self.warner.feed_columns(cols.t[a:b], est.p_below_ribs[a:b],
+                                                       est.p_near[a:b], active[a:b]):
+                    out.cues.append((t, cue))
 
     def _send_fence(self, cols: FrameColumns, sid: np.ndarray, table: list[Snapshot],
-                    out: Update) -> None:
+                    out: Update, switch: int) -> None:
         """The roller's fence follows the belief (one value per snapshot), sent at most
         every ``fence_every_s`` and only when it moved by more than ``fence_step_m``,
-        from frames with a body on the roller."""
+        from frames with a body on the roller; by the uncalibrated policy before frame
+        ``switch`` if the batch began uncalibrated (``_warn`` has switched already)."""
         pol = self.policy
+        before = self.policy.uncalibrated() if switch < len(cols) or not self.calibrated \
+            else pol
         active = ((cols.flags & _CONTACT) != 0) & ((cols.flags & _FAULT) == 0) & (sid >= 0)
         idx = np.flatnonzero(active)
         if not len(idx):
@@ -377,7 +413,7 @@ class SessionAnalyzer:
         starts, stops = [0, *cut.tolist()], [*cut.tolist(), len(idx)]
         sent = self._fence_sent
         for a, b in zip(starts, stops, strict=True):
-            fence = roller_fence(table[int(s_act[a])], pol)
+            fence = roller_fence(table[int(s_act[a])], pol if idx[a] >= switch else before)
             if sent is not None and abs(fence - sent[0]) <= pol.fence_step_m:
                 continue
             k = a if sent is None else a + int(np.searchsorted(
@@ -396,6 +432,17 @@ class SessionAnalyzer:
                 self._fault_since = t
             else:
                 self._close_fault(t, out)
+
+    def _uncalibrated_event(self, end_t: float) -> Event:
+        """The time analysed with no calibration: to the calibration, or to ``end_t``."""
+        assert self._first_t is not None
+        if self.calibrated_at is not None:
+            return Event(EventKind.UNCALIBRATED, self._first_t, self.calibrated_at,
+                         "uncalibrated until the calibration: the warning and the roller's "
+                         "fence kept a wider margin", 0.0)
+        return Event(EventKind.UNCALIBRATED, self._first_t, end_t,
+                     "uncalibrated session: the warning and the roller's fence kept a wider "
+                     f"margin; {UNCALIBRATED_NOTE}", 1.0)
 
     def _close_fault(self, t: float, out: Update) -> None:
         assert self._fault_since is not None

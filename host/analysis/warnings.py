@@ -12,6 +12,11 @@
 - **coaching cues** (events only, rate-limited): strokes longer than ``long_stroke_m``
   or faster than ``fast_speed_m_s`` (the routine asks for short, controlled strokes).
 
+A user with no calibration (none in the profile, none yet in the session) gets
+``WarningPolicy.uncalibrated()``: the lumbar warning and the roller's fence start at a
+lower probability below the ribs, a wider margin while the body is placed by the
+population's prior alone.
+
 ``roller_fence`` gives the on-device fence in the roller's own coordinates, moved up by
 the estimate's uncertainty: the roller position at which the probability below the
 ribs reaches ``on_probability``. The roller then warns by itself with the host gone.
@@ -20,7 +25,7 @@ ribs reaches ``on_probability``. The roller then warns by itself with the host g
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 
 import numpy as np
@@ -39,6 +44,9 @@ class WarningPolicy:
     peak speed above this earns one, m/s. coach_every_s: at most one cue of a kind per
     this many seconds. fence_step_m: the roller's fence is moved when the new one
     differs by more than this, m. fence_every_s: ... at most this often, s.
+    uncalibrated_on_probability / uncalibrated_off_probability: the same thresholds for
+    a user with no calibration yet (``uncalibrated``): the body is placed by the
+    population's prior alone, so the warning keeps a wider margin.
     """
 
     on_probability: float = 0.2
@@ -50,10 +58,24 @@ class WarningPolicy:
     fence_step_m: float = 0.002
     fence_every_s: float = 0.5
     fence_hysteresis_m: float = 0.01
+    uncalibrated_on_probability: float = 0.1
+    uncalibrated_off_probability: float = 0.025
 
     def __post_init__(self) -> None:
-        if not 0.0 < self.off_probability < self.on_probability < 1.0:
-            raise ValueError("warning policy: need 0 < off_probability < on_probability < 1")
+        for on, off in ((self.on_probability, self.off_probability),
+                        (self.uncalibrated_on_probability, self.uncalibrated_off_probability)):
+            if not 0.0 < off < on < 1.0:
+                raise ValueError("warning policy: need 0 < off_probability < on_probability "
+                                 "< 1")
+        if self.uncalibrated_on_probability > self.on_probability:
+            raise ValueError("warning policy: an uncalibrated user's warning must start at "
+                             "no higher a probability than a calibrated one's")
+
+    def uncalibrated(self) -> WarningPolicy:
+        """The conservative policy for a user who has not calibrated: the warning, and
+        the roller's fence with it, start at ``uncalibrated_on_probability``."""
+        return replace(self, on_probability=self.uncalibrated_on_probability,
+                       off_probability=self.uncalibrated_off_probability)
 
 
 class Cue(Enum):

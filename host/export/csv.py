@@ -40,6 +40,7 @@ EVENT_UNITS: dict[EventKind, tuple[str, float, int]] = {
     EventKind.ROLLER_FENCE: ("mm", 1e3, 1), EventKind.LONG_STROKE: ("mm", 1e3, 1),
     EventKind.FAST_STROKE: ("mm_s", 1e3, 1), EventKind.FENCE_SET: ("mm", 1e3, 1),
     EventKind.CALIBRATION: ("mm", 1e3, 1), EventKind.FRAMES_LOST: ("frames", 1.0, 0),
+    EventKind.UNCALIBRATED: ("whole_session", 1.0, 0),
 }
 """Unit of ``Event.value`` in events.csv per kind, the factor from the stored SI value
 and the decimals (model.py: depths, amplitudes and positions in m, speeds in m/s,
