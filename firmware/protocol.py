@@ -693,6 +693,10 @@ class BuzzPattern(IntEnum):
     PAIRED = 3
     ACK = 4
     FAULT = 5
+    CALIBRATE_UP = 6
+    CALIBRATE_DOWN = 7
+    LANDMARK = 8
+    LANDMARK_REFUSED = 9
 
 
 FENCE_LIMIT_M = 2.0

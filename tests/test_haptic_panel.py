@@ -13,7 +13,11 @@ from firmware.config import PinsConfig
 from firmware.drivers.haptic import (
     ACK,
     APPROACH,
+    CALIBRATE_DOWN,
+    CALIBRATE_UP,
     FAULT,
+    LANDMARK,
+    LANDMARK_REFUSED,
     LUMBAR_WARNING,
     PAIRED,
     PATTERNS,
@@ -21,6 +25,7 @@ from firmware.drivers.haptic import (
     Pattern,
 )
 from firmware.drivers.panel import LED_PATTERNS, LEVEL_CHECK_S, LedState, Panel, PanelEvent
+from firmware.protocol import BuzzPattern
 from firmware.sim.clock import SimClock
 from firmware.sim.pins import (
     duty_log,
@@ -118,7 +123,8 @@ class PanelLoop:
 
 # --- haptic -----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("pattern", [APPROACH, PAIRED, ACK, FAULT], ids=lambda p: p.name)
+@pytest.mark.parametrize("pattern", [APPROACH, PAIRED, ACK, FAULT, CALIBRATE_UP, CALIBRATE_DOWN,
+                                     LANDMARK, LANDMARK_REFUSED], ids=lambda p: p.name)
 def test_one_shot_pattern_duty_schedule(clock, factory, haptic, pattern):
     clock.sleep_until(1.0)
     assert haptic.play(pattern.name, clock.now())
@@ -215,7 +221,10 @@ def test_unknown_pattern_and_bad_pattern(haptic):
         Pattern("bad", ((1.5, 0.1),))
     with pytest.raises(ValueError):
         Pattern("bad", ((0.5, 0.0),))
-    assert set(PATTERNS) == {"lumbar_warning", "approach", "paired", "ack", "fault"}
+    assert set(PATTERNS) == {"lumbar_warning", "approach", "paired", "ack", "fault",
+                             "calibrate_up", "calibrate_down", "landmark", "landmark_refused"}
+    # every pattern the host may ask for by BUZZ is one the motor knows
+    assert {p.name.lower() for p in BuzzPattern if p is not BuzzPattern.STOP} <= set(PATTERNS)
 
 
 def test_close_turns_motor_off(factory):

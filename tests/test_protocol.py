@@ -499,7 +499,8 @@ def test_request_layouts_golden():
     assert encode_request(SetTime.from_seconds(1.5)) == bytes([8]) + struct.pack("<q", 1_500_000)
     assert encode_request(GetStatus()) == bytes([0x0A])
     assert [b.name.lower() for b in BuzzPattern] == [
-        "stop", "lumbar_warning", "approach", "paired", "ack", "fault"]
+        "stop", "lumbar_warning", "approach", "paired", "ack", "fault", "calibrate_up",
+        "calibrate_down", "landmark", "landmark_refused"]
 
 
 @pytest.mark.parametrize("data, code", [
@@ -513,7 +514,7 @@ def test_request_layouts_golden():
     (bytes([0x04]) + struct.pack("<iii", -2_000_001, 0, 0), ResultCode.OUT_OF_RANGE),
     (bytes([0x04]) + struct.pack("<iii", 0, -1, 0), ResultCode.OUT_OF_RANGE),
     (bytes([0x04]) + struct.pack("<iii", 0, 0, 500_001), ResultCode.OUT_OF_RANGE),
-    (bytes([0x05, 6]), ResultCode.OUT_OF_RANGE),
+    (bytes([0x05, 10]), ResultCode.OUT_OF_RANGE),
     (bytes([0x08]) + struct.pack("<q", -1), ResultCode.OUT_OF_RANGE),
 ])
 def test_bad_requests_give_their_status_code(data, code):
@@ -527,7 +528,7 @@ def test_bad_requests_give_their_status_code(data, code):
 
 def test_invalid_requests_cannot_be_built():
     for build in (lambda: SetFence(math.nan, 0, 0), lambda: SetFence(0, 0.6, 0),
-                  lambda: Buzz(9), lambda: Ack(-1), lambda: Resume(U32 + 1),
+                  lambda: Buzz(10), lambda: Ack(-1), lambda: Resume(U32 + 1),
                   lambda: StartSession(True), lambda: SetTime(2**63)):
         with pytest.raises(ValueError):
             build()

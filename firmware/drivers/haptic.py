@@ -127,8 +127,28 @@ ACK = Pattern("ack", ((0.8, 0.06),), priority=PRIORITY_UI)
 FAULT = Pattern("fault", ((0.9, 0.3), (0.0, 0.2)), repeat=3, priority=PRIORITY_UI)
 """Three long pulses (300 ms on, 200 ms off): something is wrong (see the LED)."""
 
+CALIBRATE_UP = Pattern(
+    "calibrate_up", ((0.35, 0.12), (0.0, 0.1), (0.6, 0.12), (0.0, 0.1), (0.9, 0.12)),
+    priority=PRIORITY_UI)
+"""Three pulses growing stronger (120 ms each, 100 ms apart, 35/60/90 %): calibration,
+roll UP to the top of the shoulders, hold still and press."""
+
+CALIBRATE_DOWN = Pattern(
+    "calibrate_down", ((0.9, 0.12), (0.0, 0.1), (0.6, 0.12), (0.0, 0.1), (0.35, 0.12)),
+    priority=PRIORITY_UI)
+"""Three pulses fading (90/60/35 %): calibration, roll DOWN to the bottom of the ribs,
+hold still and press."""
+
+LANDMARK = Pattern("landmark", ((0.8, 0.06), (0.0, 0.08), (0.8, 0.06)), priority=PRIORITY_UI)
+"""Two crisp taps: the host took the calibration landmark just pressed."""
+
+LANDMARK_REFUSED = Pattern("landmark_refused", ((0.5, 0.6),), priority=PRIORITY_UI)
+"""One long low buzz (600 ms at 50 %): the press was not taken as a landmark (the live
+view says why); the step's pattern follows again."""
+
 PATTERNS: dict[str, Pattern] = {
-    p.name: p for p in (LUMBAR_WARNING, APPROACH, PAIRED, ACK, FAULT)}
+    p.name: p for p in (LUMBAR_WARNING, APPROACH, PAIRED, ACK, FAULT, CALIBRATE_UP,
+                        CALIBRATE_DOWN, LANDMARK, LANDMARK_REFUSED)}
 """The named haptic patterns, by ``Pattern.name``."""
 
 
