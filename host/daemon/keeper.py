@@ -14,7 +14,9 @@ roller comes back in range), and for each batch of frames:
 4. acknowledges to the roller, once a second and only after the store is synced, what
    is stored: the roller keeps every frame until then, so a daemon killed at any moment
    loses nothing (the journal resends what it missed, backfill, when it is back);
-5. publishes the live status (``host.daemon.live``) for ``smartroller live``.
+5. publishes the live status (``host.daemon.live``) for ``smartroller live``;
+6. guides a user with no calibration through one at the session's start
+   (``host.daemon.guide``: the roller's buzz patterns, the live view's line).
 
 A closed session is analysed again offline, all frames in order (the backfill
 included), and its analysis replaced; a calibrated one updates the user's profile. On
@@ -45,6 +47,7 @@ from host.analysis.warnings import Cue
 from host.ble.client import RollerClient
 from host.ble.control import RollerCommandError, RollerDisconnected
 from host.ble.discovery import BleBackend
+from host.daemon.guide import Buzz, CalibrationGuide
 from host.daemon.live import LiveStatus, publish
 from host.daemon.lock import DaemonLock, DaemonLocked
 from host.store import CLOSED, Profile, Session, Store, StoreError
@@ -203,6 +206,7 @@ class RollerKeeper:
         self.analyzer: SessionAnalyzer | None = None
         self.user = user_model(profile)
         self.status = LiveStatus(self.address)
+        self.guide = CalibrationGuide(active=False)
         self._last_contact_t = -math.inf
         self._pending: dict[int, int] = {}  # boot -> highest seq stored, not yet acked
         self._down_since: float | None = None  # sensor time of the last frame before a cut
@@ -236,6 +240,7 @@ class RollerKeeper:
         """Continue ``session`` (left recording by a daemon that stopped): rebuild its
         analysis from the frames stored."""
         self.session = session
+        self.guide = self._new_guide()
         self._rebuild()
         self.say(f"{self.address}: continuing session {session.id} "
                  f"({session.frame_count} frames stored)")
@@ -256,6 +261,7 @@ class RollerKeeper:
             contact = cols.has(FrameFlag.IN_CONTACT)
             if contact.any():
                 self._last_contact_t = float(cols.t[contact][-1])
+        self.guide.follow(self.analyzer, 0)  # where the analysis stands, silently
         self.status.session_id = self.session.id
         self.status.strokes = len(update.strokes)
         self.status.warnings = sum(e.kind is EventKind.LUMBAR_WARNING for e in update.events)
@@ -433,8 +439,11 @@ class RollerKeeper:
         self.store.add_frames(self.session.id, frames, clock=self.client.clock_map,
                               position=self.client.position, estimates=estimates)
         self._store_analysis(self.session, update)
+        presses = sum(e.kind is EventKind.CALIBRATION for e in update.events)
+        guided = self.guide.follow(self.analyzer, presses)
         if self._anchored:
             self._send(update)
+            self._buzz(guided)
         self._handled(frames)
         self._note_times(frames)
         self._update_status(frames[-1], update)
@@ -478,6 +487,15 @@ class RollerKeeper:
         self.say(f"{self.address}: session {self.session.id} started "
                  f"(profile {self.profile.name})")
         self._spawn(self._start_session(self.session.id))
+        self.guide = self._new_guide()
+        if self._anchored:
+            self._buzz(self.guide.start())
+
+    def _new_guide(self) -> CalibrationGuide:
+        """The guide of a new session: on for a user with no calibration who has not
+        chosen to skip it."""
+        return CalibrationGuide(active=not self.user.calibrated
+                                and not self.store.calibration_skipped(self.profile))
 
     async def _start_session(self, session_id: int) -> None:
         try:
@@ -518,6 +536,18 @@ class RollerKeeper:
             self._spawn(self._command(self.client.buzz(_CUE_PATTERN[cue]), f"buzz {cue.value}"))
         if update.fence is not None:
             self._spawn(self._command(self.client.set_fence(*update.fence), "set fence"))
+
+    def _buzz(self, buzzes: list[Buzz]) -> None:
+        """Play the guide's patterns, each after its delay."""
+        for delay, pattern in buzzes:
+            self._spawn(self._command(self._later(delay, self.client.buzz, pattern),
+                                      f"buzz {pattern.name.lower()}"))
+
+    @staticmethod
+    async def _later(delay_s: float, call: Callable, *args: object) -> None:
+        if delay_s > 0:
+            await asyncio.sleep(delay_s)
+        await call(*args)
 
     async def _command(self, request: object, what: str) -> None:
         try:
@@ -653,6 +683,8 @@ class RollerKeeper:
         # fence (it clears with the flag).
         s.warning = bool(self.analyzer is not None and self.analyzer.warner.warning) \
             or bool(frame.flags & FrameFlag.BEYOND_FENCE)
+        s.guide = self.guide.text if self.session is not None else ""
+        s.uncalibrated = self.analyzer is not None and not self.analyzer.calibrated
         self._publish()
 
     def _publish(self, force: bool = False) -> None:

@@ -13,10 +13,12 @@ import json
 import math
 import os
 import shutil
+import textwrap
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from host.analysis.calibration import UNCALIBRATED_NOTE
 from host.analysis.model import level_name
 
 STALE_S = 5.0
@@ -42,6 +44,9 @@ class LiveStatus:
     calibration is complete. message: the newest event's line; message_t: that event's
     sensor time, s (the view shows it for ``MESSAGE_S``). fault: what keeps the
     daemon from storing ("" none: e.g. a full disk; the roller keeps the frames).
+    guide: the guided calibration's step, what to do ("" not guided,
+    ``host.daemon.guide``). uncalibrated: the session's analysis has no calibration
+    (the warning and the fence keep a wider margin).
     """
 
     address: str
@@ -64,6 +69,8 @@ class LiveStatus:
     message: str = ""
     message_t: float = math.nan
     fault: str = ""
+    guide: str = ""
+    uncalibrated: bool = False
 
     def to_json(self) -> str:
         """One line of JSON (NaN as null)."""
@@ -170,8 +177,16 @@ def render(status: LiveStatus, width: int | None = None) -> list[str]:
                     for z in status.zone_loads_n)
     lines.append(f"  load {status.total_load_n:5.0f} N  zones [{zones}]"[:width])
     lines.append(f"  strokes {status.strokes}   lumbar warnings {status.warnings}"[:width])
+    if status.guide:
+        lines.append(f"  {status.guide}"[:width])
     if status.calibration:
         lines.append(f"  calibration: {status.calibration}"[:width])
+    if status.uncalibrated and status.session_id is not None:
+        lines.append("  UNCALIBRATED: the warning and the roller's fence keep a wider "
+                     "margin"[:width])
+        lines += [line[:width] for line in textwrap.wrap(
+            f"what calibrating changes: {UNCALIBRATED_NOTE}", max(width, 30),
+            initial_indent="    ", subsequent_indent="    ")]
     if status.message and 0.0 <= status.t - status.message_t <= MESSAGE_S:  # NaN: no
         lines.append(f"  {status.message}"[:width])
     if status.fault:

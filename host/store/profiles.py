@@ -1,6 +1,7 @@
 """The store's user profiles: who rolls (name, stature, sex) and what the analysis has
-learned of their body (``body``: JSON, replaced whole), and which one is active (the
-one new sessions get).
+learned of their body (``body``: JSON, replaced whole), which one is active (the
+one new sessions get), and whether its user chose to skip the guided calibration
+(``calibration_skipped``: a setting per profile, dropped with the profile).
 
 A name is 1 to 64 characters on one line; a stature within ``STATURE_RANGE_M`` (m).
 """
@@ -77,8 +78,11 @@ class ProfileTables(StoreConnection):
     def delete_profile(self, name: str) -> None:
         """Remove a profile (sessions keep their data, without the profile)."""
         with self._write() as conn:
-            if conn.execute("DELETE FROM profiles WHERE name = ?", (name,)).rowcount == 0:
+            row = conn.execute("SELECT id FROM profiles WHERE name = ?", (name,)).fetchone()
+            if row is None:
                 raise StoreError(f"no profile named {name!r}")
+            conn.execute("DELETE FROM profiles WHERE id = ?", (row[0],))
+            conn.execute("DELETE FROM settings WHERE key = ?", (_skip_key(row[0]),))
 
     def _profile_row(self, where: str, arg: Any) -> Profile | None:
         row = self._conn.execute("SELECT id, name, stature_m, sex, body, created_utc, "
@@ -110,7 +114,31 @@ class ProfileTables(StoreConnection):
                          (str(profile.id),))
         return profile
 
+    def set_calibration_skipped(self, name: str, skipped: bool) -> Profile:
+        """Whether ``name``'s user skips the guided calibration at the start of a
+        session (``smartroller calibrate --skip``; False: guide them again)."""
+        profile = self.profile(name)
+        if profile is None:
+            raise StoreError(f"no profile named {name!r}")
+        with self._write() as conn:
+            if skipped:
+                conn.execute("INSERT OR REPLACE INTO settings VALUES (?, '1')",
+                             (_skip_key(profile.id),))
+            else:
+                conn.execute("DELETE FROM settings WHERE key = ?", (_skip_key(profile.id),))
+        return profile
+
+    def calibration_skipped(self, profile: Profile) -> bool:
+        """Whether ``profile``'s user chose to skip the guided calibration."""
+        return self._one("SELECT value FROM settings WHERE key = ?",
+                         (_skip_key(profile.id),)) is not None
+
     def active_profile(self) -> Profile | None:
         """The active profile, None if there is none."""
         value = self._one("SELECT value FROM settings WHERE key = 'active_profile'")
         return None if value is None else self.profile_by_id(int(value))
+
+
+def _skip_key(profile_id: int) -> str:
+    """The settings key of a profile's choice to skip the guided calibration."""
+    return f"skip_calibration:{profile_id}"
