@@ -2,6 +2,7 @@
 and per landmark, the live view's lines, the profile keeping it, and skipping it."""
 
 import asyncio
+import json
 from types import SimpleNamespace
 
 import pytest
@@ -145,3 +146,35 @@ def test_a_user_who_skips_is_not_guided_and_is_told_the_session_is_uncalibrated(
 
     with Store(tmp_path / "s.db") as store:
         asyncio.run(run(store))
+
+
+# -- smartroller calibrate --skip ----------------------------------------------------------
+
+def test_calibrate_skip_turns_the_guide_off_and_calibrate_turns_it_on(tmp_path, capsys):
+    from host.cli import main as cli
+
+    def run(*argv):
+        try:
+            code = cli.main([*argv, "--data-dir", str(tmp_path / "d")])
+        except SystemExit as exit_:
+            code = exit_.code
+        return (code, *capsys.readouterr())
+
+    code, out, err = run("calibrate", "--skip")  # nothing there yet
+    assert code == 2 and err.count("\n") == 1 and "no profile" in err and out == ""
+    assert run("profile", "create", "ann", "--stature", "1.70")[0] == 0
+    code, out, err = run("calibrate", "--skip")
+    assert code == 0 and err == ""
+    assert "calibration skipped for profile ann" in out and "fewer needless buzzes" in out
+    with Store(tmp_path / "d" / "smartroller.db") as store:
+        assert store.calibration_skipped(store.profile("ann"))
+    code, out, _ = run("profile", "show", "--json")
+    assert json.loads(out)["calibration_skipped"] is True
+    code, out, err = run("calibrate", "--timeout", "1")  # no daemon publishing: exit 1
+    assert code == 1 and "no daemon" in err
+    with Store(tmp_path / "d" / "smartroller.db") as store:  # ... the guide is on again
+        assert not store.calibration_skipped(store.profile("ann"))
+        store.set_calibration_skipped("ann", True)
+        store.delete_profile("ann")  # the choice goes with the profile
+        again = store.create_profile("ann", 1.7)  # (SQLite gives it the same id)
+        assert not store.calibration_skipped(again)

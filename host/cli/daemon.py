@@ -2,14 +2,16 @@
 
     smartroller daemon [--adapter A] [--keys FILE] [--address ADDR ...] [--live]
     smartroller live [--once]
-    smartroller calibrate [--timeout S]
+    smartroller calibrate [--timeout S] [--skip]
 
 Each takes ``--data-dir DIR``. The daemon keeps the paired rollers (``host.daemon.keeper``)
 and publishes their live status in the data directory; ``live`` draws it (refreshed in
 place on a terminal), ``calibrate`` walks the person through the calibration and
-waits for the roller's presses to complete it. Errors are one line on stderr: exit 2
-for bad input (no profile, no paired roller, a bad directory), 1 when Bluetooth fails
-or, for ``calibrate``, the time runs out.
+waits for the roller's presses to complete it (and turns the daemon's guided
+calibration back on for the active profile); ``calibrate --skip`` turns that guide off
+(host/daemon/guide.py) and says what calibrating would change. Errors are one line on
+stderr: exit 2 for bad input (no profile, no paired roller, a bad directory), 1 when
+Bluetooth fails or, for ``calibrate``, the time runs out.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from host.cli.common import (
     one_line_errors,
 )
 from host.daemon.live import LiveStatus, read_statuses, render
-from host.paths import DataDirError, check_dir, data_dir
+from host.paths import DB_NAME, DataDirError, check_dir, data_dir
 
 __all__ = ["COMMANDS", "add_parsers", "run"]
 
@@ -72,6 +74,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     c = common(sub.add_parser("calibrate", help="calibrate your spine's landmarks"))
     c.add_argument("--timeout", type=float, default=180.0, metavar="S",
                    help="give up after S s (default 180)")
+    c.add_argument("--skip", action="store_true",
+                   help="skip it: the daemon stops guiding you through a calibration at the "
+                   "start of your sessions (they stay uncalibrated); `smartroller "
+                   "calibrate` turns the guide on again")
 
 
 def run(args: argparse.Namespace, out: TextIO | None = None,
@@ -84,6 +90,8 @@ def run(args: argparse.Namespace, out: TextIO | None = None,
             return _daemon(args, folder, out, err)
         if args.command == "live":
             return _live(folder, args.once, out, err)
+        if args.skip:
+            return _skip_calibration(folder, out, err)
         return _calibrate(folder, args.timeout, out, err)
     except DataDirError as exc:
         print(f"{PROG}: error: {exc}", file=err)
@@ -193,9 +201,56 @@ def _live(folder: Path, once: bool, out: TextIO, err: TextIO) -> int:
         time.sleep(0.25)
 
 
+def _set_skip(folder: Path, skipped: bool) -> str | None:
+    """Set the active profile's choice to skip the guided calibration; its name (None:
+    no store or no profile yet). StoreError when the store cannot be written."""
+    from host.store import open_store
+
+    if not (folder / DB_NAME).exists():
+        return None
+    store = open_store(folder)
+    try:
+        profile = store.active_profile()
+        if profile is None:
+            return None
+        if store.calibration_skipped(profile) != skipped:
+            store.set_calibration_skipped(profile.name, skipped)
+        return profile.name
+    finally:
+        store.close()
+
+
+def _skip_calibration(folder: Path, out: TextIO, err: TextIO) -> int:
+    from host.analysis.calibration import UNCALIBRATED_NOTE
+    from host.store import StoreError
+
+    try:
+        name = _set_skip(folder, True)
+    except StoreError as exc:
+        print(f"{PROG}: error: {exc}", file=err)
+        return EXIT_USAGE
+    if name is None:
+        print(f"{PROG}: error: no profile yet: smartroller profile create NAME --stature "
+              "1.72", file=err)
+        return EXIT_USAGE
+    print(f"calibration skipped for profile {name}: the daemon no longer guides you "
+          "through one; your sessions stay uncalibrated (the warning and the roller's "
+          "fence keep a wider margin).", file=out)
+    print(f"{UNCALIBRATED_NOTE[0].upper()}{UNCALIBRATED_NOTE[1:]}.", file=out)
+    print("`smartroller calibrate` turns the guide on again.", file=out)
+    return EXIT_OK
+
+
 def _calibrate(folder: Path, timeout_s: float, out: TextIO, err: TextIO) -> int:
+    from host.store import StoreError
+
     if not timeout_s > 0:
         print(f"{PROG}: error: --timeout must be > 0 s: {timeout_s}", file=err)
+        return EXIT_USAGE
+    try:
+        _set_skip(folder, False)  # the daemon guides this user's next sessions again
+    except StoreError as exc:
+        print(f"{PROG}: error: {exc}", file=err)
         return EXIT_USAGE
     statuses = read_statuses(folder)
     if not statuses:

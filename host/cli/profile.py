@@ -98,6 +98,7 @@ def _profile_dict(store: Store, name: str | None = None) -> dict:
     return {"name": profile.name, "stature_m": profile.stature_m, "sex": profile.sex,
             "active": active is not None and active.id == profile.id,
             "calibrated": calibration is not None, "calibration": calibration,
+            "calibration_skipped": store.calibration_skipped(profile),
             "created_utc": iso_utc(profile.created_utc),
             "updated_utc": iso_utc(profile.updated_utc)}
 
@@ -144,4 +145,6 @@ def cmd_profile(args: argparse.Namespace, out: TextIO) -> None:
     for key, value in info.items():
         if key == "calibration":
             key = "calibration (made by 'smartroller calibrate')"
+        if key == "calibration_skipped":
+            key = "calibration skipped (`smartroller calibrate --skip`; no guide)"
         print(f"{key}: {'-' if value is None else value}", file=out)
