@@ -87,3 +87,35 @@ def test_a_warning_over_no_estimated_time_below_says_both_for_what_they_are(data
     assert cells["Time warned (the buzz: 20% likely below the rib cage or more)"] == "1.5 s"
     assert cells["Time with the estimated level below the rib cage"] == "0.0 s"
     assert "Time below the rib cage" not in cells
+
+
+def _summary(page: str) -> dict:
+    root = ET.fromstring(page.split("\n", 1)[1])
+    return {th.text: td.text for tr in root.findall(".//h:table[@id='summary']/h:tr", NS)
+            for th, td in [(tr.find("h:th", NS), tr.find("h:td", NS))]}
+
+
+def test_an_uncalibrated_session_says_so_and_what_calibrating_would_change(tmp_path):
+    from host.analysis.calibration import UNCALIBRATED_NOTE
+
+    with Store(tmp_path / "s.db") as store:
+        plain = store.load(record_session(store))
+        whole = record_session(store, utc0=1_780_000_100.0)
+        store.add_event(whole, Event(EventKind.UNCALIBRATED, 0.0, 20.0,
+                                     f"uncalibrated session: wider margin; {UNCALIBRATED_NOTE}",
+                                     1.0))
+        part = record_session(store, utc0=1_780_000_200.0)
+        store.add_event(part, Event(EventKind.UNCALIBRATED, 0.0, 8.0, "until the calibration",
+                                    0.0))
+        whole_page = render_report(store.load(whole))
+        part_page = render_report(store.load(part))
+    plain_page = render_report(plain)
+    assert "Calibration" not in _summary(plain_page) and 'id="uncalibrated"' not in plain_page
+    summary = _summary(whole_page)
+    assert summary["Calibration"] == "none: an uncalibrated session"
+    assert 'id="uncalibrated"' in whole_page and "fewer needless buzzes" in whole_page
+    assert any(k.startswith("Time warned (the buzz: 10%") for k in summary)
+    summary = _summary(part_page)
+    assert summary["Calibration"].startswith("in this session")
+    assert 'id="uncalibrated"' not in part_page
+    assert any(k.startswith("Time warned (the buzz: 20%") for k in summary)

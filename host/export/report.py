@@ -1,11 +1,12 @@
 """A stored session -> one self-contained HTML report (inline SVG, no script, no network).
 
 ``render_report(data)`` returns the page: a summary (duration, strokes, amplitude,
-cadence, load, warnings, time below the rib cage), the roller's position over time on
-bands coloured by the estimated spine region, with the strokes' turning points and the
-warnings, the total load over time, the time spent over each vertebral level, and the
-events. ``write_report`` writes it atomically. The page is well-formed XML (polyglot
-HTML5), so any XML parser reads it.
+cadence, load, warnings, time below the rib cage, and for a session analysed with no
+calibration that it was uncalibrated and what calibrating would change), the roller's
+position over time on bands coloured by the estimated spine region, with the strokes'
+turning points and the warnings, the total load over time, the time spent over each
+vertebral level, and the events. ``write_report`` writes it atomically. The page is
+well-formed XML (polyglot HTML5), so any XML parser reads it.
 
 Long sessions are drawn from min/max envelopes, one pair per pixel column, so the page
 stays small (~100 kB) whatever the session's length.
@@ -336,7 +337,31 @@ table { border-collapse: collapse; } td, th { padding: 3px 10px; text-align: lef
 svg text { font-size: 11px; fill: #333; } .legend span { display: inline-block;
  padding: 1px 8px; margin-right: 6px; border: 1px solid #bbb; }
 .warn { color: #cc0000; font-weight: bold; }
+.uncalibrated { border-left: 4px solid #e69138; padding: 4px 10px; background: #fdf3e7; }
 """
+
+
+def _calibration_text(data: SessionData) -> tuple[str, str] | None:
+    """(the summary's word on the calibration, the notice to show or "") from the
+    session's ``UNCALIBRATED`` event (host/analysis/session.py); None without one (a
+    user calibrated by the profile, or a session analysed before it existed)."""
+    marks = [ev for _, _, ev in data.events if ev.kind is EventKind.UNCALIBRATED]
+    if not marks:
+        return None
+    if any(ev.value == 1.0 for ev in marks):
+        whole = next(ev for ev in marks if ev.value == 1.0)
+        return ("none: an uncalibrated session", "This session is uncalibrated: "
+                + whole.message.removeprefix("uncalibrated session: ") + ".")
+    return ("in this session (uncalibrated before it: the warning kept a wider margin)", "")
+
+
+def _buzz_threshold(data: SessionData) -> float:
+    """P(below the ribs) at which the session's lumbar warning started: the
+    conservative one of an uncalibrated session."""
+    policy = WarningPolicy()
+    whole = any(ev.kind is EventKind.UNCALIBRATED and ev.value == 1.0
+                for _, _, ev in data.events)
+    return policy.uncalibrated_on_probability if whole else policy.on_probability
 
 
 def render_report(data: SessionData, profile_name: str | None = None) -> str:
@@ -355,11 +380,14 @@ def render_report(data: SessionData, profile_name: str | None = None) -> str:
             ("Time on the roller", _fmt(fig.contact_s, 1, " s")),
             ("Mean / max load", f"{_fmt(fig.mean_load_n, 0)} / {_fmt(fig.max_load_n, 0)} N"),
             ("Lumbar warnings", str(fig.warnings)),
-            (f"Time warned (the buzz: {WarningPolicy().on_probability:.0%} likely below "
+            (f"Time warned (the buzz: {_buzz_threshold(data):.0%} likely below "
              "the rib cage or more)",
              _fmt(fig.warned_s, 1, " s")),
             ("Time with the estimated level below the rib cage",
              _fmt(fig.below_ribs_s, 1, " s"))]
+    calibration = _calibration_text(data)
+    if calibration is not None:
+        rows.insert(2, ("Calibration", esc(calibration[0])))
     summary = "".join(f'<tr><th>{k}</th><td class="n"'
                       f'{" id=" + chr(34) + "warnings" + chr(34) if k == "Lumbar warnings" else ""}'
                       f'>{v}</td></tr>' for k, v in rows)
@@ -375,6 +403,8 @@ def render_report(data: SessionData, profile_name: str | None = None) -> str:
     warn = (f'<p class="warn">{fig.warnings} lumbar warning(s): the roller went below the rib '
             "cage. Keep it between the bottom of the ribs and the top of the shoulder "
             "blades.</p>") if fig.warnings else ""
+    if calibration is not None and calibration[1]:
+        warn += f'<p class="uncalibrated" id="uncalibrated">{esc(calibration[1])}</p>'
     return (
         '<!DOCTYPE html>\n<html xmlns="http://www.w3.org/1999/xhtml" lang="en"><head>'
         '<meta charset="utf-8"/>'
