@@ -80,6 +80,13 @@ def kinds(store: Store, session_id: int) -> list[str]:
     return [e.kind.value for _, _, e in store.events(session_id)]
 
 
+def the_session(store: Store) -> tuple:
+    """The one stored session: its id, frames and estimates."""
+    (closed,) = store.sessions(ADDRESS)
+    stored = store.read_frames(closed.id)
+    return closed.id, stored, store.read_estimates(closed.id, stored)
+
+
 def test_a_session_joined_late_with_its_start_lost_knows_nothing_and_warns_nothing(
         tmp_path):
     """A daemon that joined 20 s into a session whose start never came put its first
@@ -100,10 +107,8 @@ def test_a_session_joined_late_with_its_start_lost_knows_nothing_and_warns_nothi
 
     with Store(tmp_path / "s.db") as store:
         keeper = asyncio.run(run(store))
-        (closed,) = store.sessions(ADDRESS)
-        stored = store.read_frames(closed.id)
-        est = store.read_estimates(closed.id, stored)
-        got = kinds(store, closed.id)
+        sid, stored, est = the_session(store)
+        got = kinds(store, sid)
     assert len(stored) > 4000 and np.isnan(est.level).all() and (est.region == -1).all()
     assert all(math.isnan(level) for level in levels)
     assert "lumbar_warning" not in got and "approach" not in got
@@ -129,10 +134,8 @@ def test_a_session_joined_late_then_backfilled_adds_no_warning_after_the_fact(tm
 
     with Store(tmp_path / "s.db") as store:
         keeper = asyncio.run(run(store))
-        (closed,) = store.sessions(ADDRESS)
-        stored = store.read_frames(closed.id)
-        est = store.read_estimates(closed.id, stored)
-        warned = warnings(store, closed.id)
+        sid, stored, est = the_session(store)
+        warned = warnings(store, sid)
     lumbar = [w for w in warned if w[0] == "lumbar_warning"]
     assert len(lumbar) == 1 and 40.0 <= lumbar[0][1] < 46.0, warned
     assert keeper.client.buzzes.count(BuzzPattern.LUMBAR_WARNING) == 1
