@@ -3,7 +3,9 @@
 The roller (``smartroller-fw sim``, its journal on disk in its state directory) is
 paired, then rolls three sessions with no host, one per boot of the simulated roller
 (each run of the process is a new boot; two reboots in between). Then the daemon
-starts: every session is stored once, whole, and analysed. A second daemon on the same
+starts: every session is stored once, whole, and analysed as it would have been live
+(the same regions, strokes and warnings as one pass over its frames,
+``assert_same_analysis_as_one_pass``). A second daemon on the same
 data directory exits 2 naming the first; the first exits 1 when its Bluetooth
 transport is lost (the roller process, which serves the controller, is gone).
 
@@ -114,4 +116,35 @@ def test_three_sessions_rolled_away_from_the_laptop_then_one_daemon(tmp_path):
     # every boot's session is there (a boot no host saw has no clock mapping: its
     # session is dated when it arrived, so the order by start time is not the boots')
     assert set(boots) <= {int(store.read_frames(s.id).boot[0]) for s in sessions}
+    # The same analysis as if live (issue 18).
+    for s in sessions:
+        print(f"session {s.id}: as one pass: {assert_same_analysis_as_one_pass(store, s)}")
     store.close()
+
+
+def assert_same_analysis_as_one_pass(store, session) -> dict[str, int]:
+    """Issue 18: a session that came from the roller's journal holds the analysis the
+    daemon gives when it runs over the same frames in one pass: per frame the same
+    region (and level), the same strokes with their regions, and the same warnings
+    (lumbar and approach: where the analysis warned). Returns what was compared."""
+    from host.analysis.session import analyze
+    from host.analysis.strokes import StrokeSegmenter
+    from host.daemon.keeper import WARNING_KINDS, user_model
+
+    frames = store.read_frames(session.id)
+    cols = frames.columns()
+    whole, _ = analyze(cols, user_model(store.profile_by_id(session.profile_id)),
+                       segmenter=StrokeSegmenter())
+    stored = store.read_estimates(session.id, frames)  # (frames: in seq order)
+    np.testing.assert_array_equal(stored.region, whole.estimates.region)
+    np.testing.assert_allclose(stored.level, whole.estimates.level, atol=1e-4, equal_nan=True)
+    got = [(round(s.start_t, 3), round(s.end_t, 3), s.regions) for _, s in
+           store.strokes(session.id)]
+    assert got == [(round(s.start_t, 3), round(s.end_t, 3), s.regions)
+                   for s in whole.strokes], session
+    warned = [(e.kind, round(e.start_t, 3), round(e.end_t or e.start_t, 3))
+              for _, _, e in store.events(session.id) if e.kind in WARNING_KINDS]
+    would = [(e.kind, round(e.start_t, 3), round(e.end_t or e.start_t, 3))
+             for e in whole.events if e.kind in WARNING_KINDS]
+    assert sorted(warned) == sorted(would), (session, warned, would)
+    return {"frames": len(cols), "strokes": len(got), "warnings": len(warned)}

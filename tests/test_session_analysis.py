@@ -154,6 +154,39 @@ def test_synthetic_session_estimates_and_warns_near_the_ribs():
         WarningPolicy().uncalibrated_on_probability, abs=0.02)
 
 
+def test_with_no_anchor_nothing_is_known_and_nothing_warns():
+    """Issue 17.4: frames from the middle of a session (its start, where the roller was
+    zeroed, not received or lost) put a place mid-back under the prior's first contact:
+    a daemon that joined late called T9 L1 with P(below) up to 0.96. With no anchor the
+    estimates are unknown, no region, no cue, no fence; the zero, when it comes, anchors."""
+    user = UserModel(stature_m=1.75)
+    body = BodyModel.from_stature(1.75)
+    below_zero = body.rib_cage_end_m - body.position_at(FIRST_CONTACT_LEVEL)
+    p = np.concatenate([np.linspace(0.06, below_zero + 0.03, 300),
+                        np.linspace(below_zero + 0.03, 0.0, 300)])
+    late = [frame(400 + i, 4.0 + 0.01 * i, float(x)) for i, x in enumerate(p)]
+    out, analyzer = analyze(late, user, segmenter=StrokeSegmenter())
+    assert np.isnan(out.estimates.level).all() and np.isnan(out.estimates.p_below_ribs).all()
+    assert (out.estimates.region == -1).all()
+    assert out.cues == [] and out.fence is None and analyzer.tracker is None
+    assert not [e for e in out.events if e.kind in (EventKind.LUMBAR_WARNING,
+                                                      EventKind.APPROACH)]
+    assert out.strokes and all(s.regions == () for s in out.strokes)
+    # The same frames after the roller's zero (the session's first contact): known.
+    zeroed = [frame(400, 4.0, 0.0, C | int(FrameFlag.ZEROED))] + [
+        frame(401 + i, 4.01 + 0.01 * i, float(x)) for i, x in enumerate(p)]
+    out, _ = analyze(zeroed, user, segmenter=StrokeSegmenter())
+    assert not np.isnan(out.estimates.level).any()
+    assert Cue.LUMBAR in [c for _, c in out.cues] and out.fence is not None
+    # Live, batch by batch: unknown until the zero comes, then tracked from it.
+    live = SessionAnalyzer(user)
+    first = live.feed(late[:200])
+    assert np.isnan(first.estimates.level).all()
+    then = live.feed([frame(600, 6.0, 0.0, C | int(FrameFlag.ZEROED)),
+                      frame(601, 6.01, 0.001)])
+    assert then.estimates.level[0] == pytest.approx(FIRST_CONTACT_LEVEL, abs=0.05)
+
+
 def test_reboot_gap_and_fault_are_handled():
     user = UserModel(stature_m=1.70)
     frames = [frame(i, 0.01 * i, 0.0, C | (int(FrameFlag.ZEROED) if i == 0 else 0))

@@ -144,6 +144,10 @@ class SessionAnalyzer:
         within ``LEARN_SD_M``: the calibration's two landmarks, then slip; an IMU gap
         or a reboot ends it."""
         self.segmenter = segmenter
+        self.zeroed = False
+        """Whether the roller's zero of this boot was seen (``ZEROED``: its first contact):
+        the anchor. Without it (a session joined late, its start lost) no tracker starts,
+        so the estimates are unknown and nothing warns: the roller's own fence guards."""
         self.span: tuple[float, float] | None = None
         self.first_contact_level = math.nan
         self.learning = Signature()
@@ -209,14 +213,23 @@ class SessionAnalyzer:
         reboot = (cols.boot != prev_boot) & (prev_boot != -1) if last else np.zeros(n, bool)
         gap = ((f_a & _LOST_TURN) != 0) | ((cols.seq != prev_seq + 1) & (prev_boot != -1))
         structural = reboot | gap | ((f_a & (_ZEROED | _BUTTON)) != 0)
-        # The first usable frame when there is no tracker (at the start, after a reboot).
+        # The first usable frame when there is no tracker (at the start, after a reboot),
+        # once the boot's zero is seen: with no anchor the place on the back is unknown.
         fresh = np.zeros(n, bool)
         need = self.tracker is None
+        zeroed = (f_a & _ZEROED) != 0
         for lo, hi in _runs(np.flatnonzero(reboot), n):
-            first = np.flatnonzero(valid[lo:hi])
-            if (need or lo > 0) and len(first):
-                fresh[lo + first[0]] = True
-            need = False
+            need |= bool(reboot[lo])
+            if reboot[lo]:
+                self.zeroed = False
+            start = lo
+            if not self.zeroed and zeroed[lo:hi].any():
+                start = lo + int(np.argmax(zeroed[lo:hi]))
+                self.zeroed = True
+            first = np.flatnonzero(valid[start:hi]) if self.zeroed else ()
+            if need and len(first):
+                fresh[start + first[0]] = True
+                need = False
         due = valid & np.isfinite(feats[:, 0]) & look_due(
             t_a, p_a, self._last_t if last else math.nan, last[3] if last else math.nan)
         events = np.flatnonzero(structural | fresh | due).tolist()
@@ -226,7 +239,7 @@ class SessionAnalyzer:
         starts: list[int] = [0]  # frame index where each snapshot's reign begins
         snaps: list[Snapshot | None] = [self.tracker.snapshot if self.tracker else None]
         tracker = self.tracker
-        due_l, valid_l, reboot_l, gap_l = due.tolist(), valid.tolist(), reboot.tolist(), \
+        due_l, fresh_l, reboot_l, gap_l = due.tolist(), fresh.tolist(), reboot.tolist(), \
             gap.tolist()
         taught = 0  # first frame of the batch not yet taught to the signature
         switch = n  # the frame from which the calibrated policy holds (a calibration's)
@@ -247,7 +260,7 @@ class SessionAnalyzer:
                     tracker.shift(before, t)
                     changed = True
                 changed |= tracker.diffuse(t, GAP_DOUBT_M**2 if gap_l[i] else 0.0)
-            elif valid_l[i]:
+            elif fresh_l[i]:
                 tracker = self.tracker = self._start_tracker(p, t)
                 changed = True
             if fl & _BUTTON:

@@ -136,16 +136,60 @@ def user_model(profile: Profile) -> UserModel:
     return learned
 
 
+WARNING_KINDS = (EventKind.LUMBAR_WARNING, EventKind.APPROACH)
+"""Events the person felt (or not) as they rolled: the host's buzzes. A rebuilt analysis
+keeps the stored ones as they were (``felt_warnings``)."""
+
+
+def felt_warnings(stored: list[Event], rebuilt: list[Event], last_t: float,
+                  new_from_t: float = math.inf) -> list[Event]:
+    """The warnings a rebuilt session keeps: those ``stored`` (what the live pass warned,
+    as it was), the rebuilt pass's from sensor time ``new_from_t`` on (frames no pass had
+    analysed: an earlier boot's late backfill), and the rebuilt pass's warning still on
+    at the last frame (``last_t``, s) when no stored one covers it (the live pass's own,
+    open when the daemon stopped, never stored). Nothing else of the rebuilt pass: a
+    warning the person never got is not added after the fact, nor one they got dropped."""
+    kept = [e for e in stored if e.kind in WARNING_KINDS]
+    spans = [(e.start_t, math.inf if e.end_t is None else e.end_t) for e in kept]
+    for e in rebuilt:
+        if e.kind not in WARNING_KINDS:
+            continue
+        end = e.start_t if e.end_t is None else e.end_t
+        open_at_end = end >= last_t and not any(a <= end and e.start_t <= b for a, b in spans)
+        if e.start_t >= new_from_t or open_at_end:
+            kept.append(e)
+    return sorted(kept, key=lambda e: e.start_t)
+
+
+def replay(cols: FrameColumns, user: UserModel) -> tuple[Update, SessionAnalyzer]:
+    """The analysis over a session's frames in (boot, seq) order, not finished: the
+    analyzer goes on with the frames to come (a rebuilt live analysis)."""
+    analyzer = SessionAnalyzer(user, segmenter=StrokeSegmenter())
+    return analyzer.feed_columns(cols.sorted()), analyzer
+
+
 def offline_pass(store: Store, session: Session, user: UserModel,
-                 keep: list[Event] = ()) -> tuple[Update, SessionAnalyzer]:
+                 keep: list[Event] = (), *, finish: bool = True,
+                 new_from_t: float = math.inf) -> tuple[Update, SessionAnalyzer]:
     """Analyse a stored session again, all its frames in order, and replace its stored
-    analysis (``keep``: events of the daemon's own to keep, e.g. link cuts)."""
+    analysis (``keep``: events of the daemon's own to keep, e.g. link cuts). Positions,
+    regions and strokes are the new pass's; the warnings are those stored
+    (``felt_warnings``; ``new_from_t``: sensor time, s, from which its frames were not
+    analysed before). ``finish``: the session ends (else the analyzer goes on live)."""
     frames = store.read_frames(session.id)
     cols = frames.columns()
-    update, analyzer = analyze(cols, user, segmenter=StrokeSegmenter())
+    stored = [e for _, _, e in store.events(session.id)]
+    if finish:
+        update, analyzer = analyze(cols, user, segmenter=StrokeSegmenter())
+    else:
+        update, analyzer = replay(cols, user)
+    last_t = float(cols.t[-1]) if finish and len(cols) else math.inf
+    events = [e for e in update.events if e.kind not in WARNING_KINDS]
+    events += felt_warnings(stored, update.events, last_t, new_from_t)
     store.replace_analysis(session.id, frames=frames, estimates=update.estimates,
                            strokes=update.strokes, dwells=update.dwells,
-                           events=update.events + fence_events(cols) + list(keep))
+                           events=events + fence_events(cols) + list(keep))
+    update.events = events
     return update, analyzer
 
 
@@ -214,7 +258,9 @@ class RollerKeeper:
         self._last_boot: int | None = None  # the roller's newest boot seen
         self._boot_seq = -1  # the newest seq seen (of any boot: the journal's seq goes on)
         self._contact_seq = -1  # the open session's earliest contact seen (its start)
-        self._late_sessions: set[int] = set()  # sessions given late frames: analyse again
+        self._late_sessions: dict[int, float] = {}
+        """Sessions given late frames, to analyse again: id -> sensor time (s) of the
+        earliest late frame (inf: none, only to close)."""
         self._published = 0.0
         self._tasks: set[asyncio.Task] = set()
         self.sessions_closed: list[int] = []
@@ -249,8 +295,11 @@ class RollerKeeper:
         """The live analysis afresh from the session's stored frames (after a restart,
         or once the roller's journal has filled what the live analysis missed)."""
         assert self.session is not None
+        live = self.analyzer
         update, self.analyzer = offline_pass(self.store, self.session, self.user,
-                                             self._link_events(self.session.id))
+                                             self._link_events(self.session.id), finish=False)
+        if live is not None:  # the warnings go on as the person has them
+            self.analyzer.warner = live.warner
         cols = update.frames
         self._anchored = cols is not None and anchored(cols)
         self._stale = False
@@ -323,6 +372,10 @@ class RollerKeeper:
         user = self.user
         update, offline = await asyncio.to_thread(
             lambda: analyze(cols, user, segmenter=StrokeSegmenter()))
+        # The warnings as the live pass gave them (it saw every frame: it ended above).
+        warned = [e for _, _, e in self.store.events(session.id)]
+        update.events = [e for e in update.events if e.kind not in WARNING_KINDS] \
+            + felt_warnings(warned, update.events, math.inf)
         # The frames analysed, not those stored by now (late backfill may have come).
         self.store.replace_analysis(session.id, frames=stored, estimates=update.estimates,
                                     strokes=update.strokes, dwells=update.dwells,
@@ -441,8 +494,8 @@ class RollerKeeper:
         self._store_analysis(self.session, update)
         presses = sum(e.kind is EventKind.CALIBRATION for e in update.events)
         guided = self.guide.follow(self.analyzer, presses)
+        self._send(update)  # (none without an anchor: the roller's own fence guards)
         if self._anchored:
-            self._send(update)
             self._buzz(guided)
         self._handled(frames)
         self._note_times(frames)
@@ -469,7 +522,8 @@ class RollerKeeper:
                      "(an earlier boot)")
         self.store.add_frames(target.id, frames, clock=self.client.clock_map)
         self._handled(frames)
-        self._late_sessions.add(target.id)
+        self._late_sessions[target.id] = min(self._late_sessions.get(target.id, math.inf),
+                                             frames[0].t)
 
     def _open_session(self, first: Frame) -> None:
         utc = self.client.clock_map.frame_utc(first)
@@ -583,10 +637,11 @@ class RollerKeeper:
             while self._late_sessions:
                 session = self.store.session(min(self._late_sessions))
                 if self.session is None or session.id != self.session.id:
-                    offline_pass(self.store, session, self.user, self._link_events(session.id))
+                    offline_pass(self.store, session, self.user, self._link_events(session.id),
+                                 new_from_t=self._late_sessions[session.id])
                     if session.state != CLOSED:
                         self.store.close_session(session.id)
-                self._late_sessions.discard(session.id)
+                del self._late_sessions[session.id]
         except _STORE_ERRORS as exc:
             self._store_failed(exc)
 
@@ -714,8 +769,8 @@ class RollerKeeper:
         self.closing = None
         error = None if task.cancelled() else task.exception()
         if isinstance(error, _STORE_ERRORS):
-            if self._closing_id is not None:
-                self._late_sessions.add(self._closing_id)  # closed once the store can
+            if self._closing_id is not None:  # closed once the store can
+                self._late_sessions.setdefault(self._closing_id, math.inf)
             self._store_failed(error)
         elif error is not None:
             log.error("closing the session failed: %s", error)

@@ -1,0 +1,207 @@
+"""Issue 17.4: a session joined late, or rebuilt, is never confidently wrong.
+
+A ``RollerKeeper`` on a stand-in client (tests/test_daemon_sessions.py) is given the
+frames of a synthetic session (short strokes under the shoulder blades, drifts below
+the rib cage during which the roller's own fence buzzes) as a daemon would get them:
+joined late, with the start backfilled afterwards or never; a link cut that the journal
+fills behind newer frames; a daemon restarted mid-session. The warnings stored are the
+ones the live pass gave (the buzzes the host sent), never new ones after the fact.
+"""
+
+import asyncio
+import math
+from dataclasses import replace
+
+import numpy as np
+
+from firmware.protocol import BuzzPattern, Frame, FrameFlag
+from host.analysis.model import EventKind
+from host.daemon.keeper import RollerKeeper
+from host.store import Store
+from tests.test_daemon_sessions import ADDRESS, IDLE, StandInClient, deliver, keeper_on
+
+C = FrameFlag.IN_CONTACT
+
+
+class RecordingClient(StandInClient):
+    """A stand-in client that keeps the buzzes and fences the keeper sent."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.buzzes: list[BuzzPattern] = []
+        self.fences: list[tuple] = []
+
+    async def buzz(self, pattern: BuzzPattern) -> None:
+        self.buzzes.append(pattern)
+
+    async def set_fence(self, *args: object) -> None:
+        self.fences.append(args)
+
+
+def session(drifts: tuple[tuple[float, float], ...], seconds: float = 60.0,
+            boot: int = 0x42) -> list[Frame]:
+    """Frames at 100 Hz: strokes of 80 mm from the zero (the first contact), a drift of
+    180 mm toward the feet over each (start, end) s (the roller's own fence buzzing past
+    130 mm), then 7 s off the roller."""
+    out = []
+    n = round(seconds * 100)
+    for i in range(n):
+        t = i * 0.01
+        p = 0.04 + 0.04 * math.sin(t * 2 * math.pi / 2.2)
+        for a, b in drifts:
+            if a <= t < b:
+                p += 0.18 * math.sin((t - a) / (b - a) * math.pi)
+        flags = C | (FrameFlag.ZEROED if i == 0 else FrameFlag.NONE)
+        if p > 0.13:
+            flags |= FrameFlag.BEYOND_FENCE
+        out.append(Frame(i, t, p, 0.0, 0.0, (50.0,) * 8, 400.0, flags, boot))
+    out += [Frame(n + i, (n + i) * 0.01, 0.0, 0.0, 0.0, (0.0,) * 8, 0.0, FrameFlag.NONE, boot)
+            for i in range(700)]
+    return out
+
+
+def backfill(frames: list[Frame]) -> list[Frame]:
+    return [replace(f, flags=f.flags | FrameFlag.BACKFILL) for f in frames]
+
+
+def recording_keeper(store: Store, tmp_path) -> RollerKeeper:
+    keeper = keeper_on(store, tmp_path)
+    keeper.client = RecordingClient()
+    return keeper
+
+
+def warnings(store: Store, session_id: int) -> list[tuple[str, float, float]]:
+    return [(e.kind.value, round(e.start_t, 2), round(e.end_t, 2))
+            for _, _, e in store.events(session_id)
+            if e.kind in (EventKind.LUMBAR_WARNING, EventKind.APPROACH)]
+
+
+def kinds(store: Store, session_id: int) -> list[str]:
+    return [e.kind.value for _, _, e in store.events(session_id)]
+
+
+def the_session(store: Store) -> tuple:
+    """The one stored session: its id, frames and estimates."""
+    (closed,) = store.sessions(ADDRESS)
+    stored = store.read_frames(closed.id)
+    return closed.id, stored, store.read_estimates(closed.id, stored)
+
+
+def test_a_session_joined_late_with_its_start_lost_knows_nothing_and_warns_nothing(
+        tmp_path):
+    """A daemon that joined 20 s into a session whose start never came put its first
+    frame under the shoulder blades: it called the drift L1, P(below) ~0.98. Now: no
+    estimate, no region, no host buzz or fence; the roller's own fence guards."""
+    frames = session(((30.0, 36.0),))
+    levels: list[float] = []
+
+    async def run(store: Store) -> RollerKeeper:
+        keeper = recording_keeper(store, tmp_path)
+        late = frames[2000:]
+        for i in range(0, len(late), 25):
+            keeper._on_frames(late[i:i + 25])
+            levels.append(keeper.status.level)
+            await asyncio.sleep(0)
+        await deliver(keeper, [])
+        return keeper
+
+    with Store(tmp_path / "s.db") as store:
+        keeper = asyncio.run(run(store))
+        sid, stored, est = the_session(store)
+        got = kinds(store, sid)
+    assert len(stored) > 4000 and np.isnan(est.level).all() and (est.region == -1).all()
+    assert all(math.isnan(level) for level in levels)
+    assert "lumbar_warning" not in got and "approach" not in got
+    assert "roller_fence" in got  # what guarded the person
+    assert keeper.client.buzzes == [] and keeper.client.fences == []
+
+
+def test_a_session_joined_late_then_backfilled_adds_no_warning_after_the_fact(tmp_path):
+    """Joined 20 s in; a drift at 22-25 s while the host had no anchor (the roller's
+    fence buzzed, the host could not); the start comes from the journal at 27 s and the
+    analysis is rebuilt; a second drift at 40-46 s is warned live. The rebuilt session
+    keeps the live warnings: the second drift's, not the first's."""
+    frames = session(((22.0, 25.0), (40.0, 46.0)))
+
+    async def run(store: Store) -> RollerKeeper:
+        keeper = recording_keeper(store, tmp_path)
+        await deliver(keeper, frames[2000:2700])
+        await deliver(keeper, backfill(frames[:2000]))
+        assert keeper._stale
+        keeper._rebuild()  # as the ack loop does once the journal has filled the gap
+        await deliver(keeper, frames[2700:])
+        return keeper
+
+    with Store(tmp_path / "s.db") as store:
+        keeper = asyncio.run(run(store))
+        sid, stored, est = the_session(store)
+        warned = warnings(store, sid)
+    lumbar = [w for w in warned if w[0] == "lumbar_warning"]
+    assert len(lumbar) == 1 and 40.0 <= lumbar[0][1] < 46.0, warned
+    assert keeper.client.buzzes.count(BuzzPattern.LUMBAR_WARNING) == 1
+    # The rebuilt analysis refined the positions: the frames from the start on are known.
+    contact = (stored.flags & int(C)) != 0
+    assert not np.isnan(est.level[contact]).any()
+
+
+def test_a_restarted_daemon_adds_no_warning_the_live_pass_did_not_give(tmp_path):
+    """The link is cut over a drift (29-38 s: the roller's own fence buzzed); live frames
+    come back before the journal's resend of the gap, so the live pass never warned;
+    then the daemon is restarted and the session closed. A rebuilt analysis added a
+    lumbar warning over the drift after the fact."""
+    frames = session(((30.0, 36.0),))
+
+    async def run(store: Store) -> None:
+        keeper = recording_keeper(store, tmp_path)
+        await deliver(keeper, frames[:2900])
+        await deliver(keeper, frames[3800:4000])  # the link back: live first
+        await deliver(keeper, backfill(frames[2900:3800]))  # then the journal's resend
+        keeper._ack_now()
+        assert keeper._stale
+        keeper._rebuild()
+        await deliver(keeper, frames[4000:4500])
+        keeper._ack_now()
+        # killed here; the next daemon continues the session from the store
+        again = RollerKeeper(store, None, ADDRESS, tmp_path, keeper.profile,
+                             idle_close_s=IDLE, say=lambda _: None)
+        again.client = RecordingClient()
+        again.resume(store.sessions(ADDRESS)[0])
+        await deliver(again, frames[4500:])
+        assert again.client.buzzes.count(BuzzPattern.LUMBAR_WARNING) == 0
+
+    with Store(tmp_path / "s.db") as store:
+        asyncio.run(run(store))
+        (closed,) = store.sessions(ADDRESS)
+        warned = warnings(store, closed.id)
+        got = kinds(store, closed.id)
+    assert [w for w in warned if w[0] == "lumbar_warning"] == [], warned
+    assert "roller_fence" in got
+
+
+def test_a_daemon_killed_mid_warning_keeps_that_warning_as_it_was(tmp_path):
+    """Killed while the lumbar warning was on (its event not yet stored), restarted:
+    the session holds the one warning the person had, not two halves or none."""
+    frames = session(((30.0, 36.0),))
+
+    async def uninterrupted(store: Store) -> None:
+        await deliver(recording_keeper(store, tmp_path), frames)
+
+    async def restarted(store: Store) -> None:
+        keeper = recording_keeper(store, tmp_path)
+        await deliver(keeper, frames[:3300])
+        assert keeper.analyzer.warner.warning
+        keeper._ack_now()
+        again = RollerKeeper(store, None, ADDRESS, tmp_path, keeper.profile,
+                             idle_close_s=IDLE, say=lambda _: None)
+        again.client = RecordingClient()
+        again.resume(store.sessions(ADDRESS)[0])
+        await deliver(again, backfill(frames[3300:3500]) + frames[3500:])
+
+    with Store(tmp_path / "a.db") as store:
+        asyncio.run(uninterrupted(store))
+        expected = warnings(store, store.sessions(ADDRESS)[0].id)
+    with Store(tmp_path / "b.db") as store:
+        asyncio.run(restarted(store))
+        got = warnings(store, store.sessions(ADDRESS)[0].id)
+    assert [w[0] for w in expected] == ["approach", "lumbar_warning"]
+    assert got == expected
