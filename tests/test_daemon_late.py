@@ -205,3 +205,28 @@ def test_a_daemon_killed_mid_warning_keeps_that_warning_as_it_was(tmp_path):
         got = warnings(store, store.sessions(ADDRESS)[0].id)
     assert [w[0] for w in expected] == ["approach", "lumbar_warning"]
     assert got == expected
+
+
+def test_a_session_from_the_journal_alone_is_warned_in_the_store_but_not_buzzed(tmp_path):
+    """The laptop was away: the whole session arrives as the journal's backfill, in
+    order. Its analysis keeps its warnings (the store says where the drift was), but the
+    roller is not made to buzz for a drift minutes old; a drift of a live session is."""
+    frames = session(((30.0, 36.0),))
+
+    async def run(store: Store, sent: list[Frame]) -> RollerKeeper:
+        keeper = recording_keeper(store, tmp_path)
+        for i in range(0, len(sent), 25):
+            keeper._on_frames(sent[i:i + 25])
+            await asyncio.sleep(0)
+        await deliver(keeper, [])
+        return keeper
+
+    with Store(tmp_path / "away.db") as store:
+        away = asyncio.run(run(store, backfill(frames)))
+        sid, _, _ = the_session(store)
+        stored = [w for w in warnings(store, sid) if w[0] == "lumbar_warning"]
+    assert len(stored) == 1 and 30.0 <= stored[0][1] < 36.0
+    assert BuzzPattern.LUMBAR_WARNING not in away.client.buzzes
+    with Store(tmp_path / "live.db") as store:
+        live = asyncio.run(run(store, frames))
+    assert live.client.buzzes.count(BuzzPattern.LUMBAR_WARNING) == 1

@@ -67,6 +67,12 @@ PUBLISH_EVERY_S = 0.2
 _CUE_PATTERN = {Cue.LUMBAR: BuzzPattern.LUMBAR_WARNING, Cue.APPROACH: BuzzPattern.APPROACH,
                 Cue.STOP: BuzzPattern.STOP}
 _CONTACT = int(FrameFlag.IN_CONTACT)
+_BACKFILL = int(FrameFlag.BACKFILL)
+STALE_CUE_S = 2.0
+"""A lumbar or approach cue (or a calibration step) for a frame more than this behind
+the roller's newest live frame is not buzzed, s: the person it was for has moved on
+(frames from the journal's backfill: a laptop that was away, a restart's gap), and the
+roller's own fence guarded them then. STOP cues are always sent."""
 
 
 _CONNECT_ERRORS = (BleakError, TimeoutError, OSError, RollerDisconnected, RollerCommandError)
@@ -255,6 +261,7 @@ class RollerKeeper:
         self._pending: dict[int, int] = {}  # boot -> highest seq stored, not yet acked
         self._down_since: float | None = None  # sensor time of the last frame before a cut
         self._last_t = math.nan
+        self._live_t = -math.inf  # sensor time of the open session's newest live frame, s
         self._last_boot: int | None = None  # the roller's newest boot seen
         self._boot_seq = -1  # the newest seq seen (of any boot: the journal's seq goes on)
         self._contact_seq = -1  # the open session's earliest contact seen (its start)
@@ -494,8 +501,12 @@ class RollerKeeper:
         self._store_analysis(self.session, update)
         presses = sum(e.kind is EventKind.CALIBRATION for e in update.events)
         guided = self.guide.follow(self.analyzer, presses)
-        self._send(update)  # (none without an anchor: the roller's own fence guards)
-        if self._anchored:
+        live = [f.t for f in frames if not f.flags & _BACKFILL]
+        if live:
+            self._live_t = max(self._live_t, live[-1])
+        fresh = self._live_t - STALE_CUE_S if self._live_t > -math.inf else math.inf
+        self._send(update, fresh)  # (none without an anchor: the roller's own fence guards)
+        if self._anchored and frames[-1].t >= fresh:
             self._buzz(guided)
         self._handled(frames)
         self._note_times(frames)
@@ -530,6 +541,7 @@ class RollerKeeper:
         self.session = self.store.open_session(self.address, started_utc=utc,
                                                profile_id=self.profile.id)
         self.analyzer = SessionAnalyzer(self.user, segmenter=StrokeSegmenter())
+        self._live_t = -math.inf
         # The roller zeroes at the first contact: a session seen from that frame on knows
         # where it is on the back. One joined later waits for the journal's backfill.
         self._anchored = bool(first.flags & FrameFlag.ZEROED)
@@ -585,8 +597,12 @@ class RollerKeeper:
                 self.say(f"{self.address}: {event.message}")
             self.status.message, self.status.message_t = event.message, event.start_t
 
-    def _send(self, update: Update) -> None:
-        for _, cue in update.cues:
+    def _send(self, update: Update, fresh_t: float = -math.inf) -> None:
+        """Send the update's fence, and its cues for frames from sensor time ``fresh_t``
+        (s) on (STOP whenever it comes)."""
+        for t, cue in update.cues:
+            if cue is not Cue.STOP and t < fresh_t:
+                continue
             self._spawn(self._command(self.client.buzz(_CUE_PATTERN[cue]), f"buzz {cue.value}"))
         if update.fence is not None:
             self._spawn(self._command(self.client.set_fence(*update.fence), "set fence"))
