@@ -201,8 +201,15 @@ class Warner:
 
 def roller_fence(belief: Snapshot, policy: WarningPolicy) -> float:
     """The on-device fence in roller coordinates (m from the zero): where P(below the
-    ribs) reaches ``policy.on_probability`` under the belief ``belief``. P(p + b >= x)
-    >= q exactly when p >= x - (the 1 - q quantile of b)."""
+    ribs) reaches ``policy.on_probability`` under the belief ``belief`` or under its
+    signature-free guard, whichever comes first. P(p + b >= x) >= q exactly when
+    p >= x - (the 1 - q quantile of b)."""
+    fence = _fence(belief, policy)
+    guard = belief.guard
+    return fence if guard is None else min(fence, _fence(guard, policy))
+
+
+def _fence(belief: Snapshot, policy: WarningPolicy) -> float:
     rib_end = belief.edges_back[3]
     cdf = belief.cdf
     i = min(int(np.searchsorted(cdf, 1.0 - policy.on_probability)), len(cdf) - 1)
