@@ -18,6 +18,7 @@ from host.analysis.spine import (
     SLIP_DIFFUSION_M2_S,
     SpineTracker,
     evaluate,
+    guard_lean,
     look_due,
 )
 from host.analysis.warnings import WarningPolicy, roller_fence
@@ -268,3 +269,23 @@ def test_a_signature_that_pulls_the_estimate_up_does_not_silence_the_warning():
     fence = roller_fence(snap, WarningPolicy())
     assert fence <= roller_fence(dataclasses.replace(snap, guard=None), WarningPolicy()) - 0.02
     assert fence < p  # the roller warns there by itself too
+
+
+def test_a_guard_that_agrees_within_the_doubt_moves_nothing():
+    """The guard, widened by slip, a little lower than the tracker: no lean, the warning
+    and the fence are the tracker's (what keeps false alarms down)."""
+    b0 = float(BODY.position_at(8.0))
+    tracker = SpineTracker(BODY, b0, 0.01, _linear_signature())
+    p = BODY.rib_cage_end_m - 0.02 - b0
+    for k in range(3):
+        tracker.look(float(k), p, _features_at(12.2))  # a few mm higher than the prior
+    snap = tracker.snapshot
+    assert 0.0 < snap.guard.mean - snap.mean < math.sqrt(snap.guard.var + snap.var)
+    assert guard_lean(snap) == 0.0
+    one = np.zeros(1, np.intp)
+    alone = evaluate([dataclasses.replace(snap, guard=None)], one, np.array([p]),
+                     np.array([3.0]))
+    both = evaluate([snap], one, np.array([p]), np.array([3.0]))
+    assert both.p_below_ribs[0] == alone.p_below_ribs[0]
+    assert roller_fence(snap, WarningPolicy()) == roller_fence(
+        dataclasses.replace(snap, guard=None), WarningPolicy())

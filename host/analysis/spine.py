@@ -290,19 +290,33 @@ def evaluate(snapshots: list[Snapshot], sid: np.ndarray, p: np.ndarray, t: np.nd
     under ``snapshots[sid[i]]``. NaN positions give unknown rows. A few frames (the live
     path) are done one by one in Python, many in numpy: the same formulas.
 
-    With a guard (``Snapshot.guard``) the place, level and region are the tracker's;
-    P(below the ribs) and P(near) are the larger of the tracker's and the guard's (the
-    warning follows whichever puts the roller nearer the lumbar spine); the SD covers
-    the tracker's own doubt and the two beliefs' disagreement."""
+    With a guard (``Snapshot.guard``) the place, level and region are the tracker's.
+    P(below the ribs) and P(near) are the tracker's with its belief moved toward the
+    feet by ``guard_lean`` (the guard places the roller nearer the lumbar spine by more
+    than their doubt allows). The SD is the larger of the two beliefs' SDs with their
+    disagreement added: ``sqrt(max(sd, sd_guard)^2 + d^2)``."""
     if not snapshots or any(x.guard is None for x in snapshots):
         return _evaluate(snapshots, sid, p, t, approach_m)
     guards = [x.guard for x in snapshots]
     g = _evaluate(guards, sid, p, t, approach_m)  # type: ignore[arg-type]
-    out = _evaluate(snapshots, sid, p, t, approach_m)
-    np.fmax(out.p_below_ribs, g.p_below_ribs, out=out.p_below_ribs)
-    np.fmax(out.p_near, g.p_near, out=out.p_near)
-    out.sd_m[:] = np.sqrt(out.sd_m**2 + (g.back_m - out.back_m) ** 2)
+    out = _evaluate(snapshots, sid, p, t, approach_m, [guard_lean(x) for x in snapshots])
+    out.sd_m[:] = np.sqrt(np.fmax(out.sd_m, g.sd_m) ** 2 + (g.back_m - out.back_m) ** 2)
     return out
+
+
+def guard_lean(snap: Snapshot) -> float:
+    """How far (m) the warning moves the tracker's belief toward the feet: the distance
+    by which the guard's place lies beyond the tracker's, less one SD of their joint
+    doubt (0 when the guard places the roller higher or within that doubt).
+
+    Measured (docs/benchmarks.md, issue 17): the guard's own P(below) (the larger of
+    the two) or the whole difference warned no more drifts but gave 69 and 27 false
+    alarms an hour on four sessions where this gave none: the guard, widened by slip,
+    is less sure than the tracker and should move it only where they disagree."""
+    guard = snap.guard
+    if guard is None:
+        return 0.0
+    return max(guard.mean - snap.mean - math.sqrt(guard.var + snap.var), 0.0)
 
 
 def _evaluate(snapshots: list[Snapshot], sid: np.ndarray, p: np.ndarray, t: np.ndarray,
