@@ -1,5 +1,6 @@
 """The body model, the load signature and the spine tracker, on synthetic inputs."""
 
+import dataclasses
 import math
 
 import numpy as np
@@ -17,8 +18,10 @@ from host.analysis.spine import (
     SLIP_DIFFUSION_M2_S,
     SpineTracker,
     evaluate,
+    guard_lean,
     look_due,
 )
+from host.analysis.warnings import WarningPolicy, roller_fence
 
 # -- body model ------------------------------------------------------------------------
 
@@ -206,3 +209,83 @@ def test_many_looks_at_once_match_one_by_one():
     many = compiled.log_likelihood_many(feats)
     for row, f in zip(many, feats, strict=True):
         np.testing.assert_allclose(row, compiled.log_likelihood_bins(tuple(f)), atol=1e-12)
+
+
+# -- the guard: the same belief without the signature ------------------------------------
+
+
+def _linear_signature():
+    sig = Signature()
+    levels = np.repeat(np.arange(4.0, 14.0, 0.05), 20)
+    sig.add(levels, np.column_stack([0.09 - 0.003 * levels, 1.8 + 0.08 * levels]))
+    return sig.compiled()
+
+
+def _features_at(level: float) -> tuple[float, float]:
+    return (0.09 - 0.003 * level, 1.8 + 0.08 * level)
+
+
+def test_the_guard_ignores_the_signature_and_follows_everything_else():
+    b0 = float(BODY.position_at(8.0))
+    tracker = SpineTracker(BODY, b0, 0.02, _linear_signature())
+    guard = tracker.guard
+    assert guard is not None and guard.signature is None
+    for k in range(10):  # the loads say level 10 while the prior says level 8
+        tracker.look(float(k), 0.0, _features_at(10.0))
+    assert tracker.mean_m > b0 + 0.01
+    assert guard.mean_m == pytest.approx(b0, abs=1e-4)
+    assert tracker.snapshot.guard is guard.snapshot
+    tracker.observe_landmark(0.0, b0 + 0.004, t=11.0, sd_m=0.004)
+    assert guard.mean_m == pytest.approx((b0 / 0.02**2 + (b0 + 0.004) / 0.004**2)
+                                         / (1 / 0.02**2 + 1 / 0.004**2), abs=2e-4)
+    sd = guard.sd_m
+    tracker.shift(0.05, t=12.0)
+    assert guard.mean_m == pytest.approx(tracker.guard.mean_m)
+    assert guard.grid[0] == pytest.approx(tracker.guard.grid[0])
+    tracker.diffuse(112.0)  # slip since the tracker began
+    assert guard.sd_m**2 == pytest.approx(sd**2 + 112 * SLIP_DIFFUSION_M2_S, rel=0.05)
+
+
+def test_a_signature_that_pulls_the_estimate_up_does_not_silence_the_warning():
+    """The loads look like T11 where the prior and odometry put the contact 15 mm below
+    T12/L1 (a signature taught in the wrong place): the warning follows the guard, and
+    the reported SD covers the two estimates' disagreement."""
+    b0 = float(BODY.position_at(8.0))
+    tracker = SpineTracker(BODY, b0, 0.01, _linear_signature())
+    p = BODY.rib_cage_end_m + 0.015 - b0
+    for k in range(60):
+        tracker.look(float(k), p, _features_at(11.0))
+    snap = tracker.snapshot
+    one = np.zeros(1, np.intp)
+    alone = evaluate([dataclasses.replace(snap, guard=None)], one, np.array([p]),
+                     np.array([20.0]))
+    both = evaluate([snap], one, np.array([p]), np.array([20.0]))
+    assert alone.p_below_ribs[0] < 0.2  # the signature alone says: above the ribs
+    assert both.p_below_ribs[0] > 0.5
+    assert both.level[0] == alone.level[0]  # the estimate itself is the sharp one
+    gap = abs(snap.guard.mean - snap.mean)
+    assert gap > 0.02
+    assert both.sd_m[0] >= gap > 2 * alone.sd_m[0]
+    fence = roller_fence(snap, WarningPolicy())
+    assert fence <= roller_fence(dataclasses.replace(snap, guard=None), WarningPolicy()) - 0.02
+    assert fence < p  # the roller warns there by itself too
+
+
+def test_a_guard_that_agrees_within_the_doubt_moves_nothing():
+    """The guard, widened by slip, a little lower than the tracker: no lean, the warning
+    and the fence are the tracker's (what keeps false alarms down)."""
+    b0 = float(BODY.position_at(8.0))
+    tracker = SpineTracker(BODY, b0, 0.01, _linear_signature())
+    p = BODY.rib_cage_end_m - 0.02 - b0
+    for k in range(3):
+        tracker.look(float(k), p, _features_at(12.2))  # a few mm higher than the prior
+    snap = tracker.snapshot
+    assert 0.0 < snap.guard.mean - snap.mean < math.sqrt(snap.guard.var + snap.var)
+    assert guard_lean(snap) == 0.0
+    one = np.zeros(1, np.intp)
+    alone = evaluate([dataclasses.replace(snap, guard=None)], one, np.array([p]),
+                     np.array([3.0]))
+    both = evaluate([snap], one, np.array([p]), np.array([3.0]))
+    assert both.p_below_ribs[0] == alone.p_below_ribs[0]
+    assert roller_fence(snap, WarningPolicy()) == roller_fence(
+        dataclasses.replace(snap, guard=None), WarningPolicy())

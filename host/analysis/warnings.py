@@ -31,7 +31,7 @@ from enum import Enum
 import numpy as np
 
 from host.analysis.model import Event, EventKind, Stroke
-from host.analysis.spine import GRID_STEP_M, Snapshot
+from host.analysis.spine import GRID_STEP_M, Snapshot, guard_lean
 
 
 @dataclass(frozen=True)
@@ -223,8 +223,14 @@ class Warner:
 
 def roller_fence(belief: Snapshot, policy: WarningPolicy) -> float:
     """The on-device fence in roller coordinates (m from the zero): where P(below the
-    ribs) reaches ``policy.on_probability`` under the belief ``belief``. P(p + b >= x)
-    >= q exactly when p >= x - (the 1 - q quantile of b)."""
+    ribs) reaches ``policy.on_probability`` under the belief ``belief``, moved toward
+    the feet as the warning moves it (``guard_lean``). P(p + b >= x) >= q exactly when
+    p >= x - (the 1 - q quantile of b)."""
+    return _fence(belief, policy) - guard_lean(belief)
+
+
+def _fence(belief: Snapshot, policy: WarningPolicy) -> float:
+    """``roller_fence`` of the belief alone."""
     rib_end = belief.edges_back[3]
     cdf = belief.cdf
     i = min(int(np.searchsorted(cdf, 1.0 - policy.on_probability)), len(cdf) - 1)

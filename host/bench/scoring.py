@@ -6,6 +6,14 @@ Definitions (docs/benchmarks.md repeats them):
   with the roller's position known, whose estimated region is the true one;
 - **vertebra error**: |the true place of the estimated level - the true contact|, mm
   along the back (the estimate's level mapped through the person's true spine);
+- **uncertainty coverage**: over the same frames, the share whose vertebra error (every
+  frame's, not a sample's) is within 2 reported SD (``Estimates.sd_m``);
+- **oracle region accuracy**: over the same frames, the share whose true contact, put
+  through the body model a perfect calibration gives (the user's stature, T1..L1
+  stretched to the person's true span, anchored at T1), lies in the true region:
+  what the body model alone allows;
+- **lumbar accuracy**: over the same frames, the share where the estimate and the truth
+  agree on lumbar (L1 and below) versus not lumbar;
 - **excursion**: the contact below T12/L1 by >= 10 mm at its deepest, for >= 0.3 s;
   it is **warned** when the lumbar warning was on at some moment from the crossing down
   to 0.2 s after the crossing back up;
@@ -26,11 +34,15 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from firmware.protocol import FrameFlag
+from firmware.sim.body import Person
 from firmware.sim.rig import SimRoller
 from firmware.sim.routine import Phase
 from firmware.sim.world import Truth
+from host.analysis.anatomy import BodyModel
+from host.analysis.calibration import BOTTOM_LEVEL, TOP_LEVEL
 from host.analysis.frames import FrameColumns
-from host.analysis.model import Estimates
+from host.analysis.model import Estimates, Region
+from host.analysis.spine import EDGE_LEVELS
 from host.analysis.warnings import Cue
 
 EXCURSION_DEPTH_M = 0.010
@@ -46,11 +58,23 @@ class SpineScore:
     frames: int = 0
     correct: int = 0
     vertebra_errors_mm: list[float] = field(default_factory=list)
+    covered: int = 0
+    """Frames whose true contact lies within +-2 reported SD of the estimate."""
+    oracle_correct: int = 0
+    """Frames whose true contact, through the perfectly calibrated body model, lies in
+    the true region."""
+    lumbar_correct: int = 0
+    """Frames where the estimate and the truth agree on lumbar versus not."""
 
     @property
     def accuracy(self) -> float:
         """Share of frames with the right region."""
         return self.correct / self.frames if self.frames else math.nan
+
+    @property
+    def coverage(self) -> float:
+        """Share of frames whose true contact lies within +-2 reported SD."""
+        return self.covered / self.frames if self.frames else math.nan
 
 
 @dataclass
@@ -87,7 +111,34 @@ def score_spine(roller: SimRoller, cols: FrameColumns, est: Estimates,
     idx = np.flatnonzero(ok)[::sample_every]
     err = np.abs(np.asarray(person.position_at(est.level[idx])) - tr.contact_m[idx])
     score.vertebra_errors_mm = (err * 1e3).tolist()
+    error = np.abs(np.asarray(person.position_at(est.level[ok])) - tr.contact_m[ok])
+    score.covered = int(np.count_nonzero(error <= 2.0 * est.sd_m[ok]))
+    oracle = oracle_body(person)
+    true_back = oracle_back_m(person, oracle, tr.contact_m[ok])
+    oracle_region = region_codes(np.asarray(oracle.level_at(true_back)))
+    score.oracle_correct = int(np.count_nonzero(oracle_region == tr.region[ok]))
+    lumbar = int(Region.LUMBAR)
+    score.lumbar_correct = int(np.count_nonzero(
+        (est.region[ok] == lumbar) == (tr.region[ok] == lumbar)))
     return score
+
+
+def oracle_body(person: Person) -> BodyModel:
+    """The body model a perfect calibration gives ``person``: their stature (as a user
+    would give it, to the cm) with T1..L1 stretched to their true span."""
+    span = float(person.position_at(BOTTOM_LEVEL)) - float(person.position_at(TOP_LEVEL))
+    return BodyModel.from_stature(round(person.stature_m, 2)).with_thoracic_span(span)
+
+
+def oracle_back_m(person: Person, body: BodyModel, contact_m: np.ndarray) -> np.ndarray:
+    """The true contact (m from the person's C7) in the body model's coordinates (m
+    from its C7), anchored at the top landmark (T1)."""
+    return contact_m - float(person.position_at(TOP_LEVEL)) + float(body.position_at(TOP_LEVEL))
+
+
+def region_codes(level: np.ndarray) -> np.ndarray:
+    """``Region`` codes (int8) of continuous levels."""
+    return np.searchsorted(np.array(EDGE_LEVELS), level, side="right").astype(np.int8)
 
 
 def _intervals(starts: list[float], stops: list[float], end: float) -> list[tuple[float, float]]:

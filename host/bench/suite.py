@@ -19,7 +19,12 @@ Figures (docs/benchmarks.md has the targets and the last measured values):
 - vertebra_error_mm_median (calibrated sessions, after the calibration; also for the
   profile and new-user cases), region_accuracy_calibrated (calibrated sessions after
   the calibration), region_accuracy_uncalibrated (second sessions, profile from the
-  first), region_accuracy_new_user;
+  first), region_accuracy_new_user; region_accuracy_oracle (_uncalibrated): the same
+  frames' true contact through a perfectly calibrated body model (what the body model
+  alone allows); lumbar_accuracy_* (lumbar versus not lumbar, the same frames);
+- uncertainty_coverage (pooled over both sessions' scored frames; _min: the lowest
+  session; _new_user: the brand-new user's): the share of frames whose vertebra error
+  is within 2 reported SD;
 - stroke_precision, stroke_recall, stroke_f1, stroke_amplitude_mae_mm,
   stroke_count_exact_fraction (strokes >= 30 mm), stroke_decision_ms_p99;
 - warning_recall (excursions >= 10 mm below T12/L1 for >= 0.3 s), warning_delay_ms_median,
@@ -292,10 +297,17 @@ def summarise(results: Sequence[SessionResult]) -> dict:
             return None, None
         return float(np.sqrt(np.mean(values**2))), float(values.max())
 
-    def accuracy(key: str, kind: str | None) -> float | None:
+    def accuracy(key: str, kind: str | None, count: str = "correct") -> float | None:
+        """The share of ``key``'s scored frames (of sessions of ``kind``; None: all)
+        that ``count`` counts."""
         rows = [getattr(r, key) for r in results if kind is None or r.kind == kind]
         frames = sum(s["frames"] for s in rows)
-        return sum(s["correct"] for s in rows) / frames if frames else None
+        return sum(s[count] for s in rows) / frames if frames else None
+
+    def least(key: str, count: str) -> float | None:
+        """The lowest per-session share of frames that ``count`` counts."""
+        shares = [s[count] / s["frames"] for r in results if (s := getattr(r, key))["frames"]]
+        return min(shares) if shares else None
 
     def median_error(key: str, kind: str | None) -> float | None:
         errs = [e for r in results if kind is None or r.kind == kind for e in getattr(r, key)[
@@ -345,6 +357,15 @@ def summarise(results: Sequence[SessionResult]) -> dict:
         "region_accuracy_calibrated": accuracy("spine", "calibrated"),
         "region_accuracy_uncalibrated": accuracy("spine", "profile"),
         "region_accuracy_new_user": accuracy("new_user_spine", None),
+        "region_accuracy_oracle": accuracy("spine", "calibrated", "oracle_correct"),
+        "region_accuracy_oracle_uncalibrated": accuracy("spine", "profile", "oracle_correct"),
+        "lumbar_accuracy_calibrated": accuracy("spine", "calibrated", "lumbar_correct"),
+        "lumbar_accuracy_uncalibrated": accuracy("spine", "profile", "lumbar_correct"),
+        "lumbar_accuracy_new_user": accuracy("new_user_spine", None, "lumbar_correct"),
+        "uncertainty_coverage": accuracy("spine", None, "covered"),
+        "uncertainty_coverage_min": least("spine", "covered"),
+        "uncertainty_coverage_new_user": accuracy("new_user_spine", None, "covered"),
+        "uncertainty_coverage_new_user_min": least("new_user_spine", "covered"),
         "stroke_precision": tp / (tp + fp) if tp + fp else None,
         "stroke_recall": tp / (tp + fn) if tp + fn else None,
         "stroke_f1": 2 * tp / (2 * tp + fn + fp) if tp + fn + fp else None,
