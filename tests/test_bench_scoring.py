@@ -88,7 +88,7 @@ def test_the_oracle_misses_what_the_body_model_cannot_know():
 
 def _result(kind: str, spine: dict) -> SessionResult:
     nan = float("nan")
-    return SessionResult(1, 0, kind, 1.75, 60.0, 6000, nan, nan, nan, nan, nan, nan, 0,
+    return SessionResult(1, 0, kind, 1.75, 60.0, 6000, nan, nan, nan, nan, nan, nan, nan, 0,
                          50.0, spine=spine, new_user_spine=spine,
                          strokes={"tp": 0, "misses": 0, "false_alarms": 0, "exact": True,
                                   "amplitude_errors_mm": [], "latencies_ms": []},

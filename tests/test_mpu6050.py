@@ -550,3 +550,69 @@ class FakeSMBus:
         self.regs[register:register + len(data)] = bytes(data)
         if register == 0x6A and data[0] & 0x04:
             self.fifo.clear()
+
+
+class FfBus:
+    """A bus (plain SMBus calls) whose chosen reads arrive as 0xFF bytes: ``ff[register]``
+    counts down the reads of ``register`` until the one that arrives so (from 1)."""
+
+    def __init__(self, bus):
+        self._bus = bus
+        self.ff: dict[int, int] = {}
+
+    def __getattr__(self, name):
+        if name == "i2c_rdwr":
+            raise AttributeError(name)
+        return getattr(self._bus, name)
+
+    def read_i2c_block_data(self, i2c_addr, register, length):
+        data = self._bus.read_i2c_block_data(i2c_addr, register, length)  # the part gave them
+        if self.ff.get(register):
+            self.ff[register] -= 1
+            if not self.ff[register]:
+                return [0xFF] * length
+        return data
+
+
+def test_a_fifo_count_read_as_0xff_is_read_again_not_taken_for_an_overflow():
+    clock, sim_bus, sim = make_sim()
+    bus = FfBus(sim_bus)
+    imu = make_driver(bus, clock)
+    imu.start()
+    run(imu, clock, 0.2)
+    clock.advance(0.02)
+    bus.ff[0x72] = 1
+    batch = imu.drain()
+    assert batch is not None and len(batch.raw) >= 3 and batch.gap == 0
+    assert imu.lost_reads == 1 and imu.overflows == 0 and sim.overflows == 0
+    after = run(imu, clock, 0.2)
+    assert all(b.gap == 0 for b in after)
+
+
+def test_a_fifo_frame_read_as_0xff_is_lost_not_delivered_and_the_fifo_resynchronises():
+    clock, sim_bus, sim = make_sim()
+    bus = FfBus(sim_bus)
+    imu = make_driver(bus, clock)
+    imu.start()
+    run(imu, clock, 0.2)
+    clock.advance(0.05)  # 10 frames: 5 reads
+    bus.ff[0x74] = 2  # the 2nd FIFO read's bytes arrive as 0xFF
+    batch = imu.drain()
+    assert len(batch.raw) == 2 and imu.lost_reads == 1
+    assert not (batch.raw == -1).all(axis=1).any()
+    after = run(imu, clock, 0.3)
+    assert after[0].gap >= 8 and imu.fault is None and imu.reinits == 0
+    assert abs(timing_error_samples(after[0], imu)) < 1.0
+    assert not any((b.raw == -1).all(axis=1).any() for b in after)
+
+
+def test_a_health_check_read_as_0xff_does_not_reinitialise_the_part():
+    clock, sim_bus, sim = make_sim()
+    bus = FfBus(sim_bus)
+    imu = make_driver(bus, clock)
+    imu.start()
+    run(imu, clock, 0.5)
+    bus.ff[0x6A] = 1  # the next USER_CTRL/PWR_MGMT_1 read (the health check, once a second)
+    after = run(imu, clock, 1.5)
+    assert imu.lost_reads == 1 and imu.reinits == 0 and imu.fault is None
+    assert all(b.gap == 0 for b in after)

@@ -22,6 +22,12 @@ Trouble is handled inside ``drain()``, which never raises for it:
   returns None with ``fault`` set and re-initialises the part (``start``) every 0.5 s
   until it answers, then resumes with a gap. A failed FIFO data read is not retried (it
   may have consumed bytes): the frames read so far are kept and the FIFO is reset.
+- bytes that arrive as 0xFF (SDA held high: the part answered, the bytes are lost): a
+  FIFO count above the FIFO's 1024 bytes, or a PWR_MGMT_1 with DEVICE_RESET set (the
+  bit clears itself), cannot come from the part, and is read again (side-effect free)
+  up to 3 times; a FIFO frame of twelve 0xFF bytes (all six values -1 LSB: free fall
+  with no turn, which a roller on the floor never reads) was popped and lost, and is
+  handled as a failed FIFO read (not delivered; the FIFO is reset and a gap reported).
 - a part that reset itself (SLEEP set or FIFO off; checked about once a second and
   whenever the FIFO stays empty), a FIFO that stops filling (no frame for 10 sample
   periods) and stuck data (all six values identical over more than 50 samples, which a
@@ -68,6 +74,7 @@ USER_FIFO_RESET = 0x04
 FRAME_BYTES = 12
 FIFO_BYTES = 1024
 FRAMES_PER_READ = 32 // FRAME_BYTES  # smbus2 block reads carry at most 32 bytes
+LOST_FRAME = b"\xff" * FRAME_BYTES  # a frame whose bytes all arrived as 0xFF
 TRIES = 3
 RESET_WAIT_S = 0.1
 BACKOFF_S = 0.5
@@ -137,6 +144,8 @@ class Mpu6050:
         self.overflows = 0
         self.reinits = 0
         self.bus_errors = 0
+        self.lost_reads = 0
+        """Reads whose bytes arrived as 0xFF (read again, or a FIFO frame lost)."""
         self.rate_ratio = 1.0
         """Sensor clock rate / nominal, estimated from the sample count."""
         self._started = False
@@ -257,8 +266,7 @@ class Mpu6050:
     def _read_batch(self) -> ImuBatch | None:
         if self.clock.now() >= self._next_health:
             self._check_health()
-        high, low = self._call(self._read, FIFO_COUNTH, 2)
-        count = high << 8 | low
+        count = self._fifo_count()
         t_count = self.clock.now()
         if count >= FIFO_BYTES:
             self._recover_overflow(count)
@@ -288,17 +296,37 @@ class Mpu6050:
                 self._fail(f"bus error: {exc}", retry_s=BACKOFF_S)
         return batch
 
+    def _fifo_count(self) -> int:
+        """FIFO_COUNT, bytes; a count above the FIFO's size is the bus's (0xFF bytes),
+        not the part's, and is read again (up to ``TRIES`` reads)."""
+        for _ in range(TRIES):
+            high, low = self._call(self._read, FIFO_COUNTH, 2)
+            count = high << 8 | low
+            if count <= FIFO_BYTES:
+                break
+            self.lost_reads += 1
+        return count
+
     def _read_frames(self, frames: int) -> tuple[bytes, bool]:
-        """Read ``frames`` whole frames; (bytes, True) if a read failed part way."""
+        """Read ``frames`` whole frames; (bytes, True) if a read failed part way or a
+        frame arrived as 0xFF bytes (the frames before it are kept)."""
         data = b""
         while frames > 0:
             n = min(frames, FRAMES_PER_READ)
             try:
-                data += self._read(FIFO_R_W, n * FRAME_BYTES)
+                chunk = self._read(FIFO_R_W, n * FRAME_BYTES)
             except OSError:  # not retried: the failed read may have popped bytes
                 self.bus_errors += 1
                 self.log.debug("MPU-6050 FIFO read failed; resetting the FIFO")
                 return data, True
+            lost = chunk.find(LOST_FRAME)
+            while lost > 0 and lost % FRAME_BYTES:  # only a whole frame of 0xFF counts
+                lost = chunk.find(LOST_FRAME, lost + 1)
+            if lost >= 0:
+                self.lost_reads += 1
+                self.log.debug("MPU-6050 FIFO frame read as 0xFF; resetting the FIFO")
+                return data + chunk[:lost], True
+            data += chunk
             frames -= n
         return data, False
 
@@ -311,8 +339,12 @@ class Mpu6050:
     def _check_health(self) -> None:
         """Raise ``_DeviceFault`` if the part reset itself (asleep or FIFO off)."""
         self._next_health = self.clock.now() + HEALTH_PERIOD_S
-        user_ctrl, pwr_mgmt_1 = self._call(self.bus.read_i2c_block_data, self.address,
-                                           USER_CTRL, 2)
+        for _ in range(TRIES):
+            user_ctrl, pwr_mgmt_1 = self._call(self.bus.read_i2c_block_data, self.address,
+                                               USER_CTRL, 2)
+            if not pwr_mgmt_1 & DEVICE_RESET:  # the bit clears itself: set, it is the bus's
+                break
+            self.lost_reads += 1
         if pwr_mgmt_1 & SLEEP or not user_ctrl & USER_FIFO_EN:
             raise _DeviceFault("device reset itself (asleep or FIFO off)")
 

@@ -16,6 +16,9 @@ Figures (docs/benchmarks.md has the targets and the last measured values):
 
 - position_rmse_mm, rolling_rmse_mm, position_error_p95_mm_median: the roller's own
   odometry against the true contact (slip included) and against the distance rolled;
+  rolling_rmse_outside_faults_mm: the same outside the scenario's timed faults' windows
+  (``fault_windows``), each stretch between two windows from its own start (equal to
+  rolling_rmse_mm on a scenario with no timed faults);
 - vertebra_error_mm_median (calibrated sessions, after the calibration; also for the
   profile and new-user cases), region_accuracy_calibrated (calibrated sessions after
   the calibration), region_accuracy_uncalibrated (second sessions, profile from the
@@ -79,15 +82,16 @@ class FrameLog:
         return np.array(self.t), np.array(self.position), np.array(self.flags, dtype=np.int64)
 
 
-def position_errors(t_world: np.ndarray, position: np.ndarray, flags: np.ndarray,
-                    truth_t: np.ndarray, truth_contact: np.ndarray) -> np.ndarray:
-    """Errors (m) of the relative position against the truth, over frames in contact.
-
-    Both are taken relative to the frame that carried the first ZEROED flag.
-    """
+def _relative_errors(t_world: np.ndarray, position: np.ndarray, flags: np.ndarray,
+                     truth_t: np.ndarray, truth_contact: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """Errors (m) of the relative position against the truth at every frame, and the
+    mask of the frames that are scored (in contact, truth known, after the first ZEROED
+    flag). Both are taken relative to the frame that carried the first ZEROED flag."""
+    none = np.zeros(len(position), dtype=bool)
     zeroed = np.flatnonzero(flags & int(FrameFlag.ZEROED))
     if len(zeroed) == 0:
-        return np.array([])
+        return np.full(len(position), np.nan), none
     first = zeroed[0]
     truth = np.interp(t_world, truth_t, np.nan_to_num(truth_contact, nan=np.nan))
     in_truth = np.interp(t_world, truth_t, np.isfinite(truth_contact).astype(float)) > 0.999
@@ -95,10 +99,53 @@ def position_errors(t_world: np.ndarray, position: np.ndarray, flags: np.ndarray
     use = contact & in_truth & np.isfinite(truth)
     use[:first] = False
     if not np.isfinite(truth[first]):
-        return np.array([])
-    est = position - position[first]
-    true = truth - truth[first]
-    return (est - true)[use]
+        return np.full(len(position), np.nan), none
+    return (position - position[first]) - (truth - truth[first]), use
+
+
+def position_errors(t_world: np.ndarray, position: np.ndarray, flags: np.ndarray,
+                    truth_t: np.ndarray, truth_contact: np.ndarray) -> np.ndarray:
+    """Errors (m) of the relative position against the truth, over frames in contact.
+
+    Both are taken relative to the frame that carried the first ZEROED flag.
+    """
+    err, use = _relative_errors(t_world, position, flags, truth_t, truth_contact)
+    return err[use]
+
+
+def errors_outside_windows(t_world: np.ndarray, position: np.ndarray, flags: np.ndarray,
+                           truth_t: np.ndarray, truth_contact: np.ndarray,
+                           windows: Sequence[tuple[float, float]]) -> np.ndarray:
+    """Errors (m) as ``position_errors``, over the frames outside ``windows`` (world
+    time, s), each stretch between two windows taken from its own first scored frame:
+    what the odometry adds outside the faults, not what a fault lost inside its window
+    (a brown-out loses the turn made while the IMU restarts, for good)."""
+    err, use = _relative_errors(t_world, position, flags, truth_t, truth_contact)
+    inside = np.zeros(len(t_world), dtype=bool)
+    cuts = [0]
+    for a, b in sorted(windows):
+        inside |= (t_world >= a) & (t_world < b)
+        cuts.append(int(np.searchsorted(t_world, b)))
+    cuts.append(len(t_world))
+    out = []
+    for i0, i1 in zip(cuts[:-1], cuts[1:], strict=True):
+        scored = np.flatnonzero(use[i0:i1] & ~inside[i0:i1]) + i0
+        if len(scored):
+            out.append(err[scored] - err[scored[0]])
+    return np.concatenate(out) if out else np.array([])
+
+
+FAULT_SETTLE_S = 2.0
+"""A timed fault's window ends this long after the fault, s: the part's start-up and
+the first full FIFO batch after it, with margin."""
+
+
+def fault_windows(scenario: Scenario) -> list[tuple[float, float]]:
+    """The world-time windows (s) of the scenario's timed faults that touch the
+    position: the IMU's brown-outs. (Random NACKs, broken and 0xFF reads have no
+    window: they are everywhere, and their cost counts in every figure; the ADC that
+    dies touches the load, not the position.)"""
+    return [(t, t + FAULT_SETTLE_S) for t in scenario.faults.imu_brownouts_s]
 
 
 @dataclass
@@ -113,6 +160,7 @@ class SessionResult:
     frames: int
     position_rmse_mm: float
     rolling_rmse_mm: float
+    rolling_rmse_outside_faults_mm: float
     position_error_p95_mm: float
     firmware_cpu_ms_per_s: float
     host_cpu_ms_per_s: float
@@ -156,13 +204,16 @@ def _rms_mm(errors: np.ndarray) -> float:
 
 
 def _odometry(roller: object, t: np.ndarray, position: np.ndarray, flags: np.ndarray
-              ) -> tuple[float, float, float]:
+              ) -> tuple[float, float, float, float]:
     truth = roller.world.truth  # type: ignore[attr-defined]
     t_world = roller.sensor_to_world(t)  # type: ignore[attr-defined]
     errors = position_errors(t_world, position, flags, truth.t, truth.contact_m)
-    rolling = position_errors(t_world, position, flags, truth.t, rolled_distance(truth))
+    rolled = rolled_distance(truth)
+    rolling = position_errors(t_world, position, flags, truth.t, rolled)
+    outside = errors_outside_windows(t_world, position, flags, truth.t, rolled,
+                                     fault_windows(roller.scenario))  # type: ignore[attr-defined]
     p95 = float(np.percentile(np.abs(errors), 95)) * 1e3 if len(errors) else math.nan
-    return _rms_mm(errors), _rms_mm(rolling), p95
+    return _rms_mm(errors), _rms_mm(rolling), p95, _rms_mm(outside)
 
 
 def run_session(scenario: Scenario, seed: int, duration_s: float | None = None, *,
@@ -190,7 +241,7 @@ def run_session(scenario: Scenario, seed: int, duration_s: float | None = None, 
     loop = run_closed_loop(roller, analyzer, until=end, seed=seed * 7 + session)
     roller.close()
     t, position, flags = log.arrays()
-    rmse, rolling, p95 = _odometry(roller, t, position, flags)
+    rmse, rolling, p95, outside = _odometry(roller, t, position, flags)
     fw = roller.firmware
     cols = loop.frames
     offline_s = math.inf
@@ -220,6 +271,7 @@ def run_session(scenario: Scenario, seed: int, duration_s: float | None = None, 
         seed=seed, session=session, kind="calibrated" if calibrated else "profile",
         stature_m=person.stature_m, duration_s=end, frames=len(t),
         position_rmse_mm=rmse, rolling_rmse_mm=rolling, position_error_p95_mm=p95,
+        rolling_rmse_outside_faults_mm=outside,
         firmware_cpu_ms_per_s=roller.firmware_seconds / end * 1e3,
         host_cpu_ms_per_s=loop.host_cpu_s / end * 1e3,
         offline_s_per_hour=offline_s / end * 3600.0,
@@ -335,6 +387,7 @@ def summarise(results: Sequence[SessionResult]) -> dict:
 
     position, position_worst = pooled_rms("position_rmse_mm")
     rolling, rolling_worst = pooled_rms("rolling_rmse_mm")
+    outside, outside_worst = pooled_rms("rolling_rmse_outside_faults_mm")
     st = [r.strokes for r in results]
     tp = sum(s["tp"] for s in st)
     fn = sum(s["misses"] for s in st)
@@ -351,6 +404,8 @@ def summarise(results: Sequence[SessionResult]) -> dict:
         "position_rmse_mm_worst": position_worst,
         "rolling_rmse_mm": rolling,
         "rolling_rmse_mm_worst": rolling_worst,
+        "rolling_rmse_outside_faults_mm": outside,
+        "rolling_rmse_outside_faults_mm_worst": outside_worst,
         "vertebra_error_mm_median": median_error("spine", "calibrated"),
         "vertebra_error_mm_median_uncalibrated": median_error("spine", "profile"),
         "vertebra_error_mm_median_new_user": median_error("new_user_spine", None),
