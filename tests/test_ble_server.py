@@ -473,7 +473,8 @@ def test_control_point_requests_and_malformed_writes(tmp_path):
         # Malformed and unknown requests get error responses, never a crash.
         assert await host.request(b"\x55") == Response(0x55, ResultCode.UNKNOWN_OPCODE)
         assert (await host.request(b"\x01\x00")).status is ResultCode.MALFORMED
-        assert (await host.request(b"\x05\x09")).status is ResultCode.OUT_OF_RANGE
+        assert (await host.request(bytes([0x05, max(BuzzPattern) + 1]))).status is (
+            ResultCode.OUT_OF_RANGE)
         assert (await host.request(b"\x06" + b"\xff" * 4)).status is ResultCode.OUT_OF_RANGE
         await host.char(CONTROL_UUID).write_value(b"", with_response=True)
         empty = await asyncio.wait_for(host.responses.get(), 3.0)
