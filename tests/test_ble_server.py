@@ -61,6 +61,7 @@ from firmware.protocol import (
 from firmware.protocol import (
     ProtocolError as WireError,
 )
+from firmware.sim.parts import GaugePart
 from firmware.sim.rig import SimRoller
 
 ROLLER_ADDRESS = "F0:5E:ED:00:3F:2A"
@@ -268,7 +269,7 @@ def test_pairing_in_window_bonds_and_keys_are_stored(tmp_path):
         info = bytes(await host.char(FIRMWARE_REVISION_UUID).read_value()).decode()
         assert info == firmware.__version__
         (level,) = bytes(await host.char(BATTERY_LEVEL_UUID).read_value())
-        cell = roller.sim.battery.true_percent(roller.sim.clock.now())  # the fuel gauge's
+        cell = roller.sim.battery.estimate_percent(roller.sim.clock.now())  # the gauge's
         assert abs(level - cell) <= 1 and status.battery_pct == level
         await host.disconnect()
         await roller.stop()
@@ -644,7 +645,8 @@ def test_status_carries_a_low_or_unknown_battery(tmp_path):
         link = RadioLink(interval_s=0.0)
         roller = Roller(link, tmp_path / "keys.json")
         roller.sim.battery.start_pct = 9.0
-        roller.sim.battery.por()  # (a charge of 9 % from power-on)
+        roller.sim.battery.part = GaugePart()  # an exact gauge
+        roller.sim.battery.settle()  # (a charge of 9 % from power-on)
         await roller.start(speed=50.0)
         await asyncio.sleep(0.1)
         status = roller.server.status()

@@ -108,7 +108,8 @@ class SimRoller:
             self.adcs.append(adc)
             self._attach(address, adc)
         charge = np.random.default_rng([self.seed, 0xBA77, self.session])  # not ``rng``'s draws
-        self.battery = Max17048Sim(self.clock, start_pct=float(charge.uniform(40.0, 100.0)))
+        self.battery = Max17048Sim(self.clock, start_pct=float(charge.uniform(40.0, 100.0)),
+                                   part=self.parts.gauge)
         """The fuel gauge and its LiPo (``vanish``/``reappear``, ``start_pct``)."""
         if self.config.battery.gauge:
             self._attach(self.config.battery.address, self.battery)
