@@ -166,6 +166,7 @@ class FrameFlag(IntFlag):
     BUTTON = 1 << 10  # the button was short-pressed with a body on the roller: a mark
     IMU_CLIPPED = 1 << 11  # the gyro read full scale: the turn beyond it came from gravity
     IMU_INCONSISTENT = 1 << 12  # gyro and gravity disagree (profile's axis or range): not tracked
+    BUS_FAULT = 1 << 13  # the I2C bus hung and was recovered around this frame: data lost
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from firmware.drivers.max17048 import (
+    HUNG_RETRY_S,
     IMPLAUSIBLE_RESETS_AFTER,
     POLL_S,
     RESET_EVERY_S,
@@ -241,3 +242,18 @@ def test_an_implausible_reading_keeps_the_last_level_and_repeated_ones_reset_the
     clock.advance(RESET_EVERY_S)
     gauge.poll(clock.now())
     assert gauge.fault is None and gauge.percent is not None
+
+
+def test_a_hung_bus_is_the_buss_fault_not_the_gauges():
+    clock, bus, _, gauge = rig(70.0)
+    gauge.poll(0.0)
+    bus.hang()
+    clock.advance(POLL_S)
+    gauge.poll(clock.now())
+    assert gauge.watch.hung and gauge.fault is None  # the level stands, the loop recovers
+    assert gauge.percent == pytest.approx(70.0, abs=0.1)
+    bus.recover()
+    gauge.watch.recovered()
+    clock.advance(HUNG_RETRY_S)
+    gauge.poll(clock.now())
+    assert gauge.fault is None and gauge.percent == pytest.approx(70.0 - 0.04, abs=0.2)

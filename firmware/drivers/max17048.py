@@ -28,6 +28,7 @@ import logging
 from typing import Protocol
 
 from firmware.clock import Clock
+from firmware.drivers.bus_watch import BusWatch
 
 VCELL = 0x02
 SOC = 0x04
@@ -41,6 +42,7 @@ VCELL_RANGE_V = (2.5, 4.5)  # a LiPo's cell voltage as the gauge can read it, V
 IMPLAUSIBLE_RESETS_AFTER = 3  # implausible readings in a row before the part is reset
 RESET_EVERY_S = 3600.0  # the part is reset at most this often, s
 RESET_SETTLE_S = 0.5  # a reset part's first VCELL and SOC are ready after this, s
+HUNG_RETRY_S = 1.0  # a poll that met a hung bus is tried again after this, s
 POLL_S = 10.0  # the gauge's own SOC moves ~0.1 % a minute while rolling: often enough
 RETRY_S = 5.0  # a gauge that did not answer is asked again after this, s
 
@@ -57,12 +59,15 @@ class FuelGauge:
     """The battery level from a MAX17048.
 
     bus: smbus2-compatible bus. address: its 7-bit address (0x36). low_pct: at or
-    below this state of charge the battery is low, %.
+    below this state of charge the battery is low, %. watch: where bus errors are
+    reported (a hung bus is the bus's fault, not the gauge's: the level stands and the
+    gauge is asked again after ``HUNG_RETRY_S``).
     """
 
     def __init__(self, bus: WordBus, address: int, clock: Clock, log: logging.Logger,
-                 low_pct: float) -> None:
+                 low_pct: float, watch: BusWatch | None = None) -> None:
         self.bus = bus
+        self.watch = watch or BusWatch()
         self.address = address
         self.clock = clock
         self.log = log
@@ -100,6 +105,9 @@ class FuelGauge:
             vcell = self._word(VCELL)
         except OSError as exc:
             self._checked = False  # the part may come back as another (or reset)
+            if self.watch.error(exc):
+                self.due = now + HUNG_RETRY_S
+                return
             self._fail(f"battery gauge at 0x{self.address:02x} does not answer: {exc}")
             return
         volts = vcell * VCELL_V_PER_LSB

@@ -205,6 +205,10 @@ class FaultsSection:
     imu_brownouts_s: list[float] = field(
         [], range=(0.0, 7200.0),
         doc="times the MPU-6050 browns out (resets, asleep, then NACKs for its start-up time), s")
+    bus_hangs_s: list[float] = field(
+        [], range=(0.0, 7200.0),
+        doc="times the I2C bus hangs (a part holds SDA low: every transfer times out, "
+        "ETIMEDOUT) until the firmware recovers it by reopening the bus, s")
     adc_dies_s: float | None = field(
         None, range=(0.0, 7200.0), doc="time the second ADS1115 stops answering for good, s")
 
