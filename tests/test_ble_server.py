@@ -30,6 +30,7 @@ from firmware.drivers.panel import LedState
 from firmware.journal import Journal
 from firmware.protocol import (
     BATTERY_LEVEL_UUID,
+    CALIBRATION_UUID,
     CONTROL_UUID,
     FIRMWARE_REVISION_UUID,
     SERVICE_UUID,
@@ -45,6 +46,7 @@ from firmware.protocol import (
     Response,
     ResultCode,
     Resume,
+    RollerCalibration,
     RollerFault,
     RollerState,
     SetFence,
@@ -271,6 +273,11 @@ def test_pairing_in_window_bonds_and_keys_are_stored(tmp_path):
         (level,) = bytes(await host.char(BATTERY_LEVEL_UUID).read_value())
         cell = roller.sim.battery.estimate_percent(roller.sim.clock.now())  # the gauge's
         assert abs(level - cell) <= 1 and status.battery_pct == level
+        value = bytes(await host.char(CALIBRATION_UUID).read_value())  # bonded: served
+        calibration = RollerCalibration.decode(value)
+        kept = roller.sim.firmware.calibration()
+        assert calibration.imu_clock_error == pytest.approx(kept.imu_clock_ratio - 1.0, abs=1e-4)
+        assert calibration.imu_clock_span_s <= kept.imu_clock_span_s + 1e-3
         await host.disconnect()
         await roller.stop()
     run(scenario())
