@@ -1069,12 +1069,7 @@ class Status:
     @classmethod
     def decode(cls, data: bytes) -> Status:
         """Parse the characteristic value (ProtocolError if malformed or another version)."""
-        version = peek_protocol_version(data)
-        if version != PROTOCOL_VERSION:
-            raise _malformed(f"roller speaks protocol version {version}, "
-                             f"this host {PROTOCOL_VERSION}")
-        if len(data) != cls.SIZE:
-            raise _malformed(f"Status is {cls.SIZE} bytes, not {len(data)}")
+        _check_versioned(data, "Status", cls.SIZE)
         (_, state, battery, faults, major, minor, patch, session_id, boot_id, last_seq,
          oldest_seq) = cls._wire.unpack(data)
         if state not in RollerState._value2member_map_:
@@ -1088,6 +1083,19 @@ def peek_protocol_version(status_value: bytes) -> int:
     if not status_value:
         raise _malformed("empty Status")
     return status_value[0]
+
+
+def _check_versioned(data: bytes, name: str, size: int) -> None:
+    """A value that starts with the protocol version (STATUS, CALIBRATION): ours, and
+    ``size`` bytes long; else ProtocolError."""
+    if not data:
+        raise _malformed(f"empty {name}")
+    version = data[0]
+    if version != PROTOCOL_VERSION:
+        raise _malformed(f"roller speaks protocol version {version}, "
+                         f"this host {PROTOCOL_VERSION}")
+    if len(data) != size:
+        raise _malformed(f"{name} is {size} bytes, not {len(data)}")
 
 
 STATUS_MIN_MTU = Status.SIZE + 3 + 3
@@ -1153,12 +1161,7 @@ class RollerCalibration:
     @classmethod
     def decode(cls, data: bytes) -> RollerCalibration:
         """Parse the characteristic value (ProtocolError if malformed or another version)."""
-        version = peek_protocol_version(data)
-        if version != PROTOCOL_VERSION:
-            raise _malformed(f"roller speaks protocol version {version}, "
-                             f"this host {PROTOCOL_VERSION}")
-        if len(data) != cls.SIZE:
-            raise _malformed(f"RollerCalibration is {cls.SIZE} bytes, not {len(data)}")
+        _check_versioned(data, "RollerCalibration", cls.SIZE)
         _, error_e9, span_ms, updated = cls._wire.unpack(data)
         if abs(error_e9) > cls.CLOCK_LIMIT * 1e9:
             raise _malformed(f"IMU clock error {error_e9 / 1e7:+.2f} % is implausible")
