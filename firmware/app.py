@@ -4,6 +4,13 @@ One single-threaded loop serves both worlds: on a Pi the bus is ``smbus2.SMBus``
 pins are gpiozero's default factory and the clock is the monotonic clock; in the
 simulator they are ``SimBus``, a ``MockFactory`` and a ``SimClock``. ``step()`` does
 what is due and says when it wants to run again; nothing in it sleeps.
+
+A hung I2C bus (transfers time out: ``firmware.drivers.bus_watch``) is recovered by the
+loop at the end of the step that saw it: the bus is closed and reopened, the parts are
+re-initialised (the IMU with its start-up time, the ADCs' scan afresh, the gauge asked
+again), logged, and the frames are flagged ``BUS_FAULT`` from then until the IMU's data
+flows again. A bus that will not reopen, or hangs again at once, is retried every
+``BUS_RETRY_S``.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from typing import Any
 from firmware.calibration import Calibration, CalibrationKeeper, load_calibration
 from firmware.clock import Clock
 from firmware.config import Config
+from firmware.drivers.bus_watch import BusWatch
 from firmware.drivers.haptic import Haptic
 from firmware.drivers.max17048 import FuelGauge
 from firmware.drivers.mpu6050 import Mpu6050
@@ -33,6 +41,8 @@ DRAIN_PERIOD_S = 0.02  # longest FIFO drain period: 4 samples at 200 Hz; the FIF
 DRAIN_EARLY_S = 0.01  # a drain may come this much early, to share a completed scan's wake-up
 IMU_HOLD_S = 0.1  # after this long without IMU data, frames go on with IMU_FAULT
 CLIP_LOG_EVERY_S = 60.0  # a gyro at full scale is logged at most this often, s
+BUS_RETRY_S = 0.5  # a hung bus is recovered at most this often, s
+_BUS_FAULT = FrameFlag.BUS_FAULT
 
 FrameSink = Callable[[Frame], None]
 RawSink = Callable[[ImuBatch | ZoneScan, float], None]
@@ -61,11 +71,15 @@ class Firmware:
         self.config = config
         self.clock = clock
         self.log = logger or logging.getLogger("smartroller.firmware")
-        self.imu = Mpu6050(bus, config.imu, clock, self.log)
-        self.scanner = ZoneScanner(adc_bus or bus, config.adc, config.zones.count, clock, self.log,
-                                   config.pins.adc_ready, pin_factory)
+        self.bus, self.adc_bus = bus, adc_bus or bus
+        self.watch = BusWatch()
+        """What the drivers saw of the bus (a hung bus, recovered by the loop)."""
+        self.imu = Mpu6050(bus, config.imu, clock, self.log, self.watch)
+        self.scanner = ZoneScanner(self.adc_bus, config.adc, config.zones.count, clock,
+                                   self.log, config.pins.adc_ready, pin_factory, self.watch)
         self.gauge = (FuelGauge(bus, config.battery.address, clock, self.log,
-                                config.battery.low_pct) if config.battery.gauge else None)
+                                config.battery.low_pct, self.watch)
+                      if config.battery.gauge else None)
         self.haptic = Haptic(config.pins.motor_pwm, pin_factory)
         self.panel = Panel(config.pins.button, config.pins.led, pin_factory)
         self.boot_id = secrets.randbits(32) if boot_id is None else boot_id
@@ -83,6 +97,11 @@ class Firmware:
         self._clips_logged = (0, -math.inf)  # (clipped batches, when) at the last warning
         self._inconsistent = False  # the gyro-gravity check's state, as last logged
         self.frames = 0
+        self.bus_recoveries = 0
+        """Times the loop reopened a hung bus."""
+        self._bus_fault = False  # frames are flagged BUS_FAULT until the IMU's data flows
+        self._bus_hung_at = 0.0  # loop-clock time the current episode began, s
+        self._bus_retry_at = 0.0  # the next recovery may come at this time, s
 
     def start(self) -> None:
         """Bring up the sensors (a sensor that fails is retried by the loop)."""
@@ -134,7 +153,38 @@ class Firmware:
         due = scanner.next_due
         if self._next_drain < due:
             due = self._next_drain
+        if self.watch.hung:
+            due = min(due, self._recover_bus(self.clock.now()))
         return haptic_due if haptic_due < due else due
+
+    def _recover_bus(self, now: float) -> float:
+        """The bus hung: reopen it and re-initialise the parts (at most every
+        ``BUS_RETRY_S``); return when to look again, loop-clock time, s."""
+        if now < self._bus_retry_at:
+            return self._bus_retry_at
+        self._bus_retry_at = now + BUS_RETRY_S
+        if not self._bus_fault:
+            self._bus_fault, self._bus_hung_at = True, now
+            self.log.error("I2C bus hung (%s): reopening it and re-initialising the parts",
+                           self.watch.last)
+        try:
+            for bus, number in {id(b): (b, n) for b, n in
+                                ((self.bus, self.config.imu.bus),
+                                 (self.adc_bus, self.config.adc.bus))}.values():
+                bus.close()
+                bus.open(number)
+        except OSError as exc:
+            self.log.error("I2C bus %d does not reopen: %s; retrying in %g s",
+                           self.config.imu.bus, exc, BUS_RETRY_S)
+            return self._bus_retry_at
+        self.bus_recoveries += 1
+        self.watch.recovered()
+        self.imu.restart("the I2C bus hung: re-initialising")
+        self.scanner.restart(now)
+        if self.gauge is not None:
+            self.gauge.due = now
+        self._next_drain = now
+        return now
 
     def calibration(self) -> Calibration:
         """What the roller knows of its parts now (``firmware.calibration``): the IMU's
@@ -157,6 +207,10 @@ class Firmware:
             for raw_sink in self.raw_sinks:
                 raw_sink(batch, now)
             self._emit(self.pipeline.on_imu(batch), now)
+            if self._bus_fault and not self.watch.hung:
+                self._bus_fault = False
+                self.log.info("I2C bus recovered: data flows again after %.2f s",
+                                 now - self._bus_hung_at)
             check = self.pipeline.odometry.check
             if check.inconsistent != self._inconsistent:
                 self._inconsistent = check.inconsistent
@@ -186,6 +240,8 @@ class Firmware:
             action = self.fence.check(frame)
             if self.fence.beyond:
                 frame = frame.with_flags(FrameFlag.BEYOND_FENCE)
+            if self._bus_fault:
+                frame = frame.with_flags(_BUS_FAULT)
             if action is FenceAction.CLEAR:
                 self.haptic.stop(now, name="lumbar_warning")
             elif action in _FENCE_PATTERNS:

@@ -34,6 +34,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from firmware.files import write_private
+from firmware.protocol import RollerCalibration
 
 FILE_NAME = "calibration.json"
 VERSION = 1
@@ -66,8 +67,14 @@ class Calibration:
         """One line for people: ``IMU clock +0.43 % (over 612 s)``."""
         if not self.learned:
             return "not learned yet (a new roller: the datasheets' nominal values)"
-        return (f"IMU clock {(self.imu_clock_ratio - 1.0) * 100:+.2f} % "
-                f"(over {self.imu_clock_span_s:.0f} s)")
+        return self.published().line()
+
+    def published(self) -> RollerCalibration:
+        """As the CALIBRATION characteristic gives it to a host (docs/protocol.md §8)."""
+        limit = RollerCalibration.CLOCK_LIMIT
+        return RollerCalibration(min(max(self.imu_clock_ratio - 1.0, -limit), limit),
+                                 min(self.imu_clock_span_s, 4e6),
+                                 min(max(self.updated_utc, 0.0), 4e9))
 
 
 def _plausible(cal: Calibration) -> bool:

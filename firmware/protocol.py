@@ -29,7 +29,8 @@ from enum import IntEnum, IntFlag
 from typing import ClassVar
 
 __all__ = [
-    "ANGLE_UNIT_RAD", "BATTERY_LEVEL_UUID", "BATTERY_SERVICE_UUID", "CONTROL_UUID",
+    "ANGLE_UNIT_RAD", "BATTERY_LEVEL_UUID", "BATTERY_SERVICE_UUID", "CALIBRATION_UUID",
+    "CONTROL_UUID",
     "DEVICE_INFORMATION_SERVICE_UUID", "DEVICE_NAME_PREFIX", "FENCE_BAND_LIMIT_M",
     "FENCE_LIMIT_M", "FIRMWARE_REVISION_UUID", "FRAGMENT_COUNTER_MASK", "FRAGMENT_RESYNC",
     "HARDWARE_REVISION_UUID", "KIND_BACKFILL", "KIND_LIVE", "LOAD_UNIT_N",
@@ -39,8 +40,8 @@ __all__ = [
     "STREAM_UUID", "SYNC_SIZE", "TAG_ANGLE", "TAG_FLAGS", "TAG_FRAMES", "TAG_SYNC",
     "TIME_UNIT_S", "VELOCITY_UNIT_M_S", "Ack", "Buzz", "BuzzPattern", "Defragmenter",
     "FragmentGap", "Fragmenter", "Frame", "FrameFlag", "GetStatus", "Opcode",
-    "ProtocolError", "Request", "Response", "Resume", "ResultCode", "RollerFault",
-    "RollerState", "SetFence", "SetTime", "StartSession", "Status", "StopSession",
+    "ProtocolError", "Request", "Response", "Resume", "ResultCode", "RollerCalibration",
+    "RollerFault", "RollerState", "SetFence", "SetTime", "StartSession", "Status", "StopSession",
     "StreamDecoder", "StreamEncoder", "Tare", "TimeReply", "Zero", "decode_request",
     "encode_request", "frame_size", "peek_protocol_version", "quantise",
     "wire_bytes_per_frame",
@@ -71,6 +72,8 @@ CONTROL_UUID = _custom_uuid(2)
 """Control point: write with response (requests) + indicate (``Response``)."""
 STATUS_UUID = _custom_uuid(3)
 """Roller status: read + notify (``Status``)."""
+CALIBRATION_UUID = _custom_uuid(4)
+"""What the roller learned of its parts: read (``RollerCalibration``)."""
 
 DEVICE_INFORMATION_SERVICE_UUID = _sig_uuid(0x180A)
 MANUFACTURER_NAME_UUID = _sig_uuid(0x2A29)
@@ -166,6 +169,7 @@ class FrameFlag(IntFlag):
     BUTTON = 1 << 10  # the button was short-pressed with a body on the roller: a mark
     IMU_CLIPPED = 1 << 11  # the gyro read full scale: the turn beyond it came from gravity
     IMU_INCONSISTENT = 1 << 12  # gyro and gravity disagree (profile's axis or range): not tracked
+    BUS_FAULT = 1 << 13  # the I2C bus hung and was recovered around this frame: data lost
 
 
 @dataclass(frozen=True, slots=True)
@@ -1069,12 +1073,7 @@ class Status:
     @classmethod
     def decode(cls, data: bytes) -> Status:
         """Parse the characteristic value (ProtocolError if malformed or another version)."""
-        version = peek_protocol_version(data)
-        if version != PROTOCOL_VERSION:
-            raise _malformed(f"roller speaks protocol version {version}, "
-                             f"this host {PROTOCOL_VERSION}")
-        if len(data) != cls.SIZE:
-            raise _malformed(f"Status is {cls.SIZE} bytes, not {len(data)}")
+        _check_versioned(data, "Status", cls.SIZE)
         (_, state, battery, faults, major, minor, patch, session_id, boot_id, last_seq,
          oldest_seq) = cls._wire.unpack(data)
         if state not in RollerState._value2member_map_:
@@ -1090,5 +1089,84 @@ def peek_protocol_version(status_value: bytes) -> int:
     return status_value[0]
 
 
+def _check_versioned(data: bytes, name: str, size: int) -> None:
+    """A value that starts with the protocol version (STATUS, CALIBRATION): ours, and
+    ``size`` bytes long; else ProtocolError."""
+    if not data:
+        raise _malformed(f"empty {name}")
+    version = data[0]
+    if version != PROTOCOL_VERSION:
+        raise _malformed(f"roller speaks protocol version {version}, "
+                         f"this host {PROTOCOL_VERSION}")
+    if len(data) != size:
+        raise _malformed(f"{name} is {size} bytes, not {len(data)}")
+
+
 STATUS_MIN_MTU = Status.SIZE + 3 + 3
 """ATT MTU the STATUS response indication needs (notification: ``Status.SIZE + 3``)."""
+
+
+# --------------------------------------------------------------------------- calibration
+
+
+@dataclass(frozen=True, slots=True)
+class RollerCalibration:
+    """The CALIBRATION characteristic's value: what the roller has learned of its own
+    parts (firmware/calibration.py), as it knows it at the read.
+
+    imu_clock_error: the IMU's sample clock runs fast by this fraction against the Pi's
+        monotonic clock (negative: slow); +-0.05 at most, sent in 1e-9 (i32).
+    imu_clock_span_s: the run it was measured over, s (0: not measured, the datasheet's
+        nominal clock; u32 ms on the wire).
+    updated_utc: when the roller last stored its calibration, Unix time, s (0: never;
+        u32 s on the wire).
+    On the wire (13 bytes) the protocol version comes first, as in ``Status``.
+    """
+
+    _wire: ClassVar[struct.Struct] = struct.Struct("<BiII")
+    imu_clock_error: float = 0.0
+    imu_clock_span_s: float = 0.0
+    updated_utc: float = 0.0
+
+    SIZE: ClassVar[int] = 13
+    CLOCK_LIMIT: ClassVar[float] = 0.05
+    """The largest clock error the value carries (the firmware's plausible range)."""
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.imu_clock_error)
+                and abs(self.imu_clock_error) <= self.CLOCK_LIMIT):
+            raise _out_of_range(f"imu_clock_error {self.imu_clock_error} outside "
+                                f"+-{self.CLOCK_LIMIT}")
+        if not (math.isfinite(self.imu_clock_span_s)
+                and 0.0 <= self.imu_clock_span_s * 1000.0 <= _U32):
+            raise _out_of_range(f"imu_clock_span_s {self.imu_clock_span_s} outside the "
+                                "u32 ms range")
+        if not (math.isfinite(self.updated_utc) and 0.0 <= self.updated_utc <= _U32):
+            raise _out_of_range(f"updated_utc {self.updated_utc} outside the u32 s range")
+
+    @property
+    def learned(self) -> bool:
+        """True once the roller has measured anything (else: the datasheets' values)."""
+        return self.imu_clock_span_s > 0.0
+
+    def line(self) -> str:
+        """One line for people: ``IMU clock +0.43 % (over 612 s)``."""
+        if not self.learned:
+            return "not learned yet (the datasheets' nominal values)"
+        return (f"IMU clock {self.imu_clock_error * 100:+.2f} % "
+                f"(over {self.imu_clock_span_s:.0f} s)")
+
+    def encode(self) -> bytes:
+        """The characteristic value."""
+        return self._wire.pack(PROTOCOL_VERSION, round(self.imu_clock_error * 1e9),
+                               round(self.imu_clock_span_s * 1000.0),
+                               int(self.updated_utc))
+
+    @classmethod
+    def decode(cls, data: bytes) -> RollerCalibration:
+        """Parse the characteristic value (ProtocolError if malformed or another version)."""
+        _check_versioned(data, "RollerCalibration", cls.SIZE)
+        _, error_e9, span_ms, updated = cls._wire.unpack(data)
+        if abs(error_e9) > cls.CLOCK_LIMIT * 1e9:
+            raise _malformed(f"IMU clock error {error_e9 / 1e7:+.2f} % is implausible")
+        return cls(error_e9 / 1e9, span_ms / 1000.0, float(updated))

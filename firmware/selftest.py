@@ -16,7 +16,8 @@ zones   every zone reads within its range with no load: below the voltage of a
 alert   each ADS1115's ALERT/RDY pin, if the profile has them (``pins.adc_ready``):
         idle high, low once a conversion is ready (conversion-ready mode)
 battery the MAX17048 fuel gauge answers at its address and reads a state of charge
-        (low: a warning); skipped when the profile has none (``battery.gauge``)
+        (low: a warning; a first estimate after a reset, which reads low under
+        load: a warning); skipped when the profile has none (``battery.gauge``)
 motor   the motor pin drives (a 0.3 s buzz: feel it)
 button  the button pin reads released (pressed at rest: held or shorted)
 led     the LED pin drives (one blink)
@@ -430,6 +431,10 @@ def check_battery(bus: Any, config: Config, clock: Clock) -> Check:
     text = f"{where}: {gauge.percent:.0f} %, cell {gauge.voltage_v:.2f} V"
     if gauge.low:
         return Check("battery", True, text + ": low, charge the roller", warning=True)
+    if gauge.first_estimate:
+        return Check("battery", True, text + ": the gauge was just reset, its first "
+                     "estimate reads low under load and settles over about an hour",
+                     warning=True)
     return Check("battery", True, text)
 
 

@@ -30,6 +30,7 @@ from firmware.drivers.panel import LedState
 from firmware.journal import Journal
 from firmware.protocol import (
     BATTERY_LEVEL_UUID,
+    CALIBRATION_UUID,
     CONTROL_UUID,
     FIRMWARE_REVISION_UUID,
     SERVICE_UUID,
@@ -45,6 +46,7 @@ from firmware.protocol import (
     Response,
     ResultCode,
     Resume,
+    RollerCalibration,
     RollerFault,
     RollerState,
     SetFence,
@@ -61,6 +63,7 @@ from firmware.protocol import (
 from firmware.protocol import (
     ProtocolError as WireError,
 )
+from firmware.sim.parts import GaugePart
 from firmware.sim.rig import SimRoller
 
 ROLLER_ADDRESS = "F0:5E:ED:00:3F:2A"
@@ -268,8 +271,13 @@ def test_pairing_in_window_bonds_and_keys_are_stored(tmp_path):
         info = bytes(await host.char(FIRMWARE_REVISION_UUID).read_value()).decode()
         assert info == firmware.__version__
         (level,) = bytes(await host.char(BATTERY_LEVEL_UUID).read_value())
-        cell = roller.sim.battery.true_percent(roller.sim.clock.now())  # the fuel gauge's
+        cell = roller.sim.battery.estimate_percent(roller.sim.clock.now())  # the gauge's
         assert abs(level - cell) <= 1 and status.battery_pct == level
+        value = bytes(await host.char(CALIBRATION_UUID).read_value())  # bonded: served
+        calibration = RollerCalibration.decode(value)
+        kept = roller.sim.firmware.calibration()
+        assert calibration.imu_clock_error == pytest.approx(kept.imu_clock_ratio - 1.0, abs=1e-4)
+        assert calibration.imu_clock_span_s <= kept.imu_clock_span_s + 1e-3
         await host.disconnect()
         await roller.stop()
     run(scenario())
@@ -645,7 +653,8 @@ def test_status_carries_a_low_or_unknown_battery(tmp_path):
         link = RadioLink(interval_s=0.0)
         roller = Roller(link, tmp_path / "keys.json")
         roller.sim.battery.start_pct = 9.0
-        roller.sim.battery.por()  # (a charge of 9 % from power-on)
+        roller.sim.battery.part = GaugePart()  # an exact gauge
+        roller.sim.battery.settle()  # (a charge of 9 % from power-on)
         await roller.start(speed=50.0)
         await asyncio.sleep(0.1)
         status = roller.server.status()

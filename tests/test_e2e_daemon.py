@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from firmware.protocol import FrameFlag
+from firmware.protocol import FrameFlag, RollerCalibration
 from host.store import open_store
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -94,6 +94,10 @@ def test_pair_daemon_killed_and_restarted_session_export_report(tmp_path):
     kinds = [e.kind.value for _, _, e in store.events(session_id)]
     assert "lumbar_warning" in kinds
     assert len(store.strokes(session_id)) >= 10
+    # The daemon kept the roller's own calibration, read over the link at connection.
+    (device,) = store.devices()
+    assert device.calibration is not None and device.calibration_utc is not None
+    RollerCalibration.decode(device.calibration)  # the real roller's value, readable
     store.close()
 
     out = tmp_path / "csv"

@@ -32,6 +32,7 @@ from bumble.transport.common import AsyncPipeSink
 from bumble.transport.tcp_server import open_tcp_server_transport_with_socket
 
 from firmware.protocol import (
+    CALIBRATION_UUID,
     CONTROL_UUID,
     NO_SEQ,
     SERVICE_UUID,
@@ -47,6 +48,7 @@ from firmware.protocol import (
     Request,
     Response,
     Resume,
+    RollerCalibration,
     RollerFault,
     RollerState,
     SetTime,
@@ -92,7 +94,7 @@ class FakeRoller:
 
     def __init__(self, link: LocalLink, address: str = ROLLER, *, boot_id: int = 7,
                  zones: int = 2, pairing_open: bool = True, capacity: int = 100_000,
-                 service: str = SERVICE_UUID) -> None:
+                 service: str = SERVICE_UUID, calibration: bytes | None = None) -> None:
         self.controller = Controller(f"roller-{address}", link=link)
         self.device = Device(name="smartroller-test", address=hci.Address(address),
                              host=Host(self.controller, AsyncPipeSink(self.controller)))
@@ -126,6 +128,11 @@ class FakeRoller:
             CharacteristicValue(read=lambda _c: b"debug",
                                 write=lambda _c, v: self.debug_writes.append(bytes(v))))
         chars = [self.stream, self.control, self.status_char, self.debug]
+        self.calibration = calibration  # the CALIBRATION value (None: an older roller)
+        if calibration is not None:
+            chars.append(Characteristic(
+                CALIBRATION_UUID, PROPS.READ, PERMS.READ_REQUIRES_ENCRYPTION,
+                CharacteristicValue(read=lambda _c: self.calibration)))
         self.device.add_service(Service(service, chars))
         self.device.on(Device.EVENT_CONNECTION, self._on_connection)
         self.device.on("characteristic_subscription", self._on_subscription)
@@ -743,3 +750,66 @@ def test_cli_bad_input_is_one_line_exit_2():
     err = io.StringIO()
     assert cli.cmd_scan("tcp-client:127.0.0.1:1", timeout_s=0.1, err=err) == 1
     assert err.getvalue().count("\n") == 1
+
+
+# --------------------------------------------------------------------------- calibration
+
+
+def test_the_client_reads_the_rollers_own_calibration_at_pairing_and_each_link(tmp_path):
+    learned = RollerCalibration(0.0043, 612.0, 1765000000.0)
+
+    async def test() -> None:
+        async with Radio() as radio:
+            roller = await radio.roller(calibration=learned.encode())
+            client = roller_client(radio, tmp_path, Consumer())
+            assert client.calibration is None
+            await client.pair(ROLLER)
+            assert client.calibration == learned
+            roller.calibration = RollerCalibration(0.0041, 1800.0, 1765003600.0).encode()
+            await client.connect(ROLLER)  # read again on the link: refined since
+            assert client.calibration == RollerCalibration(0.0041, 1800.0, 1765003600.0)
+            await client.stop()
+
+    run(test)
+
+
+@pytest.mark.parametrize("value", [None, b"\x01\x02"])
+def test_a_roller_without_a_readable_calibration_still_connects(tmp_path, value, caplog):
+    async def test() -> None:
+        async with Radio() as radio:
+            roller = await radio.roller(calibration=value)
+            client = roller_client(radio, tmp_path, Consumer())
+            await client.pair(ROLLER)
+            roller.make(5)
+            status = await client.connect(ROLLER)
+            assert status.boot_id == 7 and client.calibration is None
+            await client.stop()
+
+    run(test)
+    assert ("CALIBRATION is unreadable" in caplog.text) == (value is not None)
+
+
+def test_pair_keeps_the_calibration_and_devices_shows_it(tmp_path, capsys):
+    learned = RollerCalibration(-0.0021, 95.0, 1765000000.0)
+    data, keys = tmp_path / "data", str(tmp_path / "keys.json")
+    out = io.StringIO()
+
+    async def test() -> None:
+        async with Radio() as radio:
+            await radio.roller(calibration=learned.encode())
+            code = await asyncio.get_running_loop().run_in_executor(None, lambda: cli.cmd_pair(
+                ROLLER, radio.transport, key_store=keys, data_dir=str(data), out=out,
+                err=io.StringIO()))
+            assert code == 0
+
+    run(test)
+    assert "its calibration: IMU clock -0.21 % (over 95 s)" in out.getvalue()
+    from host.cli import main as main_cli
+
+    capsys.readouterr()
+    assert main_cli.main(["devices", "--data-dir", str(data)]) == 0
+    assert "  calibration: IMU clock -0.21 % (over 95 s) (read 20" in capsys.readouterr().out
+    assert main_cli.main(["devices", "--json", "--data-dir", str(data)]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["calibration"]["imu_clock_error"] == pytest.approx(-0.0021)
+    assert row["calibration"]["imu_clock_span_s"] == 95.0 and row["calibration"]["learned"]

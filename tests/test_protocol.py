@@ -644,3 +644,35 @@ def test_status_says_when_the_battery_is_low_or_unknown():
     assert status(0, RollerFault.BATTERY_UNKNOWN).battery_text == "unknown"
     unknown = status(0, RollerFault.BATTERY_UNKNOWN | RollerFault.IMU)
     assert Status.decode(unknown.encode()).faults & RollerFault.BATTERY_UNKNOWN
+
+
+def test_the_calibration_value_round_trips_with_its_layout():
+    cal = p.RollerCalibration(0.0043, 612.25, 1765000000.0)
+    data = cal.encode()
+    assert len(data) == p.RollerCalibration.SIZE == 13 and data[0] == p.PROTOCOL_VERSION
+    assert data == struct.pack("<BiII", 1, 4_300_000, 612_250, 1765000000)
+    assert p.RollerCalibration.decode(data) == cal
+    assert cal.learned and cal.line() == "IMU clock +0.43 % (over 612 s)"
+    slow = p.RollerCalibration.decode(p.RollerCalibration(-0.0125, 30.0).encode())
+    assert slow.imu_clock_error == pytest.approx(-0.0125) and slow.updated_utc == 0.0
+    new = p.RollerCalibration()
+    assert not new.learned and "not learned" in new.line()
+
+
+@pytest.mark.parametrize("data, words", [
+    (b"", "empty"),
+    (bytes([2]) + bytes(12), "version 2"),
+    (bytes([1]) + bytes(11), "13 bytes"),
+    (struct.pack("<BiII", 1, 60_000_000, 1000, 0), "implausible"),
+])
+def test_a_bad_calibration_value_is_one_protocol_error(data, words):
+    with pytest.raises(ProtocolError) as info:
+        p.RollerCalibration.decode(data)
+    assert words in str(info.value)
+
+
+def test_a_calibration_out_of_range_cannot_be_built():
+    for kwargs in ({"imu_clock_error": 0.06}, {"imu_clock_error": math.nan},
+                   {"imu_clock_span_s": -1.0}, {"updated_utc": 2.0**33}):
+        with pytest.raises(ProtocolError):
+            p.RollerCalibration(**kwargs)

@@ -167,3 +167,26 @@ def test_emulated_kernel_errors_are_the_kernels(bus, smbus):
     fd = smbus.fd
     smbus.close()
     assert smbus.fd is None and fd not in bus_module._DEVICE_FILES
+
+
+def test_a_hung_bus_times_out_every_transfer_until_it_is_reopened(bus):
+    smbus = EmulatedSMBus(bus)
+    assert smbus.read_byte_data(0x40, 0x05) == 0x05
+    bus.hang()
+    t0 = bus.clock.now()
+    for call in (lambda: smbus.read_byte_data(0x40, 0x05),
+                 lambda: smbus.write_byte_data(0x40, 0x05, 1),
+                 lambda: smbus.i2c_rdwr(i2c_msg.write(0x40, [5]), i2c_msg.read(0x40, 1)),
+                 lambda: smbus.read_byte_data(0x41, 0x00)):  # any address: the whole bus
+        with pytest.raises(OSError) as info:
+            call()
+        assert info.value.errno == errno.ETIMEDOUT
+    assert bus.clock.now() - t0 == pytest.approx(4 * bus_module.HANG_TIMEOUT_S)
+    assert bus.hung and bus.timeouts == 4  # it does not pass by itself
+    smbus.close()
+    smbus.open(1)  # the controller's recovery clocks the lines out
+    assert not bus.hung and bus.recoveries == 1
+    assert smbus.read_byte_data(0x40, 0x05) == 0x05
+    bus.hang()
+    bus.open(1)  # the plain SimBus recovers on opening too
+    assert bus.read_byte_data(0x40, 0x06) == 0x06

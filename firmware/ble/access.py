@@ -53,6 +53,7 @@ from bumble.gatt_server import Server
 
 from firmware.protocol import (
     BATTERY_LEVEL_UUID,
+    CALIBRATION_UUID,
     CONTROL_UUID,
     FIRMWARE_REVISION_UUID,
     HARDWARE_REVISION_UUID,
@@ -121,6 +122,7 @@ ACCESS: dict[UUID, Access] = {
     UUID(STREAM_UUID): _HIDDEN,  # notify only
     UUID(CONTROL_UUID): Access(Rule.NO, Rule.BONDED),  # write with response, indicate
     UUID(STATUS_UUID): _PRIVATE,
+    UUID(CALIBRATION_UUID): _PRIVATE,
     # Device Information, Battery
     UUID(MANUFACTURER_NAME_UUID): _PRIVATE,
     UUID(MODEL_NUMBER_UUID): _PRIVATE,

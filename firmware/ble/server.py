@@ -181,7 +181,8 @@ class RollerServer:
         self.gatt = RollerGatt(self._guard, lambda: self.status().encode(),
                                self._on_control_write, self.battery_level,
                                DeviceInfo(hardware_revision=hardware_revision,
-                                          firmware_revision=firmware_version()))
+                                          firmware_revision=firmware_version()),
+                               lambda: self.firmware.calibration().published().encode())
         device.add_services(self.gatt.services)
         self.firewall = AttributeFirewall(device.gatt_server, self._authorised, self._guard)
         self.firewall.install()

@@ -16,6 +16,7 @@ guards here and the refusals of STREAM and CONTROL reads stand behind it.
 | STREAM | ``STREAM_UUID`` | notify |
 | CONTROL | ``CONTROL_UUID`` | write (with response), indicate |
 | STATUS | ``STATUS_UUID`` | read, notify |
+| CALIBRATION | ``CALIBRATION_UUID`` | read |
 | Device Information | 0x180A | manufacturer 0x2A29, model 0x2A24, serial 0x2A25, hardware rev. 0x2A27, firmware rev. 0x2A26 (read) |
 | Battery | 0x180F | battery level 0x2A19 (read, notify), % |
 """  # noqa: E501
@@ -32,6 +33,7 @@ from bumble.gatt import Characteristic, Service
 from firmware.protocol import (
     BATTERY_LEVEL_UUID,
     BATTERY_SERVICE_UUID,
+    CALIBRATION_UUID,
     CONTROL_UUID,
     DEVICE_INFORMATION_SERVICE_UUID,
     FIRMWARE_REVISION_UUID,
@@ -72,13 +74,16 @@ class RollerGatt:
     write_control: handles a CONTROL write (the response goes out by indication).
     battery_pct: the battery level, % (0..100).
     info: Device Information strings (``info`` may be replaced later: read at each read).
+    read_calibration: the CALIBRATION value (13 bytes, ``RollerCalibration``).
     """
 
     def __init__(self, guard: Guard, read_status: Callable[[], bytes],
                  write_control: Callable[[Connection, bytes], None],
-                 battery_pct: Callable[[], int], info: DeviceInfo) -> None:
+                 battery_pct: Callable[[], int], info: DeviceInfo,
+                 read_calibration: Callable[[], bytes]) -> None:
         self._guard = guard
         self._read_status = read_status
+        self._read_calibration = read_calibration
         self._write_control = write_control
         self._battery_pct = battery_pct
         self.info = info
@@ -90,6 +95,8 @@ class RollerGatt:
                                                      write=self._on_control))
         self.status = Characteristic(STATUS_UUID, _P.READ | _P.NOTIFY, _READ,
                                      AttributeValue(read=self._on_status))
+        self.calibration = Characteristic(CALIBRATION_UUID, _P.READ, _READ,
+                                          AttributeValue(read=self._on_calibration))
         self.battery_level = Characteristic(BATTERY_LEVEL_UUID, _P.READ | _P.NOTIFY, _READ,
                                             AttributeValue(read=self._on_battery))
         info_chars = [
@@ -100,7 +107,8 @@ class RollerGatt:
             self._text(FIRMWARE_REVISION_UUID, "firmware_revision"),
         ]
         self.services = [
-            Service(SERVICE_UUID, [self.stream, self.control, self.status]),
+            Service(SERVICE_UUID, [self.stream, self.control, self.status,
+                                   self.calibration]),
             Service(DEVICE_INFORMATION_SERVICE_UUID, info_chars),
             Service(BATTERY_SERVICE_UUID, [self.battery_level]),
         ]
@@ -117,6 +125,10 @@ class RollerGatt:
     async def _on_status(self, connection: Connection) -> bytes:
         await self._guard(connection)
         return self._read_status()
+
+    async def _on_calibration(self, connection: Connection) -> bytes:
+        await self._guard(connection)
+        return self._read_calibration()
 
     async def _on_battery(self, connection: Connection) -> bytes:
         await self._guard(connection)

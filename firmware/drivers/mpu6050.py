@@ -18,7 +18,8 @@ Trouble is handled inside ``drain()``, which never raises for it:
   every drain, only cleared when the FIFO is restarted. The content is dropped, the
   FIFO reset, and the samples lost are estimated from the loop clock and reported as
   the next batch's gap.
-- bus errors: each register access is tried 3 times; if it still fails, ``drain()``
+- bus errors: each register access is tried 3 times (a timeout, a hung bus, is not
+  retried: ``BusWatch`` marks the bus for the loop to recover); if it still fails, ``drain()``
   returns None with ``fault`` set and re-initialises the part (``start``) every 0.5 s
   until it answers, then resumes with a gap. A failed FIFO data read is not retried (it
   may have consumed bytes): the frames read so far are kept and the FIFO is reset.
@@ -52,6 +53,7 @@ from smbus2.smbus2 import I2C_M_RD
 
 from firmware.clock import Clock
 from firmware.config import ImuConfig
+from firmware.drivers.bus_watch import BusWatch
 from firmware.samples import ImuBatch
 
 SMPLRT_DIV = 0x19
@@ -121,12 +123,14 @@ class Mpu6050:
     """An MPU-6050 on an smbus2-compatible bus, read through its FIFO.
 
     bus: ``smbus2.SMBus`` or anything with its byte and I2C-block methods.
-    config: address, rate, ranges, filter. clock: the loop clock (s).
+    config: address, rate, ranges, filter. clock: the loop clock (s). watch: where bus
+    errors are reported (a hung bus; default: a watch of its own).
     """
 
     def __init__(self, bus: SMBusLike, config: ImuConfig, clock: Clock,
-                 logger: logging.Logger | None = None) -> None:
+                 logger: logging.Logger | None = None, watch: BusWatch | None = None) -> None:
         self.bus = bus
+        self.watch = watch or BusWatch()
         self.config = config
         self.clock = clock
         self.log = logger or logging.getLogger(__name__)
@@ -203,6 +207,11 @@ class Mpu6050:
         if abs(ratio - 1.0) < RATE_TOLERANCE:
             self.rate_ratio = ratio
             self._ratio_span = min(span_s, RATE_TRUST_S)
+
+    def restart(self, reason: str) -> None:
+        """Re-initialise the part at the next ``drain`` (after the bus was recovered:
+        ``reason`` says why), with its start-up time; the samples lost are a gap."""
+        self._fail(reason, retry_s=0.0)
 
     def clock_to_sensor(self, t: float) -> float:
         """Sensor time (index / rate, s) of loop-clock time ``t`` (s)."""
@@ -315,8 +324,9 @@ class Mpu6050:
             n = min(frames, FRAMES_PER_READ)
             try:
                 chunk = self._read(FIFO_R_W, n * FRAME_BYTES)
-            except OSError:  # not retried: the failed read may have popped bytes
+            except OSError as exc:  # not retried: the failed read may have popped bytes
                 self.bus_errors += 1
+                self.watch.error(exc)
                 self.log.debug("MPU-6050 FIFO read failed; resetting the FIFO")
                 return data, True
             lost = chunk.find(LOST_FRAME)
@@ -402,9 +412,9 @@ class Mpu6050:
         for attempt in range(TRIES):
             try:
                 return fn(*args)
-            except OSError:
+            except OSError as exc:
                 self.bus_errors += 1
-                if attempt == TRIES - 1:
+                if self.watch.error(exc) or attempt == TRIES - 1:
                     raise
         raise AssertionError("unreachable")
 

@@ -28,6 +28,9 @@ nothing, SBAS444 9.6.3).
 Every conversion writes the full config word, so a spontaneous reset of an ADC costs at
 most the conversion it interrupted: the reset ADC's pin stays released, the OS-bit poll
 finds the config changed, and the thresholds and the conversion are written again.
+
+A hung bus (transfers time out) is reported to the ``BusWatch``; once the loop has
+recovered the bus, ``restart`` drops the scan under way and writes every ADC again.
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ from firmware.drivers.ads1115 import (
     config_word,
     conversion_time_s,
 )
+from firmware.drivers.bus_watch import BusWatch
 from firmware.samples import ZoneScan
 
 __all__ = ["ZoneScanner"]
@@ -108,7 +112,8 @@ class ZoneScanner:
     AIN(i % 4) of ``adc.addresses[i // 4]``); clock: the loop clock (s); logger: where
     fault episodes are reported (default: this module's logger). ready_pins: the GPIO
     (BCM) of each ADC's ALERT/RDY, in ``adc.addresses`` order (empty: poll over I2C);
-    pin_factory: gpiozero's pin factory for them.
+    pin_factory: gpiozero's pin factory for them. watch: where bus errors are reported
+    (a hung bus; default: a watch of its own).
 
     Call ``service(now)`` at or after ``next_due``; it returns a ``ZoneScan`` when a scan
     completes. Bus trouble never raises: an OSError is retried once, then the ADC is
@@ -136,7 +141,7 @@ class ZoneScanner:
 
     def __init__(self, bus: SMBusLike, adc: AdcConfig, zone_count: int, clock: Clock,
                  logger: logging.Logger | None = None, ready_pins: Sequence[int] = (),
-                 pin_factory: Any = None) -> None:
+                 pin_factory: Any = None, watch: BusWatch | None = None) -> None:
         if not 1 <= zone_count <= 4 * len(adc.addresses):
             raise ValueError(f"zone_count {zone_count}: 1..{4 * len(adc.addresses)} zones")
         if ready_pins and len(ready_pins) != len(adc.addresses):
@@ -144,6 +149,7 @@ class ZoneScanner:
         self.bus = bus
         self.clock = clock
         self.log = logger or logging.getLogger(__name__)
+        self.watch = watch or BusWatch()
         self.period_s = 1.0 / adc.scan_rate_hz
         self.conversion_s = conversion_time_s(adc.data_rate_sps)
         self.wait_s = self.conversion_s + self.PIN_MARGIN_S
@@ -217,6 +223,17 @@ class ZoneScanner:
         for adc in self._adcs:
             if adc.pin is not None:
                 adc.pin.close()
+
+    def restart(self, now: float) -> None:
+        """Start afresh at ``now`` (s), after the bus was recovered: the scan under way is
+        dropped, every ADC's ready pin and config are written again, a faulted ADC is
+        tried at once."""
+        self._channel, self._active, self._fast = -1, [], False
+        for adc in self._adcs:
+            adc.state, adc.errors, adc.armed = _DONE, 0, False
+            if adc.faulted:
+                adc.next_reinit = now
+        self.next_due = now
 
     def service(self, now: float) -> ZoneScan | None:
         """Do the work due at ``now`` (s); return a scan when one completes."""
@@ -505,6 +522,7 @@ class ZoneScanner:
 
     def _bus_error(self, adc: _Converter, t: float, exc: OSError) -> None:
         self.bus_errors += 1
+        self.watch.error(exc)
         if adc.faulted:
             adc.state = _DONE  # a failed re-initialisation: try again in REINIT_S
             return

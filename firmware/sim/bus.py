@@ -13,7 +13,11 @@ A real bus fails in more ways than a device's NACK (``BusFaults``, off by defaul
 message NACKed at random (electrical noise, a device busy), a read that breaks after the
 device gave its bytes (a FIFO's popped bytes are then gone), and bytes read as 0xFF (SDA
 not pulled low: no error, wrong data). They are drawn per message from their own random
-stream.
+stream. And a bus hangs (``hang``: a part holds SDA low, say after a brown-out in the
+middle of a byte): every transfer then times out, ``OSError(errno.ETIMEDOUT)`` after
+``HANG_TIMEOUT_S``, until the bus is recovered (``recover``): on the Pi by closing and
+reopening it (the I2C controller's recovery clocks the lines out), so here opening
+the bus (``SimBus.open``, ``EmulatedSMBus.open``) recovers it.
 
 ``EmulatedSMBus`` is the real ``smbus2.SMBus`` (its own code for every call) whose
 device file is an ``I2cDev`` in front of a SimBus: the ioctls smbus2 makes are decoded
@@ -52,6 +56,10 @@ from smbus2.smbus2 import (
     I2C_SMBUS_WORD_DATA,
     I2cFunc,
 )
+
+HANG_TIMEOUT_S = 0.035
+"""What a transfer on a hung bus costs before it times out, s (the SMBus clock-low
+timeout's 35 ms, a stand-in for the controller driver's own timeout)."""
 
 
 class Nack(Exception):
@@ -111,6 +119,10 @@ def _remote_io_error() -> OSError:
     return OSError(errno.EREMOTEIO, os.strerror(errno.EREMOTEIO))
 
 
+def _timeout_error() -> OSError:
+    return OSError(errno.ETIMEDOUT, os.strerror(errno.ETIMEDOUT))
+
+
 class SimBus:
     """Drop-in for ``smbus2.SMBus`` over emulated devices.
 
@@ -135,6 +147,11 @@ class SimBus:
         self.transactions = 0
         self.faults: BusFaults | None = None
         """Random faults of the bus (``BusFaults``); None: a clean bus."""
+        self.hung = False
+        """A part holds SDA low: every transfer times out until ``recover``."""
+        self.hangs = 0
+        self.recoveries = 0
+        self.timeouts = 0
         self._devices: dict[int, I2CDevice] = {}
         self._pec = 0
 
@@ -149,6 +166,19 @@ class SimBus:
         """Disconnect the device at ``address`` (it vanishes from the bus)."""
         self._devices.pop(address, None)
 
+    # -- a hung bus ---------------------------------------------------------------
+    def hang(self) -> None:
+        """A part holds SDA low: every transfer times out until ``recover``."""
+        if not self.hung:
+            self.hung = True
+            self.hangs += 1
+
+    def recover(self) -> None:
+        """The lines clocked out (the bus reopened): transfers go through again."""
+        if self.hung:
+            self.hung = False
+            self.recoveries += 1
+
     # -- smbus2 housekeeping ------------------------------------------------------
     def __enter__(self) -> SimBus:
         return self
@@ -157,9 +187,10 @@ class SimBus:
         self.close()
 
     def open(self, bus: int | str) -> None:
-        """Open the bus (nothing to do for an emulated bus)."""
+        """Open the bus (recovers a hung one)."""
         self.bus = bus
         self.fd = -1
+        self.recover()
 
     def close(self) -> None:
         """Close the bus."""
@@ -182,6 +213,12 @@ class SimBus:
     # -- transactions -------------------------------------------------------------
     def _device(self, addr: int, force: bool | None) -> I2CDevice:
         self.address = addr
+        if self.hung:
+            self.timeouts += 1
+            self.transactions += 1
+            if self.clock is not None:
+                self.clock.advance(HANG_TIMEOUT_S)
+            raise _timeout_error()
         device = self._devices.get(addr)
         if device is None:
             self._spend(1)
@@ -339,6 +376,10 @@ class I2cDev:
         self.address: int | None = None  # the client address set by I2C_SLAVE
         self.pec = 0
 
+    def opened(self) -> None:
+        """The device file was opened (again): the controller recovers a hung bus."""
+        self.bus.recover()
+
     def ioctl(self, request: int, arg: Any = 0) -> int:
         """One ioctl on the device file."""
         if request == I2C_SMBUS:
@@ -437,6 +478,9 @@ class EmulatedSMBus(SMBus):
         self.close()
         self.fd = os.open(os.devnull, os.O_RDWR)
         _DEVICE_FILES[self.fd] = self.device
+        opened = getattr(self.device, "opened", None)
+        if opened is not None:
+            opened()
         self.funcs = self._get_funcs()
 
     def close(self) -> None:

@@ -22,6 +22,13 @@ ADS1115 (SBAS444E, 6.5): the internal oscillator, hence the data rate, +-10 %; g
 error +-0.15 % at most (0.01 % typical), offset error +-3 LSB (input-referred, after
 the PGA of +-4.096 V: +-0.375 mV).
 
+MAX17048 (19-6171 rev 7): VCELL's voltage error +-7.5 mV per cell (Electrical
+Characteristics, VERR at 25 C); the state of charge is a ModelGauge estimate, whose
+error the datasheet does not bound: its Typical Operating Characteristics show errors
+of a few % over a discharge with the cell's model, so a steady error of the model is
+drawn within +-3 % (a choice from those curves, not a limit). Its first estimate after
+a reset (under load) is modelled in ``firmware.sim.max17048``, not drawn.
+
 The draws use their own random stream (``[seed, 0x9A27]``), so the person, the world
 and the noise of a seed are the same whatever the parts.
 """
@@ -57,6 +64,10 @@ ADC_GAIN_LIMIT = 0.0015
 """ADS1115 gain error, fraction (SBAS444E 6.5)."""
 ADC_OFFSET_LIMIT_LSB = 3.0
 """ADS1115 offset error, LSB (SBAS444E 6.5)."""
+GAUGE_SOC_ERROR_LIMIT_PCT = 3.0
+"""MAX17048 ModelGauge error, % of charge (19-6171 Typical Operating Characteristics)."""
+GAUGE_VCELL_ERROR_LIMIT_V = 7.5e-3
+"""MAX17048 VCELL error, V (19-6171 Electrical Characteristics, VERR)."""
 
 
 def _matrix(gains: np.ndarray, cross: np.ndarray) -> np.ndarray:
@@ -134,33 +145,53 @@ class AdcPart:
 
 
 @dataclass(frozen=True)
+class GaugePart:
+    """One MAX17048 as built: soc_error_pct (its model's steady error, % of charge:
+    the gauge reads this much high), vcell_error_v (VCELL reads this much high, V)."""
+
+    soc_error_pct: float = 0.0
+    vcell_error_v: float = 0.0
+
+    @classmethod
+    def draw(cls, rng: np.random.Generator) -> GaugePart:
+        """A part drawn uniformly within the limits above."""
+        return cls(float(rng.uniform(-GAUGE_SOC_ERROR_LIMIT_PCT, GAUGE_SOC_ERROR_LIMIT_PCT)),
+                   float(rng.uniform(-GAUGE_VCELL_ERROR_LIMIT_V, GAUGE_VCELL_ERROR_LIMIT_V)))
+
+
+@dataclass(frozen=True)
 class Parts:
-    """The chips of one roller: its IMU and its ADCs (in address order)."""
+    """The chips of one roller: its IMU, its ADCs (in address order), its fuel gauge."""
 
     imu: ImuPart
     adcs: tuple[AdcPart, ...]
+    gauge: GaugePart = GaugePart()
 
     @classmethod
     def ideal(cls, adc_count: int = 2) -> Parts:
         """Every part at its nominal values."""
-        return cls(ImuPart(), (AdcPart(),) * adc_count)
+        return cls(ImuPart(), (AdcPart(),) * adc_count, GaugePart())
 
     @classmethod
     def draw(cls, seed: int, adc_count: int = 2) -> Parts:
-        """The parts of the roller of ``seed`` (their own random stream)."""
+        """The parts of the roller of ``seed`` (their own random stream; the gauge is
+        drawn last, so the IMU's and the ADCs' draws are those of before it was)."""
         rng = np.random.default_rng([seed, 0x9A27])
         imu = ImuPart.draw(rng)
-        return cls(imu, tuple(AdcPart.draw(rng) for _ in range(adc_count)))
+        adcs = tuple(AdcPart.draw(rng) for _ in range(adc_count))
+        return cls(imu, adcs, GaugePart.draw(rng))
 
     def pinned(self, values: dict[str, Any]) -> Parts:
         """These parts with the scenario's pinned values (``PartsSection`` keys that are
         not None) put in."""
-        imu, adc = {}, {}
+        imu, adc, gauge = {}, {}, {}
         for key, value in values.items():
             if value is None or key == "ideal":
                 continue
             if key.startswith("adc_"):
                 adc[key[4:]] = float(value)
+            elif key.startswith("gauge_"):
+                gauge[key[6:]] = float(value)
             elif key in ("gyro_cross", "accel_cross"):
                 m = np.full((3, 3), float(value))
                 np.fill_diagonal(m, 0.0)
@@ -169,7 +200,8 @@ class Parts:
                 imu[key] = tuple(float(v) for v in value)
             else:
                 imu[key] = float(value)
-        return Parts(replace(self.imu, **imu), tuple(replace(a, **adc) for a in self.adcs))
+        return Parts(replace(self.imu, **imu), tuple(replace(a, **adc) for a in self.adcs),
+                     replace(self.gauge, **gauge))
 
 
-__all__ = ["AdcPart", "ImuPart", "Parts"]
+__all__ = ["AdcPart", "GaugePart", "ImuPart", "Parts"]

@@ -108,7 +108,8 @@ class SimRoller:
             self.adcs.append(adc)
             self._attach(address, adc)
         charge = np.random.default_rng([self.seed, 0xBA77, self.session])  # not ``rng``'s draws
-        self.battery = Max17048Sim(self.clock, start_pct=float(charge.uniform(40.0, 100.0)))
+        self.battery = Max17048Sim(self.clock, start_pct=float(charge.uniform(40.0, 100.0)),
+                                   part=self.parts.gauge)
         """The fuel gauge and its LiPo (``vanish``/``reappear``, ``start_pct``)."""
         if self.config.battery.gauge:
             self._attach(self.config.battery.address, self.battery)
@@ -131,6 +132,7 @@ class SimRoller:
                                         faults.ff_read_rate, seed=self.seed)
         self._fault_events = sorted(
             [(t, "imu_brownout") for t in faults.imu_brownouts_s]
+            + [(t, "bus_hang") for t in faults.bus_hangs_s]
             + ([(faults.adc_dies_s, "adc_dies")] if faults.adc_dies_s is not None else []))
         self._pressed_until: float | None = None
         self._started = False
@@ -210,6 +212,8 @@ class SimRoller:
             _, kind = self._fault_events.pop(0)
             if kind == "imu_brownout":
                 self.imu.spontaneous_reset()
+            elif kind == "bus_hang":
+                self.bus.hang()
             elif len(self.adcs) > 1:
                 self.adcs[1].vanish()
         tape.record(("step",))

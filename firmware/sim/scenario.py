@@ -175,6 +175,13 @@ class PartsSection:
     adc_offset_lsb: float | None = field(
         None, range=(-10.0, 10.0),
         doc="every ADS1115's offset, LSB at +-4.096 V (drawn per ADC: U(-3, 3))")
+    gauge_soc_error_pct: float | None = field(
+        None, range=(-20.0, 20.0),
+        doc="the MAX17048's ModelGauge error, % of charge (it reads this much high; drawn: "
+        "U(-3, 3), 19-6171 Typical Operating Characteristics)")
+    gauge_vcell_error_v: float | None = field(
+        None, range=(-0.05, 0.05),
+        doc="the MAX17048's VCELL error, V (drawn: U(-0.0075, 0.0075), 19-6171 VERR)")
 
     def __post_init__(self) -> None:
         for name in ("gyro_gain", "accel_gain"):
@@ -198,6 +205,10 @@ class FaultsSection:
     imu_brownouts_s: list[float] = field(
         [], range=(0.0, 7200.0),
         doc="times the MPU-6050 browns out (resets, asleep, then NACKs for its start-up time), s")
+    bus_hangs_s: list[float] = field(
+        [], range=(0.0, 7200.0),
+        doc="times the I2C bus hangs (a part holds SDA low: every transfer times out, "
+        "ETIMEDOUT) until the firmware recovers it by reopening the bus, s")
     adc_dies_s: float | None = field(
         None, range=(0.0, 7200.0), doc="time the second ADS1115 stops answering for good, s")
 

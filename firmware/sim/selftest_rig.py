@@ -35,6 +35,7 @@ FAULTS = {
     "zone3-shorted": "zone 3's FSR is shorted (reads the supply voltage)",
     "alert2-cut": "the second ADS1115's ALERT/RDY wire is broken",
     "gauge-missing": "the MAX17048 fuel gauge does not answer",
+    "gauge-reset": "the MAX17048 was just reset (its cell reconnected): a first estimate",
     "button-stuck": "the button is held or shorted to ground",
     "motor-busy": "the motor pin is held by another program",
     "led-busy": "the LED pin is held by another program",
@@ -85,7 +86,8 @@ class BenchRig:
                                                  strict=False)]
         if "alert2-cut" in self.faults and len(self.ready_lines) > 1:
             self.ready_lines[1].cut(self.clock.now())
-        self.gauge = Max17048Sim(self.clock, start_pct=80.0)
+        self.gauge = Max17048Sim(self.clock, start_pct=80.0,
+                                 settled="gauge-reset" not in self.faults)
         self.bus.attach(self.config.battery.address, self.gauge)
         if "gauge-missing" in self.faults:
             self.gauge.vanish()

@@ -45,6 +45,7 @@ from firmware.protocol import (
     Response,
     ResultCode,
     Resume,
+    RollerCalibration,
     SetFence,
     SetTime,
     StartSession,
@@ -61,6 +62,7 @@ from host.ble.discovery import (
     RollerIncompatible,
     find_roller,
     pair_roller,
+    read_calibration,
     read_status,
     scan_rollers,
 )
@@ -135,6 +137,9 @@ class RollerClient:
         self.receiver = StreamReceiver(position, ahead=ahead, zone_count=zone_count)
         self.clock_map = ClockMap()
         self.last_status: Status | None = None
+        self.calibration: RollerCalibration | None = None
+        """What the roller learned of its parts, read at each link (and at pairing);
+        None before, or from a roller without CALIBRATION."""
         self._control = ControlPoint(self._write_control, request_timeout_s)
         self._target: str | BLEDevice | None = None
         self._device: BLEDevice | None = None
@@ -196,8 +201,10 @@ class RollerClient:
         return await scan_rollers(timeout_s, self.backend, on_found)
 
     async def pair(self, address: str | BLEDevice, timeout_s: float = 30.0) -> Status:
-        """Bond with the roller at ``address`` (in its pairing window); its STATUS."""
-        return await pair_roller(address, self.backend, timeout_s)
+        """Bond with the roller at ``address`` (in its pairing window); its STATUS (and
+        its ``calibration``)."""
+        status, self.calibration = await pair_roller(address, self.backend, timeout_s)
+        return status
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -270,6 +277,7 @@ class RollerClient:
 
     async def _set_up(self, client: BleakClient) -> Status:
         await read_status(client)  # the version check comes before anything else
+        self.calibration = await read_calibration(client)
         self._ready.clear()
         self.receiver.new_link()
         await client.start_notify(CONTROL_UUID, self._on_control)

@@ -3,7 +3,7 @@
 ``BleBackend`` says which backend to use: bleak's native one for the platform
 (``BleBackend.native()``) or the Bumble one on a transport (``BleBackend.bumble(T)``).
 ``scan_rollers`` lists the rollers advertising ``SERVICE_UUID``; ``find_roller`` finds
-one by address; ``pair_roller`` bonds with one and reads its STATUS.
+one by address; ``pair_roller`` bonds with one and reads its STATUS and CALIBRATION.
 """
 
 from __future__ import annotations
@@ -19,13 +19,20 @@ from bleak import BleakClient, BleakScanner
 from bleak.backends.client import BaseBleakClient
 from bleak.backends.device import BLEDevice
 from bleak.backends.scanner import AdvertisementData, BaseBleakScanner
-from bleak.exc import BleakDeviceNotFoundError, BleakError
+from bleak.exc import BleakCharacteristicNotFoundError, BleakDeviceNotFoundError, BleakError
 from bleak_retry_connector import establish_connection
 
-from firmware.protocol import SERVICE_UUID, STATUS_UUID, ProtocolError, Status
+from firmware.protocol import (
+    CALIBRATION_UUID,
+    SERVICE_UUID,
+    STATUS_UUID,
+    ProtocolError,
+    RollerCalibration,
+    Status,
+)
 
 __all__ = ["BleBackend", "FoundRoller", "RollerIncompatible", "find_roller", "pair_roller",
-           "read_status", "scan_rollers"]
+           "read_calibration", "read_status", "scan_rollers"]
 
 logger = logging.getLogger(__name__)
 
@@ -137,9 +144,25 @@ async def read_status(client: BleakClient) -> Status:
         raise RollerIncompatible(f"{error}: update the roller or this host") from error
 
 
+async def read_calibration(client: BleakClient) -> RollerCalibration | None:
+    """Read CALIBRATION: what the roller learned of its parts. None from a roller without
+    it (an older firmware) or with a value this host cannot read (logged: the roller
+    works without it being shown)."""
+    try:
+        value = bytes(await client.read_gatt_char(CALIBRATION_UUID))
+    except BleakCharacteristicNotFoundError:
+        return None
+    try:
+        return RollerCalibration.decode(value)
+    except ProtocolError as error:
+        logger.warning("the roller's CALIBRATION is unreadable (%s): not shown", error)
+        return None
+
+
 async def pair_roller(address: str | BLEDevice, backend: BleBackend | None = None,
-                      timeout_s: float = 30.0) -> Status:
-    """Bond with the roller (it must be in its pairing window) and read its STATUS.
+                      timeout_s: float = 30.0) -> tuple[Status, RollerCalibration | None]:
+    """Bond with the roller (it must be in its pairing window); read its STATUS and its
+    CALIBRATION (None: see ``read_calibration``).
 
     The bond's keys stay with the backend (the Bumble backend's key store, or the OS).
     """
@@ -151,6 +174,7 @@ async def pair_roller(address: str | BLEDevice, backend: BleBackend | None = Non
                                         **backend.client_kwargs())
     try:
         await client.pair()
-        return await read_status(client)
+        status = await read_status(client)
+        return status, await read_calibration(client)
     finally:
         await client.disconnect()

@@ -14,8 +14,10 @@ bonding key store (default: the user's data directory).
 
 Each ``cmd_*`` function runs the command and returns the exit status: 0 done, 1 the
 Bluetooth side failed (not found, refused, lost), 2 bad input, 130 interrupted; an
-error is one line on stderr. ``devices`` lists the known rollers; ``forget`` removes one
-from the store and its bond (exit 1 when the system's Bluetooth refuses to remove it).
+error is one line on stderr. ``devices`` lists the known rollers, each with its own calibration as
+last read (what the roller learned of its parts: docs/protocol.md §8, read by ``pair``
+and by the daemon at each link); ``forget`` removes one from the store and its bond
+(exit 1 when the system's Bluetooth refuses to remove it).
 """
 
 from __future__ import annotations
@@ -29,11 +31,19 @@ import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from bleak.exc import BleakDeviceNotFoundError, BleakError
 
-from firmware.protocol import Frame, FrameFlag, ProtocolError, RollerFault, RollerState, Status
+from firmware.protocol import (
+    Frame,
+    FrameFlag,
+    ProtocolError,
+    RollerCalibration,
+    RollerFault,
+    RollerState,
+    Status,
+)
 from host.ble.client import RollerClient
 from host.ble.control import RollerCommandError, RollerDisconnected
 from host.ble.discovery import BleBackend, FoundRoller
@@ -53,6 +63,9 @@ from host.daemon.live import read_statuses
 from host.paths import data_dir as user_data_dir
 from host.stream import ClockMap
 from host.timefmt import iso_utc
+
+if TYPE_CHECKING:
+    from host.store import Device
 
 __all__ = ["COMMANDS", "add_parsers", "backend_for", "cmd_forget", "cmd_pair", "cmd_scan",
            "cmd_stream", "format_frame", "run"]
@@ -91,6 +104,21 @@ def _battery(status: Status) -> str:
         return "unknown"
     low = ",low" if status.faults & RollerFault.LOW_BATTERY else ""
     return f"{status.battery_pct}%{low}"
+
+
+def _calibration_row(device: Device) -> dict[str, object] | None:
+    """The device's CALIBRATION as last read, for ``devices`` (None: never read): its
+    fields, a line for people, or why the stored value cannot be read."""
+    if device.calibration is None:
+        return None
+    row: dict[str, object] = {"read_utc": iso_utc(device.calibration_utc or 0.0)}
+    try:
+        cal = RollerCalibration.decode(device.calibration)
+    except ProtocolError as error:
+        return {**row, "line": f"unreadable ({error})"}
+    return {**row, "line": cal.line(), "learned": cal.learned,
+            "imu_clock_error": cal.imu_clock_error, "imu_clock_span_s": cal.imu_clock_span_s,
+            "updated_utc": iso_utc(cal.updated_utc) if cal.updated_utc else None}
 
 
 def _format_status(status: Status) -> str:
@@ -182,13 +210,17 @@ def cmd_pair(address: str, adapter: str | None = None, *, timeout_s: float = 30.
     async def main() -> None:
         print(f"looking for {address} for up to {timeout_s:g} s; hold the roller's button "
               "3 s to open its pairing window", file=err, flush=True)
+        client = RollerClient(backend)
         try:
-            status = await RollerClient(backend).pair(address, timeout_s)
+            status = await client.pair(address, timeout_s)
         except BleakDeviceNotFoundError:
             raise _NotFound(f"no roller {address} seen within {timeout_s:g} s: is it on, "
                             "near, and in its pairing window (its LED flickering)?") from None
         store.note_device(address, bonded=True, key_store=key_store)
         print(f"paired with {address}: {_format_status(status)}", file=out)
+        if client.calibration is not None:
+            store.note_calibration(address, client.calibration.encode())
+            print(f"its calibration: {client.calibration.line()}", file=out)
 
     return _run(main, err)
 
@@ -286,7 +318,8 @@ def cmd_devices(args: argparse.Namespace, out: TextIO) -> None:
     faults = {st.address: st.fault for st in read_statuses(user_data_dir(args.data_dir))}
     rows = [{"address": d.address, "name": d.name, "first_seen_utc": iso_utc(d.first_seen_utc),
              "last_seen_utc": iso_utc(d.last_seen_utc), "bonded": d.bonded,
-             "key_store": d.key_store, "daemon_fault": faults.get(d.address, "")}
+             "key_store": d.key_store, "daemon_fault": faults.get(d.address, ""),
+             "calibration": _calibration_row(d)}
             for d in devices]
     if args.json:
         print(json.dumps(rows, indent=2), file=out)
@@ -296,6 +329,9 @@ def cmd_devices(args: argparse.Namespace, out: TextIO) -> None:
     for r in rows:
         print(f"{r['address']}  {r['name'] or '-':20}  last seen {r['last_seen_utc'][:19]}  "
               f"{'bonded' if r['bonded'] else 'not bonded'}", file=out)
+        cal = r["calibration"]
+        if cal is not None:
+            print(f"  calibration: {cal['line']} (read {str(cal['read_utc'])[:19]})", file=out)
         if r["daemon_fault"]:
             print(f"  the daemon is NOT STORING: {r['daemon_fault']} (the roller keeps the "
                   "frames in its journal)", file=out)

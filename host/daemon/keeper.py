@@ -342,6 +342,9 @@ class RollerKeeper:
                     delay = min(delay * 2, 30.0)
                     continue
                 self.store.note_device(self.address, bonded=True)
+                if self.client.calibration is not None:
+                    self.store.note_calibration(self.address,
+                                                self.client.calibration.encode())
                 self.say(f"{self.address}: connected (battery {status.battery_text}, "
                          f"firmware {status.firmware_version})")
                 await _first(stop, self._relink)

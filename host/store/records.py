@@ -94,7 +94,9 @@ def newest_estimates(rec: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 @dataclass(frozen=True)
 class Device:
     """A roller the host knows: address, advertised name, first/last seen (UTC s),
-    bonded, and the Bumble key store its bond is in (None: the OS's, or unknown)."""
+    bonded, the Bumble key store its bond is in (None: the OS's, or unknown), and its
+    CALIBRATION value as last read (``firmware.protocol.RollerCalibration`` bytes; None:
+    never read) with when it was read (UTC s)."""
 
     address: str
     name: str | None
@@ -102,6 +104,8 @@ class Device:
     last_seen_utc: float
     bonded: bool
     key_store: str | None = None
+    calibration: bytes | None = None
+    calibration_utc: float | None = None
 
 
 @dataclass(frozen=True)

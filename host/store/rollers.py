@@ -18,6 +18,14 @@ from host.stream import ClockMap, ClockSample, StreamPosition
 
 __all__ = ["RollerTables"]
 
+_DEVICE_COLUMNS = ("address, name, first_seen_utc, last_seen_utc, bonded, key_store, "
+                   "calibration, calibration_utc")
+
+
+def _device(row: tuple) -> Device:
+    return Device(row[0], row[1], row[2], row[3], bool(row[4]), row[5],
+                  None if row[6] is None else bytes(row[6]), row[7])
+
 
 class RollerTables(StoreConnection):
     """Devices, clocks and stream positions of the store's rollers."""
@@ -44,20 +52,26 @@ class RollerTables(StoreConnection):
         assert device is not None
         return device
 
+    def note_calibration(self, address: str, value: bytes,
+                         read_utc: float | None = None) -> None:
+        """Keep the CALIBRATION value a known device gave at ``read_utc`` (default now)
+        (``firmware.protocol.RollerCalibration`` bytes; the store keeps them as read)."""
+        with self._write() as conn:
+            conn.execute("UPDATE devices SET calibration = ?, calibration_utc = ? "
+                         "WHERE address = ?", (bytes(value), now_utc() if read_utc is None
+                                               else read_utc, address.upper()))
+
     def device(self, address: str) -> Device | None:
         """The device with ``address``, None if unknown."""
-        row = self._conn.execute("SELECT address, name, first_seen_utc, last_seen_utc, "
-                                 "bonded, key_store FROM devices WHERE address = ?",
+        row = self._conn.execute(f"SELECT {_DEVICE_COLUMNS} FROM devices WHERE address = ?",
                                  (address.upper(),)).fetchone()
-        return None if row is None else Device(row[0], row[1], row[2], row[3], bool(row[4]),
-                                               row[5])
+        return None if row is None else _device(row)
 
     def devices(self) -> list[Device]:
         """Every known device, most recently seen first."""
-        rows = self._conn.execute("SELECT address, name, first_seen_utc, last_seen_utc, "
-                                  "bonded, key_store FROM devices "
+        rows = self._conn.execute(f"SELECT {_DEVICE_COLUMNS} FROM devices "
                                   "ORDER BY last_seen_utc DESC, address")
-        return [Device(r[0], r[1], r[2], r[3], bool(r[4]), r[5]) for r in rows]
+        return [_device(r) for r in rows]
 
     def forget_device(self, address: str) -> bool:
         """Remove a device, its stream positions and clock mappings (its sessions stay:

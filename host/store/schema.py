@@ -86,6 +86,10 @@ MIGRATIONS: tuple[Migration, ...] = (
             message TEXT NOT NULL, value REAL);
         CREATE INDEX events_session ON events(session_id, kind);
     """),
+    Migration(3, "devices: the roller's own calibration as last read", """
+        ALTER TABLE devices ADD COLUMN calibration BLOB;
+        ALTER TABLE devices ADD COLUMN calibration_utc REAL;
+    """),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 """The newest schema this code knows."""
