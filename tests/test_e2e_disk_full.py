@@ -26,7 +26,7 @@ import pytest
 from firmware.protocol import FrameFlag
 from host.daemon.live import read_statuses
 from host.store import CLOSED, open_store
-from tests.test_e2e_daemon import DEMO, PY, ROOT, cli
+from tests.test_e2e_daemon import DEMO, PY, ROOT, cli, pair_with_profile
 
 pytestmark = pytest.mark.slow
 
@@ -78,7 +78,7 @@ def wait_for(what, seconds: float, every: float = 0.2):
 
 
 def test_a_disk_that_fills_and_frees_mid_session_loses_nothing(small_disk, tmp_path):
-    from tests.test_e2e_radio import free_port, scan
+    from tests.test_e2e_radio import free_port
 
     data, state = small_disk, tmp_path / "roller"
     acked_file = state / "journal" / "acked"
@@ -95,12 +95,7 @@ def test_a_disk_that_fills_and_frees_mid_session_loses_nothing(small_disk, tmp_p
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT)
         procs.append(roller)
         time.sleep(1.5)
-        address = scan(adapter, str(data / "ble-keys.json"))
-        paired = cli("pair", address, "--adapter", adapter, "--data-dir", str(data))
-        assert paired.returncode == 0, paired.stderr
-        made = cli("profile", "create", "me", "--stature", "172cm", "--sex", "female",
-                   "--use", "--data-dir", str(data))
-        assert made.returncode == 0, made.stderr
+        pair_with_profile(adapter, data)
         with daemon_log.open("w") as out:  # not on the small disk
             daemon = subprocess.Popen(
                 [PY, "-m", "host.cli.main", "daemon", "--adapter", adapter, "--data-dir",
