@@ -145,6 +145,7 @@ def test_a_disk_that_fills_and_frees_mid_session_loses_nothing(small_disk, tmp_p
 
     assert log.count("cannot store frames") == 1, log
     assert "storing again" in log and "Traceback" not in log, log
+    assert "link lost" not in log.split("storing again")[1].split("connected")[0], log
     store = open_store(data, create=False)
     sessions = store.sessions()
     frames = store.read_frames(sessions[0].id)
@@ -158,6 +159,8 @@ def test_a_disk_that_fills_and_frees_mid_session_loses_nothing(small_disk, tmp_p
     print(f"disk full mid-session: sessions {len(sessions)}, split {split}, frames lost "
           f"{lost}, duplicated {duplicated}, stored after the fault {kept}")
     assert all(s.state == CLOSED for s in sessions)
+    kinds = [e.kind.value for _, _, e in store.events(sessions[0].id)]
+    assert "disconnect" not in kinds and "frames_lost" not in kinds, kinds  # none was
     assert len(np.unique(frames.boot)) == 1
     contact = (frames.flags & int(FrameFlag.IN_CONTACT)) != 0
     assert contact.sum() > 2500

@@ -285,6 +285,7 @@ class RollerKeeper:
                          f"firmware {status.firmware_version})")
                 await _first(stop, self._relink)
                 if self._relink.is_set() and not stop.is_set():
+                    self.client.on_link = None  # our own reconnect: no link lost, no event
                     await self.client.stop()
                     self.client = self._make_client()
                     self._relink.clear()  # storing again: the new link's frames
