@@ -119,6 +119,7 @@ def test_a_disk_that_fills_and_frees_mid_session_loses_nothing(small_disk, tmp_p
         assert devices.returncode == 0, devices.stderr
         assert "NOT STORING" in devices.stdout, devices.stdout
         # Nothing more is acknowledged: the roller keeps what it makes in its journal.
+        time.sleep(1.5)  # (the roller saves its acked seq about once a second)
         held = int(acked_file.read_text())
         time.sleep(3.0)
         assert int(acked_file.read_text()) == held
