@@ -35,10 +35,17 @@ Rules:
   otherwise.
 - A new segment starts when the newest reaches ``segment_bytes`` (the old one is
   fsynced first, so only the newest segment can have a torn tail).
-- On open the newest segment is scanned: a truncated or corrupt record (power lost
-  mid-write) ends it; the damage is logged once and the file truncated there, so new
-  records append cleanly. Older segments are scanned when first needed (damage found
-  there is logged; the frames before it are served).
+- Every record carries its CRC-32, checked when a segment is scanned (the newest on
+  open, older ones when first needed) and again at every read from the file (the card
+  may change after the scan).
+- A damaged tail of the newest segment (power lost mid-write: a truncated or corrupt
+  record with no good one after it) is logged once and cut off, so new records append
+  cleanly. Damage anywhere else (a bad byte on the card) loses only the damaged
+  records: the scan goes on at the next good record (the next offset where a whole
+  record with its CRC and a higher seq is found), reads skip them, and their frames
+  (the seqs between the good records around the damage; at a segment's tail, up to the
+  next segment's first) are logged and counted in ``lost``. The host, whose backfill
+  then skips those seqs, records them as a hole (docs/protocol.md section 6).
 - A segment whose frames are all acked is deleted (the newest one stays: it carries
   ``last_seq`` across a restart).
 - When the files exceed ``max_bytes`` the oldest segment is dropped: its unacked frames
@@ -54,16 +61,16 @@ from __future__ import annotations
 import bisect
 import logging
 import os
+import re
 import struct
 import time
 import zlib
 from array import array
 from collections import deque
-from collections.abc import Iterator
 from itertools import islice
 from pathlib import Path
 from types import TracebackType
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 from firmware.files import private_dir
 from firmware.protocol import Frame, FrameFlag
@@ -82,6 +89,9 @@ _U32_STRUCT = struct.Struct("<I")  # record length, CRC, seq
 _HEAD = struct.Struct("<IIddddHB")  # payload up to the zone count
 _RECORDS: dict[int, struct.Struct] = {}  # zone count -> length + payload
 _LOADS: dict[int, struct.Struct] = {}  # zone count -> zone loads + total
+_LENGTH = re.compile(rb"(?s)(?=(?:[\x2f-\xff]\x00|.[\x01-\x04])\x00\x00)")
+"""Where a record may start: a u32 length of 47 to 1067 bytes (``_HEAD`` and 0 to 255
+zones), as searched past damage (so a stretch of zeros or noise is passed at C speed)."""
 
 
 def segment_name(first_seq: int) -> str:
@@ -110,31 +120,76 @@ def _decode(data: bytes, pos: int) -> Frame:
     return Frame(seq, t, position, velocity, angle, tuple(loads), total, FrameFlag(flags), boot)
 
 
-def _scan(data: bytes) -> tuple[array, array, int, str | None]:
-    """Index the records of a segment's bytes.
+def _record_at(data: bytes, view: memoryview, pos: int, after: int | None) -> tuple[int, int] | str:
+    """The record at ``data[pos]``: (its seq, the next record's offset), or what is wrong
+    with it (``after``: its seq must be higher)."""
+    if len(data) - pos < 4 + _HEAD.size + 4:
+        return "truncated record"
+    (length,) = _U32_STRUCT.unpack_from(data, pos)
+    end = pos + 4 + length
+    if length < _HEAD.size or end + 4 > len(data):
+        return "truncated or bad-length record"
+    if zlib.crc32(view[pos + 4:end]) != _U32_STRUCT.unpack_from(data, end)[0]:
+        return "CRC mismatch"
+    (seq,) = _U32_STRUCT.unpack_from(data, pos + 4)
+    zones = data[pos + 4 + _HEAD.size - 1]
+    if length != _HEAD.size + 4 * (zones + 1) or (after is not None and seq <= after):
+        return "malformed record"
+    return seq, end + 4
+
+
+def _next_record(data: bytes, view: memoryview, pos: int, after: int | None,
+                 length: int | None) -> int | None:
+    """Offset of the first good record after ``pos`` (None: none): first where a record
+    of ``length`` (the last good one's) would start, else at every byte."""
+    if length is not None:
+        needle = _U32_STRUCT.pack(length)
+        at = data.find(needle, pos + 1)
+        while at != -1:
+            if not isinstance(_record_at(data, view, at, after), str):
+                return at
+            at = data.find(needle, at + 1)
+    for match in _LENGTH.finditer(data, pos + 1):
+        if not isinstance(_record_at(data, view, match.start(), after), str):
+            return match.start()
+    return None
+
+
+class _Damage(NamedTuple):
+    """Bytes of a segment that hold no good record: ``size`` bytes at ``offset``, the
+    first ``reason``, between the good records of seqs ``before`` and ``after`` (None:
+    none before, none after: a damaged tail)."""
+
+    offset: int
+    size: int
+    reason: str
+    before: int | None
+    after: int | None
+
+
+def _scan(data: bytes) -> tuple[array, array, int, list[_Damage]]:
+    """Index the records of a segment's bytes, skipping damaged ones.
 
     Returns (seqs, offsets, good_bytes, damage): each good record's seq and byte offset,
-    the length of the good prefix, and what ended it early (None when all is good).
+    the end of the last good record, and the damaged stretches in file order.
     """
     seqs, offsets = array("I"), array("I")
-    view, pos, end_of_data = memoryview(data), 0, len(data)
-    while pos < end_of_data:
-        if end_of_data - pos < 4 + _HEAD.size + 4:
-            return seqs, offsets, pos, "truncated record"
-        (length,) = _U32_STRUCT.unpack_from(data, pos)
-        end = pos + 4 + length
-        if length < _HEAD.size or end + 4 > end_of_data:
-            return seqs, offsets, pos, "truncated or bad-length record"
-        if zlib.crc32(view[pos + 4:end]) != _U32_STRUCT.unpack_from(data, end)[0]:
-            return seqs, offsets, pos, "CRC mismatch"
-        (seq,) = _U32_STRUCT.unpack_from(data, pos + 4)
-        zones = data[pos + 4 + _HEAD.size - 1]
-        if length != _HEAD.size + 4 * (zones + 1) or (seqs and seq <= seqs[-1]):
-            return seqs, offsets, pos, "malformed record"
-        seqs.append(seq)
+    view, pos, good, damage = memoryview(data), 0, 0, []
+    while pos < len(data):
+        before = seqs[-1] if seqs else None
+        got = _record_at(data, view, pos, before)
+        if isinstance(got, str):
+            length = _U32_STRUCT.unpack_from(data, offsets[-1])[0] if seqs else None
+            resume = _next_record(data, view, pos, before, length)
+            end = len(data) if resume is None else resume
+            after = None if resume is None else _U32_STRUCT.unpack_from(data, resume + 4)[0]
+            damage.append(_Damage(pos, end - pos, got, before, after))
+            pos = end
+            continue
+        seqs.append(got[0])
         offsets.append(pos)
-        pos = end + 4
-    return seqs, offsets, pos, None
+        pos = good = got[1]
+    return seqs, offsets, good, damage
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -168,7 +223,8 @@ class Journal:
     flush_every: buffered frames are written to the file every this many appends.
     logger: where damage and drops are reported.
 
-    ``lost``: frames dropped unacked because a bound was hit (since this open).
+    ``lost``: frames dropped unacked because a bound was hit, or whose records were
+    found damaged (since this open).
     ``full``: True while the journal is at its bound (Status fault JOURNAL_FULL).
     """
 
@@ -356,15 +412,34 @@ class Journal:
         """``seg`` with its record index, scanning the file the first time."""
         if seg.seqs is None:
             seg.seqs, seg.offsets, good, damage = _scan(seg.path.read_bytes())
-            if damage:
-                self.log.warning("journal %s: %s at byte %d of %d; keeping the %d frames "
-                                 "before it", seg.path.name, damage, good, seg.size,
-                                 len(seg.seqs))
-                if seg is self._segments[-1]:  # a torn tail: cut it so appends stay clean
+            newest = seg is self._segments[-1]
+            for d in damage:
+                if d.after is None and newest:  # a torn tail: cut it so appends stay clean
+                    self.log.warning("journal %s: %s at byte %d of %d; keeping the %d "
+                                     "frames before it", seg.path.name, d.reason, d.offset,
+                                     seg.size, len(seg.seqs))
                     os.truncate(seg.path, good)
                     self._bytes -= seg.size - good
                     seg.size = good
+                    continue
+                first = seg.first_seq if d.before is None else d.before + 1
+                last = self._next_first_seq(seg) - 1 if d.after is None else d.after - 1
+                self._lose(seg, first, last, f"{d.reason} at byte {d.offset} of {seg.size} "
+                                             f"({d.size} bytes skipped)")
         return seg
+
+    def _next_first_seq(self, seg: _Segment) -> int:
+        """The first seq of the segment after ``seg`` (an older one's frames end below)."""
+        i = self._segments.index(seg)
+        return self._segments[i + 1].first_seq
+
+    def _lose(self, seg: _Segment, first: int, last: int, what: str) -> None:
+        """Frames ``first..last`` of ``seg`` are damaged: counted in ``lost`` (those not
+        acknowledged) and logged. Reads skip them: the host sees the hole in seq."""
+        unacked = max(0, last - max(first, self._floor) + 1)
+        self.lost += unacked
+        self.log.warning("journal %s: %s: frame(s) %d-%d lost (%d not acknowledged)",
+                         seg.path.name, what, first, last, unacked)
 
     # ------------------------------------------------------------------ writing
 
@@ -483,25 +558,41 @@ class Journal:
         for seg in self._segments_from(start):
             if len(out) >= limit or (stop is not None and seg.first_seq >= stop):
                 break
-            seqs = self._index(seg).seqs
-            j = bisect.bisect_left(seqs, start)
-            k = len(seqs) if stop is None else bisect.bisect_left(seqs, stop)
-            k = min(k, j + limit - len(out))
-            if j < k:
+            while len(out) < limit:  # again when damaged records were left out
+                seqs = self._index(seg).seqs
+                j = bisect.bisect_left(seqs, start)
+                k = len(seqs) if stop is None else bisect.bisect_left(seqs, stop)
+                k = min(k, j + limit - len(out))
+                if j >= k:
+                    break
+                start = seqs[k - 1] + 1
                 out.extend(self._load(seg, j, k))
         return out
 
-    def _load(self, seg: _Segment, j: int, k: int) -> Iterator[Frame]:
-        """Records ``j`` to ``k - 1`` of an indexed segment."""
-        begin = seg.offsets[j]
-        end = seg.offsets[k] if k < len(seg.offsets) else seg.size
+    def _load(self, seg: _Segment, j: int, k: int) -> list[Frame]:
+        """Records ``j`` to ``k - 1`` of an indexed segment, each checked again (its CRC:
+        the card may have changed since the scan); a damaged one is left out of the
+        index and the result, and lost (``_lose``)."""
+        offsets, seqs = seg.offsets, seg.seqs
+        begin = offsets[j]
+        end = offsets[k] if k < len(offsets) else seg.size
         with open(seg.path, "rb") as fh:
             fh.seek(begin)
             data = fh.read(end - begin)
-        pos = 0
-        for _ in range(k - j):
-            yield _decode(data, pos + 4)
-            pos += _U32_STRUCT.unpack_from(data, pos)[0] + 8
+        view, out, damaged = memoryview(data), [], []
+        for i in range(j, k):
+            pos = offsets[i] - begin
+            got = _record_at(data, view, pos, None)
+            if isinstance(got, str) or got[0] != seqs[i]:
+                damaged.append((i, "the record changed since it was written" if
+                                not isinstance(got, str) else got))
+                continue
+            out.append(_decode(data, pos + 4))
+        for i, reason in reversed(damaged):
+            seq, offset = seqs[i], offsets[i]
+            del seqs[i], offsets[i]
+            self._lose(seg, seq, seq, f"{reason} at byte {offset}, found when read")
+        return out
 
 
 def _seq_of(frame: Frame) -> int:

@@ -117,6 +117,33 @@ def test_a_roller_reboot_ends_the_session_and_the_next_one_is_whole(tmp_path):
         assert keeper.client.acked[0x10] >= 4999
 
 
+def test_a_live_frame_from_after_the_rolling_does_not_end_the_session_before_its_backfill(
+        tmp_path):
+    """After a reconnect the live frames come before the journal's backfill: one from
+    after the person got off closed the session, and the backfill of the rolling the
+    link missed made a second one (found by tests/test_e2e_disk_full.py)."""
+    async def run(store: Store) -> RollerKeeper:
+        keeper = keeper_on(store, tmp_path)
+        await deliver(keeper, frames(0x42, 0, 0.0, 1000, C))  # rolling; the link is cut
+        keeper.client.receiver.waiting = True  # the new link: 1000-2499 missing
+        await deliver(keeper, frames(0x42, 2500, 25.0, 10, FrameFlag.NONE))  # got off
+        missed = (frames(0x42, 1000, 10.0, 500, C, backfill=True)
+                  + frames(0x42, 1500, 15.0, 1000, FrameFlag.NONE, backfill=True))
+        await deliver(keeper, missed[:-25])
+        keeper.client.receiver.waiting = False  # the gap is filled
+        await deliver(keeper, missed[-25:])
+        keeper._ack_now()
+        return keeper
+
+    with Store(tmp_path / "s.db") as store:
+        keeper = asyncio.run(run(store))
+        sessions = store.sessions(ADDRESS)
+        assert [s.state for s in sessions] == [CLOSED], sessions
+        seqs = store.read_frames(sessions[0].id).seq.tolist()
+        assert seqs == list(range(2510))  # whole, no hole under the live frames
+        assert keeper.client.acked[0x42] == 2509
+
+
 def test_the_laptop_away_three_sessions_two_boots_all_backfill(tmp_path):
     """Sessions rolled with no host come as backfill, across a reboot: each one whole."""
     async def run(store: Store) -> None:
@@ -188,6 +215,14 @@ def test_a_full_disk_stops_acknowledging_and_loses_nothing_when_space_returns(tm
         store._conn.execute("PRAGMA max_page_count = 1073741823")  # space again
         assert keeper._retry_store() and keeper._relink.is_set()
         assert keeper.store_fault is None
+        # The old link streams on until the new one is made: its frames come after
+        # those not stored (1000-2499), so they wait too (else the acknowledgement
+        # passes over 1000-2499 and the roller drops them: 621-1020 lost across
+        # processes, tests/test_e2e_disk_full.py).
+        await deliver(keeper, rolling[2500:2600])
+        keeper._ack_now()
+        assert keeper.client.acked[0x42] == 999
+        keeper._relink.clear()  # the new link (``run`` makes it)
         keeper.client.acked.clear()
         # The new link resumes: the journal resends all it has after the acked 999.
         await deliver(keeper, rolling[1000:])

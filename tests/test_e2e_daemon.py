@@ -31,8 +31,22 @@ def cli(*args, timeout=60):
                           timeout=timeout, cwd=ROOT)
 
 
+def pair_with_profile(adapter: str, data: Path) -> str:
+    """Scan for the roller on ``adapter``, pair it and make the user's profile in the data
+    directory ``data``; the roller's address."""
+    from tests.test_e2e_radio import scan
+
+    address = scan(adapter, str(data / "ble-keys.json"))
+    paired = cli("pair", address, "--adapter", adapter, "--data-dir", str(data))
+    assert paired.returncode == 0, paired.stderr
+    made = cli("profile", "create", "me", "--stature", "172cm", "--sex", "female",
+               "--use", "--data-dir", str(data))
+    assert made.returncode == 0, made.stderr
+    return address
+
+
 def test_pair_daemon_killed_and_restarted_session_export_report(tmp_path):
-    from tests.test_e2e_radio import free_port, scan
+    from tests.test_e2e_radio import free_port
 
     data = tmp_path / "data"
     port = free_port()
@@ -45,12 +59,7 @@ def test_pair_daemon_killed_and_restarted_session_export_report(tmp_path):
     daemons = []
     try:
         time.sleep(2.0)
-        address = scan(adapter, str(data / "ble-keys.json"))
-        paired = cli("pair", address, "--adapter", adapter, "--data-dir", str(data))
-        assert paired.returncode == 0, paired.stderr
-        made = cli("profile", "create", "me", "--stature", "172cm", "--sex", "female",
-                   "--use", "--data-dir", str(data))
-        assert made.returncode == 0, made.stderr
+        pair_with_profile(adapter, data)
 
         def daemon():
             proc = subprocess.Popen(

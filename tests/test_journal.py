@@ -216,6 +216,84 @@ def test_unreadable_acked_file_resends_everything(tmp_path: Path,
     assert again.read(0, 100)[-14:] == frames[6:]  # nothing unacked is lost
 
 
+def damage(path: Path, offset: int) -> None:
+    """Flip the bits of one byte of a file."""
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+MIDDLE = [
+    pytest.param(RECORD_BYTES * 3 + 30, id="payload"),  # the CRC catches it
+    pytest.param(RECORD_BYTES * 3 + 1, id="length"),  # the record's bounds are lost
+    pytest.param(30, id="first-record"),  # no good record before it to follow
+]
+
+
+@pytest.mark.parametrize("offset", MIDDLE)
+@pytest.mark.parametrize("which", [0, -1], ids=["older-segment", "newest-segment"])
+def test_a_damaged_record_loses_only_its_frame(tmp_path: Path, caplog: pytest.LogCaptureFixture,
+                                               offset: int, which: int) -> None:
+    """Damage inside a segment (not a torn tail) lost every later frame of the segment
+    (and in the newest one cut them off, so that seqs were used again)."""
+    journal, frames = filled(tmp_path, 50, **SMALL)  # segments of 15 frames: 0, 15, 30, 45
+    journal.close()
+    segment = segments(tmp_path)[which]
+    size = segment.stat().st_size
+    damage(segment, offset)
+    with caplog.at_level(logging.WARNING, logger="smartroller.journal"):
+        again = Journal(tmp_path, **SMALL)
+        got = again.read(0, 100)
+    bad = int(segment.name[8:18]) + offset // RECORD_BYTES
+    assert got == [f for f in frames if f.seq != bad]
+    assert again.last_seq == 49 and again.lost == 1 and segment.stat().st_size == size
+    assert len(caplog.records) == 1 and f"frame(s) {bad}-{bad} lost" in caplog.messages[0]
+    again.append(frame(50))
+    again.close()
+    assert [f.seq for f in Journal(tmp_path, **SMALL).read(45, 100)] == \
+        [s for s in range(45, 51) if s != bad]
+
+
+def test_damage_found_when_read_is_left_out_once(tmp_path: Path,
+                                                 caplog: pytest.LogCaptureFixture) -> None:
+    """The records were checked only when a segment was first scanned: a byte changed
+    on the card after that reached the host as a wrong frame."""
+    journal, frames = filled(tmp_path, 50, ram_frames=10, flush_every=5, segment_bytes=10**5)
+    journal.flush()
+    assert journal.read(0, 100) == frames  # scanned: all good
+    damage(segments(tmp_path)[0], RECORD_BYTES * 7 + 40)
+    with caplog.at_level(logging.WARNING, logger="smartroller.journal"):
+        got = journal.read(0, 5) + journal.read(5, 100)
+    assert got == frames[:7] + frames[8:]
+    assert journal.lost == 1 and len(caplog.records) == 1
+    assert "frame(s) 7-7 lost" in caplog.messages[0] and "when read" in caplog.messages[0]
+    assert journal.read(0, 100) == got and len(caplog.records) == 1  # said once
+
+
+def test_the_host_is_told_a_damaged_frame_is_lost(tmp_path: Path) -> None:
+    """The roller's backfill skips the damaged frame: the host's receiver records the
+    hole (the usual path of frames the journal no longer has)."""
+    from firmware.ble.stream import HostStream
+    from firmware.protocol import ResultCode
+    from host.stream import Hole, StreamPosition, StreamReceiver
+
+    journal, frames = filled(tmp_path, 50, **SMALL)
+    journal.close()
+    damage(segments(tmp_path)[1], RECORD_BYTES * 2 + 30)  # frame 17
+    journal = Journal(tmp_path, **SMALL)
+    receiver = StreamReceiver(StreamPosition(7, 9))
+    stream = HostStream(8, 0.01, 247)
+    assert stream.resume(receiver.resume_request(), journal) is ResultCode.SUCCESS
+    got, holes = [], []
+    for _ in range(20):
+        for payload in stream.flush([], journal):
+            received = receiver.feed(payload)
+            got += received.frames
+            holes += received.holes
+    assert holes == [Hole(7, 17, 17)]
+    assert [f.seq for f in got] == [s for s in range(10, 50) if s != 17]
+
+
 def test_other_zone_counts_round_trip(tmp_path: Path) -> None:
     journal = Journal(tmp_path, **SMALL)
     frames = [frame(seq, zones=seq % 4) for seq in range(20)]

@@ -79,3 +79,29 @@ def test_live_with_a_daemon_and_no_roller_says_that(tmp_path, monkeypatch, capsy
     with DaemonLock(tmp_path):
         assert cli.main(["live", "--data-dir", str(tmp_path)]) == 130
     assert f"the daemon in {tmp_path} publishes no roller yet" in capsys.readouterr().out
+
+
+def test_a_full_disk_still_gets_the_not_storing_status(tmp_path, monkeypatch):
+    """Issue 18: on a full disk no new status file could be written, so the live view
+    and ``devices`` never said the daemon was not storing (the status went stale)."""
+    import errno
+    from pathlib import Path
+
+    live.publish(tmp_path, status(message="a longer line than the next status has " * 3))
+    before = live.status_path(tmp_path, ADDRESS).stat().st_size
+
+    def full(self, data):
+        with self.open("wb"):  # the file is made, its bytes find no room
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_bytes", full)
+    monkeypatch.setattr(Path, "write_text", full)
+    live.publish(tmp_path, status(fault="cannot store: database or disk is full"))
+    [got] = live.read_statuses(tmp_path)
+    assert got.fault == "cannot store: database or disk is full" and got.message == ""
+    assert live.status_path(tmp_path, ADDRESS).stat().st_size == before  # in place
+    assert not list((tmp_path / "live").glob("*.tmp"))
+    monkeypatch.setattr(Path, "write_bytes",
+                        lambda self, data: (_ for _ in ()).throw(PermissionError("ro")))
+    with pytest.raises(PermissionError):  # other failures are the caller's to log
+        live.publish(tmp_path, status())

@@ -265,6 +265,7 @@ class RollerKeeper:
         self._last_boot: int | None = None  # the roller's newest boot seen
         self._boot_seq = -1  # the newest seq seen (of any boot: the journal's seq goes on)
         self._contact_seq = -1  # the open session's earliest contact seen (its start)
+        self._kept_seq = -1  # the open session's newest frame stored
         self._late_sessions: dict[int, float] = {}
         """Sessions given late frames, to analyse again: id -> sensor time (s) of the
         earliest late frame (inf: none, only to close)."""
@@ -313,7 +314,7 @@ class RollerKeeper:
         if cols is not None and len(cols):
             self._last_t, self._last_boot = float(cols.t[-1]), int(cols.boot[-1])
             self._boot_seq = max(self._boot_seq, int(cols.seq[-1]))
-            self._contact_seq = int(cols.seq[0])
+            self._contact_seq, self._kept_seq = int(cols.seq[0]), int(cols.seq[-1])
             contact = cols.has(FrameFlag.IN_CONTACT)
             if contact.any():
                 self._last_contact_t = float(cols.t[contact][-1])
@@ -349,9 +350,10 @@ class RollerKeeper:
                          f"firmware {status.firmware_version})")
                 await _first(stop, self._relink)
                 if self._relink.is_set() and not stop.is_set():
-                    self._relink.clear()
+                    self.client.on_link = None  # our own reconnect: no link lost, no event
                     await self.client.stop()
                     self.client = self._make_client()
+                    self._relink.clear()  # storing again: the new link's frames
         finally:
             ack.cancel()
             await asyncio.gather(ack, return_exceptions=True)
@@ -415,8 +417,12 @@ class RollerKeeper:
         if not frames:
             return
         self._last_arrival = time.monotonic()
-        if self.store_fault is not None:
-            return  # neither stored nor acknowledged: the roller's journal keeps them
+        if self.store_fault is not None or self._relink.is_set():
+            # Neither stored nor acknowledged: the roller's journal keeps them. After a
+            # fault the old link's frames wait for the new link too: they follow the
+            # frames not stored, and storing them would move the stream position (and
+            # the acknowledgement) past those, so the roller would drop them unsent.
+            return
         groups = _by_boot(frames)
         try:
             while groups:
@@ -459,14 +465,22 @@ class RollerKeeper:
             self._open_session(frames[0])
         idle_at = self._idle_index(frames)
         if idle_at is not None:
-            self._held.extend(frames[idle_at + 1:])
-            frames = frames[:idle_at + 1]
+            # The session ends there, but not before a frame it already has (backfill
+            # under a live frame that came first): it keeps no hole.
+            end = max(idle_at + 1, sum(f.seq < self._kept_seq for f in frames))
+            self._held.extend(frames[end:])
+            frames = frames[:end]
         self._keep(frames)
         if idle_at is not None:
             self._spawn_close(f"nobody on the roller for {self.idle_close_s:.0f} s")
 
     def _idle_index(self, frames: list[Frame]) -> int | None:
-        """Index of the first frame ``idle_close_s`` after the last contact, if any."""
+        """Index of the first frame ``idle_close_s`` after the last contact, if any;
+        None while frames before these are missing (after a reconnect the live frames
+        come before the journal's backfill: one from after the person got off must not
+        end the session before the rolling the link missed has come)."""
+        if self.client.receiver.waiting:
+            return None
         last_contact = self._last_contact_t
         for i, f in enumerate(frames):
             if f.flags & _CONTACT:
@@ -501,6 +515,7 @@ class RollerKeeper:
         estimates = self._estimates_for(frames, update)
         self.store.add_frames(self.session.id, frames, clock=self.client.clock_map,
                               position=self.client.position, estimates=estimates)
+        self._kept_seq = max(self._kept_seq, frames[-1].seq)
         self._store_analysis(self.session, update)
         presses = sum(e.kind is EventKind.CALIBRATION for e in update.events)
         guided = self.guide.follow(self.analyzer, presses)
@@ -548,7 +563,7 @@ class RollerKeeper:
         # The roller zeroes at the first contact: a session seen from that frame on knows
         # where it is on the back. One joined later waits for the journal's backfill.
         self._anchored = bool(first.flags & FrameFlag.ZEROED)
-        self._contact_seq = first.seq
+        self._contact_seq, self._kept_seq = first.seq, -1
         self._stale = not self._anchored
         self._last_contact_t = first.t
         self.status = LiveStatus(self.address, connected=self.client.connected,

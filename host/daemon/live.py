@@ -9,6 +9,7 @@ with the roller's place and region, the load per zone, the stroke count and warn
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -99,13 +100,39 @@ def status_path(data_dir: Path, address: str) -> Path:
     return Path(data_dir) / "live" / (address.upper().replace(":", "-") + ".json")
 
 
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+
+
 def publish(data_dir: Path, status: LiveStatus) -> None:
-    """Replace the roller's status file atomically."""
+    """Replace the roller's status file atomically.
+
+    On a full disk (no room for the new file: the moment the daemon must say it is not
+    storing) the existing file is overwritten in place instead, in one write padded
+    with spaces to its old length (JSON allows them), which needs no new block while
+    the status fits the file's first one (4 KiB; a status is ~0.5 KiB). A reader may
+    then, rarely, see a torn file: ``read_statuses`` skips it. OSError otherwise."""
     path = status_path(data_dir, status.address)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(status.to_json() + "\n")
-    os.replace(tmp, path)
+    text = (status.to_json() + "\n").encode()
+    try:
+        tmp.write_bytes(text)
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        if exc.errno not in _NO_SPACE or not path.exists():
+            raise
+        _overwrite(path, text)
+
+
+def _overwrite(path: Path, text: bytes) -> None:
+    """Write ``text`` over the start of ``path`` in one write, padded with spaces to
+    the file's length (so no old byte is left after it)."""
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        os.pwrite(fd, text.ljust(os.fstat(fd).st_size, b" "), 0)
+    finally:
+        os.close(fd)
 
 
 def read_statuses(data_dir: Path, now: float | None = None) -> list[LiveStatus]:
