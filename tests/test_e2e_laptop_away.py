@@ -107,7 +107,9 @@ def test_three_sessions_rolled_away_from_the_laptop_then_one_daemon(tmp_path):
         contact = (frames.flags & int(FrameFlag.IN_CONTACT)) != 0
         assert contact.sum() > 2500 and (frames.flags[contact] & int(FrameFlag.ZEROED)).any()
         kinds = [e.kind.value for _, _, e in store.events(s.id)]
-        assert "lumbar_warning" in kinds, (s, kinds)
+        # warned by the analysis; a session joined late at least by the roller's fence
+        away = int(frames.boot[0]) in boots
+        assert ("lumbar_warning" if away else "roller_fence") in kinds, (s, kinds)
         assert len(store.strokes(s.id)) >= 10
     split = len(sessions) - 3
     print(f"laptop away: sessions {len(sessions)}, split {split}, frames lost {lost}, "
@@ -116,17 +118,25 @@ def test_three_sessions_rolled_away_from_the_laptop_then_one_daemon(tmp_path):
     # every boot's session is there (a boot no host saw has no clock mapping: its
     # session is dated when it arrived, so the order by start time is not the boots')
     assert set(boots) <= {int(store.read_frames(s.id).boot[0]) for s in sessions}
-    # The same analysis as if live (issue 18).
+    # The same analysis as if live (issue 18): the sessions rolled with no host came
+    # wholly from the journal. The third boot's session was joined late (the daemon came
+    # seconds into it): the same positions and strokes, and no warning the live pass
+    # did not give (it had no anchor until the journal sent the session's start).
     for s in sessions:
-        print(f"session {s.id}: as one pass: {assert_same_analysis_as_one_pass(store, s)}")
+        away = int(store.read_frames(s.id).boot[0]) in boots
+        compared = assert_same_analysis_as_one_pass(store, s, same_warnings=away)
+        print(f"session {s.id}: as one pass: {compared}")
     store.close()
 
 
-def assert_same_analysis_as_one_pass(store, session) -> dict[str, int]:
+def assert_same_analysis_as_one_pass(store, session, same_warnings: bool = True
+                                     ) -> dict[str, int]:
     """Issue 18: a session that came from the roller's journal holds the analysis the
     daemon gives when it runs over the same frames in one pass: per frame the same
     region (and level), the same strokes with their regions, and the same warnings
-    (lumbar and approach: where the analysis warned). Returns what was compared."""
+    (lumbar and approach: where the analysis warned; with ``same_warnings`` False, a
+    session joined late: each warning within one of the one pass's, none after the fact).
+    Returns what was compared."""
     from host.analysis.session import analyze
     from host.analysis.strokes import StrokeSegmenter
     from host.daemon.keeper import WARNING_KINDS, user_model
@@ -146,5 +156,10 @@ def assert_same_analysis_as_one_pass(store, session) -> dict[str, int]:
               for _, _, e in store.events(session.id) if e.kind in WARNING_KINDS]
     would = [(e.kind, round(e.start_t, 3), round(e.end_t or e.start_t, 3))
              for e in whole.events if e.kind in WARNING_KINDS]
-    assert sorted(warned) == sorted(would), (session, warned, would)
+    if same_warnings:
+        assert sorted(warned) == sorted(would), (session, warned, would)
+    else:
+        # each one within a warning of the one pass (begun later: the anchor came late)
+        assert all(any(k == kind and a <= start and end <= b for kind, a, b in would)
+                   for k, start, end in warned), (session, warned, would)
     return {"frames": len(cols), "strokes": len(got), "warnings": len(warned)}
