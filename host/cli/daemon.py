@@ -33,22 +33,12 @@ from host.cli.common import (
     configure_logging,
     one_line_errors,
 )
-from host.daemon.live import LiveStatus, read_statuses, render
+from host.daemon.live import CALIBRATION_STEPS, LiveStatus, read_statuses, render
 from host.paths import DataDirError, check_dir, data_dir
 
 __all__ = ["COMMANDS", "add_parsers", "run"]
 
 COMMANDS = ("daemon", "live", "calibrate")
-
-CALIBRATION_STEPS = (
-    "Calibration: two landmarks, held still and marked with the roller's button.",
-    "1. Lie on the roller and raise your hips as you do to roll.",
-    "2. Roll up until the roller is at the top of your shoulders (just below the bony "
-    "bump at the base of your neck). Hold still, then press the button once.",
-    "3. Roll down until the roller is at the bottom of your ribs. Hold still, then press "
-    "the button once. (The roller may buzz there: that is the warning zone.)",
-)
-
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add ``daemon``, ``live`` and ``calibrate`` to the ``smartroller`` sub-parsers."""

@@ -58,8 +58,9 @@ RECOVER_IDLE_S = 600.0
 """On start, a session left recording whose newest frame is older is closed, s."""
 ACK_EVERY_S = 1.0
 """How often the stored frames are synced and acknowledged, s."""
-PUBLISH_EVERY_S = 0.2
-"""How often the live status is published, s."""
+PUBLISH_EVERY_S = 0.05
+"""How often the live status is published, s (20 Hz: the dashboard's live page shows
+every one; a file written and renamed, ~0.1 ms)."""
 
 _CUE_PATTERN = {Cue.LUMBAR: BuzzPattern.LUMBAR_WARNING, Cue.APPROACH: BuzzPattern.APPROACH,
                 Cue.STOP: BuzzPattern.STOP}
@@ -643,12 +644,17 @@ class RollerKeeper:
         s.position_mm = frame.position * 1e3
         s.zone_loads_n = [round(z, 1) for z in frame.zone_loads]
         s.total_load_n = frame.total_load
+        s.received_utc = time.time()
+        mapped = self.client.clock_map.frame_utc(frame)
+        s.frame_utc = math.nan if mapped is None else mapped
         if update is not None and len(update.estimates):
             e = update.estimates.at(len(update.estimates) - 1)
             s.level, s.p_below = e.level, e.p_below_ribs
             s.region = e.region.label if e.region is not None else ""
+            s.back_mm, s.sd_mm = e.back_m * 1e3, e.sd_m * 1e3
         else:
             s.level, s.p_below, s.region = math.nan, math.nan, ""
+            s.back_mm, s.sd_mm = math.nan, math.nan
         # Buzzing: the analysis's warning (also after a rebuild), or the roller's own
         # fence (it clears with the flag).
         s.warning = bool(self.analyzer is not None and self.analyzer.warner.warning) \
