@@ -7,7 +7,7 @@
     GET /sessions/{id}/report  the session's report (``host.export.report``)
     GET /sessions/{id}/{name}.csv  samples, strokes, dwells or events (docs/csv.md)
     GET /trends, /trends.csv   per-week figures (``host.dashboard.trends``)
-    GET /static/...            the stylesheet and the live page's script
+    GET /static/{name}         the stylesheet and the live page's script
 
 The store is read in worker threads, each request on its own read-only connection
 (``host.dashboard.readonly``), so a slow page never stalls the live feed. Whatever goes
@@ -213,6 +213,20 @@ async def trends_download(request: web.Request) -> web.Response:
                             "Content-Disposition": 'attachment; filename="trends.csv"'})
 
 
+_STATIC_FILES = {p.name: p for p in STATIC.iterdir() if p.is_file()}
+_TYPES = {".css": "text/css", ".js": "text/javascript"}
+
+
+async def static(request: web.Request) -> web.Response:
+    """One of the files shipped in ``static/`` (nothing else: no path leaves it)."""
+    path = _STATIC_FILES.get(request.match_info["name"])
+    if path is None:
+        raise web.HTTPNotFound()
+    return web.Response(body=path.read_bytes(), content_type=_TYPES.get(path.suffix,
+                        "application/octet-stream"), charset="utf-8",
+                        headers={"Cache-Control": "no-cache"})
+
+
 def make_app(data_dir: Path) -> web.Application:
     """The dashboard over ``data_dir`` (the daemon's data directory)."""
     app = web.Application(middlewares=[_pages_for_errors])
@@ -244,7 +258,7 @@ def make_app(data_dir: Path) -> web.Application:
     app.router.add_get("/sessions/{id}/{name}.csv", session_csv)
     app.router.add_get("/trends", trends)
     app.router.add_get("/trends.csv", trends_download)
-    app.router.add_static("/static/", STATIC, follow_symlinks=False)
+    app.router.add_get("/static/{name}", static)
     return app
 
 

@@ -173,7 +173,9 @@ class LiveFeed:
             if new != stamp or now - sent >= HEARTBEAT_S:
                 stamp = new
                 statuses = read_statuses(self.data_dir)
-                if not statuses and now - checked >= DAEMON_CHECK_S:
+                if statuses:
+                    checked = -1e9  # when they stop, ask the lock at once
+                elif now - checked >= DAEMON_CHECK_S:
                     checked = now
                     daemon_up = await loop.run_in_executor(None, daemon_running,
                                                            self.data_dir)

@@ -113,7 +113,7 @@ def back_svg(back: Back) -> str:
                      f'{region.label.replace("_", " ")}</text>')
     ribs = b[int(RIB_CAGE_END_LEVEL)]
     parts.append(f'<line id="ribs" x1="0" x2="{_W:.0f}" y1="{ribs}" y2="{ribs}"/>'
-                 f'<text class="ribs" x="{_W - 4:.0f}" y="{ribs - 6:.1f}" text-anchor="end">'
+                 f'<text class="ribs" x="{_W - 4:.0f}" y="{ribs + 18:.1f}" text-anchor="end">'
                  "end of the rib cage (T12/L1)</text>")
     parts.append('<g id="roller" visibility="hidden">'
                  f'<rect id="roller-sd" x="10" width="{_W - 20:.0f}" y="-10" height="20"/>'
