@@ -136,7 +136,7 @@ def live_page(back: Back) -> str:
         '<section class="figures">'
         '<p id="where" class="big">—</p><p id="below"></p>'
         '<div id="calibration" hidden="hidden"><h2 id="calibration-title"></h2>'
-        '<p id="calibration-message"></p><ol id="steps"></ol></div>'
+        '<p id="calibration-message"></p><div id="steps"></div></div>'
         '<h2>Load per zone</h2><div id="zones"></div><p id="load"></p>'
         '<dl><dt>Strokes</dt><dd id="strokes">—</dd><dt>Cadence</dt><dd id="cadence">—</dd>'
         '<dt>Lumbar warnings</dt><dd id="warnings">—</dd></dl>'

@@ -103,7 +103,7 @@
     if (steps.dataset.text !== wanted) {
       steps.dataset.text = wanted;
       steps.replaceChildren(...(msg.steps || []).map((line) => {
-        const li = document.createElement("li"); li.textContent = line; return li;
+        const p = document.createElement("p"); p.textContent = line; return p;
       }));
     }
   }
