@@ -234,3 +234,21 @@ def test_the_command_warns_when_it_listens_beyond_this_computer(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "host.cli.main", "dashboard", "--data-dir",
                           str(tmp_path / "missing")], capture_output=True, text=True, cwd=ROOT)
     assert bad.returncode == 2 and len(bad.stderr.splitlines()) == 1
+
+
+def test_the_live_page_draws_the_profiles_back(data_dir, tmp_path):
+    from host.analysis.anatomy import BodyModel
+    from host.dashboard.pages import DEFAULT_STATURE_M
+
+    (status, _, page), = fetch(data_dir, "/")
+    assert status == 200
+    drawn = json.loads(page.split('data-boundaries="')[1].split('"')[0].replace("&quot;", '"'))
+    expected = BodyModel.from_stature(1.68).boundaries_m * 1e3
+    assert drawn == pytest.approx(expected, abs=0.06)
+    assert page.count('class="vertebra"') == 18  # C7 .. L5
+    ribs = page.split('<line id="ribs"')[1].split("/>")[0]
+    assert f'y1="{drawn[13]}"' in ribs  # the end of the rib cage at T12/L1
+    assert "drawn for ana (168 cm)" in page
+    assert 'src="/static/live.js"' in page and "http" not in page.split("<body")[1]
+    (_, _, empty), = fetch(tmp_path, "/")  # no store, no profile: the average back
+    assert f"average {DEFAULT_STATURE_M * 100:.0f} cm back" in empty
