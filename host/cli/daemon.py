@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
 import sys
 import time
 from collections.abc import Callable
@@ -35,6 +34,7 @@ from host.cli.common import (
     configure_logging,
     number,
     one_line_errors,
+    stop_on_signals,
 )
 from host.daemon.live import CALIBRATION_STEPS, LiveStatus, read_statuses, render
 from host.paths import DataDirError, check_dir, data_dir
@@ -113,13 +113,7 @@ def _daemon(args: argparse.Namespace, folder: Path, out: TextIO, err: TextIO) ->
 
     configure_logging(False)
     async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                loop.add_signal_handler(sig, stop.set)
-            except (NotImplementedError, RuntimeError):
-                pass
+        stop = stop_on_signals()
         view = asyncio.create_task(_draw_loop(folder, out, stop)) if args.live else None
         web = (asyncio.create_task(_dashboard(folder, args.dashboard, stop, say))
                if args.dashboard is not None else None)

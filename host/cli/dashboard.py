@@ -14,11 +14,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import ipaddress
-import signal
 import sys
 from typing import TextIO
 
-from host.cli.common import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, PROG, add_data_dir, number
+from host.cli.common import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    PROG,
+    add_data_dir,
+    number,
+    stop_on_signals,
+)
 from host.paths import DataDirError, check_dir, data_dir
 
 __all__ = ["COMMANDS", "add_parsers", "run"]
@@ -66,13 +73,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None,
               "no login)", file=err, flush=True)
 
     async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                loop.add_signal_handler(sig, stop.set)
-            except (NotImplementedError, RuntimeError):
-                pass
+        stop = stop_on_signals()
         await serve(folder, args.host, args.port, stop,
                     ready=lambda url: print(f"smartroller dashboard on {url} (data: "
                                             f"{folder}); Ctrl-C stops it", file=out,
