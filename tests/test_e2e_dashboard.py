@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from host.store import Store
@@ -93,11 +94,14 @@ def test_live_page_follows_the_demo_roller_then_its_session_is_listed(browser, t
     assert all(s["state"] == "connected" for s in seen if s["warning"])
     assert max(s["zones"] for s in seen) == 8
     assert any(s["where"].startswith(("T", "L")) for s in seen)
-    # >= 10 statuses a second drawn while the roller streams
-    drawn = [x for x in latencies if x["frame"] is not None]
-    assert len(drawn) > 200, len(drawn)
-    frames = sorted(x["published"] for x in drawn)
-    assert frames[len(frames) // 2] < 0.25  # drawn within a quarter second of publishing
+    # >= 10 statuses a second drawn while the roller streams (the middle of the run)
+    at = np.array([x["at"] for x in latencies])
+    per_second = np.bincount((at - at[0]).astype(int))
+    middle = per_second[len(per_second) // 4: 3 * len(per_second) // 4]
+    print("statuses drawn per second", per_second.tolist())
+    assert np.median(middle) >= 10, per_second
+    published = sorted(x["published"] for x in latencies)
+    assert published[len(published) // 2] < 0.25  # drawn soon after the daemon wrote it
     assert len(rows) == 1 and cells[0] == "1", cells  # the demo's session
     assert int(cells[3]) > 0 and int(cells[4]) >= 1  # strokes, the lumbar warning
     assert report_title.startswith("smartroller session 1")

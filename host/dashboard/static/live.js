@@ -119,7 +119,7 @@
       const from = finite(s.frame_utc) ? s.frame_utc : s.received_utc;
       if (finite(from) && s.utc !== lastUtc) {
         lastUtc = s.utc;
-        latencies.push({frame: now - from, daemon: finite(s.received_utc) ? now - s.received_utc : null,
+        latencies.push({at: now, frame: now - from, daemon: finite(s.received_utc) ? now - s.received_utc : null,
                         published: now - s.utc, sent: now - msg.sent_utc});
         drawn.push(now);
         if (latencies.length > 20000) latencies.shift();
