@@ -56,11 +56,18 @@ def latency(speed: float) -> dict:
         if demo.poll() is None:
             demo.kill()
     frame = [x["frame"] for x in lat]
-    drawn_span = sum(x["frame"] is not None for x in lat)
+    at = np.array([x["at"] for x in lat])
+    per_second = np.bincount((at - at[0]).astype(int))
+    quarters = np.array_split(np.asarray(frame), 4)  # does the clock mapping drift?
     return {"speed": speed, "frame_to_screen": _pct(frame),
+            "frame_to_screen_p50_by_quarter_ms": [round(float(np.median(q)) * 1e3, 1)
+                                                  for q in quarters],
+            "frame_to_daemon_p50_ms": round(float(np.median(
+                [x["frame"] - x["daemon"] for x in lat if x["daemon"] is not None])) * 1e3, 1),
             "daemon_to_screen": _pct([x["daemon"] for x in lat if x["daemon"] is not None]),
             "publish_to_screen": _pct([x["published"] for x in lat]),
-            "statuses_drawn": drawn_span}
+            "statuses_drawn": len(lat),
+            "drawn_per_second_p50": float(np.median(per_second[1:-1]))}
 
 
 def pages(sessions: int, seconds: float) -> dict:
