@@ -221,6 +221,7 @@ class RollerKeeper:
         self._anchored = False  # the live analysis saw the session from its first contact
         self._stale = False  # the live analysis missed frames the store now has
         self._last_arrival = time.monotonic()  # when frames last came (wall clock), s
+        self._received_utc = math.nan  # ... and as UTC, s since 1970 (the live status)
         self._reconnected_event: int | None = None
         self.store_fault: str | None = None  # why the store cannot be written, None: it can
         self._relink = asyncio.Event()  # reconnect from the stored position (after a fault)
@@ -347,6 +348,7 @@ class RollerKeeper:
         if not frames:
             return
         self._last_arrival = time.monotonic()
+        self._received_utc = time.time()  # the live status's received_utc
         if self.store_fault is not None:
             return  # neither stored nor acknowledged: the roller's journal keeps them
         groups = _by_boot(frames)
@@ -644,7 +646,7 @@ class RollerKeeper:
         s.position_mm = frame.position * 1e3
         s.zone_loads_n = [round(z, 1) for z in frame.zone_loads]
         s.total_load_n = frame.total_load
-        s.received_utc = time.time()
+        s.received_utc = self._received_utc
         mapped = self.client.clock_map.frame_utc(frame)
         s.frame_utc = math.nan if mapped is None else mapped
         if update is not None and len(update.estimates):
