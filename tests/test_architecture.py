@@ -3,7 +3,8 @@
 Product code never imports the simulator or the bench; the host takes only the
 firmware's published interface; each host package imports only the packages below it:
 
-    paths, timefmt -> stream, ble (link) -> analysis -> store -> export -> daemon -> cli
+    paths, timefmt -> stream, ble (link) -> analysis -> store -> export -> daemon
+    -> dashboard -> cli
     -> bench (on top of everything, nothing below importing it)
 """
 
@@ -32,6 +33,7 @@ HOST_LAYERS = (
     ("host.store",),
     ("host.export",),
     ("host.daemon",),
+    ("host.dashboard",),
     ("host.cli",),
     ("host.bench",),
 )

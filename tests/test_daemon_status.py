@@ -50,3 +50,27 @@ def test_what_waits_for_acknowledgement_is_bounded_per_roller(tmp_path):
                          for boot in range(1, 20_001)])
         assert len(keeper._pending) == MAX_BOOTS
         assert max(keeper._pending) == 20_000  # the newest boots are the ones kept
+
+
+def test_the_status_carries_the_frames_utc_and_is_published_at_20_hz(tmp_path, monkeypatch):
+    import host.daemon.keeper as keeper_module
+    from host.daemon.live import read_statuses
+    from host.stream import ClockMap, ClockSample
+
+    assert keeper_module.PUBLISH_EVERY_S <= 0.05  # the dashboard's live page: >= 10 Hz
+    with Store(tmp_path / "s.db") as store:
+        profile = store.create_profile("ann", 1.70)
+        keeper = RollerKeeper(store, None, "D9:B5:44:3F:29:4D", tmp_path, profile,
+                              say=lambda _: None)
+        keeper.client.clock_map = ClockMap([ClockSample(1, 0.0, 1_780_000_000.0, 0.02)])
+        keeper._received_utc = 1_780_000_000.2
+        clock = iter([100.0, 100.03, 100.06])  # the wall clock at each update, s
+        monkeypatch.setattr(keeper_module.time, "time", lambda: next(clock))
+        published = []
+        for seq in (5, 8, 11):
+            keeper._update_status(frame(seq, C), None)
+            published.append(read_statuses(tmp_path, now=100.1)[0])
+    assert [s.t for s in published] == [0.05, 0.05, 0.11]  # 30 ms after: not yet; 60: yes
+    assert [s.utc for s in published] == [100.0, 100.0, 100.06]
+    assert published[-1].frame_utc == 1_780_000_000.11  # the roller's time, mapped
+    assert published[-1].received_utc == 1_780_000_000.2

@@ -1,6 +1,7 @@
 """The user's flow end to end: a simulated roller process, the CLI, the daemon process.
 
-pair -> profile -> daemon (SIGKILLed mid-session, started again) -> the session closes
+pair -> profile -> daemon (SIGKILLed mid-session, started again, serving the dashboard)
+-> the session closes
 -> sessions / export / report; the stored frames are checked for loss and duplicates,
 the CSV against the store.
 """
@@ -45,6 +46,20 @@ def pair_with_profile(adapter: str, data: Path) -> str:
     return address
 
 
+def _get(url):
+    """(status, text) of GET ``url``; (0, why) when it does not answer."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+    except OSError as exc:
+        return 0, str(exc)
+
+
 def test_pair_daemon_killed_and_restarted_session_export_report(tmp_path):
     from tests.test_e2e_radio import free_port
 
@@ -61,11 +76,13 @@ def test_pair_daemon_killed_and_restarted_session_export_report(tmp_path):
         time.sleep(2.0)
         pair_with_profile(adapter, data)
 
-        def daemon():
+        web = free_port()
+
+        def daemon(*extra):
             proc = subprocess.Popen(
                 [PY, "-m", "host.cli.main", "daemon", "--adapter", adapter, "--data-dir",
-                 str(data), "--idle", "4"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                text=True, cwd=ROOT)
+                 str(data), "--idle", "4", *extra], stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT, text=True, cwd=ROOT)
             daemons.append(proc)
             return proc
 
@@ -73,8 +90,13 @@ def test_pair_daemon_killed_and_restarted_session_export_report(tmp_path):
         time.sleep(12)  # connected, the session started, frames stored
         first.send_signal(signal.SIGKILL)
         first.wait()
-        second = daemon()
-        roller.wait(timeout=120)  # the person rolls, drifts below the ribs, gets off
+        second = daemon("--dashboard", str(web))  # the dashboard in the daemon's process
+        pages = []
+        end = time.monotonic() + 120
+        while roller.poll() is None and time.monotonic() < end:
+            pages.append(_get(f"http://127.0.0.1:{web}/sessions"))  # read while it writes
+            time.sleep(1.0)
+        roller.wait(timeout=5)  # the person rolls, drifts below the ribs, gets off
         # The roller's process served the Bluetooth controller: its transport is lost,
         # the daemon stops with status 1 (a service manager would restart it).
         log = second.communicate(timeout=30)[0]
@@ -87,6 +109,8 @@ def test_pair_daemon_killed_and_restarted_session_export_report(tmp_path):
                 proc.wait()
     assert len(rows) == 1 and rows[0]["state"] == "closed", (rows, log)
     assert "continuing session 1" in log
+    assert f"dashboard on http://127.0.0.1:{web}/" in log
+    assert any(status == 200 and 'data-session="1"' in page for status, page in pages), pages
     session_id = rows[0]["id"]
 
     # Nothing lost, nothing twice, across the kill: one boot, seqs contiguous.

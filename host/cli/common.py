@@ -10,9 +10,11 @@ Each group module (``sessions``, ``profile``, ``devices``, ``daemon``, ``demo``,
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import math
 import re
+import signal
 import sqlite3
 import sys
 from collections.abc import Callable
@@ -23,7 +25,7 @@ from host.store import Store, StoreError, store_failure
 
 __all__ = ["EXIT_FAILURE", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "PROG", "UsageError",
            "add_data_dir", "check_address", "configure_logging", "number", "one_line_errors",
-           "open_user_store", "run_on_store"]
+           "open_user_store", "run_on_store", "stop_on_signals"]
 
 PROG = "smartroller"
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -90,6 +92,19 @@ def configure_logging(verbose: bool) -> None:
     """Bumble and bleak log a lot; keep errors only unless ``verbose``."""
     logging.basicConfig(level=logging.INFO if verbose else logging.ERROR,
                         format="%(levelname)s %(name)s: %(message)s")
+
+
+def stop_on_signals() -> asyncio.Event:
+    """An event set by SIGINT or SIGTERM (in the running event loop; where signals
+    cannot be handled so, Ctrl-C stays a KeyboardInterrupt)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):
+            pass
+    return stop
 
 
 def run_on_store(command: Callable[[], int | None], err: TextIO | None = None,

@@ -1,6 +1,7 @@
 """``smartroller daemon | live | calibrate``: the background host and what shows it.
 
     smartroller daemon [--adapter A] [--keys FILE] [--address ADDR ...] [--live]
+                       [--dashboard [PORT]]
     smartroller live [--once]
     smartroller calibrate [--timeout S] [--skip]
 
@@ -18,9 +19,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
@@ -33,24 +34,16 @@ from host.cli.common import (
     UsageError,
     check_address,
     configure_logging,
+    number,
     one_line_errors,
+    stop_on_signals,
 )
-from host.daemon.live import LiveStatus, read_statuses, render
+from host.daemon.live import CALIBRATION_STEPS, LiveStatus, read_statuses, render
 from host.paths import DB_NAME, DataDirError, check_dir, data_dir
 
 __all__ = ["COMMANDS", "add_parsers", "run"]
 
 COMMANDS = ("daemon", "live", "calibrate")
-
-CALIBRATION_STEPS = (
-    "Calibration: two landmarks, held still and marked with the roller's button.",
-    "1. Lie on the roller and raise your hips as you do to roll.",
-    "2. Roll up until the roller is at the top of your shoulders (just below the bony "
-    "bump at the base of your neck). Hold still, then press the button once.",
-    "3. Roll down until the roller is at the bottom of your ribs. Hold still, then press "
-    "the button once. (The roller may buzz there: that is the warning zone.)",
-)
-
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add ``daemon``, ``live`` and ``calibrate`` to the ``smartroller`` sub-parsers."""
@@ -67,6 +60,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     d.add_argument("--address", action="append", metavar="ADDR",
                    help="only this roller (repeatable; default: every paired one)")
     d.add_argument("--live", action="store_true", help="draw the live view here too")
+    d.add_argument("--dashboard", type=number(int, 0, "port number"), nargs="?", const=8765,
+                   metavar="PORT", help="serve the web dashboard too, on 127.0.0.1:PORT "
+                   "(default 8765)")
     d.add_argument("--idle", type=float, default=None, metavar="S",
                    help="close a session after S s with nobody on the roller (default 60)")
     li = common(sub.add_parser("live", help="the live view of what the daemon sees"))
@@ -125,14 +121,10 @@ def _daemon(args: argparse.Namespace, folder: Path, out: TextIO, err: TextIO) ->
 
     configure_logging(False)
     async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                loop.add_signal_handler(sig, stop.set)
-            except (NotImplementedError, RuntimeError):
-                pass
+        stop = stop_on_signals()
         view = asyncio.create_task(_draw_loop(folder, out, stop)) if args.live else None
+        web = (asyncio.create_task(_dashboard(folder, args.dashboard, stop, say))
+               if args.dashboard is not None else None)
         try:
             await run_daemon(store, backend, folder, addresses=addresses, stop=stop,
                              idle_close_s=args.idle or IDLE_CLOSE_S, say=say)
@@ -140,6 +132,8 @@ def _daemon(args: argparse.Namespace, folder: Path, out: TextIO, err: TextIO) ->
             stop.set()
             if view is not None:
                 await asyncio.gather(view, return_exceptions=True)
+            if web is not None:
+                await asyncio.gather(web, return_exceptions=True)
             await close_adapters()
 
     try:
@@ -153,6 +147,20 @@ def _daemon(args: argparse.Namespace, folder: Path, out: TextIO, err: TextIO) ->
     finally:
         store.close()
     return EXIT_OK
+
+
+async def _dashboard(folder: Path, port: int, stop: asyncio.Event,
+                     say: Callable[[str], None]) -> None:
+    """The web dashboard in the daemon's process (``--dashboard``); a port that cannot be
+    bound is said, and the daemon goes on without it."""
+    from host.dashboard.app import serve
+
+    try:
+        await serve(folder, "127.0.0.1", port, stop,
+                    ready=lambda url: say(f"dashboard on {url}"))
+    except OSError as exc:
+        say(f"dashboard: cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}; the "
+            "daemon goes on without it")
 
 
 async def _draw_loop(folder: Path, out: TextIO, stop: asyncio.Event) -> None:

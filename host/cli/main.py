@@ -6,6 +6,7 @@
     smartroller sessions | show | export | report                           (sessions)
     smartroller profile [show|list|create|update|use]                        (profile)
     smartroller daemon | live | calibrate                                     (daemon)
+    smartroller dashboard [--port 8765] [--host ADDR]                      (dashboard)
 
 Errors are one line on stderr and exit status 2.
 """
@@ -20,7 +21,7 @@ from types import ModuleType
 from firmware.schema import SchemaError
 from host.cli.common import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, PROG
 
-GROUPS = ("demo", "bench", "devices", "sessions", "profile", "daemon")
+GROUPS = ("demo", "bench", "devices", "sessions", "profile", "daemon", "dashboard")
 """The command groups, modules of ``host.cli``, in the order of the help."""
 
 

@@ -1,6 +1,6 @@
 """The live view: what the daemon knows now, drawn in a terminal.
 
-The daemon publishes a ``LiveStatus`` a few times a second, as a small JSON file per
+The daemon publishes a ``LiveStatus`` 20 times a second while frames come, as a small JSON file per
 roller in the data directory (``live/<address>.json``, replaced atomically), so that
 ``smartroller live`` and ``smartroller calibrate`` can show it from another process
 without talking to the daemon or to the roller. ``render`` draws it: a spine diagram
@@ -29,6 +29,17 @@ MESSAGE_S = 5.0
 s of the roller's sensor time after the event."""
 _BARS = " ▁▂▃▄▅▆▇█"
 
+CALIBRATION_STEPS = (
+    "Calibration: two landmarks, held still and marked with the roller's button.",
+    "1. Lie on the roller and raise your hips as you do to roll.",
+    "2. Roll up until the roller is at the top of your shoulders (just below the bony "
+    "bump at the base of your neck). Hold still, then press the button once.",
+    "3. Roll down until the roller is at the bottom of your ribs. Hold still, then press "
+    "the button once. (The roller may buzz there: that is the warning zone.)",
+)
+"""What the person does to calibrate (``smartroller calibrate`` says it, the dashboard
+shows it)."""
+
 
 @dataclass
 class LiveStatus:
@@ -48,6 +59,10 @@ class LiveStatus:
     guide: the guided calibration's step, what to do ("" not guided,
     ``host.daemon.guide``). uncalibrated: the session's analysis has no calibration
     (the warning and the fence keep a wider margin).
+    back_mm: the estimated contact, mm from C7 along the back; sd_mm: its 1 SD, mm
+    (NaN unknown). frame_utc: the newest frame's time on the roller's clock mapped to
+    UTC, s since 1970 (NaN: not mapped yet); received_utc: when the daemon received
+    it, s since 1970 (with ``utc``, the publish time: the latency to a screen).
     """
 
     address: str
@@ -72,6 +87,10 @@ class LiveStatus:
     fault: str = ""
     guide: str = ""
     uncalibrated: bool = False
+    back_mm: float = math.nan
+    sd_mm: float = math.nan
+    frame_utc: float = math.nan
+    received_utc: float = math.nan
 
     def to_json(self) -> str:
         """One line of JSON (NaN as null)."""
@@ -92,7 +111,8 @@ class LiveStatus:
             raise ValueError(f"not a live status: {exc}") from None
 
 
-_FLOATS = {"t", "position_mm", "level", "p_below", "message_t"}
+_FLOATS = {"t", "position_mm", "level", "p_below", "message_t", "back_mm", "sd_mm",
+           "frame_utc", "received_utc"}
 
 
 def status_path(data_dir: Path, address: str) -> Path:

@@ -3,7 +3,8 @@
 ``StoreConnection`` opens ``path`` (created with its schema if missing, migrated if
 older; refused if from a newer smartroller), in WAL mode with ``synchronous=NORMAL``
 (``durable``: ``FULL``). Each write is one ``BEGIN IMMEDIATE`` .. ``COMMIT`` through
-``_write()``; a writer waits up to ``BUSY_TIMEOUT_S`` for another one. The tables'
+``_write()``; a writer waits up to ``BUSY_TIMEOUT_S`` for another one (``busy_timeout_s``:
+another wait, e.g. a page that should say "busy" sooner). The tables'
 classes (``RollerTables``, ``ProfileTables``, ``Store``) build on it.
 
 The database file is created 0600, and an existing one, its WAL and shared-memory
@@ -74,7 +75,7 @@ class StoreConnection:
     """An open session store at ``path``; see the module docstring."""
 
     def __init__(self, path: str | os.PathLike[str], *, durable: bool = False,
-                 readonly: bool = False) -> None:
+                 readonly: bool = False, busy_timeout_s: float = BUSY_TIMEOUT_S) -> None:
         self.path = Path(path)
         if self.path.is_dir():
             raise StoreError(f"{self.path} is a directory, not a database file")
@@ -89,7 +90,7 @@ class StoreConnection:
         try:
             uri = f"{self.path.resolve().as_uri()}?mode={'ro' if readonly else 'rwc'}"
             self._conn = sqlite3.connect(uri, uri=True, isolation_level=None,
-                                         timeout=BUSY_TIMEOUT_S, check_same_thread=True)
+                                         timeout=busy_timeout_s, check_same_thread=True)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the session store {self.path}: {exc}") from None
         try:

@@ -167,6 +167,14 @@ class Store(RollerTables, ProfileTables):
                 return summary
         raise StoreError(f"no session {session_id}")
 
+    def calibrated_sessions(self) -> set[int]:
+        """Ids of the sessions whose calibration completed (a ``calibration`` event
+        whose message starts with "calibrated", as the analysis words it)."""
+        rows = self._conn.execute("SELECT DISTINCT session_id FROM events WHERE kind = ? "
+                                  "AND message LIKE 'calibrated%'",
+                                  (str(EventKind.CALIBRATION),))
+        return {r[0] for r in rows}
+
     def close_session(self, session_id: int, ended_utc: float | None = None) -> Session:
         """End a session (state ``CLOSED``) at ``ended_utc`` (default: its newest frame's
         UTC, else now), filling in UTC its frames lacked and merging its frame blocks.
