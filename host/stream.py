@@ -3,8 +3,8 @@
 Pure (no BLE, no I/O). ``StreamReceiver`` takes STREAM notification values and gives
 back the frames the consumer has not had yet, as soon as they arrive, with what to
 ``RESUME`` from when something is missing and the holes that can never be filled.
-``ClockMap`` turns a frame's sensor time into UTC from ``SET_TIME`` replies, one
-mapping per boot of the roller.
+``ClockMap`` (host/clock.py, re-exported here) turns a frame's sensor time into UTC
+from ``SET_TIME`` exchanges, one mapping per boot of the roller.
 
 Order: frames come out in **arrival order**, each ``(boot, seq)`` exactly once. Within
 a live run and within a backfill run that is seq order, but the roller sends live
@@ -44,8 +44,8 @@ from firmware.protocol import (
     FrameFlag,
     ProtocolError,
     StreamDecoder,
-    TimeReply,
 )
+from host.clock import ClockMap, ClockSample
 
 __all__ = ["MAX_BOOTS", "ClockMap", "ClockSample", "Hole", "Received", "StreamPosition",
            "StreamReceiver"]
@@ -438,76 +438,3 @@ class StreamReceiver:
             del self._tracks[next(iter(self._tracks))]
         self._boot = boot_id
         self._resume_sent = self._live_from = None
-
-
-# --------------------------------------------------------------------------- clock
-
-
-@dataclass(frozen=True, slots=True)
-class ClockSample:
-    """One SET_TIME exchange.
-
-    boot_id: the roller's boot (u32).
-    sensor_t: roller sensor time when the request arrived, s.
-    utc: host UTC at that moment, s since 1970: midpoint of send and receive.
-    round_trip_s: host receive minus send time, s (the mapping is good to half of it).
-    """
-
-    boot_id: int
-    sensor_t: float
-    utc: float
-    round_trip_s: float
-
-    @property
-    def offset_s(self) -> float:
-        """UTC minus sensor time, s."""
-        return self.utc - self.sensor_t
-
-
-class ClockMap:
-    """Sensor time -> UTC, one mapping per boot of the roller.
-
-    ``learn`` takes each SET_TIME reply with the host's own UTC at sending and at
-    receiving; the newest exchange of a boot replaces the older one (repeat SET_TIME in
-    long sessions to follow the drift of the sensor clock). A boot without an exchange
-    has no mapping: ``to_utc`` returns None, never another boot's mapping.
-    """
-
-    def __init__(self, samples: list[ClockSample] | tuple[ClockSample, ...] = ()) -> None:
-        self._by_boot: dict[int, ClockSample] = {}
-        for sample in samples:
-            self._by_boot[sample.boot_id] = sample
-
-    def learn(self, reply: TimeReply, sent_utc: float, received_utc: float) -> ClockSample:
-        """Record a SET_TIME exchange: ``reply`` received at ``received_utc`` for a
-        request sent at ``sent_utc`` (host UTC, s). Returns the sample kept."""
-        if received_utc < sent_utc:
-            raise ValueError(f"reply received ({received_utc}) before sending ({sent_utc})")
-        sample = ClockSample(reply.boot_id, reply.sensor_t, (sent_utc + received_utc) / 2.0,
-                             received_utc - sent_utc)
-        self._by_boot[reply.boot_id] = sample
-        return sample
-
-    def knows(self, boot_id: int) -> bool:
-        """True if ``boot_id`` has a mapping."""
-        return boot_id in self._by_boot
-
-    def sample(self, boot_id: int) -> ClockSample | None:
-        """The exchange ``boot_id`` is mapped with, None if none."""
-        return self._by_boot.get(boot_id)
-
-    def samples(self) -> list[ClockSample]:
-        """Every boot's mapping (to persist; ``ClockMap(samples)`` restores it)."""
-        return list(self._by_boot.values())
-
-    def to_utc(self, boot_id: int, sensor_t: float) -> float | None:
-        """UTC (s since 1970) of sensor time ``sensor_t`` (s) of boot ``boot_id``, or None
-        if that boot has no mapping."""
-        sample = self._by_boot.get(boot_id)
-        if sample is None:
-            return None
-        return sensor_t + sample.offset_s
-
-    def frame_utc(self, frame: Frame) -> float | None:
-        """UTC of ``frame`` (s since 1970), None if its boot has no mapping."""
-        return self.to_utc(frame.boot, frame.t)

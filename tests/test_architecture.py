@@ -28,7 +28,7 @@ FIRMWARE_INTERFACE = ("firmware.protocol", "firmware.schema")
 
 HOST_LAYERS = (
     ("host.paths", "host.timefmt"),
-    ("host.stream", "host.ble"),
+    ("host.stream", "host.clock", "host.ble"),
     ("host.analysis",),
     ("host.store",),
     ("host.export",),

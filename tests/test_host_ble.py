@@ -511,8 +511,8 @@ def test_roller_client_streams_acks_resumes_and_reconnects(tmp_path):
             assert status.state == RollerState.PAIRING
             roller.make(50)  # frames from before the host connected: in the journal
             status = await client.connect(ROLLER)
-            assert [type(r).__name__ for r in roller.requests[:3]] == [
-                "SetTime", "GetStatus", "Resume"]
+            assert [type(r).__name__ for r in roller.requests[:5]] == [
+                "SetTime", "SetTime", "SetTime", "GetStatus", "Resume"]  # a clock burst
             await until(lambda: len(consumer.frames) == 50)
             await roller.produce(40)
             await until(lambda: len(consumer.frames) == 90)

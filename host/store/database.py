@@ -181,23 +181,29 @@ class Store(RollerTables, ProfileTables):
 
         Its start becomes the UTC of its first frame when that is known (the daemon
         may have opened it at a later one: it joined late and the roller's journal sent
-        the start afterwards), so that no frame of it lies before its start."""
+        the start afterwards), so that no frame of it lies before its start. Both come
+        from the clock mapping as it is now (refined since the frames were stored)."""
         session = self.session(session_id)
+        first, newest = self._frame_utc_span(session)
         end = ended_utc if ended_utc is not None else (
-            session.last_utc if session.last_utc is not None else _now())
-        start = self._first_frame_utc(session)
-        start = session.started_utc if start is None else start
+            newest if newest is not None else session.last_utc if session.last_utc is not None
+            else _now())
+        start = session.started_utc if first is None else first
         with self._write() as conn:
             self._merge_blocks(conn, session, BIG_BLOCK)
-            conn.execute("UPDATE sessions SET state = 'closed', started_utc = ?, ended_utc = ? "
-                         "WHERE id = ?", (start, max(end, start), session_id))
+            conn.execute("UPDATE sessions SET state = 'closed', started_utc = ?, ended_utc = ?, "
+                         "last_utc = coalesce(?, last_utc) WHERE id = ?",
+                         (start, max(end, start), newest, session_id))
         return self.session(session_id)
 
-    def _first_frame_utc(self, session: Session) -> float | None:
-        """UTC of the session's first frame (None: no frame, or not mapped)."""
-        rec = self._frame_records(session)
-        utc = float(rec["utc"][0]) if len(rec) else math.nan
-        return utc if math.isfinite(utc) else None
+    def _frame_utc_span(self, session: Session) -> tuple[float | None, float | None]:
+        """UTC of the session's first frame and its newest mapped one (None: no frame,
+        or not mapped)."""
+        utc = self._frame_records(session)["utc"]
+        first = float(utc[0]) if len(utc) else math.nan
+        mapped = utc[np.isfinite(utc)]
+        return (first if math.isfinite(first) else None,
+                float(mapped.max()) if len(mapped) else None)
 
     def recover(self, idle_s: float = 600.0, now_utc: float | None = None
                 ) -> tuple[list[Session], list[Session]]:
@@ -269,9 +275,7 @@ class Store(RollerTables, ProfileTables):
                     self._insert_estimates(conn, session_id, rows)
             if clock is not None:
                 for boot in {f.boot for f in frames}:
-                    sample = clock.sample(boot)
-                    if sample is not None:
-                        self._save_clock(conn, session.device, sample)
+                    self._save_new_clocks(conn, session.device, clock, boot)
             if position is not None:
                 self._save_position(conn, session.device, position)
         return len(new)

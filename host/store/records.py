@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 from firmware.protocol import Frame, FrameFlag
 from host.analysis.model import Dwell, Estimates, Event, EventKind, Stroke
-from host.stream import ClockSample
+from host.clock import ClockMap
 
 __all__ = ["CLOSED", "ESTIMATE_DTYPE", "RECORDING", "SEXES", "STATURE_RANGE_M",
            "WARNING_KINDS", "Device", "Estimates", "Frames", "Profile", "Session",
@@ -238,10 +238,11 @@ class SessionData:
     dwells: list[tuple[int | None, Dwell]] = field(default_factory=list)
     events: list[tuple[int, int | None, Event]] = field(default_factory=list)
     """``(event id, boot, event)``."""
-    clocks: dict[int, ClockSample] = field(default_factory=dict)
+    clock: ClockMap = field(default_factory=ClockMap)
+    """The device's stored SET_TIME exchanges (host/clock.py)."""
 
     def to_utc(self, boot: int | None, sensor_t: float | None) -> float | None:
         """UTC of sensor time ``sensor_t`` of ``boot`` (None if unknown)."""
-        if sensor_t is None or boot is None or boot not in self.clocks:
+        if sensor_t is None or boot is None:
             return None
-        return sensor_t + self.clocks[boot].offset_s
+        return self.clock.to_utc(boot, sensor_t)

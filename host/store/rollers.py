@@ -12,6 +12,7 @@ import sqlite3
 
 import numpy as np
 
+from firmware.protocol import ProtocolError, RollerCalibration
 from host.store.connection import StoreConnection, now_utc
 from host.store.records import Device
 from host.stream import ClockMap, ClockSample, StreamPosition
@@ -83,32 +84,65 @@ class RollerTables(StoreConnection):
             conn.execute("DELETE FROM clocks WHERE device = ?", (address,))
         return n > 0
 
-    def _clocks(self, conn: sqlite3.Connection, device: str) -> dict[int, ClockSample]:
+    def _clocks(self, conn: sqlite3.Connection, device: str) -> ClockMap:
+        """The device's stored exchanges as a ``ClockMap``, with the roller's own clock
+        ratio (its stored CALIBRATION) where exchanges do not measure the rate."""
         rows = conn.execute("SELECT boot_id, sensor_t, utc, round_trip_s FROM clocks "
                             "WHERE device = ?", (device,))
-        return {r[0]: ClockSample(r[0], r[1], r[2], r[3]) for r in rows}
-
-    def _fill_utc(self, conn: sqlite3.Connection, device: str, rec: np.ndarray) -> None:
-        missing = np.isnan(rec["utc"])
-        if not missing.any():
-            return
-        for boot, sample in self._clocks(conn, device).items():
-            sel = missing & (rec["boot"] == boot)
-            rec["utc"][sel] = rec["t"][sel] + sample.offset_s
-
-    def set_clock(self, device: str, sample: ClockSample) -> None:
-        """Keep a boot's sensor time -> UTC mapping (the newest replaces an older one)."""
-        with self._write() as conn:
-            self._save_clock(conn, device.upper(), sample)
+        return ClockMap((ClockSample(*r) for r in rows), self._sensor_rate(conn, device))
 
     @staticmethod
-    def _save_clock(conn: sqlite3.Connection, device: str, sample: ClockSample) -> None:
-        conn.execute("INSERT OR REPLACE INTO clocks VALUES (?, ?, ?, ?, ?)",
-                     (device, sample.boot_id, sample.sensor_t, sample.utc, sample.round_trip_s))
+    def _sensor_rate(conn: sqlite3.Connection, device: str) -> float:
+        row = conn.execute("SELECT calibration FROM devices WHERE address = ?",
+                           (device,)).fetchone()
+        if row is None or row[0] is None:
+            return 1.0
+        try:
+            return 1.0 + RollerCalibration.decode(bytes(row[0])).imu_clock_error
+        except ProtocolError:
+            return 1.0  # kept as read; a value this host cannot parse says nothing
+
+    def _fill_utc(self, conn: sqlite3.Connection, device: str, rec: np.ndarray) -> None:
+        """Map the frames of every boot with exchanges through the current mapping (the
+        stored UTC of the others is kept: None/NaN, or a caller's own ``utc=``)."""
+        clock = self._clocks(conn, device)
+        boots = rec["boot"]
+        for boot in np.unique(boots):
+            sel = boots == boot
+            utc = clock.to_utc_array(int(boot), rec["t"][sel])
+            if utc is not None:
+                rec["utc"][sel] = utc
+
+    def set_clock(self, device: str, sample: ClockSample) -> None:
+        """Keep a SET_TIME exchange of one of the device's boots."""
+        with self._write() as conn:
+            self._save_clocks(conn, device.upper(), [sample])
+
+    @staticmethod
+    def _save_clocks(conn: sqlite3.Connection, device: str,
+                     samples: list[ClockSample]) -> None:
+        """Keep exchanges (of one sensor time, the shorter round trip wins)."""
+        conn.executemany(
+            "INSERT INTO clocks VALUES (?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET "
+            "utc = excluded.utc, round_trip_s = excluded.round_trip_s "
+            "WHERE excluded.round_trip_s < round_trip_s",
+            [(device, s.boot_id, s.sensor_t, s.utc, s.round_trip_s) for s in samples])
+
+    def _save_new_clocks(self, conn: sqlite3.Connection, device: str, clock: ClockMap,
+                         boot_id: int) -> None:
+        """Keep the exchanges of ``boot_id`` in ``clock`` newer than the stored ones
+        (exchanges of a boot come in sensor-time order)."""
+        newest = conn.execute("SELECT max(sensor_t) FROM clocks WHERE device = ? AND "
+                              "boot_id = ?", (device, boot_id)).fetchone()[0]
+        samples = clock.samples(boot_id)
+        if newest is not None:
+            samples = [s for s in samples if s.sensor_t > newest]
+        if samples:
+            self._save_clocks(conn, device, samples)
 
     def clock_map(self, device: str) -> ClockMap:
         """The stored mappings of ``device``'s boots."""
-        return ClockMap(list(self._clocks(self._conn, device.upper()).values()))
+        return self._clocks(self._conn, device.upper())
 
     @staticmethod
     def _save_position(conn: sqlite3.Connection, device: str, position: StreamPosition) -> None:

@@ -90,6 +90,16 @@ MIGRATIONS: tuple[Migration, ...] = (
         ALTER TABLE devices ADD COLUMN calibration BLOB;
         ALTER TABLE devices ADD COLUMN calibration_utc REAL;
     """),
+    Migration(4, "clocks: every SET_TIME exchange of a boot, not only the newest", """
+        CREATE TABLE clock_exchanges (
+            device TEXT NOT NULL, boot_id INTEGER NOT NULL, sensor_t REAL NOT NULL,
+            utc REAL NOT NULL, round_trip_s REAL NOT NULL,
+            PRIMARY KEY (device, boot_id, sensor_t)) WITHOUT ROWID;
+        INSERT INTO clock_exchanges SELECT device, boot_id, sensor_t, utc, round_trip_s
+            FROM clocks;
+        DROP TABLE clocks;
+        ALTER TABLE clock_exchanges RENAME TO clocks;
+    """),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 """The newest schema this code knows."""
