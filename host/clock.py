@@ -18,8 +18,9 @@ contract and says why it is done this way.
   own measured ratio from its CALIBRATION characteristic; 1 if unknown).
 - **Stability**: the map is continuous and increasing within a run of exchanges, so
   frames never jump against each other. A frame between two exchanges keeps its UTC
-  for good; a frame beyond the newest moves by the extrapolation's error (about 1 ms per
-  minute of extrapolation) when the next exchange comes. The store keeps the exchanges
+  for good; a frame beyond the newest (or before the oldest) moves by the extrapolation's
+  error when the next exchange comes (tens of ms at most after a minute: the round
+  trips' asymmetry over the span the rate was measured on). The store keeps the exchanges
   and maps frames when they are read.
 - **Clock steps**: two consecutive exchanges whose rate is implausible (off 1 by more
   than ``RATE_LIMIT``, or UTC going back: the laptop's clock was set) are not
