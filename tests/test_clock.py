@@ -133,3 +133,65 @@ def test_a_repeated_exchange_of_one_sensor_time_keeps_the_shorter_round_trip():
     clock.add(ClockSample(BOOT, 10.0, U0 + 10.0, 0.02))
     clock.add(ClockSample(BOOT, 10.0, U0 + 10.2, 0.3))
     assert clock.samples(BOOT) == [ClockSample(BOOT, 10.0, U0 + 10.0, 0.02)]
+
+
+def test_a_roller_one_percent_fast_streams_minutes_with_frame_utc_within_50_ms(tmp_path):
+    """The simulator's real firmware on an IMU whose clock is 1 % fast answers SET_TIME
+    through its control point over a link with 5-80 ms one-way delays; the host syncs at
+    the link and every 60 s, stores the frames as the daemon does and reads them back."""
+    from firmware.ble.control import ControlPoint, Session
+    from firmware.protocol import SetTime, encode_request
+    from firmware.sim.rig import SimRoller
+    from firmware.sim.scenario import scenario_from_table
+    from host.store import Store
+
+    seconds, error = 150.0, 0.01
+    scenario = scenario_from_table({"session": {"duration_s": seconds + 10.0},
+                                    "parts": {"clock_error": error, "clock_warmup": 0.0}})
+    roller = SimRoller(scenario, 3, replay=False)
+    control = ControlPoint(roller.firmware, None, Session(), lambda: None,  # type: ignore[arg-type]
+                           lambda: None)
+    rng = np.random.default_rng(6)
+    clock, emitted, batch = ClockMap(), [], []
+    roller.add_sink(lambda f: (emitted.append((f, roller.clock.now())), batch.append(f)))
+
+    def set_time() -> None:  # a burst; the roller answers at its clock's now
+        best = None
+        for _ in range(3):
+            up, down = rng.uniform(0.005, 0.080, 2)
+            now = roller.clock.now()
+            request = encode_request(SetTime.from_seconds(U0 + now - up))
+            response = control.handle(request, None)  # type: ignore[arg-type]
+            exchange = (TimeReply.decode(response.payload), U0 + now - up, U0 + now + down)
+            if best is None or exchange[2] - exchange[1] < best[2] - best[1]:
+                best = exchange
+        clock.learn(*best)  # type: ignore[misc]
+
+    store = Store(tmp_path / "smartroller.db")
+    session = store.open_session("F0:00:00:00:00:01", U0)
+    roller.run(2.0)
+    set_time()
+    first = clock.samples()[0]
+    for end in np.arange(2.0, seconds, 0.25):
+        roller.run(float(end))
+        if batch:
+            store.add_frames(session.id, batch, clock=clock)
+            batch.clear()
+        if end % 60.0 == 0.0:
+            set_time()
+    roller.close()
+    frames = store.read_frames(session.id)
+    t = frames.t
+    emit = np.array([w for _, w in emitted])
+    sensor = np.array([f.t for f, _ in emitted])
+    # the truth: sample times on a clock 1 % fast; its phase from the frames' emission
+    # (a frame leaves within milliseconds of its sample, never before it)
+    phase = np.min(emit - sensor / (1.0 + error))
+    truth = U0 + phase + t / (1.0 + error)
+    after = np.abs(frames.utc - truth)
+    before = np.abs(t + first.offset_s - truth)  # one offset per boot, as before
+    assert len(t) > 100 * (seconds - 5.0)
+    assert after.max() < 0.05, after.max()
+    assert before.max() > 1.0
+    print(f"frame UTC error over {seconds:.0f} s: one offset {before.max() * 1e3:.0f} ms, "
+          f"rate followed {after.max() * 1e3:.1f} ms")
