@@ -3,7 +3,7 @@
 Product code never imports the simulator or the bench; the host takes only the
 firmware's published interface; each host package imports only the packages below it:
 
-    paths, timefmt -> stream, ble (link) -> analysis -> store -> export -> daemon
+    paths, timefmt -> stream, clock, ble (link) -> analysis -> store -> export -> daemon
     -> dashboard -> cli
     -> bench (on top of everything, nothing below importing it)
 """
