@@ -10,6 +10,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -24,7 +25,7 @@ from host.dashboard.live import live_message
 from host.dashboard.trends import FigureCache, session_rows, trends_csv, weekly
 from host.export.csv import export_session
 from host.store import Store
-from tests.sessions import START_UTC, record_session
+from tests.sessions import START_UTC, record_session, sim_frames
 
 ROOT = Path(__file__).resolve().parent.parent
 WEEK = 7 * 86400.0
@@ -39,12 +40,20 @@ def data_dir(tmp_path_factory):
     with Store(folder / "smartroller.db") as store:
         store.create_profile("ana", 1.68, "female")
         store.set_active_profile("ana")
-        record_session(store, utc0=START_UTC)
-        second = record_session(store, utc0=START_UTC + 3600)
+        frames = sim_frames()
+        # each session a boot of its own, as a roller's sessions are (the store maps a
+        # boot's sensor times to UTC by that boot's clock exchanges)
+        record_session(store, frames, utc0=START_UTC)
+        second = record_session(store, again(frames, 1), utc0=START_UTC + 3600)
         store.add_event(second, Event(EventKind.CALIBRATION, 5.0, None,
                                       "calibrated: 300 mm from the top of the shoulders"))
-        record_session(store, utc0=START_UTC + WEEK)
+        record_session(store, again(frames, 2), utc0=START_UTC + WEEK)
     return folder
+
+
+def again(frames, k: int) -> list:
+    """``frames`` as the roller's ``k``-th boot after theirs."""
+    return [replace(f, boot=(f.boot + k) & 0xFFFFFFFF) for f in frames]
 
 
 def fetch(folder, *paths):
