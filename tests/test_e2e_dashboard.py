@@ -15,6 +15,7 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -112,8 +113,11 @@ def test_trends_after_three_sessions(browser, tmp_path):
     with Store(tmp_path / "smartroller.db") as store:
         store.create_profile("ana", 1.68, "female")
         store.set_active_profile("ana")
-        for utc0 in (START_UTC, START_UTC + 3600, START_UTC + 8 * 86400):
-            record_session(store, frames, utc0=utc0)
+        for k, utc0 in enumerate((START_UTC, START_UTC + 3600, START_UTC + 8 * 86400)):
+            # each session a boot of its own (the store maps a boot's sensor times to
+            # UTC by that boot's clock exchanges)
+            boot = [replace(f, boot=(f.boot + k) & 0xFFFFFFFF) for f in frames]
+            record_session(store, boot, utc0=utc0)
     with Dashboard(tmp_path) as dash:
         browser.get(dash.url + "/trends")
         weeks = browser.find_elements("css selector", "#trends tbody tr")
