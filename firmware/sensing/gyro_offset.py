@@ -1,5 +1,5 @@
 """Gyro zero-rate offset of the roller axis: calibrated at rest, tracked when still, and
-taken from gravity's turn while the roller never stops.
+fitted to gravity's turn while the roller never stops.
 
 In the spirit of x-io's FusionOffset: while the roller is still for longer than a
 timeout, the offset follows the raw rate through a slow low-pass filter. What counts as
@@ -12,16 +12,25 @@ the gyro, offset removed, did both: a roller powered on while turning at 12 deg/
 learned 19 deg/s and never counted as still again). Breathing on the roller rocks it
 back and forth by a fraction of a degree: that is still.
 
-The first stillness calibrates the offset with a plain average. A roller that is never
-still (powered on, or restarted, while someone rolls) learns it from gravity instead:
-over windows of ``window_s`` in which gravity was clean and the roller turned, the
-gyro's turn minus gravity's turn over the window's time is the offset. The estimate is
-taken from the first window (the position then no longer drifts by the whole offset)
-and refined as windows come; it counts as calibrated once ``windows_needed`` windows
-agree within ``agree_rad_s``, and a later stillness replaces it. The MPU-6050's
-zero-rate offset is up to +-20 deg/s and drifts with temperature (spec rev 3.4).
+From boot the offset is *learning*. A roller lying still at boot (gravity turned less
+than ``ROLLED_RAD``) calibrates it with a plain average over its first stillness. A
+roller that rolls at boot (powered on, or restarted, while someone rolls) fits it to
+gravity's turn instead (``TurnFit``): the gyro's turn since boot minus gravity's,
+against time, is a straight line whose slope is the offset, plus the accelerometer's
+zero-g offsets, which bend gravity's angle by a first harmonic of the angle (up to ~5
+deg). Fitted over everything since boot, and not over short windows, the harmonic
+cannot pass for a slope: 2-s windows between angles where it differed by 2 deg
+disagreed by 1 deg/s. Stillness then needs no special case (the line is flat in it).
+The estimate is used from ``min_fit_s``; it counts as calibrated (no ``UNCALIBRATED``
+frames) once the fit has run ``trust_s`` and the slope's standard error is within
+``trust_rad_s``, and it is refined until the fit has run ``fit_s``; from then on the
+offset is tracked at rest as after a rest calibration. Every change while learning is
+a change of the offset since boot: the odometry corrects the position since the zero
+with it (``Odometry``). The MPU-6050's zero-rate offset is up to +-20 deg/s and drifts
+with temperature (spec rev 3.4): over ``fit_s`` it is taken as constant.
 
-Pure Python: batches are a handful of samples and this runs on a Pi Zero 2 W.
+Pure Python but for the fit's 4x4 solve: batches are a handful of samples and this runs
+on a Pi Zero 2 W.
 """
 
 from __future__ import annotations
@@ -29,7 +38,67 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import numpy as np
+
 _DEG = math.pi / 180.0
+ROLLED_RAD = 0.1
+"""Gravity turned more than this since boot: the roller rolls, its offset is fitted, rad."""
+
+
+class TurnFit:
+    """Least-squares line of the gyro's turn minus gravity's turn against time, rad.
+
+    Model, per batch: ``sign * raw_turn - tilt = slope * t + c + p cos(tilt) +
+    q sin(tilt)``, ``slope = sign * offset`` (rad/s), the harmonic for the zero-g
+    offsets (``p, q`` up to ~0.08 rad: 80 mg), held near 0 by a prior until the roller
+    has turned through enough angles to tell them from the slope. The normal equations
+    are 14 running sums; ``solve`` gives the slope and its standard error.
+
+    prior_rad: 1-sigma of the harmonic's terms; noise_rad: the prior's scale, the
+    spread of one batch's gravity angle (body motion included).
+    """
+
+    def __init__(self, prior_rad: float = 0.08, noise_rad: float = 0.03) -> None:
+        self.weak = (noise_rad / prior_rad) ** 2
+        self.h = [[0.0] * 4 for _ in range(4)]  # sum of x x^T
+        self.b = [0.0] * 4  # sum of x y
+        self.yy = 0.0
+        self.n = 0
+        self.t0: float | None = None  # time of the first observation, s
+        self.span = 0.0  # time since the first observation, s
+
+    def add(self, t: float, y: float, tilt: float) -> None:
+        """One batch: time ``t`` (s), turn difference ``y`` (rad), gravity's ``tilt``."""
+        if self.t0 is None:
+            self.t0 = t
+        self.span = t - self.t0
+        x = (self.span, 1.0, math.cos(tilt), math.sin(tilt))
+        h, b = self.h, self.b
+        for i in range(4):
+            xi = x[i]
+            b[i] += xi * y
+            row = h[i]
+            for j in range(i, 4):
+                row[j] += xi * x[j]
+        self.yy += y * y
+        self.n += 1
+
+    def solve(self) -> tuple[float, float] | None:
+        """(slope rad/s, its standard error rad/s), or None while it cannot be told."""
+        if self.n < 8:
+            return None
+        h = np.array(self.h)
+        h = np.triu(h) + np.triu(h, 1).T
+        h[2, 2] += self.weak
+        h[3, 3] += self.weak
+        try:
+            cov = np.linalg.inv(h)
+        except np.linalg.LinAlgError:
+            return None
+        b = np.array(self.b)
+        beta = cov @ b
+        residual = max(self.yy - float(beta @ b), 0.0) / (self.n - 4)
+        return float(beta[0]), math.sqrt(residual * max(float(cov[0, 0]), 0.0))
 
 
 class GyroOffset:
@@ -41,36 +110,50 @@ class GyroOffset:
     timeout_s: how long it must stay still before the offset is updated.
     time_constant_s: low-pass time constant of the tracking once calibrated.
     calibration_s: length of the first average that calibrates the offset.
-    window_s, windows_needed, agree_rad_s: the offset from gravity while rolling.
+    min_fit_s, trust_s, trust_rad_s, fit_s: the fit to gravity's turn (module doc), s and
+        rad/s.
     """
+
+    SOLVE_EVERY = 5  # batches between two solves of the fit (0.1 s)
 
     def __init__(self, *, threshold_rad_s: float = 2.0 * _DEG, still_tilt_rad: float = 1.0 * _DEG,
                  net_angle_rad: float = 1.0 * _DEG, timeout_s: float = 2.0,
                  time_constant_s: float = 20.0, calibration_s: float = 1.0,
-                 window_s: float = 2.0, windows_needed: int = 3,
-                 agree_rad_s: float = 1.0 * _DEG) -> None:
+                 min_fit_s: float = 1.0, trust_s: float = 4.0,
+                 trust_rad_s: float = 0.05 * _DEG, fit_s: float = 60.0) -> None:
         self.offset = 0.0
         self.calibrated = False
-        self.from_gravity = False  # the offset so far comes from gravity's turn, not rest
+        self.learning = True  # the offset since boot is still being learned
+        self.from_gravity = False  # the offset comes from gravity's turn, not rest
         self.still = False
+        self.error = math.nan  # the fit's standard error of the offset, rad/s
         self.threshold = threshold_rad_s
         self.still_tilt = still_tilt_rad
         self.net_limit = net_angle_rad
         self.timeout = timeout_s
         self.time_constant = time_constant_s
         self.calibration_s = calibration_s
-        self.window_s = window_s
-        self.windows_needed = windows_needed
-        self.agree = agree_rad_s
+        self.min_fit_s = min_fit_s
+        self.trust_s = trust_s
+        self.trust = trust_rad_s
+        self.fit_s = fit_s
+        self.fit = TurnFit()
         self._still_for = 0.0
         self._net = 0.0
         self._sum = 0.0
         self._n = 0
         self._tilt0: float | None = None  # gravity's direction when the spell began, rad
-        self._window: tuple[float, float, float] | None = None  # raw turn, tilt, time
-        self._raw = 0.0  # raw turn (no offset removed), rad, gyro sign
-        self._t = 0.0  # time, s
-        self._estimates: list[float] = []  # offsets from gravity's windows, rad/s
+        self._raw = 0.0  # raw turn since boot (no offset removed), rad, gyro sign
+        self._t = 0.0  # time since boot, s
+        self._last: tuple[float, float, float] | None = None  # raw turn, tilt, time
+        self._turn = 0.0  # gravity's turn since the fit's first batch, unwrapped, rad
+        self._range = (0.0, 0.0)  # least and most of it, rad
+        self._batches = 0
+
+    @property
+    def rolled(self) -> bool:
+        """True once gravity turned more than ``ROLLED_RAD`` while learning."""
+        return self._range[1] - self._range[0] > ROLLED_RAD
 
     def _restart(self) -> None:
         self.still = False
@@ -90,15 +173,18 @@ class GyroOffset:
         total = sum(rates)
         self._raw += total * dt
         self._t += n * dt
-        if tilt is not None and (not self.calibrated or self.from_gravity):
-            self._gravity_window(tilt, sign)  # (a rest calibration is better than this)
+        if self.learning and tilt is not None:
+            self._fit_add(tilt, sign)
         lo, hi = min(rates), max(rates)
         moved = hi - lo > self.threshold
         if tilt is not None and not moved:
             if self._tilt0 is None:
                 self._tilt0 = tilt
             moved = abs(_wrap(tilt - self._tilt0)) > self.still_tilt
-        if not self.calibrated or self.from_gravity:
+        if self.learning:
+            if self.rolled:
+                self._fit_solve(sign)
+                return self.offset
             if moved:
                 self._restart()
                 return self.offset
@@ -106,7 +192,7 @@ class GyroOffset:
             self._n += n
             if self._n * dt >= self.calibration_s:
                 self.offset = self._sum / self._n
-                self.calibrated, self.from_gravity = True, False
+                self.calibrated, self.learning, self.from_gravity = True, False, False
                 self._restart()
             return self.offset
         off = self.offset
@@ -124,27 +210,34 @@ class GyroOffset:
             self.offset += gain * (total / n - off)
         return self.offset
 
-    def _gravity_window(self, tilt: float, sign: float) -> None:
-        """Close a window of gravity's turn against the gyro's when it is long enough."""
-        window = self._window
-        if window is None:
-            self._window = (self._raw, tilt, self._t)
+    def _fit_add(self, tilt: float, sign: float) -> None:
+        """Unwrap gravity's turn (by the gyro's, offset as now) and add it to the fit."""
+        last = self._last
+        if last is None:
+            turn = 0.0
+        else:
+            predicted = sign * (self._raw - last[0] - self.offset * (self._t - last[2]))
+            turn = self._turn + predicted + _wrap(tilt - last[1] - predicted)
+        self._last = (self._raw, tilt, self._t)
+        self._turn = turn
+        self._range = (min(self._range[0], turn), max(self._range[1], turn))
+        self.fit.add(self._t, sign * self._raw - turn, tilt)
+
+    def _fit_solve(self, sign: float) -> None:
+        self._batches += 1
+        fit = self.fit
+        if fit.span < self.min_fit_s or self._batches % self.SOLVE_EVERY:
             return
-        span = self._t - window[2]
-        if span < self.window_s:
+        solved = fit.solve()
+        if solved is None:
             return
-        raw_turn = self._raw - window[0]  # gyro sign, offset included
-        predicted = sign * (raw_turn - self.offset * span)  # the roller's turn, offset as now
-        turn = predicted + _wrap(tilt - window[1] - predicted)  # gravity's, unwrapped
-        self._window = (self._raw, tilt, self._t)
-        estimate = (raw_turn - sign * turn) / span
-        if self._estimates and abs(estimate - self._estimates[-1]) > 10 * self.agree:
-            self._estimates.clear()  # a bump, a slip of the roller: start over
-        self._estimates = [*self._estimates[-(self.windows_needed - 1):], estimate]
-        self.offset = sum(self._estimates) / len(self._estimates)
-        if len(self._estimates) >= self.windows_needed and \
-                max(self._estimates) - min(self._estimates) <= 2 * self.agree:
-            self.calibrated = self.from_gravity = True
+        slope, self.error = solved
+        self.offset, self.from_gravity = sign * slope, True
+        if fit.span >= self.trust_s and self.error <= self.trust:
+            self.calibrated = True
+        if self.calibrated and fit.span >= self.fit_s:
+            self.learning = False  # from now on tracked at rest
+            self._restart()
 
 
 def _wrap(angle: float) -> float:

@@ -138,13 +138,20 @@ class Odometry:
         self._rate = 0.0  # last rate, rad/s
         self._batches = 0
         self._steering = False  # gravity steers the position (zero-g offsets known)
+        self._turn_time = 0.0  # sum of rolling radius x time since the zero, m s
         self._lost = 0  # 2: the gyro clipped in the last batch, 1: before it, 0: not since
         # gravity last put the angle right
 
     @property
     def calibrated(self) -> bool:
-        """True once the gyro offset was calibrated at rest."""
+        """True once the gyro offset is known (calibrated at rest, or fitted to gravity's
+        turn well enough)."""
         return self.gyro_offset.calibrated
+
+    def zeroed(self) -> None:
+        """The position was just taken as the zero: a better gyro offset learned later
+        corrects the position from here on (not what came before the zero)."""
+        self._turn_time = 0.0
 
     @property
     def angle(self) -> float:
@@ -220,10 +227,17 @@ class Odometry:
         # from rest: not on every batch of rolling, on a Pi Zero)
         off = self.gyro_offset
         tilt = None
-        if (not off.calibrated or off.from_gravity or max(rates) - min(rates) <= off.threshold) \
+        if (off.learning or max(rates) - min(rates) <= off.threshold) \
                 and not clipped and abs(math.hypot(a1, a2) - G) < TILT_MAGNITUDE * G:
             tilt = math.atan2(a1, a2)
+        learning = off.learning
+        self._turn_time += radius * span
         off.update(rates, dt, tilt, sign)
+        if learning and off.offset != offset:
+            # The offset since boot is now known better: the gyro turned the position
+            # by the old one since the zero, so it moves by the difference times the
+            # time (each batch's by its rolling radius).
+            position0 -= sign * (off.offset - offset) * self._turn_time
         magnitude = math.hypot(a1 - b1, a2 - b2)
         weight = max(0.0, 1.0 - abs(magnitude - G) / (0.05 * G))
         self._time += span + gap_s

@@ -86,6 +86,7 @@ class SensingPipeline:
     def zero(self) -> None:
         """Make the current position the zero (position 0 from the next frame)."""
         self.zero_position = self.odometry.position
+        self.odometry.zeroed()
         self.zero_armed = False
         self._pending |= _ZEROED
 
