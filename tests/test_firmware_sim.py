@@ -317,7 +317,7 @@ STEADY_ROLL = {**NEVER_STILL, "cadence_per_min": [5.0, 6.0], "stroke_length_m": 
                "excursion_depth_m": [0.005, 0.01]}  # one long slow stroke each 10-12 s
 
 
-@pytest.mark.parametrize("seed, routine", [(4, NEVER_STILL), (6, STEADY_ROLL)],
+@pytest.mark.parametrize("seed, routine", [(5, NEVER_STILL), (4, STEADY_ROLL)],
                          ids=["stroking", "steady"])
 def test_a_roller_switched_on_mid_roll_learns_its_gyro_offset_from_gravity(seed, routine):
     # Switched on 40 s into a session, while the person rolls: no stillness to

@@ -277,3 +277,22 @@ def test_a_roller_powered_on_mid_roll_corrects_its_position_since_the_zero():
         od.update(rates, a1, a2, DT, 300.0)
     assert od.calibrated
     assert od.position == pytest.approx(r * theta, abs=0.5e-3)
+
+
+def test_a_roller_switched_on_under_a_body_zeroes_after_its_gyro_has_started():
+    # The MPU-6050's gyro senses no rotation for its start-up time after waking: a zero
+    # taken in it would carry the turn the gyro missed into every position after.
+    from firmware.samples import ZoneScan
+    from firmware.sensing.gyro_offset import GYRO_STARTUP_S
+
+    config = default_config()
+    pipe = SensingPipeline(config)
+    pipe.on_scan(ZoneScan(0.0, np.full(8, 20000, np.int16), np.ones(8, bool)), 0.0)
+    assert pipe.in_contact  # a body on it at boot
+    rows = np.zeros((4, 6), np.int16)
+    rows[:, 2] = 16384
+    frames = []
+    for k in range(50):
+        frames += pipe.on_imu(ImuBatch(4 * k, config.imu.sample_rate_hz, rows))
+    zeroed = [f.t for f in frames if f.flags & FrameFlag.ZEROED]
+    assert len(zeroed) == 1 and GYRO_STARTUP_S <= zeroed[0] < GYRO_STARTUP_S + 0.03

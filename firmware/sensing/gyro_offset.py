@@ -29,8 +29,8 @@ a change of the offset since boot: the odometry corrects the position since the 
 with it (``Odometry``). The MPU-6050's zero-rate offset is up to +-20 deg/s and drifts
 with temperature (spec rev 3.4): over ``fit_s`` it is taken as constant.
 
-Pure Python but for the fit's 4x4 solve: batches are a handful of samples and this runs
-on a Pi Zero 2 W.
+Pure Python (the fit's 4x4 solve too: numpy's overhead is larger at this size):
+batches are a handful of samples and this runs on a Pi Zero 2 W.
 """
 
 from __future__ import annotations
@@ -38,11 +38,13 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-import numpy as np
-
 _DEG = math.pi / 180.0
 ROLLED_RAD = 0.1
 """Gravity turned more than this since boot: the roller rolls, its offset is fitted, rad."""
+GYRO_STARTUP_S = 0.1
+"""The MPU-6050's gyro senses no rotation for its start-up time after waking (30 ms
+typical, product spec rev 3.4, 6.1; 30-50 ms drawn in the simulator): its turn is not
+fitted, nor taken as the zero's, before this much of the boot's samples, s."""
 
 
 class TurnFit:
@@ -52,7 +54,7 @@ class TurnFit:
     q sin(tilt)``, ``slope = sign * offset`` (rad/s), the harmonic for the zero-g
     offsets (``p, q`` up to ~0.08 rad: 80 mg), held near 0 by a prior until the roller
     has turned through enough angles to tell them from the slope. The normal equations
-    are 14 running sums; ``solve`` gives the slope and its standard error.
+    are 15 running sums; ``solve`` gives the slope and its standard error.
 
     prior_rad: 1-sigma of the harmonic's terms; noise_rad: the prior's scale, the
     spread of one batch's gravity angle (body motion included).
@@ -60,45 +62,68 @@ class TurnFit:
 
     def __init__(self, prior_rad: float = 0.08, noise_rad: float = 0.03) -> None:
         self.weak = (noise_rad / prior_rad) ** 2
-        self.h = [[0.0] * 4 for _ in range(4)]  # sum of x x^T
-        self.b = [0.0] * 4  # sum of x y
-        self.yy = 0.0
-        self.n = 0
+        # sums of x x^T (upper triangle, row by row), of x y, of y y; x = (t, 1, c, s)
+        self.sums = [0.0] * 15
         self.t0: float | None = None  # time of the first observation, s
         self.span = 0.0  # time since the first observation, s
+
+    @property
+    def n(self) -> int:
+        """Observations so far."""
+        return round(self.sums[4])
 
     def add(self, t: float, y: float, tilt: float) -> None:
         """One batch: time ``t`` (s), turn difference ``y`` (rad), gravity's ``tilt``."""
         if self.t0 is None:
             self.t0 = t
-        self.span = t - self.t0
-        x = (self.span, 1.0, math.cos(tilt), math.sin(tilt))
-        h, b = self.h, self.b
-        for i in range(4):
-            xi = x[i]
-            b[i] += xi * y
-            row = h[i]
-            for j in range(i, 4):
-                row[j] += xi * x[j]
-        self.yy += y * y
-        self.n += 1
+        self.span = u = t - self.t0
+        c, s = math.cos(tilt), math.sin(tilt)
+        h00, h01, h02, h03, h11, h12, h13, h22, h23, h33, b0, b1, b2, b3, yy = self.sums
+        self.sums = [h00 + u * u, h01 + u, h02 + u * c, h03 + u * s, h11 + 1.0, h12 + c,
+                     h13 + s, h22 + c * c, h23 + c * s, h33 + s * s, b0 + u * y, b1 + y,
+                     b2 + c * y, b3 + s * y, yy + y * y]
 
     def solve(self) -> tuple[float, float] | None:
         """(slope rad/s, its standard error rad/s), or None while it cannot be told."""
-        if self.n < 8:
+        h00, h01, h02, h03, h11, h12, h13, h22, h23, h33, *b, yy = self.sums
+        n = h11
+        if n < 8:
             return None
-        h = np.array(self.h)
-        h = np.triu(h) + np.triu(h, 1).T
-        h[2, 2] += self.weak
-        h[3, 3] += self.weak
-        try:
-            cov = np.linalg.inv(h)
-        except np.linalg.LinAlgError:
+        weak = self.weak
+        h = [[h00, h01, h02, h03], [h01, h11, h12, h13], [h02, h12, h22 + weak, h23],
+             [h03, h13, h23, h33 + weak]]
+        solved = _solve_spd(h, [b, [1.0, 0.0, 0.0, 0.0]])
+        if solved is None:
             return None
-        b = np.array(self.b)
-        beta = cov @ b
-        residual = max(self.yy - float(beta @ b), 0.0) / (self.n - 4)
-        return float(beta[0]), math.sqrt(residual * max(float(cov[0, 0]), 0.0))
+        beta, first = solved  # the parameters; the first column of the inverse
+        residual = max(yy - sum(p * q for p, q in zip(beta, b, strict=True)), 0.0) / (n - 4)
+        return beta[0], math.sqrt(residual * max(first[0], 0.0))
+
+
+def _solve_spd(h: list[list[float]], rhs: list[list[float]]) -> list[list[float]] | None:
+    """Solve ``h x = r`` for each ``r`` in ``rhs`` (h symmetric positive definite, by
+    Cholesky); None if it is not (numerically)."""
+    size = len(h)
+    low = [[0.0] * size for _ in range(size)]
+    for i in range(size):
+        for j in range(i + 1):
+            acc = h[i][j] - sum(low[i][k] * low[j][k] for k in range(j))
+            if i == j:
+                if acc <= 1e-12 * abs(h[i][i]) or acc <= 0.0:
+                    return None
+                low[i][i] = math.sqrt(acc)
+            else:
+                low[i][j] = acc / low[j][j]
+    out = []
+    for r in rhs:
+        z = [0.0] * size
+        for i in range(size):
+            z[i] = (r[i] - sum(low[i][k] * z[k] for k in range(i))) / low[i][i]
+        x = [0.0] * size
+        for i in reversed(range(size)):
+            x[i] = (z[i] - sum(low[k][i] * x[k] for k in range(i + 1, size))) / low[i][i]
+        out.append(x)
+    return out
 
 
 class GyroOffset:
@@ -173,7 +198,7 @@ class GyroOffset:
         total = sum(rates)
         self._raw += total * dt
         self._t += n * dt
-        if self.learning and tilt is not None:
+        if self.learning and tilt is not None and self._t > GYRO_STARTUP_S:
             self._fit_add(tilt, sign)
         lo, hi = min(rates), max(rates)
         moved = hi - lo > self.threshold

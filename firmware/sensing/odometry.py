@@ -138,7 +138,8 @@ class Odometry:
         self._rate = 0.0  # last rate, rad/s
         self._batches = 0
         self._steering = False  # gravity steers the position (zero-g offsets known)
-        self._turn_time = 0.0  # sum of rolling radius x time since the zero, m s
+        self._turn_time = 0.0  # sum of rolling radius x time since the zero, until
+        # gravity steers the position, m s
         self._lost = 0  # 2: the gyro clipped in the last batch, 1: before it, 0: not since
         # gravity last put the angle right
 
@@ -231,12 +232,14 @@ class Odometry:
                 and not clipped and abs(math.hypot(a1, a2) - G) < TILT_MAGNITUDE * G:
             tilt = math.atan2(a1, a2)
         learning = off.learning
-        self._turn_time += radius * span
+        if not self._steering:
+            self._turn_time += radius * span
         off.update(rates, dt, tilt, sign)
         if learning and off.offset != offset:
             # The offset since boot is now known better: the gyro turned the position
             # by the old one since the zero, so it moves by the difference times the
-            # time (each batch's by its rolling radius).
+            # time (each batch's by its rolling radius) until gravity began to steer
+            # the position (from then on gravity has held it, the offset or not).
             position0 -= sign * (off.offset - offset) * self._turn_time
         magnitude = math.hypot(a1 - b1, a2 - b2)
         weight = max(0.0, 1.0 - abs(magnitude - G) / (0.05 * G))
