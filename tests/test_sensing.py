@@ -296,3 +296,43 @@ def test_a_roller_switched_on_under_a_body_zeroes_after_its_gyro_has_started():
         frames += pipe.on_imu(ImuBatch(4 * k, config.imu.sample_rate_hz, rows))
     zeroed = [f.t for f in frames if f.flags & FrameFlag.ZEROED]
     assert len(zeroed) == 1 and GYRO_STARTUP_S <= zeroed[0] < GYRO_STARTUP_S + 0.03
+
+
+def test_a_rest_calibration_on_a_slow_roll_is_revised_by_gravity_s_turn():
+    # Switched on at the slow end of a long stroke: the first second passes for
+    # stillness (gravity turns 0.3 deg, within the spell's 1 deg), and the average takes
+    # 0.3 deg/s of roll for offset. Gravity's turn, fitted from boot on, puts it right.
+    off = GyroOffset()
+    true_offset, creep = math.radians(5.0), math.radians(0.3)
+    tilt = 0.2
+    for _ in range(round(1.2 / (4 * DT))):
+        tilt += creep * 4 * DT
+        off.update([true_offset + creep] * 4, DT, tilt)
+    assert off.calibrated and not off.from_gravity
+    assert off.offset == pytest.approx(true_offset + creep, abs=math.radians(0.01))
+    for rates, tilt_now, *_ in stroking_from_power_on(10.0, true_offset):
+        off.update(rates, DT, math.atan2(math.sin(tilt_now + tilt), math.cos(tilt_now + tilt)))
+    assert off.from_gravity and off.offset == pytest.approx(true_offset,
+                                                             abs=math.radians(0.05))
+
+
+def test_the_turn_fit_keeps_what_came_before_a_gap():
+    # A gap (or a clip) parts the gyro's turn from gravity's by an unknown amount: a
+    # new segment takes its own constant, and the slope still comes from both.
+    from firmware.sensing.gyro_offset import TurnFit
+
+    fit, slope = TurnFit(), 0.2
+    for k in range(400):
+        t = 0.02 * k
+        tilt = math.sin(t)
+        jump = 1.3 if k >= 200 else 0.0  # the turn the gyro missed in the gap
+        if k == 200:
+            fit.cut()
+        fit.add(t, slope * t + jump + 0.03 * math.cos(tilt), tilt)
+    got, error = fit.solve()
+    assert got == pytest.approx(slope, abs=1e-4) and error < 1e-4
+    joined = TurnFit()  # without the cut the jump is taken for a slope
+    for k in range(400):
+        t = 0.02 * k
+        joined.add(t, slope * t + (1.3 if k >= 200 else 0.0), math.sin(t))
+    assert abs(joined.solve()[0] - slope) > 0.1

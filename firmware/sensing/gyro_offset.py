@@ -54,7 +54,10 @@ class TurnFit:
     q sin(tilt)``, ``slope = sign * offset`` (rad/s), the harmonic for the zero-g
     offsets (``p, q`` up to ~0.08 rad: 80 mg), held near 0 by a prior until the roller
     has turned through enough angles to tell them from the slope. The normal equations
-    are 15 running sums; ``solve`` gives the slope and its standard error.
+    are 15 running sums; ``solve`` gives the slope and its standard error. Where the
+    gyro missed turn (a gap, a clip) the two turns part by an unknown amount: ``cut``
+    starts a new segment with a constant ``c`` of its own (the closed segment's sums are
+    kept with their constant eliminated), so nothing before the cut is lost.
 
     prior_rad: 1-sigma of the harmonic's terms; noise_rad: the prior's scale, the
     spread of one batch's gravity angle (body motion included).
@@ -64,19 +67,40 @@ class TurnFit:
         self.weak = (noise_rad / prior_rad) ** 2
         # sums of x x^T (upper triangle, row by row), of x y, of y y; x = (t, 1, c, s)
         self.sums = [0.0] * 15
+        # closed segments, their constants eliminated: sums of x x^T over (t, c, s), of
+        # x y, of y y; and how many there are
+        self.closed = [0.0] * 10
+        self.segments = 0
+        self.count = 0  # observations in every segment
         self.t0: float | None = None  # time of the first observation, s
         self.span = 0.0  # time since the first observation, s
 
     @property
     def n(self) -> int:
-        """Observations so far."""
+        """Observations in the open segment."""
         return round(self.sums[4])
+
+    def cut(self) -> None:
+        """Close the open segment (if it has observations): what follows has its own
+        constant."""
+        h00, h01, h02, h03, n, h12, h13, h22, h23, h33, b0, b1, b2, b3, yy = self.sums
+        if n <= 0.0:
+            return
+        k = (h01, h12, h13)
+        reduced = [h00 - k[0] * k[0] / n, h02 - k[0] * k[1] / n, h03 - k[0] * k[2] / n,
+                   h22 - k[1] * k[1] / n, h23 - k[1] * k[2] / n, h33 - k[2] * k[2] / n,
+                   b0 - k[0] * b1 / n, b2 - k[1] * b1 / n, b3 - k[2] * b1 / n,
+                   yy - b1 * b1 / n]
+        self.closed = [a + b for a, b in zip(self.closed, reduced, strict=True)]
+        self.segments += 1
+        self.sums = [0.0] * 15
 
     def add(self, t: float, y: float, tilt: float) -> None:
         """One batch: time ``t`` (s), turn difference ``y`` (rad), gravity's ``tilt``."""
         if self.t0 is None:
             self.t0 = t
         self.span = u = t - self.t0
+        self.count += 1
         c, s = math.cos(tilt), math.sin(tilt)
         h00, h01, h02, h03, h11, h12, h13, h22, h23, h33, b0, b1, b2, b3, yy = self.sums
         self.sums = [h00 + u * u, h01 + u, h02 + u * c, h03 + u * s, h11 + 1.0, h12 + c,
@@ -85,18 +109,24 @@ class TurnFit:
 
     def solve(self) -> tuple[float, float] | None:
         """(slope rad/s, its standard error rad/s), or None while it cannot be told."""
-        h00, h01, h02, h03, h11, h12, h13, h22, h23, h33, *b, yy = self.sums
-        n = h11
-        if n < 8:
+        h00, h01, h02, h03, h11, h12, h13, h22, h23, h33, b0, b1, b2, b3, yy = self.sums
+        r00, r02, r03, r22, r23, r33, rb0, rb2, rb3, ryy = self.closed
+        if h11 < 2:
             return None
         weak = self.weak
-        h = [[h00, h01, h02, h03], [h01, h11, h12, h13], [h02, h12, h22 + weak, h23],
-             [h03, h13, h23, h33 + weak]]
+        h00, h02, h03 = h00 + r00, h02 + r02, h03 + r03
+        h22, h23, h33 = h22 + r22 + weak, h23 + r23, h33 + r33 + weak
+        h = [[h00, h01, h02, h03], [h01, h11, h12, h13], [h02, h12, h22, h23],
+             [h03, h13, h23, h33]]
+        b = [b0 + rb0, b1, b2 + rb2, b3 + rb3]
+        dof = self.count - 4 - self.segments
+        if dof < 4:
+            return None
         solved = _solve_spd(h, [b, [1.0, 0.0, 0.0, 0.0]])
         if solved is None:
             return None
         beta, first = solved  # the parameters; the first column of the inverse
-        residual = max(yy - sum(p * q for p, q in zip(beta, b, strict=True)), 0.0) / (n - 4)
+        residual = max(yy + ryy - sum(p * q for p, q in zip(beta, b, strict=True)), 0.0) / dof
         return beta[0], math.sqrt(residual * max(first[0], 0.0))
 
 
@@ -151,6 +181,7 @@ class GyroOffset:
         self.learning = True  # the offset since boot is still being learned
         self.from_gravity = False  # the offset comes from gravity's turn, not rest
         self.still = False
+        self.revised = False  # the last update revised the offset since boot (module doc)
         self.error = math.nan  # the fit's standard error of the offset, rad/s
         self.threshold = threshold_rad_s
         self.still_tilt = still_tilt_rad
@@ -171,6 +202,7 @@ class GyroOffset:
         self._raw = 0.0  # raw turn since boot (no offset removed), rad, gyro sign
         self._t = 0.0  # time since boot, s
         self._last: tuple[float, float, float] | None = None  # raw turn, tilt, time
+        self._quiet_until = GYRO_STARTUP_S  # no fitting before this time, s
         self._turn = 0.0  # gravity's turn since the fit's first batch, unwrapped, rad
         self._range = (0.0, 0.0)  # least and most of it, rad
         self._batches = 0
@@ -187,18 +219,23 @@ class GyroOffset:
         self._tilt0 = None
 
     def update(self, rates: Sequence[float], dt: float, tilt: float | None = None,
-               sign: float = 1.0) -> float:
+               sign: float = 1.0, broken: bool = False) -> float:
         """Feed raw rates (rad/s) sampled every ``dt`` s and, if gravity was clean,
         ``tilt``: the batch's in-plane gravity angle (rad, the roller's sign, zero-g
         offsets and all: only its changes count); ``sign``: the roller axis's sign in the
-        gyro's axis. Return the offset, rad/s."""
+        gyro's axis; ``broken``: the gyro missed turn in or just before this batch (a
+        gap, a clip), so its turn and gravity's part ways here. Return the offset, rad/s."""
+        self.revised = False
         n = len(rates)
         if n == 0:
             return self.offset
         total = sum(rates)
         self._raw += total * dt
         self._t += n * dt
-        if self.learning and tilt is not None and self._t > GYRO_STARTUP_S:
+        if broken:  # (after a gap the gyro may be starting again)
+            self._last = None
+            self._quiet_until = self._t + GYRO_STARTUP_S
+        if self.learning and tilt is not None and self._t > self._quiet_until:
             self._fit_add(tilt, sign)
         lo, hi = min(rates), max(rates)
         moved = hi - lo > self.threshold
@@ -207,19 +244,20 @@ class GyroOffset:
                 self._tilt0 = tilt
             moved = abs(_wrap(tilt - self._tilt0)) > self.still_tilt
         if self.learning:
-            if self.rolled:
-                self._fit_solve(sign)
+            if not self.calibrated and not self.rolled:
+                if moved:
+                    self._restart()
+                else:
+                    self._sum += total
+                    self._n += n
+                    if self._n * dt >= self.calibration_s:
+                        self.offset = self._sum / self._n
+                        self.calibrated, self.from_gravity, self.revised = True, False, True
+                        self._restart()
+            self._fit_solve(sign)
+            if self.from_gravity or not self.calibrated:
                 return self.offset
-            if moved:
-                self._restart()
-                return self.offset
-            self._sum += total
-            self._n += n
-            if self._n * dt >= self.calibration_s:
-                self.offset = self._sum / self._n
-                self.calibrated, self.learning, self.from_gravity = True, False, False
-                self._restart()
-            return self.offset
+            # (calibrated at rest: tracked at rest as well, while the fit runs)
         off = self.offset
         if tilt is None:  # no gravity to judge by: the angle turned, offset removed
             self._net += (total - n * off) * dt
@@ -238,8 +276,9 @@ class GyroOffset:
     def _fit_add(self, tilt: float, sign: float) -> None:
         """Unwrap gravity's turn (by the gyro's, offset as now) and add it to the fit."""
         last = self._last
-        if last is None:
-            turn = 0.0
+        if last is None:  # the first batch, or the first after a break
+            turn = self._turn
+            self.fit.cut()
         else:
             predicted = sign * (self._raw - last[0] - self.offset * (self._t - last[2]))
             turn = self._turn + predicted + _wrap(tilt - last[1] - predicted)
@@ -249,20 +288,25 @@ class GyroOffset:
         self.fit.add(self._t, sign * self._raw - turn, tilt)
 
     def _fit_solve(self, sign: float) -> None:
+        """Take the fit's offset: at once while there is no other, once trusted over a
+        rest calibration; end the learning after ``fit_s``."""
+        if self.calibrated and self._t >= self.fit_s:
+            self.learning = False  # from now on tracked at rest
+            self._restart()
+            return
         self._batches += 1
         fit = self.fit
-        if fit.span < self.min_fit_s or self._batches % self.SOLVE_EVERY:
+        every = self.SOLVE_EVERY if not self.calibrated else 5 * self.SOLVE_EVERY
+        if not self.rolled or fit.span < self.min_fit_s or self._batches % every:
             return
         solved = fit.solve()
         if solved is None:
             return
         slope, self.error = solved
-        self.offset, self.from_gravity = sign * slope, True
-        if fit.span >= self.trust_s and self.error <= self.trust:
-            self.calibrated = True
-        if self.calibrated and fit.span >= self.fit_s:
-            self.learning = False  # from now on tracked at rest
-            self._restart()
+        trusted = fit.span >= self.trust_s and self.error <= self.trust
+        if trusted or self.from_gravity or not self.calibrated:
+            self.offset, self.from_gravity, self.revised = sign * slope, True, True
+            self.calibrated = self.calibrated or trusted
 
 
 def _wrap(angle: float) -> float:

@@ -231,11 +231,10 @@ class Odometry:
         if (off.learning or max(rates) - min(rates) <= off.threshold) \
                 and not clipped and abs(math.hypot(a1, a2) - G) < TILT_MAGNITUDE * G:
             tilt = math.atan2(a1, a2)
-        learning = off.learning
         if not self._steering:
             self._turn_time += radius * span
-        off.update(rates, dt, tilt, sign)
-        if learning and off.offset != offset:
+        off.update(rates, dt, tilt, sign, broken=gap_s > 0.0 or clipped)
+        if off.revised:
             # The offset since boot is now known better: the gyro turned the position
             # by the old one since the zero, so it moves by the difference times the
             # time (each batch's by its rolling radius) until gravity began to steer
