@@ -16,7 +16,10 @@ What corrupts the gravity angle, and what is done about it:
 - what is left (bumps, body motion) is weighted down when the magnitude is not ~1 g.
 
 Position: rolling without slip moves the contact along the back by ``r_eff * dtheta``,
-with the rolling radius shrinking under load (``r_eff = r - load / stiffness``).
+with the rolling radius shrinking under load (``r_eff = r - load / stiffness``). While
+the gyro offset is being learned after boot (``GyroOffset``: a roller switched on while
+someone rolls), each better estimate moves the position by what the old one turned it
+since the zero (the change x the sum of ``r_eff`` x time), until gravity steers it.
 Work is done per batch of FIFO samples with numpy (the firmware runs on a Pi Zero 2 W).
 """
 
