@@ -12,22 +12,25 @@ the gyro, offset removed, did both: a roller powered on while turning at 12 deg/
 learned 19 deg/s and never counted as still again). Breathing on the roller rocks it
 back and forth by a fraction of a degree: that is still.
 
-From boot the offset is *learning*. A roller lying still at boot (gravity turned less
-than ``ROLLED_RAD``) calibrates it with a plain average over its first stillness. A
-roller that rolls at boot (powered on, or restarted, while someone rolls) fits it to
-gravity's turn instead (``TurnFit``): the gyro's turn since boot minus gravity's,
-against time, is a straight line whose slope is the offset, plus the accelerometer's
-zero-g offsets, which bend gravity's angle by a first harmonic of the angle (up to ~5
-deg). Fitted over everything since boot, and not over short windows, the harmonic
-cannot pass for a slope: 2-s windows between angles where it differed by 2 deg
-disagreed by 1 deg/s. Stillness then needs no special case (the line is flat in it).
-The estimate is used from ``min_fit_s``; it counts as calibrated (no ``UNCALIBRATED``
-frames) once the fit has run ``trust_s`` and the slope's standard error is within
-``trust_rad_s``, and it is refined until the fit has run ``fit_s``; from then on the
-offset is tracked at rest as after a rest calibration. Every change while learning is
-a change of the offset since boot: the odometry corrects the position since the zero
-with it (``Odometry``). The MPU-6050's zero-rate offset is up to +-20 deg/s and drifts
-with temperature (spec rev 3.4): over ``fit_s`` it is taken as constant.
+For ``fit_s`` after boot the offset is *learning*: it is also fitted to gravity's turn
+(``TurnFit``): the gyro's turn since boot minus gravity's, against time, is a straight
+line whose slope is the offset, plus the accelerometer's zero-g offsets, which bend
+gravity's angle by a first harmonic of the angle (up to ~5 deg). Fitted over
+everything since boot, and not over short windows, the harmonic cannot pass for a
+slope: 2-s windows between angles where it differed by 2 deg disagreed by 1 deg/s.
+Stillness needs no special case (the line is flat in it); a gap or a clip cuts the
+line (``TurnFit.cut``). A roller lying still at boot (gravity turned less than
+``ROLLED_RAD``) is calibrated by a plain average over its first still second and
+tracked at rest as always. A roller that rolled first (powered on, or restarted, while
+someone rolls) takes the fit's estimate from ``min_fit_s``. Either counts as
+calibrated (no ``UNCALIBRATED`` frames) once the fit has run ``trust_s`` with the
+slope's standard error within ``trust_rad_s``, and from then on the fit's estimate
+replaces the rest calibration too (a "still" second at the slow end of a long stroke
+takes a slow roll for offset). Each such revision (``revised``) is a change of the
+offset since boot: the odometry corrects the position since the zero with it
+(``Odometry``). The MPU-6050's zero-rate offset is up to +-20 deg/s and drifts with
+temperature (spec rev 3.4): over ``fit_s`` it is taken as constant; afterwards it is
+tracked at rest.
 
 Pure Python (the fit's 4x4 solve too: numpy's overhead is larger at this size):
 batches are a handful of samples and this runs on a Pi Zero 2 W.
