@@ -162,7 +162,8 @@ class FrameFlag(IntFlag):
     ADC_FAULT = 1 << 3  # an ADC is not answering; its zones hold their last value
     LOAD_STALE = 1 << 4  # zone loads are older than two scan periods
     BEYOND_FENCE = 1 << 5  # the on-device fence is buzzing the lumbar warning
-    UNCALIBRATED = 1 << 6  # the gyro offset has not been calibrated at rest yet
+    UNCALIBRATED = 1 << 6  # the gyro offset is not known yet (rest or gravity's turn): the
+    # position may be ~25 mm off, and is put right since the zero once it is known
     BACKFILL = 1 << 7  # resent from the journal, not live
     ZEROED = 1 << 8  # the position was zeroed at this frame
     IMU_CLONE = 1 << 9  # WHO_AM_I is not 0x68 (a clone part): works, but unverified

@@ -11,7 +11,10 @@ band just above the fence.
 While the gyro is clipped (``IMU_CLIPPED``, and ``CLIP_HOLD_S`` after), the position is
 good only to ~15 mm (the turn beyond the gyro's range comes from gravity), so the fence
 takes the roller to be ``CLIP_DOUBT_M`` further toward the feet than it reads: fast
-rolling toward the lumbar spine is warned early rather than late.
+rolling toward the lumbar spine is warned early rather than late. Likewise while the
+gyro offset is not known yet (``UNCALIBRATED``: a roller switched on while someone
+rolls learns it from gravity's turn within seconds, and its position is good only to
+~25 mm until then), by ``UNCALIBRATED_DOUBT_M``.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from firmware.protocol import Frame, FrameFlag
 
 CLIP_DOUBT_M = 0.015  # how far a clipped gyro's position may lag toward the feet, m
 CLIP_HOLD_S = 0.5  # the doubt holds this long after the last clipped frame, s
+UNCALIBRATED_DOUBT_M = 0.03  # how far the position may be off while the gyro offset is
+# not known: the datasheet's 20 deg/s over the fit's first second on a 76 mm radius, m
 
 
 class FenceAction(Enum):
@@ -83,6 +88,8 @@ class Fence:
             self.clipped_until_s = frame.t + CLIP_HOLD_S
         if frame.t <= self.clipped_until_s:
             p += CLIP_DOUBT_M
+        if frame.flags & FrameFlag.UNCALIBRATED:
+            p += UNCALIBRATED_DOUBT_M
         if self.beyond:
             if p < self.position_m - self.hysteresis_m:
                 self.beyond = False

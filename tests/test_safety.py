@@ -60,3 +60,13 @@ def test_a_clipped_gyro_brings_the_fence_closer_for_a_while():
     assert fence.check(frame(0.08, t=0.4)) is FenceAction.NONE  # 0.095 with the doubt
     assert fence.check(frame(0.085, t=0.52)) is FenceAction.CLEAR
     assert fence.check(frame(0.099, t=0.6)) is FenceAction.NONE
+
+
+def test_a_gyro_offset_not_yet_known_brings_the_fence_closer():
+    # A roller switched on mid-roll reads its position to ~25 mm until it has learned
+    # its gyro offset from gravity's turn (UNCALIBRATED): 20 mm above the fence warns.
+    fence = Fence(0.10, 0.01, 0.02)
+    assert fence.check(frame(0.08, C | FrameFlag.UNCALIBRATED)) is FenceAction.WARN
+    assert fence.check(frame(0.08)) is FenceAction.CLEAR  # known now: 20 mm above it
+    fence = Fence(0.10, 0.01, 0.02)
+    assert fence.check(frame(0.08)) is FenceAction.NONE  # the same, known: no warning

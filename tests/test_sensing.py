@@ -226,3 +226,113 @@ def test_the_frames_say_when_gyro_and_gravity_disagree():
     rows[:, 2] = 16384
     frames = pipe.on_imu(ImuBatch(0, config.imu.sample_rate_hz, rows))
     assert frames and all(f.flags & FrameFlag.IMU_INCONSISTENT for f in frames)
+
+
+
+def stroking_from_power_on(seconds: float, offset: float, bend: float = 0.0, r: float = 0.0,
+                           d: float = 0.0):
+    """Batches of a roller rolled back and forth (+-0.8 rad at 0.3 Hz and a slow creep:
+    never still) from power-on, its gyro offset ``offset`` (rad/s), gravity's angle bent
+    by the accelerometer's zero-g offsets (``bend`` rad, a first harmonic of the angle),
+    the axle's acceleration (rolling radius ``r``) and the IMU's distance ``d`` from the
+    axis (m) in the accelerations. Yields (rates, tilt, a1, a2, true angle turned)."""
+    t = theta = 0.0
+    w = 2 * math.pi * 0.3
+    for _ in range(round(seconds / (4 * DT))):
+        rates, a1, a2 = [], 0.0, 0.0
+        for _ in range(4):
+            t += DT
+            rate, alpha = 0.8 * w * math.cos(w * t) + 0.05, -0.8 * w * w * math.sin(w * t)
+            theta += rate * DT
+            rates.append(rate + offset)
+            axle, tilt = -r * alpha, theta + bend * math.cos(theta + 1.0)
+            a1 += (G * math.sin(tilt) + axle * math.cos(theta) - alpha * d) / 4
+            a2 += (G * math.cos(tilt) - axle * math.sin(theta) - rate * rate * d) / 4
+        yield rates, math.atan2(math.sin(tilt), math.cos(tilt)), a1, a2, theta
+
+
+def test_the_offset_fitted_to_gravity_s_turn_sees_through_the_zero_g_offsets():
+    # Gravity's angle bent by 3 deg (zero-g offsets) differently at each angle: 2-s
+    # windows of gravity's turn disagreed by ~1 deg/s; the fit over all since power-on
+    # takes the bend for what it is. Trusted (no UNCALIBRATED) only after 4 s.
+    off = GyroOffset()
+    for k, (rates, tilt, *_) in enumerate(stroking_from_power_on(8.0, math.radians(-16.0),
+                                                                 bend=0.05)):
+        off.update(rates, DT, tilt)
+        if k == 150:  # 3 s
+            assert not off.calibrated
+    assert off.calibrated and off.from_gravity and off.learning
+    assert off.offset == pytest.approx(math.radians(-16.0), abs=math.radians(0.05))
+
+
+def test_a_roller_powered_on_mid_roll_corrects_its_position_since_the_zero():
+    # The offset is learned over seconds; the position rolled meanwhile on the wrong
+    # one is put right once it is known (not kept as an offset from the zero).
+    config = default_config()
+    od = Odometry(config.roller, config.imu)
+    od.zeroed()
+    r = od.rolling_radius(300.0)
+    for batch in stroking_from_power_on(10.0, math.radians(18.0), r=r, d=od.imu_offset):
+        rates, _, a1, a2, theta = batch
+        od.update(rates, a1, a2, DT, 300.0)
+    assert od.calibrated
+    assert od.position == pytest.approx(r * theta, abs=0.5e-3)
+
+
+def test_a_roller_switched_on_under_a_body_zeroes_after_its_gyro_has_started():
+    # The MPU-6050's gyro senses no rotation for its start-up time after waking: a zero
+    # taken in it would carry the turn the gyro missed into every position after.
+    from firmware.samples import ZoneScan
+    from firmware.sensing.gyro_offset import GYRO_STARTUP_S
+
+    config = default_config()
+    pipe = SensingPipeline(config)
+    pipe.on_scan(ZoneScan(0.0, np.full(8, 20000, np.int16), np.ones(8, bool)), 0.0)
+    assert pipe.in_contact  # a body on it at boot
+    rows = np.zeros((4, 6), np.int16)
+    rows[:, 2] = 16384
+    frames = []
+    for k in range(50):
+        frames += pipe.on_imu(ImuBatch(4 * k, config.imu.sample_rate_hz, rows))
+    zeroed = [f.t for f in frames if f.flags & FrameFlag.ZEROED]
+    assert len(zeroed) == 1 and GYRO_STARTUP_S <= zeroed[0] < GYRO_STARTUP_S + 0.03
+
+
+def test_a_rest_calibration_on_a_slow_roll_is_revised_by_gravity_s_turn():
+    # Switched on at the slow end of a long stroke: the first second passes for
+    # stillness (gravity turns 0.3 deg, within the spell's 1 deg), and the average takes
+    # 0.3 deg/s of roll for offset. Gravity's turn, fitted from boot on, puts it right.
+    off = GyroOffset()
+    true_offset, creep = math.radians(5.0), math.radians(0.3)
+    tilt = 0.2
+    for _ in range(round(1.2 / (4 * DT))):
+        tilt += creep * 4 * DT
+        off.update([true_offset + creep] * 4, DT, tilt)
+    assert off.calibrated and not off.from_gravity
+    assert off.offset == pytest.approx(true_offset + creep, abs=math.radians(0.01))
+    for rates, tilt_now, *_ in stroking_from_power_on(10.0, true_offset):
+        off.update(rates, DT, math.atan2(math.sin(tilt_now + tilt), math.cos(tilt_now + tilt)))
+    assert off.from_gravity and off.offset == pytest.approx(true_offset,
+                                                             abs=math.radians(0.05))
+
+
+def test_the_turn_fit_keeps_what_came_before_a_gap():
+    # A gap (or a clip) parts the gyro's turn from gravity's by an unknown amount: a
+    # new segment takes its own constant, and the slope still comes from both.
+    from firmware.sensing.gyro_offset import TurnFit
+
+    fit, slope = TurnFit(), 0.2
+    for k in range(400):
+        t = 0.02 * k
+        tilt = math.sin(t)
+        jump = 1.3 if k >= 200 else 0.0  # the turn the gyro missed in the gap
+        if k == 200:
+            fit.cut()
+        fit.add(t, slope * t + jump + 0.03 * math.cos(tilt), tilt)
+    got, error = fit.solve()
+    assert got == pytest.approx(slope, abs=1e-4) and error < 1e-4
+    joined = TurnFit()  # without the cut the jump is taken for a slope
+    for k in range(400):
+        t = 0.02 * k
+        joined.add(t, slope * t + (1.3 if k >= 200 else 0.0), math.sin(t))
+    assert abs(joined.solve()[0] - slope) > 0.1

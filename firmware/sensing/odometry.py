@@ -16,7 +16,10 @@ What corrupts the gravity angle, and what is done about it:
 - what is left (bumps, body motion) is weighted down when the magnitude is not ~1 g.
 
 Position: rolling without slip moves the contact along the back by ``r_eff * dtheta``,
-with the rolling radius shrinking under load (``r_eff = r - load / stiffness``).
+with the rolling radius shrinking under load (``r_eff = r - load / stiffness``). While
+the gyro offset is being learned after boot (``GyroOffset``: a roller switched on while
+someone rolls), each better estimate moves the position by what the old one turned it
+since the zero (the change x the sum of ``r_eff`` x time), until gravity steers it.
 Work is done per batch of FIFO samples with numpy (the firmware runs on a Pi Zero 2 W).
 """
 
@@ -138,13 +141,21 @@ class Odometry:
         self._rate = 0.0  # last rate, rad/s
         self._batches = 0
         self._steering = False  # gravity steers the position (zero-g offsets known)
+        self._turn_time = 0.0  # sum of rolling radius x time since the zero, until
+        # gravity steers the position, m s
         self._lost = 0  # 2: the gyro clipped in the last batch, 1: before it, 0: not since
         # gravity last put the angle right
 
     @property
     def calibrated(self) -> bool:
-        """True once the gyro offset was calibrated at rest."""
+        """True once the gyro offset is known (calibrated at rest, or fitted to gravity's
+        turn well enough)."""
         return self.gyro_offset.calibrated
+
+    def zeroed(self) -> None:
+        """The position was just taken as the zero: a better gyro offset learned later
+        corrects the position from here on (not what came before the zero)."""
+        self._turn_time = 0.0
 
     @property
     def angle(self) -> float:
@@ -220,10 +231,18 @@ class Odometry:
         # from rest: not on every batch of rolling, on a Pi Zero)
         off = self.gyro_offset
         tilt = None
-        if (not off.calibrated or off.from_gravity or max(rates) - min(rates) <= off.threshold) \
+        if (off.learning or max(rates) - min(rates) <= off.threshold) \
                 and not clipped and abs(math.hypot(a1, a2) - G) < TILT_MAGNITUDE * G:
             tilt = math.atan2(a1, a2)
-        off.update(rates, dt, tilt, sign)
+        if not self._steering:
+            self._turn_time += radius * span
+        off.update(rates, dt, tilt, sign, broken=gap_s > 0.0 or clipped)
+        if off.revised:
+            # The offset since boot is now known better: the gyro turned the position
+            # by the old one since the zero, so it moves by the difference times the
+            # time (each batch's by its rolling radius) until gravity began to steer
+            # the position (from then on gravity has held it, the offset or not).
+            position0 -= sign * (off.offset - offset) * self._turn_time
         magnitude = math.hypot(a1 - b1, a2 - b2)
         weight = max(0.0, 1.0 - abs(magnitude - G) / (0.05 * G))
         self._time += span + gap_s

@@ -12,6 +12,7 @@ import math
 from firmware.config import Config
 from firmware.protocol import Frame, FrameFlag
 from firmware.samples import ImuBatch, ZoneScan
+from firmware.sensing.gyro_offset import GYRO_STARTUP_S
 from firmware.sensing.load import FsrHysteresis, ZoneLoads
 from firmware.sensing.odometry import G, Odometry
 
@@ -73,6 +74,7 @@ class SensingPipeline:
         self.contact_threshold = config.zones.contact_threshold_n
         self.in_contact = False
         self.zero_armed = True  # zero at the first contact after boot
+        self.gyro_awake = False  # the gyro's start-up after boot is over (GYRO_STARTUP_S)
         self.zero_position = 0.0
         self.seq = first_seq
         self._first_seq = first_seq
@@ -86,6 +88,7 @@ class SensingPipeline:
     def zero(self) -> None:
         """Make the current position the zero (position 0 from the next frame)."""
         self.zero_position = self.odometry.position
+        self.odometry.zeroed()
         self.zero_armed = False
         self._pending |= _ZEROED
 
@@ -139,7 +142,7 @@ class SensingPipeline:
             self.in_contact = total > 0.5 * threshold
         elif total > threshold:
             self.in_contact = True
-            if self.zero_armed:
+            if self.zero_armed and self.gyro_awake:
                 self.zero()
 
     def on_imu(self, batch: ImuBatch) -> list[Frame]:
@@ -164,6 +167,12 @@ class SensingPipeline:
         for r in rows:
             a1 += r[in1]
             a2 += r[in2]
+        if not self.gyro_awake and first_index * self.dt >= GYRO_STARTUP_S:
+            # A roller switched on under a body zeroes only now: the turn its gyro
+            # missed while starting would stay in every position after.
+            self.gyro_awake = True
+            if self.zero_armed and self.in_contact:
+                self.zero()
         out = od.update(rates, a1 * acc, a2 * acc, self.dt, self.total_load,
                         gap_s=gap * self.dt, clipped=clipped)
         if gap:
