@@ -1,6 +1,7 @@
 """Calibration, warnings and the session analyzer: live in batches == offline."""
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -337,3 +338,25 @@ def test_only_frames_the_landmarks_anchor_teach_the_signature(calibrated_frames)
     assert broken.anchored_until == pytest.approx(frames[cut + 3].t)
     assert broken.learned_model().signature.count.sum() <= sum(
         cal <= f.t < frames[cut + 3].t for f in gapped)
+
+
+def test_zone_loads_an_adc_holds_are_no_look_at_the_back(calibrated_frames):
+    """An ADC that stops answering holds its zones' last values (ADC_FAULT): those are
+    not loads measured there, so the tracker must not look them up in the signature
+    (after an ADC died for good, the fault soak's tracker went 100 mm off on them and a
+    37 mm drift below the ribs went unwarned). The estimates over a stretch of held
+    loads do not depend on what values are held."""
+    roller, frames = calibrated_frames
+    person = roller.world.person
+    learned = analyze(frames, UserModel(stature_m=round(person.stature_m, 2),
+                                        sex=person.sex))[1].learned_model()
+    held = slice(4000, 6000)
+
+    def holding(loads):
+        return [replace(f, zone_loads=loads, flags=f.flags | FrameFlag.ADC_FAULT)
+                if held.start <= i < held.stop else f for i, f in enumerate(frames)]
+
+    a, _ = analyze(holding(frames[held.start - 1].zone_loads), learned)
+    b, _ = analyze(holding(frames[1000].zone_loads), learned)
+    np.testing.assert_allclose(a.estimates.back_m, b.estimates.back_m, atol=1e-9,
+                               equal_nan=True)

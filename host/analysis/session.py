@@ -77,6 +77,7 @@ HISTORY = 160
 _CONTACT = int(FrameFlag.IN_CONTACT)
 _FAULT = int(FrameFlag.IMU_FAULT | FrameFlag.IMU_INCONSISTENT)  # not tracked
 _LOST_TURN = int(FrameFlag.IMU_GAP | FrameFlag.IMU_CLIPPED)  # the position missed some rotation
+_STALE_LOAD = int(FrameFlag.ADC_FAULT | FrameFlag.LOAD_STALE)  # zone loads held, not measured
 _ZEROED = int(FrameFlag.ZEROED)
 _BUTTON = int(FrameFlag.BUTTON)
 
@@ -206,6 +207,7 @@ class SessionAnalyzer:
         n = len(cols)
         t_a, p_a, f_a = cols.t, cols.position, cols.flags
         feats = _features(cols.zone_loads)
+        feats[(f_a & _STALE_LOAD) != 0] = math.nan  # a held value is no look, no lesson
         valid = ((f_a & _CONTACT) != 0) & ((f_a & _FAULT) == 0) & np.isfinite(p_a)
         last = self._last
         prev_boot = np.concatenate([[last[0] if last else -1], cols.boot[:-1]])
