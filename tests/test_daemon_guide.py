@@ -15,7 +15,7 @@ from host.daemon.guide import STEP_GAP_S, STEP_TEXT, CalibrationGuide, Step
 from host.daemon.keeper import RollerKeeper, user_model
 from host.daemon.live import render
 from host.store import Store
-from tests.test_daemon_sessions import ADDRESS, StandInClient, settle
+from tests.test_daemon_sessions import ADDRESS, RecordingClient, settle
 
 B = BuzzPattern
 
@@ -55,19 +55,6 @@ def test_an_inactive_guide_says_nothing():
 
 # -- the daemon --------------------------------------------------------------------------
 
-class Recorder(StandInClient):
-    def __init__(self) -> None:
-        super().__init__()
-        self.buzzes: list[BuzzPattern] = []
-        self.fences: list[tuple] = []
-
-    async def buzz(self, pattern: BuzzPattern) -> None:
-        self.buzzes.append(pattern)
-
-    async def set_fence(self, *args: object) -> None:
-        self.fences.append(args)
-
-
 @pytest.fixture(scope="module")
 def first_session() -> tuple[float, str | None, list[Frame]]:
     sc = scenario_from_table({"session": {"duration_s": 45.0},
@@ -85,7 +72,7 @@ def _keeper(store: Store, tmp_path, stature: float, sex: str | None) -> RollerKe
     profile = store.create_profile("ann", stature, sex)
     keeper = RollerKeeper(store, None, ADDRESS, tmp_path, profile, idle_close_s=30.0,
                           say=lambda _: None)
-    keeper.client = Recorder()
+    keeper.client = RecordingClient()
     return keeper
 
 

@@ -18,24 +18,9 @@ from firmware.protocol import BuzzPattern, Frame, FrameFlag
 from host.analysis.model import EventKind
 from host.daemon.keeper import RollerKeeper
 from host.store import Store
-from tests.test_daemon_sessions import ADDRESS, IDLE, StandInClient, deliver, keeper_on
+from tests.test_daemon_sessions import ADDRESS, IDLE, RecordingClient, deliver, keeper_on
 
 C = FrameFlag.IN_CONTACT
-
-
-class RecordingClient(StandInClient):
-    """A stand-in client that keeps the buzzes and fences the keeper sent."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.buzzes: list[BuzzPattern] = []
-        self.fences: list[tuple] = []
-
-    async def buzz(self, pattern: BuzzPattern) -> None:
-        self.buzzes.append(pattern)
-
-    async def set_fence(self, *args: object) -> None:
-        self.fences.append(args)
 
 
 def session(drifts: tuple[tuple[float, float], ...], seconds: float = 60.0,

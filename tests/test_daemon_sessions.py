@@ -11,7 +11,7 @@ from dataclasses import replace
 
 import pytest
 
-from firmware.protocol import Frame, FrameFlag
+from firmware.protocol import BuzzPattern, Frame, FrameFlag
 from host.daemon.keeper import RollerKeeper
 from host.store import CLOSED, Store
 from host.stream import ClockMap
@@ -53,6 +53,21 @@ class StandInClient:
 
     async def stop(self) -> None:
         pass
+
+
+class RecordingClient(StandInClient):
+    """A stand-in client that keeps the buzzes and fences the keeper sent."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.buzzes: list[BuzzPattern] = []
+        self.fences: list[tuple] = []
+
+    async def buzz(self, pattern: BuzzPattern) -> None:
+        self.buzzes.append(pattern)
+
+    async def set_fence(self, *args: object) -> None:
+        self.fences.append(args)
 
 
 def frames(boot: int, first_seq: int, t0: float, n: int, flags: FrameFlag,

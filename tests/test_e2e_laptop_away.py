@@ -23,13 +23,13 @@ import pytest
 from firmware.journal import Journal
 from firmware.protocol import FrameFlag
 from host.store import CLOSED, open_store
-from tests.test_e2e_daemon import DEMO, PY, ROOT, cli
+from tests.test_e2e_daemon import DEMO, PY, ROOT, cli, pair_with_profile
 
 pytestmark = pytest.mark.slow
 
 
 def test_three_sessions_rolled_away_from_the_laptop_then_one_daemon(tmp_path):
-    from tests.test_e2e_radio import free_port, scan
+    from tests.test_e2e_radio import free_port
 
     data, state = tmp_path / "data", tmp_path / "roller"
     procs: list[subprocess.Popen] = []
@@ -49,12 +49,7 @@ def test_three_sessions_rolled_away_from_the_laptop_then_one_daemon(tmp_path):
         adapter = f"tcp-client:127.0.0.1:{port}"
         first = roller(port, 2.5, 0)
         time.sleep(1.5)
-        address = scan(adapter, str(data / "ble-keys.json"))
-        paired = cli("pair", address, "--adapter", adapter, "--data-dir", str(data))
-        assert paired.returncode == 0, paired.stderr
-        made = cli("profile", "create", "me", "--stature", "172cm", "--sex", "female",
-                   "--use", "--data-dir", str(data))
-        assert made.returncode == 0, made.stderr
+        pair_with_profile(adapter, data)
         assert first.wait(timeout=60) == 0
         # Boot 2: session 2, nobody listening.
         assert roller(free_port(), 8.0, 0).wait(timeout=60) == 0
