@@ -228,13 +228,6 @@ def _by_boot(frames: list[Frame]) -> list[list[Frame]]:
     return sorted(out, key=lambda part: part[0].seq)
 
 
-def anchored(cols: FrameColumns) -> bool:
-    """Whether frames start where the roller was zeroed at the first contact (so the
-    analysis knows where on the back its positions are)."""
-    contact = cols.has(FrameFlag.IN_CONTACT)
-    return bool(contact.any() and cols.has(FrameFlag.ZEROED)[:int(np.argmax(contact)) + 1].any())
-
-
 class RollerKeeper:
     """One roller: its client, its session, its live analysis, its share of the store.
 
@@ -276,13 +269,20 @@ class RollerKeeper:
         self._closing_id: int | None = None  # the session being closed
         self.closing: asyncio.Task | None = None
         self._held: list[Frame] = []  # frames that came while a session was closing
-        self._anchored = False  # the live analysis saw the session from its first contact
+        self._opening = False  # a session just opened: its first frames not yet analysed
         self._stale = False  # the live analysis missed frames the store now has
         self._last_arrival = time.monotonic()  # when frames last came (wall clock), s
         self._received_utc = math.nan  # ... and as UTC, s since 1970 (the live status)
         self._reconnected_event: int | None = None
         self.store_fault: str | None = None  # why the store cannot be written, None: it can
         self._relink = asyncio.Event()  # reconnect from the stored position (after a fault)
+
+    @property
+    def _anchored(self) -> bool:
+        """Whether the live analysis knows where on the back the positions are: it saw
+        the boot's zero (``SessionAnalyzer.zeroed``, the roller's first contact). Without
+        it nothing is estimated and the roller's own fence guards."""
+        return self.analyzer is not None and self.analyzer.zeroed
 
     def _make_client(self) -> RollerClient:
         """A client that resumes the roller's stream where the store stands."""
@@ -311,8 +311,7 @@ class RollerKeeper:
         if live is not None:  # the warnings go on as the person has them
             self.analyzer.warner = live.warner
         cols = update.frames
-        self._anchored = cols is not None and anchored(cols)
-        self._stale = False
+        self._opening = self._stale = False
         if cols is not None and len(cols):
             self._last_t, self._last_boot = float(cols.t[-1]), int(cols.boot[-1])
             self._boot_seq = max(self._boot_seq, int(cols.seq[-1]))
@@ -395,7 +394,7 @@ class RollerKeeper:
                                     strokes=update.strokes, dwells=update.dwells,
                                     events=update.events + fence_events(cols)
                                     + self._link_events(session.id))
-        learned = offline.learned_model() if anchored(cols) else user
+        learned = offline.learned_model() if offline.zeroed else user
         if learned is not user:
             self.user = learned
             self.store.update_profile(self.profile.name, body=learned.to_json())
@@ -513,6 +512,14 @@ class RollerKeeper:
             if not frames:
                 return
         update = self.analyzer.feed(frames)
+        if self._opening:  # the session's first frames
+            self._opening = False
+            # A session seen from the roller's zero (its first contact) on knows where it
+            # is on the back. One joined later waits for the journal's backfill.
+            if self._anchored:
+                self._buzz(self.guide.start())
+            else:
+                self._stale = True
         if update.frames is not None and len(update.frames) < len(frames):
             self._stale = True  # frames older than the analysis came: rebuild when whole
         estimates = self._estimates_for(frames, update)
@@ -563,11 +570,9 @@ class RollerKeeper:
                                                profile_id=self.profile.id)
         self.analyzer = SessionAnalyzer(self.user, segmenter=StrokeSegmenter())
         self._live_t = -math.inf
-        # The roller zeroes at the first contact: a session seen from that frame on knows
-        # where it is on the back. One joined later waits for the journal's backfill.
-        self._anchored = bool(first.flags & FrameFlag.ZEROED)
+        self._opening = True  # anchored or not: the analyzer tells once it has the frames
         self._contact_seq, self._kept_seq = first.seq, -1
-        self._stale = not self._anchored
+        self._stale = False
         self._last_contact_t = first.t
         self.status = LiveStatus(self.address, connected=self.client.connected,
                                  session_id=self.session.id)
@@ -575,8 +580,6 @@ class RollerKeeper:
                  f"(profile {self.profile.name})")
         self._spawn(self._start_session(self.session.id))
         self.guide = self._new_guide()
-        if self._anchored:
-            self._buzz(self.guide.start())
 
     def _new_guide(self) -> CalibrationGuide:
         """The guide of a new session: on for a user with no calibration who has not
