@@ -96,6 +96,17 @@ ACCEL_AFS_SEL = {2: 0, 4: 1, 8: 2, 16: 3}
 T = TypeVar("T")
 
 
+def _count_possible(data: Sequence[int]) -> bool:
+    """Whether FIFO_COUNT's two bytes can come from the part (at most the FIFO's size)."""
+    return (data[0] << 8 | data[1]) <= FIFO_BYTES
+
+
+def _power_possible(data: Sequence[int]) -> bool:
+    """Whether (USER_CTRL, PWR_MGMT_1) can come from the part: DEVICE_RESET clears itself,
+    so read set it is the bus's."""
+    return not data[1] & DEVICE_RESET
+
+
 class SMBusLike(Protocol):
     """The part of ``smbus2.SMBus`` the driver uses."""
 
@@ -307,14 +318,9 @@ class Mpu6050:
 
     def _fifo_count(self) -> int:
         """FIFO_COUNT, bytes; a count above the FIFO's size is the bus's (0xFF bytes),
-        not the part's, and is read again (up to ``TRIES`` reads)."""
-        for _ in range(TRIES):
-            high, low = self._call(self._read, FIFO_COUNTH, 2)
-            count = high << 8 | low
-            if count <= FIFO_BYTES:
-                break
-            self.lost_reads += 1
-        return count
+        not the part's, and is read again."""
+        high, low = self._read_again(_count_possible, self._read, FIFO_COUNTH, 2)
+        return high << 8 | low
 
     def _read_frames(self, frames: int) -> tuple[bytes, bool]:
         """Read ``frames`` whole frames; (bytes, True) if a read failed part way or a
@@ -349,12 +355,8 @@ class Mpu6050:
     def _check_health(self) -> None:
         """Raise ``_DeviceFault`` if the part reset itself (asleep or FIFO off)."""
         self._next_health = self.clock.now() + HEALTH_PERIOD_S
-        for _ in range(TRIES):
-            user_ctrl, pwr_mgmt_1 = self._call(self.bus.read_i2c_block_data, self.address,
-                                               USER_CTRL, 2)
-            if not pwr_mgmt_1 & DEVICE_RESET:  # the bit clears itself: set, it is the bus's
-                break
-            self.lost_reads += 1
+        user_ctrl, pwr_mgmt_1 = self._read_again(_power_possible, self.bus.read_i2c_block_data,
+                                                 self.address, USER_CTRL, 2)
         if pwr_mgmt_1 & SLEEP or not user_ctrl & USER_FIFO_EN:
             raise _DeviceFault("device reset itself (asleep or FIFO off)")
 
@@ -417,6 +419,18 @@ class Mpu6050:
                 if self.watch.error(exc) or attempt == TRIES - 1:
                     raise
         raise AssertionError("unreachable")
+
+    def _read_again(self, possible: Callable[[Sequence[int]], bool],
+                    fn: Callable[..., Sequence[int]], *args: object) -> Sequence[int]:
+        """``fn(*args)`` (a side-effect-free register read, its bus errors retried by
+        ``_call``), read again while the bytes are not ``possible`` from the part (they
+        arrived as 0xFF: the bus's), up to ``TRIES`` reads; the last read if none is."""
+        for _ in range(TRIES):
+            got = self._call(fn, *args)
+            if possible(got):
+                break
+            self.lost_reads += 1
+        return got
 
     def _fail(self, text: str, retry_s: float) -> None:
         """Enter a fault: log it once, re-initialise after ``retry_s`` (s)."""
