@@ -12,22 +12,28 @@ roller as its control point would carry them out (``firmware.ble.control``).
 
 What the bench reads back (``LoopResult``): every frame, the analysis's outputs, when
 the host's analysis took how long (host CPU), the commands with their times, and every
-pattern the motor played with who asked (roller fence or host).
+pattern the motor played with who asked (roller fence or host). ``run_session`` sets one
+session up (the roller, the user model, the link's seed) for the suite
+(``host.bench.suite``) and the threshold sweep (``host.bench.thresholds``).
 """
 
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from firmware.protocol import Frame, quantise
 from firmware.sim.rig import SimRoller
+from firmware.sim.scenario import Scenario
 from host.analysis.frames import FrameColumns
 from host.analysis.model import Estimates
+from host.analysis.profile import UserModel
 from host.analysis.session import SessionAnalyzer, Update
+from host.analysis.strokes import StrokeSegmenter
 from host.analysis.warnings import Cue
 
 CONNECTION_INTERVAL_S = 0.030
@@ -137,6 +143,45 @@ def run_closed_loop(roller: SimRoller, analyzer: SessionAnalyzer, *,
     for u in updates:
         merged.extend(u)
     return LoopResult(frames_cols, merged, cpu, applied, haptics, np.array(emitted))
+
+
+@dataclass
+class SessionRun:
+    """One simulated session run in the loop (``run_session``)."""
+
+    roller: SimRoller
+    """Closed: its world's truth, its firmware's counters."""
+    user: UserModel
+    """What the live analysis knew of the user."""
+    duration_s: float
+    """Simulated time run, s."""
+    loop: LoopResult
+
+
+def new_user(roller: SimRoller) -> UserModel:
+    """A brand-new user of ``roller``'s person: stature (to the cm) and sex, no
+    calibration."""
+    person = roller.world.person
+    return UserModel(stature_m=round(person.stature_m, 2), sex=person.sex)
+
+
+def run_session(scenario: Scenario, seed: int, duration_s: float | None = None, *,
+                session: int = 0, user: UserModel | None = None,
+                sink: Callable[[Frame], None] | None = None) -> SessionRun:
+    """Simulate session ``session`` (0: the person's first) of ``scenario``'s person
+    ``seed`` up to ``duration_s`` (None: the session's end), s, with the host's live
+    analysis of ``user`` (None: ``new_user``) in the loop; ``sink`` sees every frame
+    the firmware makes."""
+    roller = SimRoller(scenario, seed, session=session)
+    if user is None:
+        user = new_user(roller)
+    end = roller.duration_s if duration_s is None else min(duration_s, roller.duration_s)
+    if sink is not None:
+        roller.add_sink(sink)
+    analyzer = SessionAnalyzer(user, segmenter=StrokeSegmenter())
+    loop = run_closed_loop(roller, analyzer, until=end, seed=seed * 7 + session)
+    roller.close()
+    return SessionRun(roller, user, end, loop)
 
 
 def _apply(roller: SimRoller, kind: str, args: tuple, now: float, who: dict) -> None:

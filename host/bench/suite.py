@@ -221,25 +221,19 @@ def run_session(scenario: Scenario, seed: int, duration_s: float | None = None, 
                 ) -> tuple[SessionResult, object]:
     """Run one closed-loop session and score it; returns the result and the user model
     learned from it (the offline pass's)."""
-    from firmware.sim.rig import SimRoller
-    from host.analysis.profile import UserModel
-    from host.analysis.session import SessionAnalyzer, analyze
+    from host.analysis.session import analyze
     from host.analysis.stroke_score import StrokeSet
     from host.analysis.stroke_score import score as score_strokes
     from host.analysis.strokes import StrokeSegmenter
     from host.bench import scoring as benchscore
-    from host.bench.closed_loop import run_closed_loop
+    from host.bench.closed_loop import new_user as blank_user
+    from host.bench.closed_loop import run_session as run_closed_loop_session
 
-    roller = SimRoller(scenario, seed, session=session)
-    person = roller.world.person
-    if user is None:
-        user = UserModel(stature_m=round(person.stature_m, 2), sex=person.sex)
-    end = roller.duration_s if duration_s is None else min(duration_s, roller.duration_s)
     log = FrameLog()
-    roller.add_sink(log)
-    analyzer = SessionAnalyzer(user, segmenter=StrokeSegmenter())  # type: ignore[arg-type]
-    loop = run_closed_loop(roller, analyzer, until=end, seed=seed * 7 + session)
-    roller.close()
+    run = run_closed_loop_session(scenario, seed, duration_s, session=session,
+                                  user=user, sink=log)  # type: ignore[arg-type]
+    roller, user, end, loop = run.roller, run.user, run.duration_s, run.loop
+    person = roller.world.person
     t, position, flags = log.arrays()
     rmse, rolling, p95, outside = _odometry(roller, t, position, flags)
     fw = roller.firmware
@@ -247,7 +241,7 @@ def run_session(scenario: Scenario, seed: int, duration_s: float | None = None, 
     offline_s = math.inf
     for _ in range(OFFLINE_RUNS):  # the best of a few: other processes only ever add time
         t0 = time.process_time()
-        offline, off_analyzer = analyze(cols, user, segmenter=StrokeSegmenter())  # type: ignore[arg-type]
+        offline, off_analyzer = analyze(cols, user, segmenter=StrokeSegmenter())
         offline_s = min(offline_s, time.process_time() - t0)
     same = (len(offline.strokes) == len(loop.update.strokes)
             and np.allclose(np.nan_to_num(offline.estimates.p_below_ribs, nan=-1.0),
@@ -255,8 +249,7 @@ def run_session(scenario: Scenario, seed: int, duration_s: float | None = None, 
     calibrated = bool(roller.world.routine.landmarks)
     after = roller.world.routine.landmarks[-1].hold_end_s if calibrated else -math.inf
     spine = benchscore.score_spine(roller, cols, loop.update.estimates, after)
-    blank = UserModel(stature_m=round(person.stature_m, 2), sex=person.sex)
-    new_user, _ = analyze(cols, blank)
+    new_user, _ = analyze(cols, blank_user(roller))
     new_spine = benchscore.score_spine(roller, cols, new_user.estimates)
     detected = StrokeSet.from_strokes(loop.update.strokes, loop.update.decided_t,
                                       roller.sensor_to_world)

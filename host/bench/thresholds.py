@@ -17,14 +17,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from firmware.sim.rig import SimRoller
 from firmware.sim.scenario import Scenario, scenario_from_table
-from host.analysis.profile import UserModel
-from host.analysis.session import SessionAnalyzer, analyze
-from host.analysis.strokes import StrokeSegmenter
+from host.analysis.session import analyze
 from host.analysis.warnings import WarningPolicy
 from host.bench import scoring
-from host.bench.closed_loop import run_closed_loop
+from host.bench.closed_loop import run_session
 from host.bench.suite import suite
 
 
@@ -47,13 +44,8 @@ def measure(seeds: int, duration_s: float, start_level: float | None,
     of it): false alarms, per hour, excursions and how many were warned."""
     runs = []
     for scenario, seed in sessions(seeds, start_level):
-        roller = SimRoller(scenario, seed, session=1)
-        person = roller.world.person
-        blank = UserModel(stature_m=round(person.stature_m, 2), sex=person.sex)
-        loop = run_closed_loop(roller, SessionAnalyzer(blank, segmenter=StrokeSegmenter()),
-                               until=min(duration_s, roller.duration_s), seed=seed * 7 + 1)
-        roller.close()
-        runs.append((roller, loop.frames, blank))
+        run = run_session(scenario, seed, duration_s, session=1)  # a brand-new user
+        runs.append((run.roller, run.loop.frames, run.user))
     out = []
     for p in thresholds:
         policy = WarningPolicy(uncalibrated_on_probability=p, uncalibrated_off_probability=p / 4)
