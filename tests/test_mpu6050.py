@@ -1,5 +1,6 @@
 """The MPU-6050 emulator follows the register map; the driver drains it and survives faults."""
 
+import ctypes
 import logging
 import math
 
@@ -444,12 +445,12 @@ def test_clock_to_sensor_follows_a_fast_sensor_clock():
 
 def test_a_fifo_read_failing_midway_keeps_whole_frames_and_resynchronises():
     clock, sim_bus, sim = make_sim()
-    bus = FlakyFifoBus(sim_bus)
+    bus = FaultyBus(sim_bus)
     imu = make_driver(bus, clock)
     imu.start()
     run(imu, clock, 0.2)
     clock.advance(0.05)  # 10 frames: 5 reads
-    bus.fail_read = 2  # the 2nd FIFO read pops its bytes, then fails
+    bus.fail[0x74] = 2  # the 2nd FIFO read pops its bytes, then fails
     batch = imu.drain()
     assert len(batch.raw) == 2 and imu.bus_errors == 1
     after = run(imu, clock, 0.3)
@@ -496,32 +497,6 @@ class RecordingBus:
         return self._bus.i2c_rdwr(*msgs)
 
 
-class FlakyFifoBus:
-    """A bus whose ``fail_read``-th FIFO read (counting from 1) transfers, then fails."""
-
-    def __init__(self, bus):
-        self._bus = bus
-        self.fail_read = 0
-
-    def __getattr__(self, name):
-        return getattr(self._bus, name)
-
-    def read_i2c_block_data(self, i2c_addr, register, length):
-        data = self._bus.read_i2c_block_data(i2c_addr, register, length)
-        self._maybe_fail(register)
-        return data
-
-    def i2c_rdwr(self, *msgs):
-        self._bus.i2c_rdwr(*msgs)
-        self._maybe_fail(bytes(msgs[0])[0])
-
-    def _maybe_fail(self, register):
-        if register == 0x74 and self.fail_read:
-            self.fail_read -= 1
-            if not self.fail_read:
-                raise OSError(121, "Remote I/O error")
-
-
 class FakeSMBus:
     """A bare smbus2-style double: 128 registers and a FIFO, only the four methods."""
 
@@ -552,31 +527,54 @@ class FakeSMBus:
             self.fifo.clear()
 
 
-class FfBus:
-    """A bus (plain SMBus calls) whose chosen reads arrive as 0xFF bytes: ``ff[register]``
-    counts down the reads of ``register`` until the one that arrives so (from 1)."""
+class FaultyBus:
+    """A bus whose chosen reads go wrong, by register: ``fail[register] = n``: its n-th
+    read from now (from 1) transfers (the part pops its bytes), then fails with
+    EREMOTEIO; ``ff[register] = n``: the n-th read's bytes arrive as 0xFF (no error).
+    Plain SMBus reads and combined transactions alike; ``combined=False`` hides the
+    wrapped bus's ``i2c_rdwr`` (the driver then makes plain SMBus calls)."""
 
-    def __init__(self, bus):
+    def __init__(self, bus, combined=True):
         self._bus = bus
+        self._combined = combined
+        self.fail: dict[int, int] = {}
         self.ff: dict[int, int] = {}
 
     def __getattr__(self, name):
         if name == "i2c_rdwr":
-            raise AttributeError(name)
+            if not self._combined:
+                raise AttributeError(name)
+            return self._rdwr
         return getattr(self._bus, name)
 
     def read_i2c_block_data(self, i2c_addr, register, length):
-        data = self._bus.read_i2c_block_data(i2c_addr, register, length)  # the part gave them
-        if self.ff.get(register):
-            self.ff[register] -= 1
-            if not self.ff[register]:
-                return [0xFF] * length
-        return data
+        data = self._bus.read_i2c_block_data(i2c_addr, register, length)
+        return [0xFF] * length if self._went_wrong(register) else data
+
+    def _rdwr(self, *msgs):
+        self._bus.i2c_rdwr(*msgs)
+        if self._went_wrong(bytes(msgs[0])[0]):
+            ctypes.memset(msgs[-1].buf, 0xFF, msgs[-1].len)
+
+    def _went_wrong(self, register):
+        """Count this read of ``register`` down: raise if it is the one to fail; True if
+        its bytes are the ones to arrive as 0xFF."""
+        if _due(self.fail, register):
+            raise OSError(121, "Remote I/O error")
+        return _due(self.ff, register)
+
+
+def _due(faults, register):
+    """Count ``faults[register]`` down; True at the read it names."""
+    if not faults.get(register):
+        return False
+    faults[register] -= 1
+    return not faults[register]
 
 
 def test_a_fifo_count_read_as_0xff_is_read_again_not_taken_for_an_overflow():
     clock, sim_bus, sim = make_sim()
-    bus = FfBus(sim_bus)
+    bus = FaultyBus(sim_bus, combined=False)
     imu = make_driver(bus, clock)
     imu.start()
     run(imu, clock, 0.2)
@@ -591,7 +589,7 @@ def test_a_fifo_count_read_as_0xff_is_read_again_not_taken_for_an_overflow():
 
 def test_a_fifo_frame_read_as_0xff_is_lost_not_delivered_and_the_fifo_resynchronises():
     clock, sim_bus, sim = make_sim()
-    bus = FfBus(sim_bus)
+    bus = FaultyBus(sim_bus, combined=False)
     imu = make_driver(bus, clock)
     imu.start()
     run(imu, clock, 0.2)
@@ -608,7 +606,7 @@ def test_a_fifo_frame_read_as_0xff_is_lost_not_delivered_and_the_fifo_resynchron
 
 def test_a_health_check_read_as_0xff_does_not_reinitialise_the_part():
     clock, sim_bus, sim = make_sim()
-    bus = FfBus(sim_bus)
+    bus = FaultyBus(sim_bus, combined=False)
     imu = make_driver(bus, clock)
     imu.start()
     run(imu, clock, 0.5)
