@@ -165,30 +165,44 @@ def test_a_restarted_daemon_adds_no_warning_the_live_pass_did_not_give(tmp_path)
 
 def test_a_daemon_killed_mid_warning_keeps_that_warning_as_it_was(tmp_path):
     """Killed while the lumbar warning was on (its event not yet stored), restarted:
-    the session holds the one warning the person had, not two halves or none."""
+    the session holds the one warning the person had, not two halves or none, while it
+    records (the rebuilt pass's own warning, resumed on backfill no cue is sent for, is
+    not added) and once closed (the offline pass's alone would hide that), and the
+    restarted daemon does not buzz it a second time."""
     frames = session(((30.0, 36.0),))
+    after_drift = 4000  # 40 s: the drift is over, the session still records
 
-    async def uninterrupted(store: Store) -> None:
-        await deliver(recording_keeper(store, tmp_path), frames)
+    async def uninterrupted(store: Store) -> list:
+        keeper = recording_keeper(store, tmp_path)
+        await deliver(keeper, frames[:after_drift])
+        recording = warnings(store, store.sessions(ADDRESS)[0].id)
+        await deliver(keeper, frames[after_drift:])
+        return recording
 
-    async def restarted(store: Store) -> None:
+    async def restarted(store: Store) -> list:
         keeper = recording_keeper(store, tmp_path)
         await deliver(keeper, frames[:3300])
         assert keeper.analyzer.warner.warning
+        assert keeper.client.buzzes.count(BuzzPattern.LUMBAR_WARNING) == 1
         keeper._ack_now()
         again = RollerKeeper(store, None, ADDRESS, tmp_path, keeper.profile,
                              idle_close_s=IDLE, say=lambda _: None)
         again.client = RecordingClient()
         again.resume(store.sessions(ADDRESS)[0])
-        await deliver(again, backfill(frames[3300:3500]) + frames[3500:])
+        await deliver(again, backfill(frames[3300:3500]) + frames[3500:after_drift])
+        recording = warnings(store, store.sessions(ADDRESS)[0].id)
+        await deliver(again, frames[after_drift:])
+        assert again.client.buzzes.count(BuzzPattern.LUMBAR_WARNING) == 0
+        return recording
 
     with Store(tmp_path / "a.db") as store:
-        asyncio.run(uninterrupted(store))
+        expected_recording = asyncio.run(uninterrupted(store))
         expected = warnings(store, store.sessions(ADDRESS)[0].id)
     with Store(tmp_path / "b.db") as store:
-        asyncio.run(restarted(store))
+        got_recording = asyncio.run(restarted(store))
         got = warnings(store, store.sessions(ADDRESS)[0].id)
     assert [w[0] for w in expected] == ["approach", "lumbar_warning"]
+    assert got_recording == expected_recording == expected, got_recording
     assert got == expected
 
 
