@@ -69,8 +69,57 @@ def test_the_status_carries_the_frames_utc_and_is_published_at_20_hz(tmp_path, m
         published = []
         for seq in (5, 8, 11):
             keeper._update_status(frame(seq, C), None)
+            assert keeper.status_writer.flush()
             published.append(read_statuses(tmp_path, now=100.1)[0])
     assert [s.t for s in published] == [0.05, 0.05, 0.11]  # 30 ms after: not yet; 60: yes
     assert [s.utc for s in published] == [100.0, 100.0, 100.06]
     assert published[-1].frame_utc == 1_780_000_000.11  # the roller's time, mapped
     assert published[-1].received_utc == 1_780_000_000.2
+
+
+def test_a_slow_disk_delays_the_status_file_not_the_frames(tmp_path, monkeypatch):
+    """Every status write stalls 0.3 s (a slow or busy disk): the daemon's per-batch
+    status update (in the event loop, with the frames, acks and cues) does not wait for
+    it; the statuses that came meanwhile are not queued, and the file ends holding the
+    newest one. A write that fails is logged, and the next one is written."""
+    import itertools
+    import time
+
+    import host.daemon.keeper as keeper_module
+    import host.daemon.live as live
+
+    write, writes = live._write, []
+
+    def slow(path, text):
+        time.sleep(0.3)
+        writes.append(text)
+        write(path, text)
+
+    monkeypatch.setattr(live, "_write", slow)
+    with Store(tmp_path / "s.db") as store:
+        profile = store.create_profile("ann", 1.70)
+        keeper = RollerKeeper(store, None, "D9:B5:44:3F:29:4D", tmp_path, profile,
+                              say=lambda _: None)
+        wall = itertools.count(100.0, 0.06)  # the wall clock at each update, s: all published
+        monkeypatch.setattr(keeper_module.time, "time", lambda: next(wall))
+        took = []
+        for seq in range(1, 11):
+            t0 = time.perf_counter()
+            keeper._update_status(frame(seq, C), None)
+            took.append(time.perf_counter() - t0)
+        assert max(took) < 0.1, took  # each was 0.3 s when the loop wrote the file
+        assert keeper.status_writer.flush(5.0)
+        assert len(writes) <= 3  # the first, then the newest of those that waited
+        assert live.read_statuses(tmp_path, now=101.0)[0].t == 0.1  # the 10th frame's
+
+        monkeypatch.setattr(live, "_write", write)
+        errors = []
+        keeper.status_writer.on_error = errors.append
+        (tmp_path / "live").rename(tmp_path / "elsewhere")
+        (tmp_path / "live").write_text("a file where the folder was")
+        keeper._update_status(frame(11, C), None)
+        assert keeper.status_writer.flush(5.0) and len(errors) == 1
+        (tmp_path / "live").unlink()
+        keeper._update_status(frame(12, C), None)
+        assert keeper.status_writer.flush(5.0) and len(errors) == 1
+        assert live.read_statuses(tmp_path, now=101.0)[0].t == 0.12

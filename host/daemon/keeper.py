@@ -48,7 +48,7 @@ from host.ble.client import RollerClient
 from host.ble.control import RollerCommandError, RollerDisconnected
 from host.ble.discovery import BleBackend
 from host.daemon.guide import Buzz, CalibrationGuide
-from host.daemon.live import LiveStatus, publish
+from host.daemon.live import LiveStatus, StatusWriter
 from host.daemon.lock import DaemonLock, DaemonLocked
 from host.store import CLOSED, Profile, Session, Store, StoreError
 from host.stream import MAX_BOOTS, Hole
@@ -63,7 +63,10 @@ ACK_EVERY_S = 1.0
 """How often the stored frames are synced and acknowledged, s."""
 PUBLISH_EVERY_S = 0.05
 """How often the live status is published, s (20 Hz: the dashboard's live page shows
-every one; a file written and renamed, ~0.1 ms)."""
+every one; a file written and renamed, off the event loop: ``StatusWriter``)."""
+
+STATUS_FLUSH_S = 2.0
+"""How long a stopping daemon waits for its last live status to be written, s."""
 
 _CUE_PATTERN = {Cue.LUMBAR: BuzzPattern.LUMBAR_WARNING, Cue.APPROACH: BuzzPattern.APPROACH,
                 Cue.STOP: BuzzPattern.STOP}
@@ -97,6 +100,10 @@ async def _wait(stop: asyncio.Event, seconds: float) -> None:
         await asyncio.wait_for(stop.wait(), seconds)
     except TimeoutError:
         pass
+
+
+def _status_not_written(exc: OSError) -> None:
+    log.warning("live status not written: %s", exc)
 
 
 class DaemonError(RuntimeError):
@@ -264,6 +271,7 @@ class RollerKeeper:
         """Sessions given late frames, to analyse again: id -> sensor time (s) of the
         earliest late frame (inf: none, only to close)."""
         self._published = 0.0
+        self.status_writer = StatusWriter(data_dir, on_error=_status_not_written)
         self._tasks: set[asyncio.Task] = set()
         self.sessions_closed: list[int] = []
         self._closing_id: int | None = None  # the session being closed
@@ -369,6 +377,8 @@ class RollerKeeper:
                 # Nobody on the roller: finished. Somebody on it: left recording, the
                 # next start continues it (``smartroller sessions`` says interrupted).
                 await self.close_session("the daemon stopped with nobody on the roller")
+            # The last status written before the daemon goes (not waiting on a hung disk).
+            await asyncio.to_thread(self.status_writer.flush, STATUS_FLUSH_S)
 
     async def close_session(self, reason: str) -> None:
         """End the open session now: final analysis offline, profile learning."""
@@ -793,10 +803,7 @@ class RollerKeeper:
             return
         self._published = now
         self.status.utc = now
-        try:
-            publish(self.data_dir, self.status)
-        except OSError as exc:
-            log.warning("live status not written: %s", exc)
+        self.status_writer.submit(self.status)
 
     # -- tasks --------------------------------------------------------------------
     def _spawn(self, coroutine: object) -> None:
