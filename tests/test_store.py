@@ -352,3 +352,26 @@ def test_open_store_in_a_data_directory(tmp_path, monkeypatch):
         open_store(tmp_path / "file")
     with pytest.raises(StoreError, match="nothing recorded"):
         open_store(tmp_path / "none", create=False)
+
+
+def test_reopen_reads_the_file_now_at_its_path_and_refuses_one_gone(tmp_path):
+    """Issue 18: a disk the kernel made read-only comes back only as a new mount; the
+    old connection still reads and writes the old one. ``reopen`` opens the path again
+    (here a directory moved aside and another put in its place stand for the mounts)."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    with Store(disk / "smartroller.db") as store:
+        store.note_device(DEVICE, name="old")
+        disk.rename(tmp_path / "old mount")
+        disk.mkdir()
+        with Store(disk / "smartroller.db") as other:
+            other.note_device(DEVICE, name="new")
+        assert store.devices()[0].name == "old"  # the old file, still open
+        store.reopen()
+        assert store.devices()[0].name == "new"
+        store.note_device(DEVICE, name="written")
+        for file in disk.iterdir():
+            file.unlink()
+        with pytest.raises(StoreError, match="is gone"):
+            store.reopen()  # (no new, empty store made in its place)
+        assert store.devices()[0].name == "written"  # the old connection is kept

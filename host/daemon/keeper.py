@@ -27,6 +27,7 @@ from what is stored) or closed when idle too long.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import math
 import sqlite3
@@ -79,6 +80,13 @@ roller's own fence guarded them then. STOP cues are always sent."""
 _CONNECT_ERRORS = (BleakError, TimeoutError, OSError, RollerDisconnected, RollerCommandError)
 _STORE_ERRORS = (StoreError, sqlite3.Error, OSError)
 """A write that failed: a full or read-only disk, a database that went away."""
+
+
+def _full_disk(exc: BaseException) -> bool:
+    """Whether ``exc`` says the disk (or a quota) is full: space returns under the same
+    mount, and the open store takes writes again by itself."""
+    return (getattr(exc, "sqlite_errorname", "") == "SQLITE_FULL"
+            or getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT))
 
 
 async def _first(*events: asyncio.Event) -> None:
@@ -282,6 +290,7 @@ class RollerKeeper:
         self._received_utc = math.nan  # ... and as UTC, s since 1970 (the live status)
         self._reconnected_event: int | None = None
         self.store_fault: str | None = None  # why the store cannot be written, None: it can
+        self._store_gone = False  # the fault is no full disk: open the store again
         self._relink = asyncio.Event()  # reconnect from the stored position (after a fault)
 
     def _make_client(self) -> RollerClient:
@@ -692,6 +701,7 @@ class RollerKeeper:
                      "them, the roller keeps them in its journal; trying again every "
                      f"{ACK_EVERY_S:.0f} s")
         self.store_fault = reason
+        self._store_gone = self._store_gone or not _full_disk(exc)
         self._pending.clear()
         self._held.clear()
         self._stale = self.session is not None  # the analysis saw frames not stored
@@ -700,14 +710,19 @@ class RollerKeeper:
 
     def _retry_store(self) -> bool:
         """Whether the store takes writes again (a batch's worth and a sync); if so,
-        reconnect from the stored position: the roller resends what was not stored."""
+        reconnect from the stored position: the roller resends what was not stored.
+        After a fault other than a full disk the store is opened again first: a file
+        system the kernel made read-only (errors=remount-ro) comes back only as a new
+        mount, which the old connection never sees."""
         try:
+            if self._store_gone:
+                self.store.reopen()
             self.store.check_writable()
             self.store.sync()
         except _STORE_ERRORS:
             return False
         self.say(f"{self.address}: storing again; the roller resends what was not stored")
-        self.store_fault = None
+        self.store_fault, self._store_gone = None, False
         self.status.fault = ""
         self._relink.set()
         self._publish(force=True)
