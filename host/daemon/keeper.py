@@ -556,9 +556,10 @@ class RollerKeeper:
         if target is None:
             self._handled(frames[:frames.index(contact[0])])
             frames = frames[frames.index(contact[0]):]
-            target = self.store.open_session(
-                self.address, started_utc=self.client.clock_map.frame_utc(contact[0]),
-                profile_id=self.profile.id)
+            utc = self.client.clock_map.frame_utc(contact[0])
+            target = self.store.open_session(self.address, started_utc=utc,
+                                             profile_id=self.profile.id,
+                                             start_known=utc is not None)
             self.say(f"{self.address}: session {target.id} found in the roller's journal "
                      "(an earlier boot)")
         self.store.add_frames(target.id, frames, clock=self.client.clock_map)
@@ -569,7 +570,8 @@ class RollerKeeper:
     def _open_session(self, first: Frame) -> None:
         utc = self.client.clock_map.frame_utc(first)
         self.session = self.store.open_session(self.address, started_utc=utc,
-                                               profile_id=self.profile.id)
+                                               profile_id=self.profile.id,
+                                               start_known=utc is not None)
         self.analyzer = SessionAnalyzer(self.user, segmenter=StrokeSegmenter())
         self._live_t = -math.inf
         # The roller zeroes at the first contact: a session seen from that frame on knows

@@ -131,7 +131,9 @@ class Session:
     stored (None if none is mapped). state: ``RECORDING`` or ``CLOSED``.
     zone_count: zones per frame (None before the first frame). frame_count: frames
     stored. last_boot: boot id of the newest frames (the default boot of strokes and
-    events).
+    events). start_known: the start is the first frame's UTC; False: its boot was never
+    mapped (no host saw it), the start and end are upper bounds (``host.store.dating``):
+    show them as approximate, at the latest (``start_text``).
     """
 
     id: int
@@ -144,6 +146,16 @@ class Session:
     zone_count: int | None
     frame_count: int
     last_boot: int | None
+    start_known: bool = True
+
+    @property
+    def start_text(self) -> str:
+        """The start for people, to the second: ISO UTC (``2026-05-28 20:26:40``), or for
+        a start not known, the bound as ``<= 2026-05-28 20:26:40 (approx.)``."""
+        from host.timefmt import iso_utc
+
+        text = iso_utc(self.started_utc)[:19].replace("T", " ")
+        return text if self.start_known else f"<= {text} (approx.)"
 
     @property
     def end_utc(self) -> float:
@@ -176,7 +188,7 @@ class SessionSummary:
                 "end_utc": iso_utc(s.end_utc), "duration_s": round(s.duration_s, 3),
                 "frames": s.frame_count, "strokes": self.stroke_count,
                 "warnings": self.warning_count, "state": s.state,
-                "profile_id": s.profile_id}
+                "profile_id": s.profile_id, "start_known": bool(s.start_known)}
 
 
 @dataclass
