@@ -183,7 +183,7 @@ def test_the_laptop_away_three_sessions_two_boots_all_backfill(tmp_path):
         assert counts == [1500, 1200, 900]
 
 
-def test_a_boot_no_host_saw_is_dated_at_the_latest_and_ordered_first(tmp_path):
+def test_a_boot_no_host_saw_is_dated_at_the_latest_and_ordered_first(tmp_path, capsys):
     """Issue 18 ("correct start times"): a session of a boot with no clock mapping was
     dated when it reached the host, after the later, mapped boot's session, and shown
     as an exact time. Now: before the next boot's first exchange, less its duration,
@@ -205,7 +205,7 @@ def test_a_boot_no_host_saw_is_dated_at_the_latest_and_ordered_first(tmp_path):
         keeper._analyse_late()
         await keeper.close_session("test")
 
-    with Store(tmp_path / "s.db") as store:
+    with Store(tmp_path / "smartroller.db") as store:
         asyncio.run(run(store))
         sessions = store.sessions(ADDRESS)
         assert [s.last_boot for s in sessions] == [0x7000, 0x0500], sessions  # in order
@@ -214,10 +214,29 @@ def test_a_boot_no_host_saw_is_dated_at_the_latest_and_ordered_first(tmp_path):
         assert not early.start_known
         assert early.ended_utc == pytest.approx(seen, abs=0.01)  # at the latest
         assert early.duration_s == pytest.approx(24.99, abs=0.02)  # its frames span, known
-        assert early.start_text.startswith("<= ") and "approx" in early.start_text
-        assert late.start_text[:4] == "2026" and "approx" not in late.start_text
+        assert early.start_text().startswith("<= ") and "approx" in early.start_text()
+        assert late.start_text()[:4] == "2026" and "approx" not in late.start_text()
         [row] = [r.as_dict() for r in store.summaries() if r.session.id == early.id]
         assert row["start_known"] is False
+        # Everywhere the date shows, it says so.
+        from host.dashboard.pages import sessions_page
+        from host.export.report import render_report
+        from host.timefmt import iso_utc
+
+        bound = iso_utc(early.started_utc)
+        report = render_report(store.load(early.id))
+        assert f"at the latest {bound}, approximate" in report
+        assert f"{early.id}: &lt;= {bound[:16].replace('T', ' ')} (approx.)" in report
+        assert "approx" not in render_report(store.load(late.id))
+        page = sessions_page(store.summaries(), set())
+        assert page.count("(approx.)") == 1 and "never mapped" in page
+    from host.cli import main as cli
+
+    capsys.readouterr()
+    assert cli.main(["sessions", "--data-dir", str(tmp_path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert f"<= {bound[:19].replace('T', ' ')} (approx.)" in lines[1]  # the first row
+    assert "approx" not in lines[2] and lines[3].startswith("<= ... (approx.): ")
 
 
 def test_late_backfill_of_the_boot_before_joins_its_own_session(tmp_path):

@@ -393,4 +393,4 @@ def test_a_schema_4_store_marks_the_sessions_whose_start_is_not_known(tmp_path):
         assert s.schema_version == SCHEMA_VERSION == 5
         unmapped, mapped = s.session(1), s.session(2)
         assert not unmapped.start_known and mapped.start_known
-        assert unmapped.start_text.startswith("<= ")
+        assert unmapped.start_text().startswith("<= ")

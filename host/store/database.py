@@ -46,6 +46,7 @@ from host.store.connection import now_utc as _now
 from host.store.dating import SessionSpan, start_bounds
 from host.store.profiles import ProfileTables
 from host.store.records import (
+    APPROXIMATE_START,
     CLOSED,
     ESTIMATE_DTYPE,
     ESTIMATE_STRUCT,
@@ -70,8 +71,9 @@ from host.store.rollers import RollerTables
 from host.store.schema import MIGRATIONS, SCHEMA_VERSION, Migration, migrate
 from host.stream import ClockMap, StreamPosition
 
-__all__ = ["CLOSED", "MIGRATIONS", "RECORDING", "SCHEMA_VERSION", "SEXES", "WARNING_KINDS",
-           "Device", "Estimates", "Frames", "Migration", "Profile", "Session", "SessionData",
+__all__ = ["APPROXIMATE_START", "CLOSED", "MIGRATIONS", "RECORDING", "SCHEMA_VERSION",
+           "SEXES", "WARNING_KINDS", "Device", "Estimates", "Frames", "Migration", "Profile",
+           "Session", "SessionData",
            "SessionSummary", "Store", "StoreError", "estimate_dtype", "frame_dtype", "migrate",
            "open_store"]
 

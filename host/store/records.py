@@ -22,7 +22,7 @@ from firmware.protocol import Frame, FrameFlag
 from host.analysis.model import Dwell, Estimates, Event, EventKind, Stroke
 from host.clock import ClockMap
 
-__all__ = ["CLOSED", "ESTIMATE_DTYPE", "RECORDING", "SEXES", "STATURE_RANGE_M",
+__all__ = ["APPROXIMATE_START", "CLOSED", "ESTIMATE_DTYPE", "RECORDING", "SEXES", "STATURE_RANGE_M",
            "WARNING_KINDS", "Device", "Estimates", "Frames", "Profile", "Session",
            "SessionData", "SessionSummary", "StoreError", "estimate_dtype", "frame_dtype",
            "frame_key", "newest_estimates"]
@@ -122,6 +122,13 @@ class Profile:
     updated_utc: float
 
 
+APPROXIMATE_START = (
+    "the roller's clock was never mapped for that boot (it rebooted before any host "
+    "connected): the session ended by then, in the roller's order; its exact time is "
+    "not known")
+"""What a start shown as ``<= ... (approx.)`` means (``Session.start_known`` false)."""
+
+
 @dataclass(frozen=True)
 class Session:
     """One rolling session of one device.
@@ -148,13 +155,13 @@ class Session:
     last_boot: int | None
     start_known: bool = True
 
-    @property
-    def start_text(self) -> str:
-        """The start for people, to the second: ISO UTC (``2026-05-28 20:26:40``), or for
-        a start not known, the bound as ``<= 2026-05-28 20:26:40 (approx.)``."""
+    def start_text(self, seconds: bool = True) -> str:
+        """The start for people, UTC to the second (to the minute unless ``seconds``):
+        ``2026-05-28 20:26:40``, or for a start not known, its bound as
+        ``<= 2026-05-28 20:26:40 (approx.)``."""
         from host.timefmt import iso_utc
 
-        text = iso_utc(self.started_utc)[:19].replace("T", " ")
+        text = iso_utc(self.started_utc)[:19 if seconds else 16].replace("T", " ")
         return text if self.start_known else f"<= {text} (approx.)"
 
     @property
