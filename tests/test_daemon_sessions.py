@@ -230,6 +230,12 @@ def test_a_boot_no_host_saw_is_dated_at_the_latest_and_ordered_first(tmp_path, c
         assert "approx" not in render_report(store.load(late.id))
         page = sessions_page(store.summaries(), set())
         assert page.count("(approx.)") == 1 and "never mapped" in page
+        from host.export.csv import sample_rows, stroke_rows
+
+        rows = list(sample_rows(store.load(early.id)))  # no exact time where none is known
+        assert {r[0] for r in rows} == {""} and rows[0][1] == "0.000"
+        strokes = stroke_rows(store.load(early.id))
+        assert strokes and all(r[1] == r[2] == "" for r in strokes)  # start_utc, end_utc
     from host.cli import main as cli
 
     capsys.readouterr()
