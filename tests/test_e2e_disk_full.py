@@ -52,10 +52,7 @@ def test_a_disk_that_fills_and_frees_mid_session_loses_nothing(small_disk, tmp_p
     finally:
         rig.stop()
 
-    got = figures(small_disk, rig.held)
-    print(f"disk full mid-session: sessions {got['sessions']}, split {got['split']}, "
-          f"frames lost {got['lost']}, duplicated {got['duplicated']}, stored after the "
-          f"fault {got['kept']}")
+    got = figures(small_disk, rig.held, "disk full mid-session")
     assert got["contact"] > 2500
     assert got["kept"] > 300  # >= 3 s at 1.5 x 100 frames/s
     assert (got["sessions"], got["lost"], got["duplicated"]) == (1, 0, 0)

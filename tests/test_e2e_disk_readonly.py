@@ -108,10 +108,7 @@ def test_a_disk_that_goes_read_only_and_comes_back_mid_session_loses_nothing(
         rig.stop()
 
     assert "cannot store frames" in log
-    got = figures(data, rig.held)
-    print(f"disk read-only mid-session: sessions {got['sessions']}, split {got['split']}, "
-          f"frames lost {got['lost']}, duplicated {got['duplicated']}, stored after the "
-          f"fault {got['kept']}")
+    got = figures(data, rig.held, "disk read-only mid-session")
     assert got["contact"] > 2500
     assert got["kept"] > 400  # >= 4 s at 1.5 x 100 frames/s
     assert (got["sessions"], got["lost"], got["duplicated"]) == (1, 0, 0)

@@ -166,11 +166,12 @@ class Rig:
                 proc.wait()
 
 
-def figures(data: Path, held: int) -> dict[str, int]:
+def figures(data: Path, held: int, fault: str) -> dict[str, int]:
     """What the store in ``data`` holds of the rig's one session: sessions, split,
     frames lost (holes in seq), duplicated, kept (stored after ``held``, the seq
-    acknowledged while not storing: the roller kept those in its journal), in contact.
-    Asserts the session is closed with no ``disconnect`` or ``frames_lost`` event."""
+    acknowledged while not storing: the roller kept those in its journal), in contact;
+    printed as ``<fault>: sessions ...`` for docs/benchmarks.md. Asserts the session is
+    closed with no ``disconnect`` or ``frames_lost`` event."""
     store = open_store(data, create=False)
     try:
         sessions = store.sessions()
@@ -182,10 +183,14 @@ def figures(data: Path, held: int) -> dict[str, int]:
         assert len(np.unique(frames.boot)) == 1
         from firmware.protocol import FrameFlag
 
-        return {"sessions": len(sessions), "split": len(sessions) - 1,
-                "lost": int(np.sum(np.diff(np.unique(seqs)) - 1)),
-                "duplicated": len(seqs) - len(np.unique(seqs)),
-                "kept": int(np.sum(seqs > held)),
-                "contact": int(((frames.flags & int(FrameFlag.IN_CONTACT)) != 0).sum())}
+        got = {"sessions": len(sessions), "split": len(sessions) - 1,
+               "lost": int(np.sum(np.diff(np.unique(seqs)) - 1)),
+               "duplicated": len(seqs) - len(np.unique(seqs)),
+               "kept": int(np.sum(seqs > held)),
+               "contact": int(((frames.flags & int(FrameFlag.IN_CONTACT)) != 0).sum())}
+        print(f"{fault}: sessions {got['sessions']}, split {got['split']}, frames lost "
+              f"{got['lost']}, duplicated {got['duplicated']}, stored after the fault "
+              f"{got['kept']}")
+        return got
     finally:
         store.close()
