@@ -183,6 +183,68 @@ def test_the_laptop_away_three_sessions_two_boots_all_backfill(tmp_path):
         assert counts == [1500, 1200, 900]
 
 
+def test_a_boot_no_host_saw_is_dated_at_the_latest_and_ordered_first(tmp_path, capsys):
+    """Issue 18 ("correct start times"): a session of a boot with no clock mapping was
+    dated when it reached the host, after the later, mapped boot's session, and shown
+    as an exact time. Now: before the next boot's first exchange, less its duration,
+    marked not known, listed first."""
+    from host.stream import ClockSample
+
+    seen = 1_780_000_000.0  # when the second boot met the host (its first exchange)
+
+    async def run(store: Store) -> None:
+        keeper = keeper_on(store, tmp_path)
+        first, second = 0x7000, 0x0500
+        keeper.client.clock_map.add(ClockSample(second, 5.0, seen, 0.01))
+        # the first boot's journal (20 s rolled, 5 s off) comes after the live boot's start
+        await deliver(keeper, frames(second, 2500, 5.0, 1000, C))
+        await deliver(keeper, frames(first, 0, 0.0, 2000, C, True)
+                      + frames(first, 2000, 20.0, 500, FrameFlag.NONE, True))
+        await deliver(keeper, frames(second, 3500, 15.0, 800, FrameFlag.NONE))
+        keeper._ack_now()
+        keeper._analyse_late()
+        await keeper.close_session("test")
+
+    with Store(tmp_path / "smartroller.db") as store:
+        asyncio.run(run(store))
+        sessions = store.sessions(ADDRESS)
+        assert [s.last_boot for s in sessions] == [0x7000, 0x0500], sessions  # in order
+        early, late = sessions
+        assert late.start_known and late.started_utc == pytest.approx(seen, abs=0.01)
+        assert not early.start_known
+        assert early.ended_utc == pytest.approx(seen, abs=0.01)  # at the latest
+        assert early.duration_s == pytest.approx(24.99, abs=0.02)  # its frames span, known
+        assert early.start_text().startswith("<= ") and "approx" in early.start_text()
+        assert late.start_text()[:4] == "2026" and "approx" not in late.start_text()
+        [row] = [r.as_dict() for r in store.summaries() if r.session.id == early.id]
+        assert row["start_known"] is False
+        # Everywhere the date shows, it says so.
+        from host.dashboard.pages import sessions_page
+        from host.export.report import render_report
+        from host.timefmt import iso_utc
+
+        bound = iso_utc(early.started_utc)
+        report = render_report(store.load(early.id))
+        assert f"at the latest {bound}, approximate" in report
+        assert f"{early.id}: &lt;= {bound[:16].replace('T', ' ')} (approx.)" in report
+        assert "approx" not in render_report(store.load(late.id))
+        page = sessions_page(store.summaries(), set())
+        assert page.count("(approx.)") == 1 and "never mapped" in page
+        from host.export.csv import sample_rows, stroke_rows
+
+        rows = list(sample_rows(store.load(early.id)))  # no exact time where none is known
+        assert {r[0] for r in rows} == {""} and rows[0][1] == "0.000"
+        strokes = stroke_rows(store.load(early.id))
+        assert strokes and all(r[1] == r[2] == "" for r in strokes)  # start_utc, end_utc
+    from host.cli import main as cli
+
+    capsys.readouterr()
+    assert cli.main(["sessions", "--data-dir", str(tmp_path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert f"<= {bound[:19].replace('T', ' ')} (approx.)" in lines[1]  # the first row
+    assert "approx" not in lines[2] and lines[3].startswith("<= ... (approx.): ")
+
+
 def test_late_backfill_of_the_boot_before_joins_its_own_session(tmp_path):
     """The old boot's tail, resent after the new boot's live frames, is not lost."""
     async def run(store: Store) -> None:

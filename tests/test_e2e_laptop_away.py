@@ -110,9 +110,15 @@ def test_three_sessions_rolled_away_from_the_laptop_then_one_daemon(tmp_path):
     print(f"laptop away: sessions {len(sessions)}, split {split}, frames lost {lost}, "
           f"duplicated {duplicated}")
     assert (len(sessions), lost, duplicated) == (3, 0, 0)
-    # every boot's session is there (a boot no host saw has no clock mapping: its
-    # session is dated when it arrived, so the order by start time is not the boots')
-    assert set(boots) <= {int(store.read_frames(s.id).boot[0]) for s in sessions}
+    # every boot's session is there, in the journal's order: a boot no host saw has no
+    # clock mapping, its session is dated by an upper bound (before the next one) and
+    # says its start is not known; the boot the daemon saw live has its exact start
+    order = [int(store.read_frames(s.id).boot[0]) for s in sessions]
+    assert order[:2] == boots and order[2] not in boots, (order, boots)
+    assert [bool(s.start_known) for s in sessions] == [False, False, True], sessions
+    assert sessions[0].ended_utc <= sessions[1].started_utc
+    assert sessions[1].ended_utc <= sessions[2].started_utc
+    assert all("approx" in s.start_text() for s in sessions[:2])
     # The same analysis as if live (issue 18): the sessions rolled with no host came
     # wholly from the journal. The third boot's session was joined late (the daemon came
     # seconds into it): the same positions and strokes, and no warning the live pass

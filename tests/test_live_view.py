@@ -101,7 +101,38 @@ def test_a_full_disk_still_gets_the_not_storing_status(tmp_path, monkeypatch):
     assert got.fault == "cannot store: database or disk is full" and got.message == ""
     assert live.status_path(tmp_path, ADDRESS).stat().st_size == before  # in place
     assert not list((tmp_path / "live").glob("*.tmp"))
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "run"))
     monkeypatch.setattr(Path, "write_bytes",
                         lambda self, data: (_ for _ in ()).throw(PermissionError("ro")))
     with pytest.raises(PermissionError):  # other failures are the caller's to log
         live.publish(tmp_path, status())
+
+
+def test_a_read_only_data_directory_still_gets_the_not_storing_status(tmp_path,
+                                                                       monkeypatch):
+    """Issue 18: a read-only disk takes no status file at all (not even in place), so
+    the live view and ``devices`` kept the last status until it went stale, and never
+    said the daemon was not storing. The status goes to the runtime directory."""
+    import errno
+
+    data, run = tmp_path / "data", tmp_path / "run"
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(run))
+    live.publish(data, status(utc=time.time() - 1.0))
+    write = live._publish_in
+
+    def read_only(folder, st, in_place):
+        if folder == data / "live":
+            raise OSError(errno.EROFS, "Read-only file system")
+        write(folder, st, in_place)
+
+    monkeypatch.setattr(live, "_publish_in", read_only)
+    live.publish(data, status(fault="cannot store: attempt to write a readonly database"))
+    [got] = live.read_statuses(data)  # one per roller: the newer, from the runtime dir
+    assert got.fault == "cannot store: attempt to write a readonly database"
+    assert live.fallback_dir(data).is_relative_to(run)
+    assert oct(live.fallback_dir(data).stat().st_mode & 0o777) == "0o700"
+    monkeypatch.setattr(live, "_publish_in", write)  # writable again: the newest wins
+    live.publish(data, status())
+    [got] = live.read_statuses(data)
+    assert got.fault == ""
+    assert live.read_statuses(tmp_path / "another") == []  # each data directory its own

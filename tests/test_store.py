@@ -352,3 +352,45 @@ def test_open_store_in_a_data_directory(tmp_path, monkeypatch):
         open_store(tmp_path / "file")
     with pytest.raises(StoreError, match="nothing recorded"):
         open_store(tmp_path / "none", create=False)
+
+
+def test_reopen_reads_the_file_now_at_its_path_and_refuses_one_gone(tmp_path):
+    """Issue 18: a disk the kernel made read-only comes back only as a new mount; the
+    old connection still reads and writes the old one. ``reopen`` opens the path again
+    (here a directory moved aside and another put in its place stand for the mounts)."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    with Store(disk / "smartroller.db") as store:
+        store.note_device(DEVICE, name="old")
+        disk.rename(tmp_path / "old mount")
+        disk.mkdir()
+        with Store(disk / "smartroller.db") as other:
+            other.note_device(DEVICE, name="new")
+        assert store.devices()[0].name == "old"  # the old file, still open
+        store.reopen()
+        assert store.devices()[0].name == "new"
+        store.note_device(DEVICE, name="written")
+        for file in disk.iterdir():
+            file.unlink()
+        with pytest.raises(StoreError, match="is gone"):
+            store.reopen()  # (no new, empty store made in its place)
+        assert store.devices()[0].name == "written"  # the old connection is kept
+
+
+def test_a_schema_4_store_marks_the_sessions_whose_start_is_not_known(tmp_path):
+    """Schema 5: a session stored before it, whose frames have no UTC (a boot no host
+    saw), was dated when it reached the host; it is now marked approximate, and the
+    next close of the device's sessions bounds it (``host.store.dating``)."""
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    assert migrate(conn, up_to=4) == [1, 2, 3, 4]
+    conn.execute("INSERT INTO sessions (device, state, started_utc, ended_utc, last_utc, "
+                 "zone_count, frame_count, last_boot) VALUES "
+                 "(?, 'closed', 900.0, 960.0, NULL, 4, 3, 9), "
+                 "(?, 'closed', 500.0, 560.0, 560.0, 4, 3, 10)", (DEVICE, DEVICE))
+    conn.close()
+    with Store(path) as s:
+        assert s.schema_version == SCHEMA_VERSION == 5
+        unmapped, mapped = s.session(1), s.session(2)
+        assert not unmapped.start_known and mapped.start_known
+        assert unmapped.start_text().startswith("<= ")

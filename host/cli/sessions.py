@@ -26,8 +26,8 @@ from typing import TextIO
 
 from host.cli.common import UsageError, add_data_dir, open_user_store, run_on_store
 from host.daemon.lock import daemon_running
-from host.store import RECORDING, Session, Store, StoreError
-from host.timefmt import duration_text, iso_utc
+from host.store import APPROXIMATE_START, RECORDING, Session, Store, StoreError
+from host.timefmt import duration_text
 
 __all__ = ["COMMANDS", "add_parsers", "run"]
 
@@ -107,9 +107,11 @@ def cmd_sessions(args: argparse.Namespace, out: TextIO) -> None:
         state = s.state
         if state == RECORDING and idle:
             state += " (interrupted: the daemon stopped; its next start closes it)"
-        print(f"{s.id:>5}  {s.device:17}  {iso_utc(s.started_utc)[:19].replace('T', ' ')}  "
+        print(f"{s.id:>5}  {s.device:17}  {s.start_text():19}  "
               f"{duration_text(s.duration_s):>8}  {s.frame_count:>7}  "
               f"{summary.stroke_count:>7}  {summary.warning_count:>8}  {state}", file=out)
+    if not all(summary.session.start_known for summary in summaries):
+        print(f"<= ... (approx.): {APPROXIMATE_START}", file=out)
 
 
 def cmd_show(args: argparse.Namespace, out: TextIO) -> None:

@@ -27,6 +27,7 @@ from what is stored) or closed when idle too long.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import math
 import sqlite3
@@ -82,6 +83,13 @@ roller's own fence guarded them then. STOP cues are always sent."""
 _CONNECT_ERRORS = (BleakError, TimeoutError, OSError, RollerDisconnected, RollerCommandError)
 _STORE_ERRORS = (StoreError, sqlite3.Error, OSError)
 """A write that failed: a full or read-only disk, a database that went away."""
+
+
+def _full_disk(exc: BaseException) -> bool:
+    """Whether ``exc`` says the disk (or a quota) is full: space returns under the same
+    mount, and the open store takes writes again by itself."""
+    return (getattr(exc, "sqlite_errorname", "") == "SQLITE_FULL"
+            or getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT))
 
 
 async def _first(*events: asyncio.Event) -> None:
@@ -283,6 +291,7 @@ class RollerKeeper:
         self._received_utc = math.nan  # ... and as UTC, s since 1970 (the live status)
         self._reconnected_event: int | None = None
         self.store_fault: str | None = None  # why the store cannot be written, None: it can
+        self._store_gone = False  # the fault is no full disk: open the store again
         self._relink = asyncio.Event()  # reconnect from the stored position (after a fault)
 
     @property
@@ -564,9 +573,10 @@ class RollerKeeper:
         if target is None:
             self._handled(frames[:frames.index(contact[0])])
             frames = frames[frames.index(contact[0]):]
-            target = self.store.open_session(
-                self.address, started_utc=self.client.clock_map.frame_utc(contact[0]),
-                profile_id=self.profile.id)
+            utc = self.client.clock_map.frame_utc(contact[0])
+            target = self.store.open_session(self.address, started_utc=utc,
+                                             profile_id=self.profile.id,
+                                             start_known=utc is not None)
             self.say(f"{self.address}: session {target.id} found in the roller's journal "
                      "(an earlier boot)")
         self.store.add_frames(target.id, frames, clock=self.client.clock_map)
@@ -577,7 +587,8 @@ class RollerKeeper:
     def _open_session(self, first: Frame) -> None:
         utc = self.client.clock_map.frame_utc(first)
         self.session = self.store.open_session(self.address, started_utc=utc,
-                                               profile_id=self.profile.id)
+                                               profile_id=self.profile.id,
+                                               start_known=utc is not None)
         self.analyzer = SessionAnalyzer(self.user, segmenter=StrokeSegmenter())
         self._live_t = -math.inf
         self._opening = True  # anchored or not: the analyzer tells once it has the frames
@@ -705,6 +716,7 @@ class RollerKeeper:
                      "them, the roller keeps them in its journal; trying again every "
                      f"{ACK_EVERY_S:.0f} s")
         self.store_fault = reason
+        self._store_gone = self._store_gone or not _full_disk(exc)
         self._pending.clear()
         self._held.clear()
         self._stale = self.session is not None  # the analysis saw frames not stored
@@ -713,14 +725,19 @@ class RollerKeeper:
 
     def _retry_store(self) -> bool:
         """Whether the store takes writes again (a batch's worth and a sync); if so,
-        reconnect from the stored position: the roller resends what was not stored."""
+        reconnect from the stored position: the roller resends what was not stored.
+        After a fault other than a full disk the store is opened again first: a file
+        system the kernel made read-only (errors=remount-ro) comes back only as a new
+        mount, which the old connection never sees."""
         try:
+            if self._store_gone:
+                self.store.reopen()
             self.store.check_writable()
             self.store.sync()
         except _STORE_ERRORS:
             return False
         self.say(f"{self.address}: storing again; the roller resends what was not stored")
-        self.store_fault = None
+        self.store_fault, self._store_gone = None, False
         self.status.fault = ""
         self._relink.set()
         self._publish(force=True)

@@ -3,7 +3,11 @@
 The daemon publishes a ``LiveStatus`` 20 times a second while frames come, as a small JSON file per
 roller in the data directory (``live/<address>.json``, replaced atomically), so that
 ``smartroller live`` and ``smartroller calibrate`` can show it from another process
-without talking to the daemon or to the roller. ``render`` draws it: a spine diagram
+without talking to the daemon or to the roller. A data directory that takes no file
+(a read-only disk: the moment the daemon must say it is not storing) gets the status in
+the runtime directory instead (``fallback_dir``: ``$XDG_RUNTIME_DIR``, else the
+temporary directory, per user and data directory); ``read_statuses`` reads both, the
+newest status of each roller wins. ``render`` draws it: a spine diagram
 with the roller's place and region, the load per zone, the stroke count and warnings.
 
 The daemon hands its statuses to a ``StatusWriter``, which writes them in a thread of
@@ -16,10 +20,12 @@ by the newest, never queued behind it.
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import math
 import os
 import shutil
+import tempfile
 import textwrap
 import threading
 import time
@@ -128,6 +134,16 @@ def status_path(data_dir: Path, address: str) -> Path:
     return Path(data_dir) / "live" / (address.upper().replace(":", "-") + ".json")
 
 
+def fallback_dir(data_dir: Path) -> Path:
+    """Where the statuses go when the data directory takes no file (read-only): a
+    folder of the runtime directory (``$XDG_RUNTIME_DIR``, else the temporary
+    directory) named for the user and the data directory's absolute path."""
+    runtime = os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
+    key = hashlib.sha256(str(Path(data_dir).absolute()).encode()).hexdigest()[:16]
+    uid = os.getuid() if hasattr(os, "getuid") else 0
+    return Path(runtime) / f"smartroller-{uid}" / f"live-{key}"
+
+
 _NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 
 
@@ -138,20 +154,40 @@ def publish(data_dir: Path, status: LiveStatus) -> None:
     storing) the existing file is overwritten in place instead, in one write padded
     with spaces to its old length (JSON allows them), which needs no new block while
     the status fits the file's first one (4 KiB; a status is ~0.5 KiB). A reader may
-    then, rarely, see a torn file: ``read_statuses`` skips it. OSError otherwise."""
-    _write(status_path(data_dir, status.address), (status.to_json() + "\n").encode())
+    then, rarely, see a torn file: ``read_statuses`` skips it. Where the data directory
+    takes no write at all (read-only), the status goes to ``fallback_dir`` (0700).
+    OSError when neither takes it."""
+    _publish_text(Path(data_dir), status.address, (status.to_json() + "\n").encode())
 
 
-def _write(path: Path, text: bytes) -> None:
-    """``publish``'s write of ``text`` as the file at ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+def _publish_text(data_dir: Path, address: str, text: bytes) -> None:
+    """``publish``'s write of ``text`` (a status's JSON) for ``address``."""
+    try:
+        _publish_in(data_dir / "live", address, text, in_place=True)
+    except OSError as exc:
+        try:
+            folder = fallback_dir(data_dir)
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            _publish_in(folder, address, text, in_place=False)
+        except OSError:
+            raise exc from None
+
+
+def _publish_in(folder: Path, address: str, text: bytes, in_place: bool) -> None:
+    """Replace ``address``'s status file in ``folder`` by ``text`` atomically;
+    ``in_place``: on a full disk overwrite the existing file instead (``publish``)."""
+    path = folder / status_path(folder, address).name
+    folder.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     try:
         tmp.write_bytes(text)
         os.replace(tmp, path)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        if exc.errno not in _NO_SPACE or not path.exists():
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass  # (a read-only folder: there is no tmp file either)
+        if not in_place or exc.errno not in _NO_SPACE or not path.exists():
             raise
         _overwrite(path, text)
 
@@ -217,7 +253,7 @@ class StatusWriter:
                 self._writing = len(batch)
             for address, text in batch.items():
                 try:
-                    _write(status_path(self.data_dir, address), text)
+                    _publish_text(self.data_dir, address, text)
                 except OSError as exc:
                     if self.on_error is not None:
                         self.on_error(exc)
@@ -227,18 +263,20 @@ class StatusWriter:
 
 
 def read_statuses(data_dir: Path, now: float | None = None) -> list[LiveStatus]:
-    """The fresh statuses published in ``data_dir`` (newest first)."""
+    """The fresh statuses published for ``data_dir`` (newest first; one per roller, the
+    newest of the data directory's and ``fallback_dir``'s)."""
     now = time.time() if now is None else now
-    out = []
-    folder = Path(data_dir) / "live"
-    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
-        try:
-            status = LiveStatus.from_json(path.read_text())
-        except (OSError, ValueError):
-            continue
-        if now - status.utc <= STALE_S:
-            out.append(status)
-    return sorted(out, key=lambda s: -s.utc)
+    newest: dict[str, LiveStatus] = {}
+    for folder in (Path(data_dir) / "live", fallback_dir(data_dir)):
+        for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+            try:
+                status = LiveStatus.from_json(path.read_text())
+            except (OSError, ValueError):
+                continue
+            known = newest.get(status.address)
+            if now - status.utc <= STALE_S and (known is None or status.utc > known.utc):
+                newest[status.address] = status
+    return sorted(newest.values(), key=lambda s: -s.utc)
 
 
 # --------------------------------------------------------------------------- drawing

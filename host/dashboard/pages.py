@@ -25,8 +25,8 @@ from host.analysis.anatomy import BodyModel
 from host.analysis.model import LEVEL_NAMES, RIB_CAGE_END_LEVEL, Region
 from host.dashboard.trends import REGIONS, WeekTrend
 from host.export.report import REGION_COLOURS
-from host.store import SessionSummary
-from host.timefmt import duration_text, iso_utc
+from host.store import APPROXIMATE_START, SessionSummary
+from host.timefmt import duration_text
 
 __all__ = ["DEFAULT_STATURE_M", "Back", "error_page", "live_page", "sessions_page",
            "trends_page"]
@@ -168,8 +168,9 @@ def sessions_page(summaries: list[SessionSummary], calibrated: set[int]) -> str:
                         for name in ("samples", "strokes", "dwells", "events"))
         rows.append(
             f'<tr data-session="{sid}"><td class="n">{sid}</td>'
-            f'<td><a href="/sessions/{sid}/report">'
-            f"{_ESC(iso_utc(s.started_utc)[:16].replace('T', ' '))}</a></td>"
+            f'<td><a href="/sessions/{sid}/report"'
+            + ("" if s.start_known else f' title="{_ESC(APPROXIMATE_START)}"')
+            + f">{_ESC(s.start_text(seconds=False))}</a></td>"
             f'<td class="n">{duration_text(s.duration_s)}</td>'
             f'<td class="n">{summary.stroke_count}</td>'
             f'<td class="n{" warn" if summary.warning_count else ""}">'

@@ -26,7 +26,7 @@ from firmware.protocol import FrameFlag
 from host.analysis.model import LEVEL_NAMES, RIB_CAGE_END_LEVEL, EventKind, Region
 from host.analysis.warnings import WarningPolicy
 from host.paths import atomic_write_text, new_file_mode
-from host.store import SessionData
+from host.store import APPROXIMATE_START, SessionData
 from host.timefmt import duration_text, iso_utc
 
 __all__ = ["REGION_COLOURS", "ReportFigures", "figures", "render_report", "write_report"]
@@ -372,7 +372,10 @@ def render_report(data: SessionData, profile_name: str | None = None) -> str:
     end_s = max(s.duration_s, float(np.nanmax(elapsed)) if len(elapsed) else 0.0, 1.0)
     esc = html.escape
     rows = [("Device", esc(s.device)), ("Profile", esc(profile_name or "-")),
-            ("Start (UTC)", iso_utc(s.started_utc)), ("End (UTC)", iso_utc(s.end_utc)),
+            ("Start (UTC)", iso_utc(s.started_utc) if s.start_known else
+             f"at the latest {iso_utc(s.started_utc)}, approximate: {APPROXIMATE_START}"),
+            ("End (UTC)", iso_utc(s.end_utc) if s.start_known else
+             f"at the latest {iso_utc(s.end_utc)}, approximate"),
             ("State", esc(s.state)), ("Duration", duration_text(fig.duration_s)),
             ("Frames", str(fig.frames)), ("Strokes", str(fig.strokes)),
             ("Mean stroke amplitude", _fmt(fig.mean_amplitude_mm, 1, " mm")),
@@ -409,7 +412,7 @@ def render_report(data: SessionData, profile_name: str | None = None) -> str:
         '<!DOCTYPE html>\n<html xmlns="http://www.w3.org/1999/xhtml" lang="en"><head>'
         '<meta charset="utf-8"/>'
         f"<title>smartroller session {s.id}</title><style>{_CSS}</style></head><body>"
-        f"<h1>smartroller session {s.id}: {esc(iso_utc(s.started_utc)[:16].replace('T', ' '))}"
+        f"<h1>smartroller session {s.id}: {esc(s.start_text(seconds=False))}"
         f" UTC, {duration_text(fig.duration_s)}</h1>{warn}"
         f'<table id="summary">{summary}</table>'
         f'<h2>Position and spine region</h2><p class="legend">{legend}</p>'

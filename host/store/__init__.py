@@ -10,6 +10,7 @@ Product code imports from here; nothing here knows Bluetooth or the simulator.
 
 from host.store.connection import store_failure
 from host.store.database import (
+    APPROXIMATE_START,
     CLOSED,
     MIGRATIONS,
     RECORDING,
@@ -32,7 +33,8 @@ from host.store.database import (
     open_store,
 )
 
-__all__ = ["CLOSED", "MIGRATIONS", "RECORDING", "SCHEMA_VERSION", "SEXES", "WARNING_KINDS",
-           "Device", "Estimates", "Frames", "Migration", "Profile", "Session", "SessionData",
+__all__ = ["APPROXIMATE_START", "CLOSED", "MIGRATIONS", "RECORDING", "SCHEMA_VERSION",
+           "SEXES", "WARNING_KINDS", "Device", "Estimates", "Frames", "Migration", "Profile",
+           "Session", "SessionData",
            "SessionSummary", "Store", "StoreError", "estimate_dtype", "frame_dtype", "migrate",
            "open_store", "store_failure"]

@@ -81,6 +81,12 @@ class StoreConnection:
             raise StoreError(f"{self.path} is a directory, not a database file")
         if readonly and not self.path.exists():
             raise StoreError(f"no session store at {self.path} (nothing recorded yet)")
+        self._options = (durable, readonly, busy_timeout_s)
+        self._open()
+
+    def _open(self) -> None:
+        """Open ``self.path`` as ``self._conn``, set up and migrated; StoreError if not."""
+        durable, readonly, busy_timeout_s = self._options
         if not readonly:
             try:
                 _private_database(self.path)
@@ -129,6 +135,22 @@ class StoreConnection:
     def close(self) -> None:
         """Close the database (committed data stays; an open transaction is rolled back)."""
         self._conn.close()
+
+    def reopen(self) -> None:
+        """Open the database file again, and close the old connection. After the data
+        directory's file system went away and came back (a disk the kernel made
+        read-only, unmounted and mounted again) the old connection still points at the
+        old mount, where no write can ever succeed. StoreError if the file cannot be
+        opened now, or is gone (the old connection is kept)."""
+        if not self.path.is_file():  # (not a new, empty store in its place)
+            raise StoreError(f"the session store {self.path} is gone")
+        old = self._conn
+        try:
+            self._open()
+        except BaseException:
+            self._conn = old
+            raise
+        old.close()
 
     def __enter__(self) -> StoreConnection:
         return self

@@ -43,8 +43,10 @@ from firmware.protocol import Frame
 from host.analysis.model import Dwell, Event, EventKind, Region, SpineEstimate, Stroke
 from host.paths import DataDirError, check_dir, database_path
 from host.store.connection import now_utc as _now
+from host.store.dating import SessionSpan, start_bounds
 from host.store.profiles import ProfileTables
 from host.store.records import (
+    APPROXIMATE_START,
     CLOSED,
     ESTIMATE_DTYPE,
     ESTIMATE_STRUCT,
@@ -69,8 +71,9 @@ from host.store.rollers import RollerTables
 from host.store.schema import MIGRATIONS, SCHEMA_VERSION, Migration, migrate
 from host.stream import ClockMap, StreamPosition
 
-__all__ = ["CLOSED", "MIGRATIONS", "RECORDING", "SCHEMA_VERSION", "SEXES", "WARNING_KINDS",
-           "Device", "Estimates", "Frames", "Migration", "Profile", "Session", "SessionData",
+__all__ = ["APPROXIMATE_START", "CLOSED", "MIGRATIONS", "RECORDING", "SCHEMA_VERSION",
+           "SEXES", "WARNING_KINDS", "Device", "Estimates", "Frames", "Migration", "Profile",
+           "Session", "SessionData",
            "SessionSummary", "Store", "StoreError", "estimate_dtype", "frame_dtype", "migrate",
            "open_store"]
 
@@ -101,20 +104,24 @@ class Store(RollerTables, ProfileTables):
     # ------------------------------------------------------------------ sessions
 
     _SESSION_COLUMNS = ("id, device, profile_id, state, started_utc, ended_utc, last_utc, "
-                        "zone_count, frame_count, last_boot")
+                        "zone_count, frame_count, last_boot, start_known")
 
     def open_session(self, device: str, started_utc: float | None = None, *,
-                     profile_id: int | None = None, zone_count: int | None = None) -> Session:
+                     profile_id: int | None = None, zone_count: int | None = None,
+                     start_known: bool = True) -> Session:
         """Start a session of ``device`` (state ``RECORDING``) at ``started_utc``
-        (default now); ``profile_id`` default: the active profile."""
+        (default now); ``profile_id`` default: the active profile. ``start_known``
+        False: its first frame has no UTC (a boot no host saw), the start is a bound
+        (``host.store.dating``; the close bounds it closer)."""
         if profile_id is None:
             active = self.active_profile()
             profile_id = None if active is None else active.id
         start = _now() if started_utc is None else started_utc
         with self._write() as conn:
             cur = conn.execute("INSERT INTO sessions (device, profile_id, state, started_utc, "
-                               "zone_count) VALUES (?, ?, 'recording', ?, ?)",
-                               (device.upper(), profile_id, start, zone_count))
+                               "zone_count, start_known) VALUES (?, ?, 'recording', ?, ?, ?)",
+                               (device.upper(), profile_id, start, zone_count,
+                                int(start_known)))
         return self.session(int(cur.lastrowid or 0))
 
     def _session_or_none(self, session_id: int) -> Session | None:
@@ -158,7 +165,7 @@ class Store(RollerTables, ProfileTables):
             "(SELECT count(*) FROM strokes k WHERE k.session_id = s.id), "
             f"(SELECT count(*) FROM events e WHERE e.session_id = s.id AND e.kind IN ({marks})) "
             "FROM sessions s ORDER BY s.started_utc, s.id", [str(k) for k in WARNING_KINDS])
-        return [SessionSummary(Session(*r[:10]), r[10], r[11]) for r in rows]
+        return [SessionSummary(Session(*r[:11]), r[11], r[12]) for r in rows]
 
     def summary(self, session_id: int) -> SessionSummary:
         """One session with its counts."""
@@ -182,19 +189,60 @@ class Store(RollerTables, ProfileTables):
         Its start becomes the UTC of its first frame when that is known (the daemon
         may have opened it at a later one: it joined late and the roller's journal sent
         the start afterwards), so that no frame of it lies before its start. Both come
-        from the clock mapping as it is now (refined since the frames were stored)."""
+        from the clock mapping as it is now (refined since the frames were stored).
+        A session whose first frame has no UTC (its boot was never mapped) gets upper
+        bounds instead, ``start_known`` false, as do the device's other such sessions
+        (``host.store.dating``: a later session bounds an earlier one)."""
         session = self.session(session_id)
         first, newest = self._frame_utc_span(session)
         end = ended_utc if ended_utc is not None else (
             newest if newest is not None else session.last_utc if session.last_utc is not None
             else _now())
         start = session.started_utc if first is None else first
+        known = first is not None or (session.frame_count == 0 and session.start_known)
         with self._write() as conn:
             self._merge_blocks(conn, session, BIG_BLOCK)
             conn.execute("UPDATE sessions SET state = 'closed', started_utc = ?, ended_utc = ?, "
-                         "last_utc = coalesce(?, last_utc) WHERE id = ?",
-                         (start, max(end, start), newest, session_id))
+                         "last_utc = coalesce(?, last_utc), start_known = ? WHERE id = ?",
+                         (start, max(end, start), newest, int(known), session_id))
+            self._bound_unknown_starts(conn, session.device)
         return self.session(session_id)
+
+    def _bound_unknown_starts(self, conn: sqlite3.Connection, device: str) -> None:
+        """Date the closed sessions of ``device`` whose start is not known by their
+        upper bounds (``host.store.dating.start_bounds``)."""
+        if conn.execute("SELECT 1 FROM sessions WHERE device = ? AND start_known = 0 "
+                        "AND state = 'closed' LIMIT 1", (device,)).fetchone() is None:
+            return
+        spans = []
+        for session in self.sessions(device):
+            if session.last_boot is None or not session.frame_count:
+                continue
+            if session.start_known:
+                first, last = conn.execute(
+                    "SELECT min(seq), max(seq) FROM frame_keys WHERE session_id = ? AND "
+                    "boot = ?", (session.id, session.last_boot)).fetchone()
+                t0 = t1 = math.nan
+            else:
+                rec = self._frame_records(session)
+                first, last = int(rec["seq"][0]), int(rec["seq"][-1])
+                t0, t1 = float(rec["t"][0]), float(rec["t"][-1])
+            if first is None:
+                continue
+            spans.append(SessionSpan(session.id, session.last_boot, first, last, t0, t1,
+                                     session.started_utc, session.ended_utc,
+                                     bool(session.start_known)
+                                     or session.state != CLOSED))
+        seqs = dict(conn.execute("SELECT boot_id, last_seq FROM stream_positions WHERE "
+                                 "device = ?", (device,)).fetchall())
+        for span in spans:
+            seqs[span.boot] = max(seqs.get(span.boot, -1), span.last_seq)
+        exchanges = {boot: (seqs[boot], utc) for boot, utc in conn.execute(
+            "SELECT boot_id, min(utc) FROM clocks WHERE device = ? GROUP BY boot_id",
+            (device,)) if boot in seqs}
+        for session_id, (start, end) in start_bounds(spans, exchanges).items():
+            conn.execute("UPDATE sessions SET started_utc = ?, ended_utc = ? WHERE id = ?",
+                         (start, end, session_id))
 
     def _frame_utc_span(self, session: Session) -> tuple[float | None, float | None]:
         """UTC of the session's first frame and its newest mapped one (None: no frame,

@@ -22,7 +22,7 @@ from firmware.protocol import Frame, FrameFlag
 from host.analysis.model import Dwell, Estimates, Event, EventKind, Stroke
 from host.clock import ClockMap
 
-__all__ = ["CLOSED", "ESTIMATE_DTYPE", "RECORDING", "SEXES", "STATURE_RANGE_M",
+__all__ = ["APPROXIMATE_START", "CLOSED", "ESTIMATE_DTYPE", "RECORDING", "SEXES", "STATURE_RANGE_M",
            "WARNING_KINDS", "Device", "Estimates", "Frames", "Profile", "Session",
            "SessionData", "SessionSummary", "StoreError", "estimate_dtype", "frame_dtype",
            "frame_key", "newest_estimates"]
@@ -122,6 +122,13 @@ class Profile:
     updated_utc: float
 
 
+APPROXIMATE_START = (
+    "the roller's clock was never mapped for that boot (it rebooted before any host "
+    "connected): the session ended by then, in the roller's order; its exact time is "
+    "not known")
+"""What a start shown as ``<= ... (approx.)`` means (``Session.start_known`` false)."""
+
+
 @dataclass(frozen=True)
 class Session:
     """One rolling session of one device.
@@ -131,7 +138,9 @@ class Session:
     stored (None if none is mapped). state: ``RECORDING`` or ``CLOSED``.
     zone_count: zones per frame (None before the first frame). frame_count: frames
     stored. last_boot: boot id of the newest frames (the default boot of strokes and
-    events).
+    events). start_known: the start is the first frame's UTC; False: its boot was never
+    mapped (no host saw it), the start and end are upper bounds (``host.store.dating``):
+    show them as approximate, at the latest (``start_text``).
     """
 
     id: int
@@ -144,6 +153,16 @@ class Session:
     zone_count: int | None
     frame_count: int
     last_boot: int | None
+    start_known: bool = True
+
+    def start_text(self, seconds: bool = True) -> str:
+        """The start for people, UTC to the second (to the minute unless ``seconds``):
+        ``2026-05-28 20:26:40``, or for a start not known, its bound as
+        ``<= 2026-05-28 20:26:40 (approx.)``."""
+        from host.timefmt import iso_utc
+
+        text = iso_utc(self.started_utc)[:19 if seconds else 16].replace("T", " ")
+        return text if self.start_known else f"<= {text} (approx.)"
 
     @property
     def end_utc(self) -> float:
@@ -176,7 +195,7 @@ class SessionSummary:
                 "end_utc": iso_utc(s.end_utc), "duration_s": round(s.duration_s, 3),
                 "frames": s.frame_count, "strokes": self.stroke_count,
                 "warnings": self.warning_count, "state": s.state,
-                "profile_id": s.profile_id}
+                "profile_id": s.profile_id, "start_known": bool(s.start_known)}
 
 
 @dataclass

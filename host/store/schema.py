@@ -100,6 +100,10 @@ MIGRATIONS: tuple[Migration, ...] = (
         DROP TABLE clocks;
         ALTER TABLE clock_exchanges RENAME TO clocks;
     """),
+    Migration(5, "sessions: whether the start is known (a boot no host saw: a bound)", """
+        ALTER TABLE sessions ADD COLUMN start_known INTEGER NOT NULL DEFAULT 1;
+        UPDATE sessions SET start_known = 0 WHERE last_utc IS NULL AND frame_count > 0;
+    """),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 """The newest schema this code knows."""
