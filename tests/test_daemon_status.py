@@ -88,14 +88,14 @@ def test_a_slow_disk_delays_the_status_file_not_the_frames(tmp_path, monkeypatch
     import host.daemon.keeper as keeper_module
     import host.daemon.live as live
 
-    write, writes = live._write, []
+    write, writes = live._publish_text, []
 
-    def slow(path, text):
+    def slow(data_dir, address, text):
         time.sleep(0.3)
         writes.append(text)
-        write(path, text)
+        write(data_dir, address, text)
 
-    monkeypatch.setattr(live, "_write", slow)
+    monkeypatch.setattr(live, "_publish_text", slow)
     with Store(tmp_path / "s.db") as store:
         profile = store.create_profile("ann", 1.70)
         keeper = RollerKeeper(store, None, "D9:B5:44:3F:29:4D", tmp_path, profile,
@@ -112,7 +112,9 @@ def test_a_slow_disk_delays_the_status_file_not_the_frames(tmp_path, monkeypatch
         assert len(writes) <= 3  # the first, then the newest of those that waited
         assert live.read_statuses(tmp_path, now=101.0)[0].t == 0.1  # the 10th frame's
 
-        monkeypatch.setattr(live, "_write", write)
+        monkeypatch.setattr(live, "_publish_text", write)
+        (tmp_path / "run").write_text("a file: the runtime directory takes no status either")
+        monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "run"))
         errors = []
         keeper.status_writer.on_error = errors.append
         (tmp_path / "live").rename(tmp_path / "elsewhere")

@@ -120,10 +120,10 @@ def test_a_read_only_data_directory_still_gets_the_not_storing_status(tmp_path,
     live.publish(data, status(utc=time.time() - 1.0))
     write = live._publish_in
 
-    def read_only(folder, st, in_place):
+    def read_only(folder, address, text, in_place):
         if folder == data / "live":
             raise OSError(errno.EROFS, "Read-only file system")
-        write(folder, st, in_place)
+        write(folder, address, text, in_place)
 
     monkeypatch.setattr(live, "_publish_in", read_only)
     live.publish(data, status(fault="cannot store: attempt to write a readonly database"))
