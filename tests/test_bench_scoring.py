@@ -150,6 +150,8 @@ def test_the_held_landmarks_are_the_true_contact_over_the_hold():
     cal = Calibration(Landmark(4.9, -0.2), Landmark(9.9, 0.1))
     held = held_landmarks_m(_fake(contact), SimpleNamespace(t=t), cal)
     np.testing.assert_allclose(held, (top + 0.003, bottom))
+    contact[:] = np.nan  # the truth off the roller throughout
+    assert held_landmarks_m(_fake(contact), SimpleNamespace(t=t), cal) is None
 
 
 def _result(kind: str, spine: dict) -> SessionResult:

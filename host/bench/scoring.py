@@ -142,15 +142,16 @@ def held_calibration(user: UserModel, top_m: float, bottom_m: float) -> HeldCali
 
 
 def held_landmarks_m(roller: SimRoller, cols: FrameColumns, cal: Calibration
-                     ) -> tuple[float, float]:
+                     ) -> tuple[float, float] | None:
     """Where the person really held the calibration's landmarks: the true contact (m
-    from C7) over each press's hold (the ``HOLD_S`` of frames the analysis averaged)."""
+    from C7) over each press's hold (the ``HOLD_S`` of frames the analysis averaged);
+    None when the truth has no contact during a hold."""
     _, tr = truth_at_frames(roller, cols)
     out = []
     for mark in (cal.top, cal.bottom):
         hold = (cols.t >= mark.t - HOLD_S) & (cols.t <= mark.t) & np.isfinite(tr.contact_m)
         if not hold.any():
-            raise ValueError(f"no true contact during the hold before {mark.t:.2f} s")
+            return None
         out.append(float(np.mean(tr.contact_m[hold])))
     return out[0], out[1]
 

@@ -260,9 +260,10 @@ def run_session(scenario: Scenario, seed: int, duration_s: float | None = None, 
                             np.nan_to_num(loop.update.estimates.p_below_ribs, nan=-1.0)))
     calibrated = bool(roller.world.routine.landmarks)
     after = roller.world.routine.landmarks[-1].hold_end_s if calibrated else -math.inf
-    if analyzer.calibrated_at is not None and analyzer.calibration.result is not None:
-        held = benchscore.held_calibration(user, *benchscore.held_landmarks_m(
-            roller, cols, analyzer.calibration.result))  # type: ignore[arg-type]
+    got = analyzer.calibration.result if analyzer.calibrated_at is not None else None
+    marks = benchscore.held_landmarks_m(roller, cols, got) if got is not None else None
+    if marks is not None:
+        held = benchscore.held_calibration(user, *marks)  # type: ignore[arg-type]
     spine = benchscore.score_spine(roller, cols, loop.update.estimates, after,
                                    held=held)  # type: ignore[arg-type]
     blank = UserModel(stature_m=round(person.stature_m, 2), sex=person.sex)
