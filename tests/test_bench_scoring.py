@@ -1,4 +1,5 @@
-"""The bench's spine figures on made-up truths: coverage, the oracle's regions, lumbar."""
+"""The bench's spine figures on made-up truths: coverage, the oracle's and the bound's
+regions, lumbar."""
 
 from __future__ import annotations
 
@@ -8,8 +9,17 @@ import numpy as np
 
 from firmware.sim.body import Person, average_person, sample_person
 from firmware.sim.routine import Phase
+from host.analysis.calibration import Calibration, Landmark
 from host.analysis.model import Estimates, Region
-from host.bench.scoring import oracle_back_m, oracle_body, score_spine
+from host.analysis.profile import UserModel
+from host.bench.scoring import (
+    held_calibration,
+    held_landmarks_m,
+    oracle_back_m,
+    oracle_body,
+    region_codes,
+    score_spine,
+)
 from host.bench.suite import SessionResult, summarise
 
 PERSON = average_person(1.75)
@@ -86,6 +96,64 @@ def test_the_oracle_misses_what_the_body_model_cannot_know():
     assert score.oracle_correct == 2
 
 
+def _landmarks(person: Person) -> tuple[float, float]:
+    """T1 and T12/L1 of ``person``, m from C7."""
+    return float(person.position_at(1.0)), float(person.position_at(13.0))
+
+
+def test_a_perfect_calibration_bounds_at_the_oracle():
+    """Landmarks held exactly where they are, and a span the pooling keeps (a profile
+    that knew it already): the bound's region is the oracle's, frame by frame, also
+    where the body model's levels miss the person's."""
+    person = sample_person(np.random.default_rng(5), stature_m=1.81)
+    top, bottom = _landmarks(person)
+    user = UserModel(round(person.stature_m, 2), span_m=bottom - top, span_sd_m=1e-7)
+    held = held_calibration(user, top, bottom)
+    contact = np.linspace(float(person.position_at(0.5)), float(person.position_at(15.0)), 2000)
+    oracle = oracle_body(person)
+    expected = region_codes(np.asarray(oracle.level_at(oracle_back_m(person, oracle, contact))))
+    np.testing.assert_array_equal(held.regions(contact), expected)
+    assert (expected != np.asarray(person.region_at(contact))).any()  # the oracle misses some
+
+
+def test_a_landmark_held_20_mm_off_lowers_the_bound():
+    """A top landmark held 20 mm low: the body model built from it puts the region
+    edges off, and a trace rolled over the whole back loses frames near the edges."""
+    top, bottom = _landmarks(PERSON)
+    contact = np.linspace(float(PERSON.position_at(1.5)), float(PERSON.position_at(14.5)), 400)
+    est = _estimates(np.asarray(PERSON.level_at(contact)), np.full(len(contact), 0.01))
+    cols = SimpleNamespace(t=np.arange(float(len(contact))))
+    user = UserModel(1.75)
+    exact = score_spine(_fake(contact), cols, est, held=held_calibration(user, top, bottom))
+    off = score_spine(_fake(contact), cols, est,
+                      held=held_calibration(user, top + 0.020, bottom))
+    assert exact.bound_frames == off.bound_frames == len(contact)
+    assert exact.bound_correct == exact.oracle_correct == len(contact)  # the average person
+    assert off.bound_correct < exact.bound_correct
+    wrong = held_calibration(user, top + 0.020, bottom).regions(contact) != np.asarray(
+        PERSON.region_at(contact))
+    assert np.count_nonzero(wrong) == len(contact) - off.bound_correct
+    missed = contact[wrong]
+    edges = np.asarray(PERSON.position_at(np.array([1.0, 5.0, 9.0, 13.0])))
+    assert len(missed) and np.abs(missed[:, None] - edges).min(axis=1).max() <= 0.020
+    assert score_spine(_fake(contact), cols, est).bound_frames == 0  # no calibration
+
+
+def test_the_held_landmarks_are_the_true_contact_over_the_hold():
+    """The person held the roller 3 mm off T1 (the truth), while the roller's own
+    position says anything: the bound takes the true contact over the second before
+    each press."""
+    t = np.arange(0.0, 10.0, 0.1)
+    top, bottom = _landmarks(PERSON)
+    contact = np.where(t < 5.0, top + 0.003, bottom)
+    contact[t < 3.5] = top + 0.050  # before the hold: elsewhere
+    cal = Calibration(Landmark(4.9, -0.2), Landmark(9.9, 0.1))
+    held = held_landmarks_m(_fake(contact), SimpleNamespace(t=t), cal)
+    np.testing.assert_allclose(held, (top + 0.003, bottom))
+    contact[:] = np.nan  # the truth off the roller throughout
+    assert held_landmarks_m(_fake(contact), SimpleNamespace(t=t), cal) is None
+
+
 def _result(kind: str, spine: dict) -> SessionResult:
     nan = float("nan")
     return SessionResult(1, 0, kind, 1.75, 60.0, 6000, nan, nan, nan, nan, nan, nan, nan, 0,
@@ -111,5 +179,19 @@ def test_summary_pools_coverage_and_keeps_the_worst_session():
     assert s["uncertainty_coverage_min"] == 0.7
     assert s["region_accuracy_oracle"] == 0.98
     assert s["region_accuracy_oracle_uncalibrated"] == 0.97
+    assert s["region_accuracy_bound"] is None  # no session had a calibration scored
     assert s["lumbar_accuracy_calibrated"] == 1.0
     assert s["lumbar_accuracy_uncalibrated"] == 0.99
+
+
+def test_the_bound_pools_only_the_sessions_with_a_calibration():
+    def spine(frames: int, bound_frames: int, bound_correct: int) -> dict:
+        return {"frames": frames, "correct": 0, "vertebra_errors_mm": [], "covered": 0,
+                "oracle_correct": 0, "lumbar_correct": 0, "bound_frames": bound_frames,
+                "bound_correct": bound_correct}
+
+    s = summarise([_result("calibrated", spine(100, 100, 96)),
+                   _result("profile", spine(300, 0, 0)),  # its profile had no calibration
+                   _result("profile", spine(200, 200, 190))])
+    assert s["region_accuracy_bound"] == 0.96
+    assert s["region_accuracy_bound_uncalibrated"] == 0.95

@@ -88,6 +88,15 @@ class UserModel:
         span = BodyModel.from_stature(self.stature_m).thoracic_span_m
         return span, REGION_SCALE_SD * span
 
+    def pooled_span(self, measured_span_m: float) -> tuple[float, float]:
+        """(span, SD) of the thoracic span after a calibration that measured
+        ``measured_span_m`` between its two landmarks (m; each held within
+        ``LANDMARK_SD_M``), pooled with what was known before it (``span_prior``), m."""
+        prior, prior_sd = self.span_prior()
+        meas_sd = math.sqrt(2.0) * LANDMARK_SD_M
+        w = prior_sd**-2 + meas_sd**-2
+        return (prior * prior_sd**-2 + measured_span_m * meas_sd**-2) / w, w**-0.5
+
     def learn_calibration(self, span_m: float, span_sd_m: float, first_contact_level: float,
                           signature: Signature) -> None:
         """Fold in one calibrated session: its pooled span, first contact and signature."""

@@ -336,13 +336,10 @@ class SessionAnalyzer:
             return False
         cal = self.calibration.result
         assert cal is not None
-        # Pool the measured span (two landmarks, each held within LANDMARK_SD_M) with
-        # what was known (the population, or earlier calibrations).
-        prior, prior_sd = self.user.span_prior()
-        meas_sd = math.sqrt(2.0) * LANDMARK_SD_M
-        w = prior_sd**-2 + meas_sd**-2
-        span = (prior * prior_sd**-2 + cal.span_m * meas_sd**-2) / w
-        self.span = (span, w**-0.5)
+        # Pool the measured span with what was known (the population, or earlier
+        # calibrations).
+        self.span = self.user.pooled_span(cal.span_m)
+        span = self.span[0]
         body = self.body = BodyModel.from_stature(self.user.stature_m).with_thoracic_span(span)
         tracker.set_body(body, now)
         tracker.observe_landmark(cal.top.position_m, float(body.position_at(TOP_LEVEL)), now)

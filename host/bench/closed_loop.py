@@ -156,6 +156,8 @@ class SessionRun:
     duration_s: float
     """Simulated time run, s."""
     loop: LoopResult
+    analyzer: SessionAnalyzer
+    """The live analysis, after the session (its calibration, its model)."""
 
 
 def new_user(roller: SimRoller) -> UserModel:
@@ -181,7 +183,7 @@ def run_session(scenario: Scenario, seed: int, duration_s: float | None = None, 
     analyzer = SessionAnalyzer(user, segmenter=StrokeSegmenter())
     loop = run_closed_loop(roller, analyzer, until=end, seed=seed * 7 + session)
     roller.close()
-    return SessionRun(roller, user, end, loop)
+    return SessionRun(roller, user, end, loop, analyzer)
 
 
 def _apply(roller: SimRoller, kind: str, args: tuple, now: float, who: dict) -> None:

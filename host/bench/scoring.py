@@ -12,6 +12,12 @@ Definitions (docs/benchmarks.md repeats them):
   through the body model a perfect calibration gives (the user's stature, T1..L1
   stretched to the person's true span, anchored at T1), lies in the true region:
   what the body model alone allows;
+- **bound region accuracy**: over the same frames, the share whose true contact, put
+  through the body model the analysis builds from the calibration it actually got
+  (``held_calibration``: the landmarks where the person really held them, the span
+  pooled as the analysis pools it, anchored on both landmarks; a profile session uses
+  its profile's calibration, the first session's), lies in the true region: a tracker
+  with no position error but the same calibration;
 - **lumbar accuracy**: over the same frames, the share where the estimate and the truth
   agree on lumbar (L1 and below) versus not lumbar;
 - **excursion**: the contact below T12/L1 by >= 10 mm at its deepest, for >= 0.3 s;
@@ -39,9 +45,10 @@ from firmware.sim.rig import SimRoller
 from firmware.sim.routine import Phase
 from firmware.sim.world import Truth
 from host.analysis.anatomy import BodyModel
-from host.analysis.calibration import BOTTOM_LEVEL, TOP_LEVEL
+from host.analysis.calibration import BOTTOM_LEVEL, HOLD_S, TOP_LEVEL, Calibration
 from host.analysis.frames import FrameColumns
 from host.analysis.model import Estimates, Region
+from host.analysis.profile import UserModel
 from host.analysis.spine import EDGE_LEVELS
 from host.analysis.warnings import Cue
 
@@ -65,6 +72,12 @@ class SpineScore:
     the true region."""
     lumbar_correct: int = 0
     """Frames where the estimate and the truth agree on lumbar versus not."""
+    bound_frames: int = 0
+    """Frames scored for the bound: all of them when the session has a calibration
+    (its own or its profile's), else none."""
+    bound_correct: int = 0
+    """Frames whose true contact, through the body model of the calibration the
+    analysis got (``HeldCalibration``), lies in the true region."""
 
     @property
     def accuracy(self) -> float:
@@ -99,10 +112,56 @@ def truth_at_frames(roller: SimRoller, cols: FrameColumns) -> tuple[np.ndarray, 
     return world_t, roller.world.truth_at(world_t)
 
 
+@dataclass(frozen=True, eq=False)
+class HeldCalibration:
+    """The calibration the analysis got, as the person really held it.
+
+    body: the body model the analysis builds from it. offset_m: the true contact (m
+    from the person's C7) plus offset_m is the place in ``body`` (m from its C7).
+    """
+
+    body: BodyModel
+    offset_m: float
+
+    def regions(self, contact_m: np.ndarray) -> np.ndarray:
+        """``Region`` codes of true contacts (m from the person's C7) through the body."""
+        return region_codes(np.asarray(self.body.level_at(contact_m + self.offset_m)))
+
+
+def held_calibration(user: UserModel, top_m: float, bottom_m: float) -> HeldCalibration:
+    """The body model a tracker with no position error would have from landmarks held
+    at the true contacts ``top_m`` and ``bottom_m`` (m from the person's C7): the span
+    between them pooled as the analysis pools it (``UserModel.pooled_span``; ``user``:
+    what was known before the calibration), anchored on both landmarks alike (the
+    tracker's two observations of equal SD; its broad prior on the zero left out)."""
+    span, _ = user.pooled_span(bottom_m - top_m)
+    body = BodyModel.from_stature(user.stature_m).with_thoracic_span(span)
+    offset = 0.5 * ((float(body.position_at(TOP_LEVEL)) - top_m)
+                    + (float(body.position_at(BOTTOM_LEVEL)) - bottom_m))
+    return HeldCalibration(body, offset)
+
+
+def held_landmarks_m(roller: SimRoller, cols: FrameColumns, cal: Calibration
+                     ) -> tuple[float, float] | None:
+    """Where the person really held the calibration's landmarks: the true contact (m
+    from C7) over each press's hold (the ``HOLD_S`` of frames the analysis averaged);
+    None when the truth has no contact during a hold."""
+    _, tr = truth_at_frames(roller, cols)
+    out = []
+    for mark in (cal.top, cal.bottom):
+        hold = (cols.t >= mark.t - HOLD_S) & (cols.t <= mark.t) & np.isfinite(tr.contact_m)
+        if not hold.any():
+            return None
+        out.append(float(np.mean(tr.contact_m[hold])))
+    return out[0], out[1]
+
+
 def score_spine(roller: SimRoller, cols: FrameColumns, est: Estimates,
-                after_world_s: float = -math.inf, sample_every: int = 10) -> SpineScore:
+                after_world_s: float = -math.inf, sample_every: int = 10,
+                held: HeldCalibration | None = None) -> SpineScore:
     """Region accuracy and vertebra errors over the rolling frames after
-    ``after_world_s`` (the vertebra errors of every ``sample_every``-th frame)."""
+    ``after_world_s`` (the vertebra errors of every ``sample_every``-th frame); with
+    ``held``, the bound's regions too."""
     world_t, tr = truth_at_frames(roller, cols)
     ok = (tr.phase == Phase.ROLL) & np.isfinite(tr.level) & np.isfinite(est.level)
     ok &= world_t > after_world_s
@@ -117,6 +176,10 @@ def score_spine(roller: SimRoller, cols: FrameColumns, est: Estimates,
     true_back = oracle_back_m(person, oracle, tr.contact_m[ok])
     oracle_region = region_codes(np.asarray(oracle.level_at(true_back)))
     score.oracle_correct = int(np.count_nonzero(oracle_region == tr.region[ok]))
+    if held is not None:
+        score.bound_frames = score.frames
+        score.bound_correct = int(np.count_nonzero(
+            held.regions(tr.contact_m[ok]) == tr.region[ok]))
     lumbar = int(Region.LUMBAR)
     score.lumbar_correct = int(np.count_nonzero(
         (est.region[ok] == lumbar) == (tr.region[ok] == lumbar)))

@@ -24,7 +24,12 @@ Figures (docs/benchmarks.md has the targets and the last measured values):
   the calibration), region_accuracy_uncalibrated (second sessions, profile from the
   first), region_accuracy_new_user; region_accuracy_oracle (_uncalibrated): the same
   frames' true contact through a perfectly calibrated body model (what the body model
-  alone allows); lumbar_accuracy_* (lumbar versus not lumbar, the same frames);
+  alone allows); region_accuracy_bound (_uncalibrated): the same frames' true contact
+  through the body model the analysis built from the calibration it got, with the
+  landmarks where the person really held them (the profile sessions: the first
+  session's calibration): a tracker with no position error but the same calibration
+  (sessions with no calibration, their own or their profile's, are left out);
+  lumbar_accuracy_* (lumbar versus not lumbar, the same frames);
 - uncertainty_coverage (pooled over both sessions' scored frames; _min: the lowest
   session; _new_user: the brand-new user's): the share of frames whose vertebra error
   is within 2 reported SD;
@@ -217,10 +222,11 @@ def _odometry(roller: object, t: np.ndarray, position: np.ndarray, flags: np.nda
 
 
 def run_session(scenario: Scenario, seed: int, duration_s: float | None = None, *,
-                session: int = 0, user: object | None = None
-                ) -> tuple[SessionResult, object]:
-    """Run one closed-loop session and score it; returns the result and the user model
-    learned from it (the offline pass's)."""
+                session: int = 0, user: object | None = None, held: object | None = None
+                ) -> tuple[SessionResult, object, object | None]:
+    """Run one closed-loop session and score it; returns the result, the user model
+    learned from it (the offline pass's) and the calibration it got as the person held
+    it (``scoring.HeldCalibration``; ``held``, the profile's, when it got none)."""
     from host.analysis.session import analyze
     from host.analysis.stroke_score import StrokeSet
     from host.analysis.stroke_score import score as score_strokes
@@ -248,7 +254,13 @@ def run_session(scenario: Scenario, seed: int, duration_s: float | None = None, 
                             np.nan_to_num(loop.update.estimates.p_below_ribs, nan=-1.0)))
     calibrated = bool(roller.world.routine.landmarks)
     after = roller.world.routine.landmarks[-1].hold_end_s if calibrated else -math.inf
-    spine = benchscore.score_spine(roller, cols, loop.update.estimates, after)
+    analyzer = run.analyzer
+    got = analyzer.calibration.result if analyzer.calibrated_at is not None else None
+    marks = benchscore.held_landmarks_m(roller, cols, got) if got is not None else None
+    if marks is not None:
+        held = benchscore.held_calibration(user, *marks)  # type: ignore[arg-type]
+    spine = benchscore.score_spine(roller, cols, loop.update.estimates, after,
+                                   held=held)  # type: ignore[arg-type]
     new_user, _ = analyze(cols, blank_user(roller))
     new_spine = benchscore.score_spine(roller, cols, new_user.estimates)
     detected = StrokeSet.from_strokes(loop.update.strokes, loop.update.decided_t,
@@ -276,7 +288,7 @@ def run_session(scenario: Scenario, seed: int, duration_s: float | None = None, 
                  "latencies_ms": strokes.latencies_ms.tolist()},
         warnings=dataclasses.asdict(warnings), new_user_warnings=dataclasses.asdict(new_warnings),
         offline_matches_online=bool(same))
-    return result, off_analyzer.learned_model()
+    return result, off_analyzer.learned_model(), held
 
 
 def run_person(scenario: Scenario, seed: int, duration_s: float | None = None
@@ -287,8 +299,8 @@ def run_person(scenario: Scenario, seed: int, duration_s: float | None = None
                                                                       calibration=True))
     second = dataclasses.replace(scenario, routine=dataclasses.replace(scenario.routine,
                                                                        calibration=False))
-    a, learned = run_session(first, seed, duration_s, session=0)
-    b, _ = run_session(second, seed, duration_s, session=1, user=learned)
+    a, learned, held = run_session(first, seed, duration_s, session=0)
+    b, _, _ = run_session(second, seed, duration_s, session=1, user=learned, held=held)
     cpu = firmware_cpu(first, seed, min(CPU_PROBE_S, a.duration_s))
     a.firmware_cpu_ms_per_s = b.firmware_cpu_ms_per_s = cpu
     return [a, b]
@@ -349,6 +361,13 @@ def summarise(results: Sequence[SessionResult]) -> dict:
         frames = sum(s["frames"] for s in rows)
         return sum(s[count] for s in rows) / frames if frames else None
 
+    def bound(kind: str) -> float | None:
+        """The bound's share of the frames it scored (sessions of ``kind`` with a
+        calibration: their own or their profile's)."""
+        rows = [r.spine for r in results if r.kind == kind]
+        frames = sum(s.get("bound_frames", 0) for s in rows)
+        return sum(s.get("bound_correct", 0) for s in rows) / frames if frames else None
+
     def least(key: str, count: str) -> float | None:
         """The lowest per-session share of frames that ``count`` counts."""
         shares = [s[count] / s["frames"] for r in results if (s := getattr(r, key))["frames"]]
@@ -407,6 +426,8 @@ def summarise(results: Sequence[SessionResult]) -> dict:
         "region_accuracy_new_user": accuracy("new_user_spine", None),
         "region_accuracy_oracle": accuracy("spine", "calibrated", "oracle_correct"),
         "region_accuracy_oracle_uncalibrated": accuracy("spine", "profile", "oracle_correct"),
+        "region_accuracy_bound": bound("calibrated"),
+        "region_accuracy_bound_uncalibrated": bound("profile"),
         "lumbar_accuracy_calibrated": accuracy("spine", "calibrated", "lumbar_correct"),
         "lumbar_accuracy_uncalibrated": accuracy("spine", "profile", "lumbar_correct"),
         "lumbar_accuracy_new_user": accuracy("new_user_spine", None, "lumbar_correct"),
