@@ -9,19 +9,21 @@ Upper-back rolling turns the roller through an arc of ~3-4 rad, never whole turn
 over such an arc a harmonic's slope passes for a scale (8 % for the offsets alone)
 unless the fit models it.
 
-Model (``fit_window``), over a window of quasi-static batches (gravity ~1 g, a slow
-roll; the axle's and the IMU's motion terms already removed by the odometry): the
-in-plane specific force is ``a = M g(theta) + b`` with ``g(theta) = G (sin, cos)``,
-``M`` the accelerometer's symmetric 2x2 distortion (its antisymmetric part is a
-rotation: a constant angle), ``b`` the zero-g offsets, and ``theta = c0 + c1 t + s
-gamma``: ``gamma`` the gyro's own turn (offset removed, nominal scale), ``s`` the scale
-wanted (true turn per counted turn), ``c1`` what is left of the gyro offset. Eight
-unknowns, Gauss-Newton from the plain angle, in numpy once per window (a few ms on a
-Pi Zero 2 W, once a minute). A window counts when it turned through ``MIN_ARC_RAD``
-and its scale's standard error is within ``MAX_SD``; the windows' scales are averaged
-with weights ``1 / (sd^2 + FLOOR^2)`` (``FLOOR``: what was measured to be left of the
-accelerometer's bias in one window), clamped to ``LIMIT`` around 1 (the datasheet's
-+-3 % sensitivity and +-1 % clock).
+Model (``fit_windows``), over windows of ``WINDOW_S`` of quasi-static batches (gravity
+within 10 % of 1 g, a slow roll; the axle's and the IMU's motion terms already removed
+by the odometry): the in-plane specific force is ``a = M g(theta) + b`` with ``g(theta)
+= G (sin, cos)``, ``M`` the accelerometer's symmetric 2x2 distortion (its antisymmetric
+part is a rotation: a constant angle), ``b`` the zero-g offsets, and ``theta = c0 + c1 t
++ s gamma``: ``gamma`` the gyro's own turn (offset removed, nominal scale), ``s`` the
+scale wanted (true turn per counted turn), ``c0, c1`` each window's own (the gyro's
+angle drifts between windows with what is left of its offset). ``s``, ``b`` and ``M``
+are shared by the last ``KEEP`` windows: Gauss-Newton on the normal equations, in numpy,
+when a window closes, warm-started from the last fit (one or two iterations: ~1 ms per
+fit on a laptop core). A fit counts when the windows turned through ``MIN_ARC_RAD`` and
+its scale's standard error is within ``MAX_SD``; its weight is ``1 / (sd^2 +
+FLOOR^2)`` (``FLOOR``: what is left of the accelerometer's bias, measured), combined
+with the stored scale's, clamped to ``LIMIT`` around 1 (the datasheet's +-3 %
+sensitivity and +-1 % clock).
 
 Docs: docs/algorithms.md, "Roll odometry", step 10.
 """
@@ -38,8 +40,8 @@ LIMIT = 0.04
 """The scale stays within 1 +- this (sensitivity +-3 %, sample clock +-1 %)."""
 WINDOW_S = 30.0
 """Length of one fit's window, s."""
-EVERY = 5
-"""Take every this many-th quasi-static batch into a window (10 Hz at 50 batches/s)."""
+EVERY = 10
+"""Take every this many-th quasi-static batch into a window (at most 5 Hz at 50 batches/s)."""
 MIN_ARC_RAD = 1.0
 """A window's gyro turn must span this much angle to tell the scale from the harmonics."""
 MAX_SD = 0.004
@@ -47,16 +49,21 @@ MAX_SD = 0.004
 FLOOR = 0.003
 """Bias of one window's scale left by what the model lacks (measured), added in quadrature."""
 QUASI_STATIC_RAD_S = 1.0
-KEEP = 10
-"""Windows kept for the joint fit (the last 10 minutes of rolling)."""
+KEEP = 8
+"""Windows kept for the joint fit (the last 4 minutes of rolling)."""
 """Batches turning faster than this are not taken (their motion terms are the largest)."""
 
 
-def fit_windows(windows: Sequence[np.ndarray], iterations: int = 20) -> tuple[float, float]:
-    """Scale and its standard error from windows of rows (t s, gamma rad, a1, a2 m/s^2),
-    see the module's model: ``c0, c1`` per window, ``s``, ``b``, ``M`` shared.
+def fit_windows(windows: Sequence[np.ndarray], start: np.ndarray | None = None,
+                iterations: int = 10) -> tuple[float, float, np.ndarray]:
+    """Scale, its standard error and all the parameters from windows of rows (t s, gamma
+    rad, a1, a2 m/s^2), see the module's model: ``s, b1, b2, e11, e22, e12`` shared, then
+    ``c0`` of each window, then ``c1`` of each (t and gamma taken from each window's
+    mean). ``start``: the parameters to start from (a previous fit's, shifted to these
+    windows; None: from the plain angle). Normal equations (the Jacobian is ~10^3 rows by
+    6 + 2 x windows columns), solved again until the scale moves by less than 1e-7.
 
-    Returns (nan, inf) when the fit does not converge.
+    Returns (nan, inf, start) when the fit does not converge.
     """
     k = len(windows)
     ts, gs, a1s, a2s, ws = [], [], [], [], []
@@ -69,12 +76,14 @@ def fit_windows(windows: Sequence[np.ndarray], iterations: int = 20) -> tuple[fl
     t, g0, a1, a2, win = (np.concatenate(v) for v in (ts, gs, a1s, a2s, ws))
     onehot = np.zeros((len(t), k))
     onehot[np.arange(len(t)), win] = 1.0
-    phase = np.array([np.angle(np.mean(np.exp(1j * (np.arctan2(x1, x2) - g))))
-                      for x1, x2, g in zip(a1s, a2s, gs, strict=True)])
-    x = np.zeros(6 + 2 * k)  # s b1 b2 e11 e22 e12, then c0 and c1 of each window
-    x[0] = 1.0
-    x[6:6 + k] = phase
+    if start is None:
+        start = np.zeros(6 + 2 * k)  # s b1 b2 e11 e22 e12, then c0 and c1 of each window
+        start[0] = 1.0
+        start[6:6 + k] = [np.angle(np.mean(np.exp(1j * (np.arctan2(x1, x2) - g))))
+                          for x1, x2, g in zip(a1s, a2s, gs, strict=True)]
+    x = np.array(start, dtype=float)
     zero, one = np.zeros_like(t), np.ones_like(t)
+    failed = math.nan, math.inf, np.array(start, dtype=float)
     for _ in range(iterations):
         theta = x[6:6 + k][win] + x[6 + k:][win] * t + x[0] * g0
         gs_, gc = G * np.sin(theta), G * np.cos(theta)
@@ -88,19 +97,23 @@ def fit_windows(windows: Sequence[np.ndarray], iterations: int = 20) -> tuple[fl
                              (d1 * t)[:, None] * onehot]),
             np.column_stack([d2 * g0, zero, one, zero, gc, gs_, d2[:, None] * onehot,
                              (d2 * t)[:, None] * onehot])])
-        step, *_ = np.linalg.lstsq(jac, r, rcond=None)
+        normal = jac.T @ jac
+        try:
+            step = np.linalg.solve(normal, jac.T @ r)
+        except np.linalg.LinAlgError:
+            return failed
         if not np.all(np.isfinite(step)):
-            return math.nan, math.inf
+            return failed
         x += step
         if abs(step[0]) < 1e-7:
             break
     else:
-        return math.nan, math.inf
+        return failed
     try:
-        cov = np.linalg.inv(jac.T @ jac) * float(np.mean(r * r))
+        variance = float(np.linalg.inv(normal)[0, 0]) * float(np.mean(r * r))
     except np.linalg.LinAlgError:
-        return math.nan, math.inf
-    return float(x[0]), math.sqrt(max(float(cov[0, 0]), 0.0))
+        return failed
+    return float(x[0]), math.sqrt(max(variance, 0.0)), x
 
 
 class GyroScale:
@@ -109,8 +122,8 @@ class GyroScale:
     scale, weight: where to start from (a stored calibration: its scale and weight,
     1/variance; 0 for a new roller, which starts at 1). ``scale`` is the true turn per
     counted turn, applied by the odometry to every rate. This boot's estimate is the
-    joint fit over its last ``KEEP`` windows; it is combined with the stored one by
-    their weights.
+    joint fit over its last ``KEEP`` windows (warm-started from the last fit); it is
+    combined with the stored one by their weights.
     """
 
     def __init__(self, scale: float = 1.0, weight: float = 0.0) -> None:
@@ -118,6 +131,7 @@ class GyroScale:
         self.boot = (1.0, 0.0)  # this boot's fit: scale and weight
         self.scale = self.prior[0] if self.prior[1] > 0.0 else 1.0
         self.windows: list[np.ndarray] = []
+        self._fitted: np.ndarray | None = None  # the last fit's parameters (a warm start)
         self._rows: list[tuple[float, float, float, float]] = []
         self._count = 0
         self._start = math.nan
@@ -155,10 +169,26 @@ class GyroScale:
     def _close(self) -> None:
         rows = np.array(self._rows)
         self._rows = []
+        dropped = len(self.windows) == KEEP
         self.windows = [*self.windows[-(KEEP - 1):], rows]
         if max(np.ptp(w[:, 1]) for w in self.windows) < MIN_ARC_RAD:
+            self._fitted = None
             return
-        scale, sd = fit_windows(self.windows)
+        start = None
+        if self._fitted is not None:  # the last fit's, the new window's angle from gravity
+            k = len(self.windows)
+            old = self._fitted
+            c0, c1 = old[6:6 + (len(old) - 6) // 2], old[6 + (len(old) - 6) // 2:]
+            if dropped:
+                c0, c1 = c0[1:], c1[1:]
+            g = rows[:, 1] - rows[:, 1].mean()
+            phase = np.angle(np.mean(np.exp(1j * (np.arctan2(rows[:, 2], rows[:, 3])
+                                                  - old[0] * g))))
+            start = np.concatenate([old[:6], c0, [phase], c1, [0.0]])
+            if len(start) != 6 + 2 * k:
+                start = None
+        scale, sd, fitted = fit_windows(self.windows, start)
+        self._fitted = fitted if math.isfinite(scale) else None
         if not math.isfinite(scale) or sd > MAX_SD or abs(scale - 1.0) > 2 * LIMIT:
             return
         self.boot = (scale, 1.0 / (sd * sd + FLOOR * FLOOR))
