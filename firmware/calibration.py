@@ -20,7 +20,8 @@ Promises:
   and replaces it with this boot's own once a run is long enough. The odometry starts
   from the stored gyro scale and refines it as the roller rolls
   (``firmware.sensing.gyro_scale``; the stored weight counts at most ``SCALE_WEIGHT_CAP``,
-  so a part that changed, warmer or cooler, is followed again within a session).
+  so a part that changed, warmer or cooler, moves it a quarter of the way or more in
+  each session that learns).
 - Writes are atomic (a temporary file beside it, fsync, rename: ``firmware.files``): a
   power cut leaves the old file or the new one, never half of one. They happen at most
   once a minute, and only when the clock was measured over a clearly longer run or
