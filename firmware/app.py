@@ -20,10 +20,16 @@ import logging
 import math
 import secrets
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from firmware.calibration import Calibration, CalibrationKeeper, load_calibration
+from firmware.calibration import (
+    SCALE_WEIGHT_CAP,
+    Calibration,
+    CalibrationKeeper,
+    load_calibration,
+)
 from firmware.clock import Clock
 from firmware.config import Config
 from firmware.drivers.bus_watch import BusWatch
@@ -35,6 +41,7 @@ from firmware.drivers.zone_scanner import ZoneScanner
 from firmware.protocol import Frame, FrameFlag
 from firmware.safety import Fence, FenceAction
 from firmware.samples import ImuBatch, ZoneScan
+from firmware.sensing.gyro_scale import GyroScale
 from firmware.sensing.pipeline import SensingPipeline
 
 DRAIN_PERIOD_S = 0.02  # longest FIFO drain period: 4 samples at 200 Hz; the FIFO holds 0.42 s
@@ -86,7 +93,10 @@ class Firmware:
         stored = calibration or load_calibration(state_dir, self.log)
         if stored.imu_clock_span_s > 0.0:
             self.imu.assume_rate(stored.imu_clock_ratio, stored.imu_clock_span_s)
-        self.pipeline = SensingPipeline(config, boot=self.boot_id, first_seq=first_seq)
+        self.pipeline = SensingPipeline(
+            config, boot=self.boot_id, first_seq=first_seq,
+            gyro_scale=GyroScale(stored.gyro_scale,
+                                 min(stored.gyro_scale_weight, SCALE_WEIGHT_CAP)))
         self.calibration_keeper = CalibrationKeeper(state_dir, stored, self.log)
         self.fence = Fence.from_config(config.fence)
         self.frame_sinks: list[FrameSink] = []
@@ -188,12 +198,17 @@ class Firmware:
 
     def calibration(self) -> Calibration:
         """What the roller knows of its parts now (``firmware.calibration``): the IMU's
-        clock as this boot measured it, if over a longer run than the kept one's."""
+        clock as this boot measured it, if over a longer run than the kept one's; the
+        gyro's scale as the odometry knows it (the kept one refined by this boot's)."""
         kept, span = self.calibration_keeper.saved, self.imu.rate_span_s
-        if span <= kept.imu_clock_span_s:
-            return kept
-        return Calibration(imu_clock_ratio=self.imu.rate_ratio, imu_clock_span_s=span,
-                           updated_utc=kept.updated_utc)
+        cal = kept
+        if span > kept.imu_clock_span_s:
+            cal = replace(cal, imu_clock_ratio=self.imu.rate_ratio, imu_clock_span_s=span)
+        scale = self.pipeline.odometry.scale
+        if scale.weight > 0.0:
+            cal = replace(cal, gyro_scale=scale.scale,
+                          gyro_scale_weight=min(scale.weight, SCALE_WEIGHT_CAP))
+        return cal
 
     def battery_pct(self) -> float | None:
         """The battery's state of charge from the fuel gauge, % (None: unknown)."""

@@ -6,20 +6,30 @@ the Pi, ``--state-dir`` in simulation), UTF-8 JSON:
     {"version": 1,
      "imu_clock_ratio": 1.0043,     the IMU's sample clock over the Pi's monotonic clock
      "imu_clock_span_s": 612.0,     the run it was measured over, s
+     "gyro_scale": 0.9712,          the gyro's true turn per counted turn (1: nominal)
+     "gyro_scale_weight": 1.1e5,    its weight, 1/variance (0: not learned)
      "updated_utc": 1765000000.0}
+
+(``gyro_scale`` and ``gyro_scale_weight`` came later within version 1: a file without
+them is a roller that has not learned its gyro's scale; an older firmware ignores them.)
 
 Promises:
 
 - The roller does not assume its IMU's clock is nominal once it has measured it: the
   driver starts its clock mapping (the zone scans' sensor times) from the stored ratio
-  and replaces it with this boot's own once a run is long enough. The gyro's scale is
-  not learned yet (docs/algorithms.md says what was tried and why it is not in).
+  and replaces it with this boot's own once a run is long enough. The odometry starts
+  from the stored gyro scale and refines it as the roller rolls
+  (``firmware.sensing.gyro_scale``; the stored weight counts at most ``SCALE_WEIGHT_CAP``,
+  so a part that changed, warmer or cooler, moves it a quarter of the way or more in
+  each session that learns).
 - Writes are atomic (a temporary file beside it, fsync, rename: ``firmware.files``): a
   power cut leaves the old file or the new one, never half of one. They happen at most
   once a minute, and only when the clock was measured over a clearly longer run or
-  moved by more than 0.05 % (an SD card wears).
+  moved by more than 0.05 %, or the gyro's scale moved by more than 0.05 % or was
+  learned with clearly more weight (an SD card wears).
 - A missing file is a new roller (the datasheets' nominal values). An unreadable,
-  malformed or implausible file (a ratio outside ``CLOCK_LIMITS``) is logged once and
+  malformed or implausible file (a ratio outside ``CLOCK_LIMITS``, a scale outside
+  ``SCALE_LIMITS``) is logged once and
   ignored: it never stops the roller. A full or read-only disk is logged and the roller
   goes on with what it knows in memory.
 """
@@ -40,6 +50,10 @@ FILE_NAME = "calibration.json"
 VERSION = 1
 CLOCK_LIMITS = (0.95, 1.05)
 """Plausible IMU clock ratios (the datasheet's +-1 % with a wide margin)."""
+SCALE_LIMITS = (0.95, 1.05)
+"""Plausible gyro scales (the datasheet's +-3 % sensitivity, +-1 % clock, a margin)."""
+SCALE_WEIGHT_CAP = 3.0 / 0.003**2
+"""The most weight a stored gyro scale keeps (as much as three sessions' fits)."""
 SAVE_EVERY_S = 60.0
 """Least time between two writes, s."""
 
@@ -50,21 +64,28 @@ class Calibration:
 
     imu_clock_ratio: float = 1.0
     imu_clock_span_s: float = 0.0
+    gyro_scale: float = 1.0
+    gyro_scale_weight: float = 0.0
     updated_utc: float = 0.0
 
     @property
     def learned(self) -> bool:
         """True once anything was learned (else: a new roller, the datasheets' priors)."""
-        return self.imu_clock_span_s > 0.0
+        return self.imu_clock_span_s > 0.0 or self.gyro_scale_weight > 0.0
 
     def differs_from(self, other: Calibration) -> bool:
         """Whether ``other`` measured the clock over a clearly longer run, or found it
-        moved by more than 0.05 % (the die warms)."""
+        moved by more than 0.05 % (the die warms), or learned the gyro's scale with
+        clearly more weight or found it moved by more than 0.05 %."""
         return (other.imu_clock_span_s > 1.5 * self.imu_clock_span_s + 10.0
-                or (other.learned and abs(other.imu_clock_ratio - self.imu_clock_ratio) > 5e-4))
+                or (other.imu_clock_span_s > 0.0
+                    and abs(other.imu_clock_ratio - self.imu_clock_ratio) > 5e-4)
+                or other.gyro_scale_weight > 1.5 * self.gyro_scale_weight
+                or (other.gyro_scale_weight > 0.0
+                    and abs(other.gyro_scale - self.gyro_scale) > 5e-4))
 
     def line(self) -> str:
-        """One line for people: ``IMU clock +0.43 % (over 612 s)``."""
+        """One line for people: ``IMU clock +0.43 % (over 612 s), gyro scale -2.10 %``."""
         if not self.learned:
             return "not learned yet (a new roller: the datasheets' nominal values)"
         return self.published().line()
@@ -72,14 +93,19 @@ class Calibration:
     def published(self) -> RollerCalibration:
         """As the CALIBRATION characteristic gives it to a host (docs/protocol.md §8)."""
         limit = RollerCalibration.CLOCK_LIMIT
+        scale_limit = RollerCalibration.SCALE_LIMIT
         return RollerCalibration(min(max(self.imu_clock_ratio - 1.0, -limit), limit),
                                  min(self.imu_clock_span_s, 4e6),
-                                 min(max(self.updated_utc, 0.0), 4e9))
+                                 min(max(self.updated_utc, 0.0), 4e9),
+                                 min(max(self.gyro_scale - 1.0, -scale_limit), scale_limit),
+                                 self.gyro_scale_weight > 0.0)
 
 
 def _plausible(cal: Calibration) -> bool:
     return (CLOCK_LIMITS[0] <= cal.imu_clock_ratio <= CLOCK_LIMITS[1]
-            and math.isfinite(cal.imu_clock_span_s) and cal.imu_clock_span_s >= 0.0)
+            and math.isfinite(cal.imu_clock_span_s) and cal.imu_clock_span_s >= 0.0
+            and SCALE_LIMITS[0] <= cal.gyro_scale <= SCALE_LIMITS[1]
+            and math.isfinite(cal.gyro_scale_weight) and cal.gyro_scale_weight >= 0.0)
 
 
 def load_calibration(state_dir: Path | None, log: logging.Logger | None = None) -> Calibration:

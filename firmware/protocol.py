@@ -1121,17 +1121,29 @@ class RollerCalibration:
         nominal clock; u32 ms on the wire).
     updated_utc: when the roller last stored its calibration, Unix time, s (0: never;
         u32 s on the wire).
-    On the wire (13 bytes) the protocol version comes first, as in ``Status``.
+    gyro_scale_error: the gyro's true turn per counted turn, less 1 (the odometry
+        multiplies every rate by 1 + this); +-0.05 at most, sent in 1e-9 (i32).
+    gyro_scale_learned: the scale was learned (else the nominal 1; u8 on the wire).
+    On the wire (18 bytes) the protocol version comes first, as in ``Status``. A value
+    of 13 bytes (a roller from before the gyro's scale was learned, same version) has
+    no scale: it decodes with the nominal one, not learned.
     """
 
-    _wire: ClassVar[struct.Struct] = struct.Struct("<BiII")
+    _wire: ClassVar[struct.Struct] = struct.Struct("<BiIIiB")
+    _wire_clock: ClassVar[struct.Struct] = struct.Struct("<BiII")
     imu_clock_error: float = 0.0
     imu_clock_span_s: float = 0.0
     updated_utc: float = 0.0
+    gyro_scale_error: float = 0.0
+    gyro_scale_learned: bool = False
 
-    SIZE: ClassVar[int] = 13
+    SIZE: ClassVar[int] = 18
+    SIZE_CLOCK_ONLY: ClassVar[int] = 13
+    """The value's size before the gyro's scale was added (still decoded)."""
     CLOCK_LIMIT: ClassVar[float] = 0.05
     """The largest clock error the value carries (the firmware's plausible range)."""
+    SCALE_LIMIT: ClassVar[float] = 0.05
+    """The largest gyro scale error the value carries (the firmware's plausible range)."""
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.imu_clock_error)
@@ -1144,30 +1156,51 @@ class RollerCalibration:
                                 "u32 ms range")
         if not (math.isfinite(self.updated_utc) and 0.0 <= self.updated_utc <= _U32):
             raise _out_of_range(f"updated_utc {self.updated_utc} outside the u32 s range")
+        if not (math.isfinite(self.gyro_scale_error)
+                and abs(self.gyro_scale_error) <= self.SCALE_LIMIT):
+            raise _out_of_range(f"gyro_scale_error {self.gyro_scale_error} outside "
+                                f"+-{self.SCALE_LIMIT}")
 
     @property
     def learned(self) -> bool:
         """True once the roller has measured anything (else: the datasheets' values)."""
-        return self.imu_clock_span_s > 0.0
+        return self.imu_clock_span_s > 0.0 or self.gyro_scale_learned
 
     def line(self) -> str:
-        """One line for people: ``IMU clock +0.43 % (over 612 s)``."""
+        """One line for people: ``IMU clock +0.43 % (over 612 s), gyro scale -2.10 %``."""
         if not self.learned:
             return "not learned yet (the datasheets' nominal values)"
-        return (f"IMU clock {self.imu_clock_error * 100:+.2f} % "
-                f"(over {self.imu_clock_span_s:.0f} s)")
+        parts = []
+        if self.imu_clock_span_s > 0.0:
+            parts.append(f"IMU clock {self.imu_clock_error * 100:+.2f} % "
+                         f"(over {self.imu_clock_span_s:.0f} s)")
+        if self.gyro_scale_learned:
+            parts.append(f"gyro scale {self.gyro_scale_error * 100:+.2f} %")
+        return ", ".join(parts)
 
     def encode(self) -> bytes:
         """The characteristic value."""
         return self._wire.pack(PROTOCOL_VERSION, round(self.imu_clock_error * 1e9),
                                round(self.imu_clock_span_s * 1000.0),
-                               int(self.updated_utc))
+                               int(self.updated_utc), round(self.gyro_scale_error * 1e9),
+                               1 if self.gyro_scale_learned else 0)
 
     @classmethod
     def decode(cls, data: bytes) -> RollerCalibration:
-        """Parse the characteristic value (ProtocolError if malformed or another version)."""
-        _check_versioned(data, "RollerCalibration", cls.SIZE)
-        _, error_e9, span_ms, updated = cls._wire.unpack(data)
+        """Parse the characteristic value, 18 bytes or the older 13 (ProtocolError if
+        malformed or another version)."""
+        short = len(data) == cls.SIZE_CLOCK_ONLY
+        _check_versioned(data, "RollerCalibration", cls.SIZE_CLOCK_ONLY if short else cls.SIZE)
+        if short:
+            _, error_e9, span_ms, updated = cls._wire_clock.unpack(data)
+            scale_e9, learned = 0, 0
+        else:
+            _, error_e9, span_ms, updated, scale_e9, learned = cls._wire.unpack(data)
         if abs(error_e9) > cls.CLOCK_LIMIT * 1e9:
             raise _malformed(f"IMU clock error {error_e9 / 1e7:+.2f} % is implausible")
-        return cls(error_e9 / 1e9, span_ms / 1000.0, float(updated))
+        if abs(scale_e9) > cls.SCALE_LIMIT * 1e9:
+            raise _malformed(f"gyro scale error {scale_e9 / 1e7:+.2f} % is implausible")
+        if learned > 1:
+            raise _malformed(f"gyro scale learned flag {learned} is neither 0 nor 1")
+        return cls(error_e9 / 1e9, span_ms / 1000.0, float(updated), scale_e9 / 1e9,
+                   bool(learned))

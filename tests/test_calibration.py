@@ -66,3 +66,18 @@ def test_a_disk_that_refuses_is_logged_once_and_the_roller_goes_on(tmp_path, cap
         keeper.offer(Calibration(**{**LEARNED.__dict__, "imu_clock_ratio": 0.99}), keeper.due)
     assert caplog.text.count("cannot store the calibration") == 1
     assert keeper.saved == Calibration()  # still to be written
+
+
+def test_the_keeper_writes_a_newly_learned_or_moved_gyro_scale(tmp_path):
+    keeper = CalibrationKeeper(tmp_path, LEARNED)
+    keeper.offer(LEARNED, 0.0)  # nothing moved
+    assert not (tmp_path / FILE_NAME).exists()
+    scaled = Calibration(**{**LEARNED.__dict__, "gyro_scale": 1.021,
+                            "gyro_scale_weight": 1e5})
+    keeper.offer(scaled, keeper.due)
+    assert load_calibration(tmp_path).gyro_scale == 1.021
+    same = Calibration(**{**scaled.__dict__, "gyro_scale": 1.0212, "gyro_scale_weight": 1.2e5})
+    keeper.offer(same, keeper.due)  # within 0.05 % and not much more weight: no write
+    assert load_calibration(tmp_path).gyro_scale == 1.021
+    keeper.offer(Calibration(**{**same.__dict__, "gyro_scale": 1.024}), keeper.due)
+    assert load_calibration(tmp_path).gyro_scale == 1.024

@@ -791,7 +791,7 @@ def test_a_roller_without_a_readable_calibration_still_connects(tmp_path, value,
 
 
 def test_pair_keeps_the_calibration_and_devices_shows_it(tmp_path, capsys):
-    learned = RollerCalibration(-0.0021, 95.0, 1765000000.0)
+    learned = RollerCalibration(-0.0021, 95.0, 1765000000.0, 0.0215, True)
     data, keys = tmp_path / "data", str(tmp_path / "keys.json")
     out = io.StringIO()
 
@@ -804,13 +804,16 @@ def test_pair_keeps_the_calibration_and_devices_shows_it(tmp_path, capsys):
             assert code == 0
 
     run(test)
-    assert "its calibration: IMU clock -0.21 % (over 95 s)" in out.getvalue()
+    assert ("its calibration: IMU clock -0.21 % (over 95 s), gyro scale +2.15 %"
+            in out.getvalue())
     from host.cli import main as main_cli
 
     capsys.readouterr()
     assert main_cli.main(["devices", "--data-dir", str(data)]) == 0
-    assert "  calibration: IMU clock -0.21 % (over 95 s) (read 20" in capsys.readouterr().out
+    assert ("  calibration: IMU clock -0.21 % (over 95 s), gyro scale +2.15 % (read 20"
+            in capsys.readouterr().out)
     assert main_cli.main(["devices", "--json", "--data-dir", str(data)]) == 0
     (row,) = json.loads(capsys.readouterr().out)
     assert row["calibration"]["imu_clock_error"] == pytest.approx(-0.0021)
+    assert row["calibration"]["gyro_scale_error"] == pytest.approx(0.0215)
     assert row["calibration"]["imu_clock_span_s"] == 95.0 and row["calibration"]["learned"]

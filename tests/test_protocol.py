@@ -649,10 +649,24 @@ def test_status_says_when_the_battery_is_low_or_unknown():
 def test_the_calibration_value_round_trips_with_its_layout():
     cal = p.RollerCalibration(0.0043, 612.25, 1765000000.0)
     data = cal.encode()
-    assert len(data) == p.RollerCalibration.SIZE == 13 and data[0] == p.PROTOCOL_VERSION
-    assert data == struct.pack("<BiII", 1, 4_300_000, 612_250, 1765000000)
+    assert len(data) == p.RollerCalibration.SIZE == 18 and data[0] == p.PROTOCOL_VERSION
+    assert data == struct.pack("<BiIIiB", 1, 4_300_000, 612_250, 1765000000, 0, 0)
     assert p.RollerCalibration.decode(data) == cal
     assert cal.learned and cal.line() == "IMU clock +0.43 % (over 612 s)"
+    scaled = p.RollerCalibration(0.0043, 612.25, 1765000000.0, -0.021, True)
+    data = scaled.encode()
+    assert data[13:] == struct.pack("<iB", -21_000_000, 1)
+    assert p.RollerCalibration.decode(data) == scaled
+    assert scaled.line() == "IMU clock +0.43 % (over 612 s), gyro scale -2.10 %"
+    only_scale = p.RollerCalibration(gyro_scale_error=0.012, gyro_scale_learned=True)
+    assert only_scale.learned and only_scale.line() == "gyro scale +1.20 %"
+
+
+def test_the_older_13_byte_calibration_value_still_decodes_without_a_scale():
+    old = struct.pack("<BiII", 1, 4_300_000, 612_250, 1765000000)
+    cal = p.RollerCalibration.decode(old)
+    assert cal == p.RollerCalibration(0.0043, 612.25, 1765000000.0)
+    assert not cal.gyro_scale_learned and cal.gyro_scale_error == 0.0
     slow = p.RollerCalibration.decode(p.RollerCalibration(-0.0125, 30.0).encode())
     assert slow.imu_clock_error == pytest.approx(-0.0125) and slow.updated_utc == 0.0
     new = p.RollerCalibration()
@@ -662,8 +676,11 @@ def test_the_calibration_value_round_trips_with_its_layout():
 @pytest.mark.parametrize("data, words", [
     (b"", "empty"),
     (bytes([2]) + bytes(12), "version 2"),
-    (bytes([1]) + bytes(11), "13 bytes"),
+    (bytes([1]) + bytes(11), "18 bytes"),
+    (bytes([1]) + bytes(14), "18 bytes"),
     (struct.pack("<BiII", 1, 60_000_000, 1000, 0), "implausible"),
+    (struct.pack("<BiIIiB", 1, 0, 1000, 0, 60_000_000, 1), "implausible"),
+    (struct.pack("<BiIIiB", 1, 0, 1000, 0, 0, 2), "neither 0 nor 1"),
 ])
 def test_a_bad_calibration_value_is_one_protocol_error(data, words):
     with pytest.raises(ProtocolError) as info:
@@ -673,6 +690,7 @@ def test_a_bad_calibration_value_is_one_protocol_error(data, words):
 
 def test_a_calibration_out_of_range_cannot_be_built():
     for kwargs in ({"imu_clock_error": 0.06}, {"imu_clock_error": math.nan},
-                   {"imu_clock_span_s": -1.0}, {"updated_utc": 2.0**33}):
+                   {"imu_clock_span_s": -1.0}, {"updated_utc": 2.0**33},
+                   {"gyro_scale_error": 0.06}, {"gyro_scale_error": math.inf}):
         with pytest.raises(ProtocolError):
             p.RollerCalibration(**kwargs)

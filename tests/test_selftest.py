@@ -109,6 +109,11 @@ def test_selftest_shows_what_the_roller_has_learned(tmp_path):
     save_calibration(tmp_path, Calibration(imu_clock_ratio=0.9957, imu_clock_span_s=900.0))
     calib = selftest(state_dir=tmp_path)[-1]
     assert calib.part == "calib" and calib.ok and "-0.43 %" in calib.detail
+    assert "gyro scale" not in calib.detail  # not learned: not shown
+    save_calibration(tmp_path, Calibration(imu_clock_ratio=0.9957, imu_clock_span_s=900.0,
+                                           gyro_scale=1.0312, gyro_scale_weight=1e5))
+    calib = selftest(state_dir=tmp_path)[-1]
+    assert calib.ok and calib.detail.endswith("gyro scale +3.12 %")
     (tmp_path / FILE_NAME).write_text("{torn")
     calib = selftest(state_dir=tmp_path)[-1]
     assert calib.ok and calib.warning and "ignoring" in calib.detail

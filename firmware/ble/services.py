@@ -74,7 +74,7 @@ class RollerGatt:
     write_control: handles a CONTROL write (the response goes out by indication).
     battery_pct: the battery level, % (0..100).
     info: Device Information strings (``info`` may be replaced later: read at each read).
-    read_calibration: the CALIBRATION value (13 bytes, ``RollerCalibration``).
+    read_calibration: the CALIBRATION value (18 bytes, ``RollerCalibration``).
     """
 
     def __init__(self, guard: Guard, read_status: Callable[[], bytes],

@@ -34,6 +34,7 @@ import numpy as np
 from firmware.config import ImuConfig, RollerConfig
 from firmware.sensing.gyro_check import GyroCheck
 from firmware.sensing.gyro_offset import GyroOffset
+from firmware.sensing.gyro_scale import GyroScale
 
 G = 9.80665
 CLIP_BACK_RAD = 0.2  # gravity behind a clipped gyro by more than this is not the angle
@@ -120,8 +121,8 @@ class Odometry:
     """
 
     def __init__(self, roller: RollerConfig, imu: ImuConfig, *,
-                 angle_time_constant_s: float = 3.0, offset_time_constant_s: float = 60.0
-                 ) -> None:
+                 angle_time_constant_s: float = 3.0, offset_time_constant_s: float = 60.0,
+                 scale: GyroScale | None = None) -> None:
         self.axis, self.in1, self.in2 = _AXES[imu.roller_axis]
         self.sign = float(imu.roller_axis_sign)
         self.radius = roller.diameter_m / 2.0
@@ -133,6 +134,8 @@ class Odometry:
         self.check = GyroCheck()  # do the gyro and gravity agree?
         self._time = 0.0  # the batches' spans and gaps so far, s
         self.gravity = GravityFit()
+        self.scale = scale or GyroScale()  # the gyro's scale (true turn per counted turn)
+        self._gamma = 0.0  # the gyro's own turn at the nominal scale, rad
         self.theta = 0.0  # gyro-integrated angle, rad (unwrapped)
         self.correction: float | None = None  # absolute angle = theta + correction, rad
         self.trim = 0.0  # residual gyro offset from gravity, rad/s
@@ -192,10 +195,14 @@ class Odometry:
         theta0 = theta = self.theta
         thetas = []
         bias = sign * offset + trim  # rate = sign * g - bias
+        scale = self.scale.scale
+        step_dt = dt * scale
         for g in rates:
-            theta += (sign * g - bias) * dt
+            theta += (sign * g - bias) * step_dt
             thetas.append(theta)
-        rate = sign * (rates[-1] - offset) - trim
+        gamma0 = self._gamma
+        self._gamma = gamma0 + (theta - theta0) / scale
+        rate = (sign * (rates[-1] - offset) - trim) * scale
         omega = (theta - theta0) / span
         # (over a gap the rate before it says little: the roller may have stopped and
         # gone on, so the change is spread over the time lost as well)
@@ -242,12 +249,13 @@ class Odometry:
             # by the old one since the zero, so it moves by the difference times the
             # time (each batch's by its rolling radius) until gravity began to steer
             # the position (from then on gravity has held it, the offset or not).
-            position0 -= sign * (off.offset - offset) * self._turn_time
+            position0 -= sign * (off.offset - offset) * scale * self._turn_time
         magnitude = math.hypot(a1 - b1, a2 - b2)
         weight = max(0.0, 1.0 - abs(magnitude - G) / (0.05 * G))
         self._time += span + gap_s
         if gap_s > 0.0 or clipped or lost or not off.calibrated:
             self.check.restart()
+            self.scale.cut()
         elif abs(math.hypot(a1, a2) - G) < CHECK_MAGNITUDE * G:
             # Gravity as read (the zero-g fit is referenced to the gyro: a wrong gyro
             # bends it; the offsets' few degrees do not matter to this check).
@@ -287,6 +295,11 @@ class Odometry:
                 # Until the zero-g offsets are known, gravity steers the angle but not
                 # the position (which then rests on the gyro alone).
                 step = 0.0
+        if off.calibrated and not self._lost and not gap_s \
+                and abs(math.hypot(a1, a2) - G) < TILT_MAGNITUDE * G:
+            # (its own fit takes the accelerometer's gains and offsets: a part whose
+            # gravity reads 4 % strong, which the filter above weights down, still counts)
+            self.scale.add(self._time, 0.5 * (gamma0 + self._gamma), a1, a2, rate)
         self._batches += 1
         if self._batches % 25 == 0:
             self.gravity.solve()

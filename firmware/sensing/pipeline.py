@@ -13,6 +13,7 @@ from firmware.config import Config
 from firmware.protocol import Frame, FrameFlag
 from firmware.samples import ImuBatch, ZoneScan
 from firmware.sensing.gyro_offset import GYRO_STARTUP_S
+from firmware.sensing.gyro_scale import GyroScale
 from firmware.sensing.load import FsrHysteresis, ZoneLoads
 from firmware.sensing.odometry import G, Odometry
 
@@ -48,12 +49,15 @@ class SensingPipeline:
     boot: this firmware run's boot id (stamped on every frame).
     first_seq: sequence number of the first frame (continues the journal's numbering
         across restarts, so a host never sees one seq twice).
+    gyro_scale: the gyro's scale to start from and refine (a stored calibration's;
+        default: a new roller's, nominal until learned).
     """
 
-    def __init__(self, config: Config, *, boot: int = 0, first_seq: int = 0) -> None:
+    def __init__(self, config: Config, *, boot: int = 0, first_seq: int = 0,
+                 gyro_scale: GyroScale | None = None) -> None:
         self.config = config
         self.boot = boot
-        self.odometry = Odometry(config.roller, config.imu)
+        self.odometry = Odometry(config.roller, config.imu, scale=gyro_scale)
         self.loads = ZoneLoads(config.zones, config.adc.full_scale_v)
         self.hysteresis = FsrHysteresis(config.zones.count)
         self.decimation = round(config.imu.sample_rate_hz / config.frames.rate_hz)

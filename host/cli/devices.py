@@ -118,6 +118,7 @@ def _calibration_row(device: Device) -> dict[str, object] | None:
         return {**row, "line": f"unreadable ({error})"}
     return {**row, "line": cal.line(), "learned": cal.learned,
             "imu_clock_error": cal.imu_clock_error, "imu_clock_span_s": cal.imu_clock_span_s,
+            "gyro_scale_error": cal.gyro_scale_error if cal.gyro_scale_learned else None,
             "updated_utc": iso_utc(cal.updated_utc) if cal.updated_utc else None}
 
 
