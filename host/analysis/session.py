@@ -153,8 +153,9 @@ class SessionAnalyzer:
         self.calibrated_at: float | None = None
         self.anchored_until = -math.inf
         """Sensor time (s) up to which the landmarks alone hold the place on the back
-        within ``LEARN_SD_M``: the calibration's two landmarks, then slip; an IMU gap
-        or a reboot ends it."""
+        within ``LEARN_SD_M``: the calibration's two landmarks, then slip; a long IMU
+        gap (``LONG_GAP_S``) or a reboot ends it (a short one the roller bridged does
+        not: its error is bounded)."""
         self.segmenter = segmenter
         self.zeroed = False
         """Whether the roller's zero of this boot was seen (``ZEROED``: its first contact):
@@ -257,7 +258,9 @@ class SessionAnalyzer:
         tracker = self.tracker
         due_l, fresh_l, reboot_l, gap_l = due.tolist(), fresh.tolist(), reboot.tolist(), \
             gap.tolist()
-        clipped_l, untracked_l = clipped.tolist(), untracked.tolist()
+        # A gap long enough to hide more than half a turn (once, when the roller is back)
+        long_l = (gap & (untracked > LONG_GAP_S) & ((f_a & _HELD) == 0)).tolist()
+        clipped_l = clipped.tolist()
         taught = 0  # first frame of the batch not yet taught to the signature
         switch = n  # the frame from which the calibrated policy holds (a calibration's)
         parts: list[Estimates] = []  # estimates of frames 0..taught-1
@@ -265,7 +268,7 @@ class SessionAnalyzer:
             t, p, fl = t_l[i], p_l[i], f_l[i]
             before = p_l[i - 1] if i else (last[3] if last else math.nan)
             changed = False
-            if reboot_l[i] or gap_l[i]:
+            if reboot_l[i] or long_l[i]:  # (a gap the roller bridged keeps the place)
                 self.anchored_until = min(self.anchored_until, t)
             if reboot_l[i]:
                 tracker = self.tracker = None  # the roller rebooted: its zero is gone
@@ -276,9 +279,8 @@ class SessionAnalyzer:
                 if fl & _ZEROED and before == before:
                     tracker.shift(before, t)
                     changed = True
-                long_gap = gap_l[i] and untracked_l[i] > LONG_GAP_S
                 changed |= tracker.diffuse(
-                    t, GAP_DOUBT_M**2 if clipped_l[i] or long_gap else 0.0)
+                    t, GAP_DOUBT_M**2 if clipped_l[i] or long_l[i] else 0.0)
                 if gap_l[i]:
                     tracker.bridge(t, BRIDGE_SD_M)
                     changed = True
