@@ -223,7 +223,7 @@ class SpineTracker:
 
     def bridge(self, t: float, sd_m: float) -> None:
         """An IMU gap at ``t`` (s) that the roller bridged from gravity's absolute angle:
-        its position is off by up to ``sd_m`` (1 SD, m), an error that does not add up
+        its position is off by an error of ``sd_m`` (1 SD, m) that does not add up
         over gaps (gravity's angle is absolute): it is set to the larger of ``sd_m`` and
         what is left of the last gap's, and fades with ``RELOCK_S``. ``b`` is not
         touched."""
@@ -405,8 +405,10 @@ def _evaluate(snapshots: list[Snapshot], sid: np.ndarray, p: np.ndarray, t: np.n
         gap_sd = np.sqrt(gap_var)
 
         def spread(value: np.ndarray) -> np.ndarray:
-            """P(b + e >= value), e the gap's error (Gauss-Hermite, 3 nodes)."""
-            return sum(w * beyond(value - z * gap_sd) for z, w in _NODES)
+            """P(b + e >= value), e the gap's error (``_spread``)."""
+            mid = beyond(value)
+            return mid + _SIDE_WEIGHT * (beyond(value - _SIDE * gap_sd) - mid
+                                         + beyond(value + _SIDE * gap_sd) - mid)
     else:
         spread = beyond
     below = spread(edges[:, 3] - pp - shift)
@@ -417,8 +419,12 @@ def _evaluate(snapshots: list[Snapshot], sid: np.ndarray, p: np.ndarray, t: np.n
     return out
 
 
-_NODES = ((0.0, 2.0 / 3.0), (-math.sqrt(3.0), 1.0 / 6.0), (math.sqrt(3.0), 1.0 / 6.0))
-"""Gauss-Hermite nodes (in SD) and weights of the expectation over a normal error."""
+_SIDE, _SIDE_WEIGHT = math.sqrt(3.0), 1.0 / 6.0
+"""The expectation over a normal error of SD s (a gap's bridging error) by Gauss-Hermite
+with three nodes: 2/3 at 0, 1/6 at +-sqrt(3) s; written as the middle value plus the
+sides' differences from it, so that with s = 0 it is the middle value exactly."""
+
+
 FEW = 16
 """Up to this many frames ``evaluate`` works frame by frame (numpy's per-call cost
 outweighs its speed for a handful of values)."""
@@ -431,6 +437,15 @@ def _beyond(ext: list[float], grid0: float, value: float) -> float:
     i = min(int(x), cells - 1)
     before, here = ext[i], ext[i + 1]
     return min(max(1.0 - before - (here - before) * (x - i), 0.0), 1.0)
+
+
+def _spread(ext: list[float], grid0: float, value: float, sd: float) -> float:
+    """P(b + e >= value) from ``ext`` = [0, *cdf], e a normal error of SD ``sd`` (m)."""
+    mid = _beyond(ext, grid0, value)
+    if not sd:
+        return mid
+    return mid + _SIDE_WEIGHT * (_beyond(ext, grid0, value - _SIDE * sd) - mid
+                                 + _beyond(ext, grid0, value + _SIDE * sd) - mid)
 
 
 def _evaluate_few(snapshots: list[Snapshot], sid: list[int], p: list[float], t: list[float],
@@ -453,11 +468,9 @@ def _evaluate_few(snapshots: list[Snapshot], sid: list[int], p: list[float], t: 
         out.region[k] = max(range(5), key=probs.__getitem__)
         gap_var = snap.gap_var_at(t[k])
         gap_sd = math.sqrt(gap_var)
-        out.p_below_ribs[k] = sum(w * _beyond(ext, g0, e[3] - pk - sh - z * gap_sd)
-                                  for z, w in _NODES) if gap_var else \
-            (_beyond(ext, g0, e[3] - pk - sh) if sh else b3)
-        out.p_near[k] = sum(w * _beyond(ext, g0, e[3] - approach_m - pk - sh - z * gap_sd)
-                            for z, w in _NODES)
+        out.p_below_ribs[k] = _spread(ext, g0, e[3] - pk - sh, gap_sd) if sh or gap_sd \
+            else b3
+        out.p_near[k] = _spread(ext, g0, e[3] - approach_m - pk - sh, gap_sd)
         out.back_m[k] = back
         out.sd_m[k] = math.sqrt(snap.var + max(t[k] - snap.t, 0.0) * SLIP_DIFFUSION_M2_S
                                 + gap_var)
