@@ -229,6 +229,44 @@ def test_a_clipped_gyro_adds_doubt_but_does_not_break_a_stroke():
         (s.start_t, s.end_t) for s in clean.strokes]
 
 
+def _still_session(seconds, gap_every_s=None, hold=None):
+    """Frames at 50 Hz of a roller lying still under a body; every ``gap_every_s`` one
+    frame's samples are lost (the next one flagged ``IMU_GAP``, as the roller bridges a
+    broken FIFO read); ``hold`` = (from s, to s): the IMU gives nothing (``IMU_FAULT``
+    frames, the position held), then a gap."""
+    out, seq, t, lost = [], 0, 0.0, False
+    gap, fault = int(FrameFlag.IMU_GAP), int(FrameFlag.IMU_FAULT)
+    next_gap = gap_every_s if gap_every_s else math.inf
+    while t < seconds:
+        flags = C | (int(FrameFlag.ZEROED) if seq == 0 else 0) | (gap if lost else 0)
+        held = hold is not None and hold[0] <= t < hold[1]
+        out.append(frame(seq, t, 0.0, flags | (fault if held else 0)))
+        lost = held  # the frame after held ones comes with IMU_GAP
+        seq += 1
+        t = round(t + 0.02, 6)
+        if t >= next_gap:  # a broken read: one frame's samples lost
+            t, next_gap, lost = round(t + 0.02, 6), next_gap + gap_every_s, True
+    return out
+
+
+def test_short_gaps_the_roller_bridged_do_not_add_up_but_a_long_one_does():
+    user = UserModel(stature_m=1.70)
+    clean, _ = analyze(_still_session(300.0), user)
+    gaps, _ = analyze(_still_session(300.0, gap_every_s=2.0), user)
+    sd_clean, sd_gaps = clean.estimates.sd_m, gaps.estimates.sd_m
+    assert sum(bool(f & FrameFlag.IMU_GAP) for f in gaps.frames.flags) >= 140
+    # 149 gaps: with 5 mm each added up the SD would be 60 mm wider; bridged from
+    # gravity's absolute angle, the doubt stays the last gap's.
+    bound = math.sqrt(sd_clean[-1] ** 2 + session_mod.BRIDGE_SD_M**2)
+    assert sd_gaps[-1] <= bound + 1e-4
+    assert sd_gaps[-1] > sd_clean[-1] + 1e-4  # a gap's doubt while it lasts
+    # A second of the IMU lost: the roller may have turned more than gravity can tell.
+    held, _ = analyze(_still_session(300.0, hold=(100.0, 101.0)), user)
+    sd_held = held.estimates.sd_m
+    assert sd_held[-1] ** 2 == pytest.approx(sd_clean[-1] ** 2 + session_mod.GAP_DOUBT_M**2,
+                                             rel=0.02)  # once, when the roller is back
+
+
 @pytest.fixture(scope="module")
 def calibrated_frames():
     sc = scenario_from_table({"session": {"duration_s": 90.0},
@@ -331,13 +369,19 @@ def test_only_frames_the_landmarks_anchor_teach_the_signature(calibrated_frames)
     taught = whole.learned_model().signature.count.sum()
     in_window = sum(cal <= f.t < whole.anchored_until for f in frames)
     assert 0 < taught <= in_window
-    # A gap of lost frames 5 s after the calibration ends the window there.
+    # A short gap 5 s after the calibration (3 frames lost, bridged from gravity by the
+    # roller) keeps the place: the window goes on. One longer than LONG_GAP_S (more
+    # than half a turn may hide in it) ends the window there.
     cut = next(k for k, f in enumerate(frames) if f.t > cal + 5.0)
-    gapped = frames[:cut] + frames[cut + 3:]
+    _, bridged = analyze(frames[:cut] + frames[cut + 3:], user)
+    assert bridged.anchored_until == whole.anchored_until
+    back = next(k for k, f in enumerate(frames)
+                if f.t > frames[cut].t + session_mod.LONG_GAP_S + 0.1)
+    gapped = frames[:cut] + frames[back:]
     _, broken = analyze(gapped, user)
-    assert broken.anchored_until == pytest.approx(frames[cut + 3].t)
+    assert broken.anchored_until == pytest.approx(frames[back].t)
     assert broken.learned_model().signature.count.sum() <= sum(
-        cal <= f.t < frames[cut + 3].t for f in gapped)
+        cal <= f.t < frames[back].t for f in gapped)
 
 
 def test_zone_loads_an_adc_holds_are_no_look_at_the_back(calibrated_frames):

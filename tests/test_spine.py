@@ -15,6 +15,7 @@ from host.analysis.signature import (
 )
 from host.analysis.spine import (
     GRID_STEP_M,
+    RELOCK_S,
     SLIP_DIFFUSION_M2_S,
     SpineTracker,
     evaluate,
@@ -150,6 +151,35 @@ def test_landmark_pins_the_zero_and_slip_widens_it_again():
     assert sd0 == pytest.approx((1 / 0.03**2 + 1 / 0.004**2) ** -0.5, rel=0.05)
     tracker.diffuse(100.0)
     assert tracker.sd_m**2 == pytest.approx(sd0**2 + 100 * SLIP_DIFFUSION_M2_S, rel=0.05)
+
+
+def test_a_bridged_gap_is_a_bounded_error_that_fades_and_spreads_the_warning():
+    fence = BODY.rib_cage_end_m
+    tracker = SpineTracker(BODY, prior_mean_m=fence - 0.10, prior_sd_m=0.004)
+    sd_b = tracker.sd_m
+    for k in range(100):  # a gap every 2 s: the last one's error, not their sum
+        tracker.diffuse(2.0 * k)  # slip, as the session does at every gap
+        tracker.bridge(2.0 * k, 0.005)
+    t = 198.0
+    snaps = [tracker.snapshot]
+    at = evaluate(snaps, np.zeros(3, np.intp), np.full(3, 0.10),
+                  np.array([t, t + RELOCK_S, t + 10 * RELOCK_S]))
+    slip = t * SLIP_DIFFUSION_M2_S
+    assert tracker.snapshot.var == pytest.approx(sd_b**2 + slip, rel=0.02)  # b: slip only
+    var_b = tracker.snapshot.var
+    assert at.sd_m[0] ** 2 == pytest.approx(var_b + 0.005**2, rel=1e-6)
+    assert at.sd_m[1] ** 2 == pytest.approx(
+        var_b + RELOCK_S * SLIP_DIFFUSION_M2_S + (0.005 / math.e) ** 2, rel=1e-6)
+    # At the ribs' end P(below) is 1/2 either way; 6 mm above it the gap's error makes
+    # a crossing more likely, as a normal of the joint SD says.
+    near = evaluate(snaps, np.zeros(1, np.intp), np.array([0.094]), np.array([t]))
+    sd = math.sqrt(var_b + 0.005**2)
+    assert near.p_below_ribs[0] == pytest.approx(0.5 * math.erfc(0.006 / sd / math.sqrt(2)),
+                                                 abs=0.02)
+    assert near.p_below_ribs[0] > tracker.estimate(0.094, t=t + 30 * RELOCK_S).p_below_ribs
+    few = [tracker.estimate(0.094, t=x) for x in (t, t + RELOCK_S)]  # frame by frame
+    assert few[0].p_below_ribs == pytest.approx(near.p_below_ribs[0], abs=1e-9)
+    assert few[1].sd_m == pytest.approx(at.sd_m[1], rel=1e-9)
 
 
 def test_shift_follows_a_re_zero():

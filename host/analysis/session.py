@@ -62,8 +62,17 @@ from host.analysis.spine import (
 from host.analysis.warnings import Cue, Warner, WarningPolicy, roller_fence
 
 GAP_DOUBT_M = 0.005
-"""Extra doubt about the roller's place after an IMU gap (its position is rebuilt from
-gravity) or a batch in which the gyro clipped (``IMU_CLIPPED``), 1 SD, m."""
+"""Doubt about the roller's place on the back for good (``SpineTracker.diffuse``), 1 SD,
+m: after a batch in which the gyro clipped (``IMU_CLIPPED``), and after an IMU gap
+longer than ``LONG_GAP_S``."""
+BRIDGE_SD_M = 0.005
+"""The error of the roller's position after an IMU gap it bridged from gravity's
+absolute angle, 1 SD, m: bounded, it does not add up over gaps
+(``SpineTracker.bridge``)."""
+LONG_GAP_S = 0.5
+"""An IMU gap (the time since the last tracked frame, s) longer than this may have
+hidden more than half a turn of the roller (220 mm on 7 cm of radius, at the fastest
+strokes' 0.35-0.45 m/s), which gravity's angle cannot tell: its doubt is for good."""
 LEARN_SD_M = 0.010
 """Frames teach the signature only while the place on the back is this sure (1 SD), m,
 by the calibration's landmarks and odometry alone (``SessionAnalyzer.anchored_until``):
@@ -76,7 +85,9 @@ HISTORY = 160
 
 _CONTACT = int(FrameFlag.IN_CONTACT)
 _FAULT = int(FrameFlag.IMU_FAULT | FrameFlag.IMU_INCONSISTENT)  # not tracked
-_LOST_TURN = int(FrameFlag.IMU_GAP | FrameFlag.IMU_CLIPPED)  # the position missed some rotation
+_GAP = int(FrameFlag.IMU_GAP)  # samples lost: the roller bridged them from gravity
+_CLIPPED = int(FrameFlag.IMU_CLIPPED)  # the gyro clipped: the turn beyond it from gravity
+_HELD = int(FrameFlag.IMU_FAULT)  # the position held, not tracked
 _STALE_LOAD = int(FrameFlag.ADC_FAULT | FrameFlag.LOAD_STALE)  # zone loads held, not measured
 _ZEROED = int(FrameFlag.ZEROED)
 _BUTTON = int(FrameFlag.BUTTON)
@@ -142,8 +153,9 @@ class SessionAnalyzer:
         self.calibrated_at: float | None = None
         self.anchored_until = -math.inf
         """Sensor time (s) up to which the landmarks alone hold the place on the back
-        within ``LEARN_SD_M``: the calibration's two landmarks, then slip; an IMU gap
-        or a reboot ends it."""
+        within ``LEARN_SD_M``: the calibration's two landmarks, then slip; a long IMU
+        gap (``LONG_GAP_S``) or a reboot ends it (a short one the roller bridged does
+        not: its error is bounded)."""
         self.segmenter = segmenter
         self.zeroed = False
         """Whether the roller's zero of this boot was seen (``ZEROED``: its first contact):
@@ -157,6 +169,7 @@ class SessionAnalyzer:
         self._last: tuple[int, int, float, float] | None = None  # boot, seq, t, position
         self._fence_sent: tuple[float, float] | None = None  # (position m, at t s)
         self._fault_since: float | None = None
+        self._tracked: tuple[int, float] | None = None  # boot, t of the last tracked frame
         self._history = (deque(maxlen=HISTORY), deque(maxlen=HISTORY), deque(maxlen=HISTORY))
         """(t, position, flags) of the last frames fed, for the calibration's hold check."""
         self._learn_rows: list[list[float]] = [[], [], []]  # level, spread, peakedness
@@ -213,8 +226,10 @@ class SessionAnalyzer:
         prev_boot = np.concatenate([[last[0] if last else -1], cols.boot[:-1]])
         prev_seq = np.concatenate([[last[1] if last else -2], cols.seq[:-1]])
         reboot = (cols.boot != prev_boot) & (prev_boot != -1) if last else np.zeros(n, bool)
-        gap = ((f_a & _LOST_TURN) != 0) | ((cols.seq != prev_seq + 1) & (prev_boot != -1))
-        structural = reboot | gap | ((f_a & (_ZEROED | _BUTTON)) != 0)
+        gap = ((f_a & _GAP) != 0) | ((cols.seq != prev_seq + 1) & (prev_boot != -1))
+        clipped = (f_a & _CLIPPED) != 0
+        untracked = self._untracked_s(cols)
+        structural = reboot | gap | clipped | ((f_a & (_ZEROED | _BUTTON)) != 0)
         # The first usable frame when there is no tracker (at the start, after a reboot),
         # once the boot's zero is seen: with no anchor the place on the back is unknown.
         fresh = np.zeros(n, bool)
@@ -243,6 +258,9 @@ class SessionAnalyzer:
         tracker = self.tracker
         due_l, fresh_l, reboot_l, gap_l = due.tolist(), fresh.tolist(), reboot.tolist(), \
             gap.tolist()
+        # A gap long enough to hide more than half a turn (once, when the roller is back)
+        long_l = (gap & (untracked > LONG_GAP_S) & ((f_a & _HELD) == 0)).tolist()
+        clipped_l = clipped.tolist()
         taught = 0  # first frame of the batch not yet taught to the signature
         switch = n  # the frame from which the calibrated policy holds (a calibration's)
         parts: list[Estimates] = []  # estimates of frames 0..taught-1
@@ -250,7 +268,7 @@ class SessionAnalyzer:
             t, p, fl = t_l[i], p_l[i], f_l[i]
             before = p_l[i - 1] if i else (last[3] if last else math.nan)
             changed = False
-            if reboot_l[i] or gap_l[i]:
+            if reboot_l[i] or long_l[i]:  # (a gap the roller bridged keeps the place)
                 self.anchored_until = min(self.anchored_until, t)
             if reboot_l[i]:
                 tracker = self.tracker = None  # the roller rebooted: its zero is gone
@@ -261,7 +279,11 @@ class SessionAnalyzer:
                 if fl & _ZEROED and before == before:
                     tracker.shift(before, t)
                     changed = True
-                changed |= tracker.diffuse(t, GAP_DOUBT_M**2 if gap_l[i] else 0.0)
+                changed |= tracker.diffuse(
+                    t, GAP_DOUBT_M**2 if clipped_l[i] or long_l[i] else 0.0)
+                if gap_l[i]:
+                    tracker.bridge(t, BRIDGE_SD_M)
+                    changed = True
             elif fresh_l[i]:
                 tracker = self.tracker = self._start_tracker(p, t)
                 changed = True
@@ -313,6 +335,25 @@ class SessionAnalyzer:
             self._strokes(cols, out)
         for column, values in zip(self._history, (t_l, p_l, f_l), strict=True):
             column.extend(values)
+
+    def _untracked_s(self, cols: FrameColumns) -> np.ndarray:
+        """(n,) s: per frame, the time since the last tracked frame of its boot before
+        it (one not ``IMU_FAULT``: the position held), 0 for the first of a boot; for a
+        gap frame, how long the roller was not followed."""
+        held = (cols.flags & _HELD) != 0
+        n = len(cols)
+        idx = np.arange(n)
+        last = np.where(~held, idx, -1)
+        before = np.concatenate([[-1], np.maximum.accumulate(last)[:-1]])
+        prev_t = np.where(before >= 0, cols.t[np.maximum(before, 0)], np.nan)
+        prev_boot = np.where(before >= 0, cols.boot[np.maximum(before, 0)], -1)
+        if self._tracked is not None:
+            prev_t = np.where(before >= 0, prev_t, self._tracked[1])
+            prev_boot = np.where(before >= 0, prev_boot, self._tracked[0])
+        if (~held).any():
+            k = int(np.flatnonzero(~held)[-1])
+            self._tracked = (int(cols.boot[k]), float(cols.t[k]))
+        return np.where(prev_boot == cols.boot, np.nan_to_num(cols.t - prev_t), 0.0)
 
     def _estimates(self, cols: FrameColumns, sid: np.ndarray, snaps: list[Snapshot]
                    ) -> Estimates:

@@ -19,7 +19,13 @@ random walk), and a re-zero moves it by the jump in ``p``.
   when the roller enters a new ``LOOK_TRAVEL_M`` cell of its position (or a new
   ``LOOK_EVERY_S`` cell of time: ``look_due``) and counts with the weight
   ``LOOK_WEIGHT``;
-- slip: the probability diffuses by ``SLIP_DIFFUSION_M2_S``.
+- slip: the probability diffuses by ``SLIP_DIFFUSION_M2_S``;
+- an IMU gap the roller bridged from gravity's absolute angle (``SpineTracker.bridge``):
+  the roller's position is off by a bounded error that does not add up over gaps (the
+  next gap's error replaces it, it fades as gyro and gravity re-lock), so it is kept
+  apart from ``b``: ``evaluate`` spreads P(below) and the SD by it; a gap long enough
+  for the roller to have turned more than gravity can tell is doubt about ``b`` itself
+  (``diffuse``), for good.
 
 A second belief, the guard (``SpineTracker.guard``), takes everything but the signature:
 the prior, the landmarks, odometry (re-zeros) and slip. The signature may be learned in
@@ -61,6 +67,9 @@ LOOK_WEIGHT = 0.2
 under the roller, the same lying position), so they must not count as independent."""
 LANDMARK_SD_M = 0.008
 """How well a person holds a calibration landmark (felt through the back), 1 SD, m."""
+RELOCK_S = 3.0
+"""Time constant over which a gap's bridging error fades (1 SD), s: the roller's angle
+follows gravity's with this time constant (docs/algorithms.md, roll odometry step 5)."""
 MIN_WEIGHT = 1e-12
 """Floor of a grid probability after an update: no place is ever ruled out for good."""
 
@@ -78,7 +87,9 @@ class Snapshot:
     ``SLIP_DIFFUSION_M2_S`` per second after ``t``). t: sensor time of the update, s.
     body: the spine model then. edges_back: the region edges on the back, m from C7
     (``EDGE_LEVELS``). guard: the signature-free belief at the same moment (None in
-    the guard's own snapshots, and where there is none).
+    the guard's own snapshots, and where there is none). gap_var, gap_t: the bounded
+    error of the roller's position left by the last IMU gap (``SpineTracker.bridge``),
+    m^2 at sensor time gap_t (s); its SD fades with ``RELOCK_S`` after it.
     """
 
     grid0: float
@@ -89,6 +100,14 @@ class Snapshot:
     body: BodyModel
     edges_back: tuple[float, ...]
     guard: Snapshot | None = None
+    gap_var: float = 0.0
+    gap_t: float = 0.0
+
+    def gap_var_at(self, t: float) -> float:
+        """The gap's bridging error left at sensor time ``t`` (s), m^2."""
+        if self.gap_var <= 0.0:
+            return 0.0
+        return self.gap_var * math.exp(-2.0 * max(t - self.gap_t, 0.0) / RELOCK_S)
 
     @property
     def ext_cdf(self) -> list[float]:
@@ -124,6 +143,8 @@ class SpineTracker:
         self._t = t
         self._diffused_t = t
         self._pending_var = 0.0  # diffusion not yet applied, m^2
+        self._gap_var = 0.0  # the last gap's bridging error, m^2 at _gap_t
+        self._gap_t = t
         self._sq: np.ndarray | None = None
         self._sq_of: np.ndarray | None = None
         self._set_body(body)
@@ -200,6 +221,19 @@ class SpineTracker:
         self._normalise()
         return True
 
+    def bridge(self, t: float, sd_m: float) -> None:
+        """An IMU gap at ``t`` (s) that the roller bridged from gravity's absolute angle:
+        its position is off by an error of ``sd_m`` (1 SD, m) that does not add up
+        over gaps (gravity's angle is absolute): it is set to the larger of ``sd_m`` and
+        what is left of the last gap's, and fades with ``RELOCK_S``. ``b`` is not
+        touched."""
+        if self.guard is not None:
+            self.guard.bridge(t, sd_m)
+        left = self.snapshot.gap_var_at(t)
+        self._gap_var, self._gap_t = max(sd_m * sd_m, left), t
+        self._t = t
+        self._normalise()
+
     def observe_landmark(self, p: float, back_m: float, t: float,
                          sd_m: float = LANDMARK_SD_M) -> None:
         """At ``t`` (s) the contact at roller position ``p`` (m) is at ``back_m`` (m from
@@ -251,7 +285,7 @@ class SpineTracker:
         var = max(float(w @ self._grid2()) - mean * mean, 0.0) + self._pending_var
         guard = self.guard.snapshot if self.guard is not None else None
         self.snapshot = Snapshot(float(self.grid[0]), cdf, mean, var, self._t, self._body,
-                                 self._edges_back, guard)
+                                 self._edges_back, guard, self._gap_var, self._gap_t)
 
     def _grid2(self) -> np.ndarray:
         """The grid squared (kept until the grid moves)."""
@@ -364,12 +398,31 @@ def _evaluate(snapshots: list[Snapshot], sid: np.ndarray, p: np.ndarray, t: np.n
     for key, body in bodies.items():
         m = body_of == key
         level[m] = body.level_at(back[m])
-    below = beyond(edges[:, 3] - pp - shift) if lean is not None else b[3]
+    gap_var = np.array([x.gap_var for x in snapshots])[s]
+    if gap_var.any():  # the last gap's bridging error, faded since
+        gap_t = np.array([x.gap_t for x in snapshots])[s]
+        gap_var = gap_var * np.exp(-2.0 * np.maximum(t[idx] - gap_t, 0.0) / RELOCK_S)
+        gap_sd = np.sqrt(gap_var)
+
+        def spread(value: np.ndarray) -> np.ndarray:
+            """P(b + e >= value), e the gap's error (``_spread``)."""
+            mid = beyond(value)
+            return mid + _SIDE_WEIGHT * (beyond(value - _SIDE * gap_sd) - mid
+                                         + beyond(value + _SIDE * gap_sd) - mid)
+    else:
+        spread = beyond
+    below = spread(edges[:, 3] - pp - shift)
     part = Estimates(level, np.argmax(probs, axis=1).astype(np.int8), below,
-                     beyond(edges[:, 3] - approach_m - pp - shift), back,
-                     np.sqrt(var + np.maximum(since, 0.0) * SLIP_DIFFUSION_M2_S))
+                     spread(edges[:, 3] - approach_m - pp - shift), back,
+                     np.sqrt(var + np.maximum(since, 0.0) * SLIP_DIFFUSION_M2_S + gap_var))
     out.put(idx, part)
     return out
+
+
+_SIDE, _SIDE_WEIGHT = math.sqrt(3.0), 1.0 / 6.0
+"""The expectation over a normal error of SD s (a gap's bridging error) by Gauss-Hermite
+with three nodes: 2/3 at 0, 1/6 at +-sqrt(3) s; written as the middle value plus the
+sides' differences from it, so that with s = 0 it is the middle value exactly."""
 
 
 FEW = 16
@@ -384,6 +437,15 @@ def _beyond(ext: list[float], grid0: float, value: float) -> float:
     i = min(int(x), cells - 1)
     before, here = ext[i], ext[i + 1]
     return min(max(1.0 - before - (here - before) * (x - i), 0.0), 1.0)
+
+
+def _spread(ext: list[float], grid0: float, value: float, sd: float) -> float:
+    """P(b + e >= value) from ``ext`` = [0, *cdf], e a normal error of SD ``sd`` (m)."""
+    mid = _beyond(ext, grid0, value)
+    if not sd:
+        return mid
+    return mid + _SIDE_WEIGHT * (_beyond(ext, grid0, value - _SIDE * sd) - mid
+                                 + _beyond(ext, grid0, value + _SIDE * sd) - mid)
 
 
 def _evaluate_few(snapshots: list[Snapshot], sid: list[int], p: list[float], t: list[float],
@@ -404,8 +466,12 @@ def _evaluate_few(snapshots: list[Snapshot], sid: list[int], p: list[float], t: 
         back = pk + snap.mean
         out.level[k] = snap.body.level_at_scalar(back)
         out.region[k] = max(range(5), key=probs.__getitem__)
-        out.p_below_ribs[k] = _beyond(ext, g0, e[3] - pk - sh) if sh else b3
-        out.p_near[k] = _beyond(ext, g0, e[3] - approach_m - pk - sh)
+        gap_var = snap.gap_var_at(t[k])
+        gap_sd = math.sqrt(gap_var)
+        out.p_below_ribs[k] = _spread(ext, g0, e[3] - pk - sh, gap_sd) if sh or gap_sd \
+            else b3
+        out.p_near[k] = _spread(ext, g0, e[3] - approach_m - pk - sh, gap_sd)
         out.back_m[k] = back
-        out.sd_m[k] = math.sqrt(snap.var + max(t[k] - snap.t, 0.0) * SLIP_DIFFUSION_M2_S)
+        out.sd_m[k] = math.sqrt(snap.var + max(t[k] - snap.t, 0.0) * SLIP_DIFFUSION_M2_S
+                                + gap_var)
     return out
