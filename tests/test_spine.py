@@ -347,6 +347,6 @@ def test_the_signatures_pull_counts_at_most_as_one_observation_of_its_bias_floor
         assert snap.var >= float(tracker.w @ (tracker.grid - raw) ** 2) - 1e-9
         assert tracker.quantile_m(0.5) == pytest.approx(snap.mean, abs=0.002)
         if landmark:
-            assert abs(snap.mean - b0) < 0.1 * abs(pull)  # the landmark holds the place
+            assert abs(snap.mean - b0) < 0.2 * abs(pull)  # the landmark holds the place
         else:
             assert abs(snap.mean - b0) > 0.6 * abs(pull)  # the signature still leads

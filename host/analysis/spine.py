@@ -71,7 +71,7 @@ LANDMARK_SD_M = 0.008
 RELOCK_S = 3.0
 """Time constant over which a gap's bridging error fades (1 SD), s: the roller's angle
 follows gravity's with this time constant (docs/algorithms.md, roll odometry step 5)."""
-SIGNATURE_BIAS_SD_M = 0.020
+SIGNATURE_BIAS_SD_M = 0.015
 """How far the signature's own place may be off, 1 SD, m: an error common to all its
 looks that no number of looks averages out (it was taught in one posture over a minute,
 from landmarks held off by up to ~13 mm; the elbows squeezed forward move the features'
