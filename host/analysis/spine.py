@@ -32,7 +32,9 @@ the prior, the landmarks, odometry (re-zeros) and slip. The signature may be lea
 the wrong place (a landmark held off, slips while it was taught), and then it holds the
 tracker there with a small SD; the guard cannot be fooled that way. The warning follows
 whichever of the two puts the roller nearer the lumbar spine, and the reported SD takes
-in their disagreement (``evaluate``).
+in their disagreement (``evaluate``). The signature's error is common to all its looks
+(taught in one posture, from landmarks held off), so the reported belief takes its pull
+on the guard as at most one observation of ``SIGNATURE_BIAS_SD_M`` (``_bias_floored``).
 
 Every change of the belief is a ``Snapshot``; ``evaluate`` turns snapshots and roller
 positions into per-frame estimates (level, region, probability below the ribs) in bulk,
