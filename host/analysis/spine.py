@@ -76,9 +76,10 @@ follows gravity's with this time constant (docs/algorithms.md, roll odometry ste
 SIGNATURE_BIAS_SD_M = 0.015
 """How far the signature's own place may be off, 1 SD, m: an error common to all its
 looks that no number of looks averages out (it was taught in one posture over a minute,
-from landmarks held off by up to ~13 mm; the elbows squeezed forward move the features'
-best match by ~0.5 level under the shoulder blades). The signature's pull on the
-reported place counts at most as one observation of this SD (``_bias_floored``)."""
+from landmarks held off by up to ~13 mm; a change of posture moved one person's best
+match under the shoulder blades by 0.5 level, docs/benchmarks.md issue 17). The
+signature's pull on the reported place counts at most as one observation of this SD
+(``_bias_floored``)."""
 MIN_WEIGHT = 1e-12
 """Floor of a grid probability after an update: no place is ever ruled out for good."""
 
