@@ -817,3 +817,28 @@ def test_pair_keeps_the_calibration_and_devices_shows_it(tmp_path, capsys):
     assert row["calibration"]["imu_clock_error"] == pytest.approx(-0.0021)
     assert row["calibration"]["gyro_scale_error"] == pytest.approx(0.0215)
     assert row["calibration"]["imu_clock_span_s"] == 95.0 and row["calibration"]["learned"]
+
+
+def test_stop_ends_even_when_a_cancellation_is_swallowed(tmp_path):
+    """asyncio.wait_for on Python 3.11 can lose a cancellation that meets its inner
+    future's completion; an ACK loop that lost its cancellation must still end at stop
+    (the full suite once hung 60 s in ``stop``'s wait for the loops)."""
+    async def test() -> None:
+        client = RollerClient(BleBackend.bumble(None, tmp_path / "keys.json"),
+                              ack_interval_s=0.01)
+        swallowed = []
+
+        async def flush_ack(timeout_s: float | None = None) -> None:
+            try:
+                await asyncio.sleep(0.05)
+            except asyncio.CancelledError:
+                swallowed.append(True)  # as wait_for's race does: the loop goes on
+
+        client.flush_ack = flush_ack  # type: ignore[method-assign]
+        client._ready.set()
+        client._loops = [asyncio.create_task(client._ack_loop())]
+        await asyncio.sleep(0.03)  # the loop is in flush_ack now
+        await asyncio.wait_for(client.stop(), 2.0)
+        assert swallowed and client._loops == []
+
+    run(test, timeout_s=10.0)

@@ -76,6 +76,9 @@ logger = logging.getLogger(__name__)
 CLOCK_BURST = 3
 """SET_TIMEs per clock sync; the shortest round trip is kept."""
 
+STOP_WAIT_S = 5.0
+"""How long ``RollerClient.stop`` waits for its link tasks to end, s."""
+
 _LINK_ERRORS = (BleakError, TimeoutError, OSError, EOFError, RollerDisconnected,
                 RollerCommandError, ProtocolError)
 
@@ -233,7 +236,15 @@ class RollerClient:
         self._lost.set()
         for task in self._loops:
             task.cancel()
-        await asyncio.gather(*self._loops, return_exceptions=True)
+        # Each loop ends at its next turn too (``_stopping``): a cancellation swallowed
+        # below it (asyncio.wait_for on Python 3.11 loses one that meets its inner
+        # future's completion) would otherwise hang this gather for good.
+        pending: set[asyncio.Task] = set()
+        if self._loops:
+            _done, pending = await asyncio.wait(self._loops, timeout=STOP_WAIT_S)
+        if pending:
+            logger.warning("%d link task(s) did not stop within %.0f s; left behind",
+                           len(pending), STOP_WAIT_S)
         self._loops = []
         if self.connected:
             try:
@@ -342,7 +353,7 @@ class RollerClient:
                 delay = min(delay * 2.0, self.backoff_s[1])
 
     async def _ack_loop(self) -> None:
-        while True:
+        while not self._stopping:
             await asyncio.sleep(self.ack_interval_s)
             if not self._ready.is_set():
                 continue
