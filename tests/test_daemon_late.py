@@ -229,3 +229,39 @@ def test_a_session_from_the_journal_alone_is_warned_in_the_store_but_not_buzzed(
     with Store(tmp_path / "live.db") as store:
         live = asyncio.run(run(store, frames))
     assert live.client.buzzes.count(BuzzPattern.LUMBAR_WARNING) == 1
+
+
+def test_an_earlier_boots_session_analysed_in_parts_keeps_no_warning_cut_short(tmp_path):
+    """The journal sends an earlier boot's session behind the live boot's frames, and an
+    acknowledgement analyses it while it is still in part (a drift's warning open at its
+    last frame). The rest comes: its warnings are the one pass's over the whole session,
+    none ended where the first part happened to end."""
+    from host.analysis.session import analyze
+    from host.analysis.strokes import StrokeSegmenter
+    from host.daemon.keeper import user_model
+
+    old = backfill(session(((30.0, 36.0),), boot=0x300))
+    cut = next(i for i, f in enumerate(old) if f.t >= 33.0)  # within the drift
+
+    async def run(store: Store) -> RollerKeeper:
+        keeper = recording_keeper(store, tmp_path)
+        live = [replace(f, seq=f.seq + len(old)) for f in session((), 20.0, boot=0x500)]
+        await deliver(keeper, live[:500])  # the new boot, live: the old one's come late
+        await deliver(keeper, old[:cut])
+        keeper._ack_now()
+        keeper._analyse_late()  # the first part analysed: the warning open at its end
+        await deliver(keeper, old[cut:])
+        keeper._ack_now()
+        keeper._analyse_late()
+        return keeper
+
+    with Store(tmp_path / "s.db") as store:
+        keeper = asyncio.run(run(store))
+        (earlier,) = [s for s in store.sessions(ADDRESS) if s.last_boot == 0x300]
+        stored = warnings(store, earlier.id)
+        cols = store.read_frames(earlier.id).columns()
+        whole, _ = analyze(cols, user_model(keeper.profile), segmenter=StrokeSegmenter())
+    would = [(e.kind.value, round(e.start_t, 2), round(e.end_t, 2)) for e in whole.events
+             if e.kind in (EventKind.LUMBAR_WARNING, EventKind.APPROACH)]
+    assert any(k == "lumbar_warning" and a < 33.0 < b for k, a, b in would), would
+    assert sorted(stored) == sorted(would)

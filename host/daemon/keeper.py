@@ -164,21 +164,29 @@ keeps the stored ones as they were (``felt_warnings``)."""
 
 
 def felt_warnings(stored: list[Event], rebuilt: list[Event], last_t: float,
-                  new_from_t: float = math.inf) -> list[Event]:
+                  new_from_t: float = math.inf, cut_t: float = math.nan) -> list[Event]:
     """The warnings a rebuilt session keeps: those ``stored`` (what the live pass warned,
     as it was), the rebuilt pass's from sensor time ``new_from_t`` on (frames no pass had
     analysed: an earlier boot's late backfill), and the rebuilt pass's warning still on
     at the last frame (``last_t``, s) when no stored one covers it (the live pass's own,
     open when the daemon stopped, never stored). Nothing else of the rebuilt pass: a
-    warning the person never got is not added after the fact, nor one they got dropped."""
+    warning the person never got is not added after the fact, nor one they got dropped.
+
+    ``cut_t``: the sensor time (s) of the last frame an earlier pass over the late
+    backfill had (the frame before ``new_from_t``). A stored warning ending there was
+    ended by the end of those frames, not by the rolling: the rebuilt pass's warning
+    that goes on through it takes its place."""
     kept = [e for e in stored if e.kind in WARNING_KINDS]
+    cut = [e for e in kept if e.end_t is not None and abs(e.end_t - cut_t) <= 1e-6]
+    kept = [e for e in kept if e not in cut]
     spans = [(e.start_t, math.inf if e.end_t is None else e.end_t) for e in kept]
     for e in rebuilt:
         if e.kind not in WARNING_KINDS:
             continue
         end = e.start_t if e.end_t is None else e.end_t
         open_at_end = end >= last_t and not any(a <= end and e.start_t <= b for a, b in spans)
-        if e.start_t >= new_from_t or open_at_end:
+        goes_on = any(c.kind is e.kind and e.start_t <= cut_t <= end for c in cut)
+        if e.start_t >= new_from_t or open_at_end or goes_on:
             kept.append(e)
     return sorted(kept, key=lambda e: e.start_t)
 
@@ -206,8 +214,10 @@ def offline_pass(store: Store, session: Session, user: UserModel,
     else:
         update, analyzer = replay(cols, user)
     last_t = float(cols.t[-1]) if finish and len(cols) else math.inf
+    before = cols.t[cols.t < new_from_t]
+    cut_t = float(before.max()) if math.isfinite(new_from_t) and len(before) else math.nan
     events = [e for e in update.events if e.kind not in WARNING_KINDS]
-    events += felt_warnings(stored, update.events, last_t, new_from_t)
+    events += felt_warnings(stored, update.events, last_t, new_from_t, cut_t)
     store.replace_analysis(session.id, frames=frames, estimates=update.estimates,
                            strokes=update.strokes, dwells=update.dwells,
                            events=events + fence_events(cols) + list(keep))
