@@ -90,6 +90,7 @@ def test_bench_scores_a_short_session(capsys):
 
 
 @pytest.mark.slow
+@pytest.mark.e2e
 def test_demo_pairs_rolls_warns_and_exports(tmp_path, capsys):
     out_dir = tmp_path / "demo"
     code, out, err = run(host_cli.main, ["demo", "--speed", "2", "--out", str(out_dir)],
