@@ -11,13 +11,19 @@ def _own_data_dir(tmp_path_factory, monkeypatch) -> None:
     monkeypatch.setenv("SMARTROLLER_DATA_DIR", str(tmp_path_factory.mktemp("data")))
 
 
-def pytest_collection_modifyitems(config, items) -> None:
-    """Under pytest-xdist (``make test`` runs two workers, ``--dist loadgroup``): the
-    end-to-end runs across processes (``tests/test_e2e_*``, and tests marked ``e2e``)
-    run one after another in one worker, as they would alone (each waits on real time
-    and starts its own processes); every other module runs whole in one worker (its
-    module-scoped simulations are made once)."""
-    for item in items:
-        module = item.nodeid.split("::")[0]
-        e2e = module.startswith("tests/test_e2e_") or item.get_closest_marker("e2e")
-        item.add_marker(pytest.mark.xdist_group("e2e" if e2e else module))
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """``make test`` runs two pytest-xdist workers (``--dist loadscope``), and this says
+    what runs together: the end-to-end runs across processes (``tests/test_e2e_*``) one
+    after another in one worker, as each would alone (it waits on real time and starts
+    its own processes); every other module whole in one worker (its module-scoped
+    simulations are made once). (pytest-xdist's own ``xdist_group`` marks have no effect
+    with pytest 9.2, whose node ids xdist 3.8 cannot suffix.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByModule(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::")[0]
+            return "e2e" if module.startswith("tests/test_e2e_") else module
+
+    return ByModule(config, log)
