@@ -41,7 +41,6 @@ from firmware.drivers.zone_scanner import ZoneScanner
 from firmware.protocol import Frame, FrameFlag
 from firmware.safety import Fence, FenceAction
 from firmware.samples import ImuBatch, ZoneScan
-from firmware.sensing.gyro_scale import GyroScale
 from firmware.sensing.pipeline import SensingPipeline
 
 DRAIN_PERIOD_S = 0.02  # longest FIFO drain period: 4 samples at 200 Hz; the FIFO holds 0.42 s
@@ -91,12 +90,13 @@ class Firmware:
         self.panel = Panel(config.pins.button, config.pins.led, pin_factory)
         self.boot_id = secrets.randbits(32) if boot_id is None else boot_id
         stored = calibration or load_calibration(state_dir, self.log)
+        self.start_calibration = stored
+        """What the roller knew of its parts at boot, and started from (a raw log's header
+        records it, so a replay starts from it too)."""
         if stored.imu_clock_span_s > 0.0:
             self.imu.assume_rate(stored.imu_clock_ratio, stored.imu_clock_span_s)
-        self.pipeline = SensingPipeline(
-            config, boot=self.boot_id, first_seq=first_seq,
-            gyro_scale=GyroScale(stored.gyro_scale,
-                                 min(stored.gyro_scale_weight, SCALE_WEIGHT_CAP)))
+        self.pipeline = SensingPipeline(config, boot=self.boot_id, first_seq=first_seq,
+                                        gyro_scale=stored.start_scale())
         self.calibration_keeper = CalibrationKeeper(state_dir, stored, self.log)
         self.fence = Fence.from_config(config.fence)
         self.frame_sinks: list[FrameSink] = []

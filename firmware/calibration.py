@@ -45,6 +45,7 @@ from pathlib import Path
 
 from firmware.files import write_private
 from firmware.protocol import RollerCalibration
+from firmware.sensing.gyro_scale import GyroScale
 
 FILE_NAME = "calibration.json"
 VERSION = 1
@@ -90,6 +91,24 @@ class Calibration:
             return "not learned yet (a new roller: the datasheets' nominal values)"
         return self.published().line()
 
+    def start_scale(self) -> GyroScale:
+        """The gyro scale the odometry starts from: this one, its weight counted at most
+        ``SCALE_WEIGHT_CAP`` (the live firmware and a raw log's replay alike)."""
+        return GyroScale(self.gyro_scale, min(self.gyro_scale_weight, SCALE_WEIGHT_CAP))
+
+    def problem(self) -> str | None:
+        """What is implausible in it, one line naming the field (None: nothing)."""
+        if not CLOCK_LIMITS[0] <= self.imu_clock_ratio <= CLOCK_LIMITS[1]:
+            return (f"imu_clock_ratio {self.imu_clock_ratio!r} is outside "
+                    f"{CLOCK_LIMITS[0]}..{CLOCK_LIMITS[1]}")
+        if not SCALE_LIMITS[0] <= self.gyro_scale <= SCALE_LIMITS[1]:
+            return f"gyro_scale {self.gyro_scale!r} is outside {SCALE_LIMITS[0]}..{SCALE_LIMITS[1]}"
+        for name in ("imu_clock_span_s", "gyro_scale_weight", "updated_utc"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0.0):
+                return f"{name} {value!r} is not a finite number >= 0"
+        return None
+
     def published(self) -> RollerCalibration:
         """As the CALIBRATION characteristic gives it to a host (docs/protocol.md §8)."""
         limit = RollerCalibration.CLOCK_LIMIT
@@ -99,13 +118,6 @@ class Calibration:
                                  min(max(self.updated_utc, 0.0), 4e9),
                                  min(max(self.gyro_scale - 1.0, -scale_limit), scale_limit),
                                  self.gyro_scale_weight > 0.0)
-
-
-def _plausible(cal: Calibration) -> bool:
-    return (CLOCK_LIMITS[0] <= cal.imu_clock_ratio <= CLOCK_LIMITS[1]
-            and math.isfinite(cal.imu_clock_span_s) and cal.imu_clock_span_s >= 0.0
-            and SCALE_LIMITS[0] <= cal.gyro_scale <= SCALE_LIMITS[1]
-            and math.isfinite(cal.gyro_scale_weight) and cal.gyro_scale_weight >= 0.0)
 
 
 def load_calibration(state_dir: Path | None, log: logging.Logger | None = None) -> Calibration:
@@ -120,8 +132,9 @@ def load_calibration(state_dir: Path | None, log: logging.Logger | None = None) 
             raise ValueError(f"not version {VERSION}")
         cal = Calibration(**{k: type(getattr(Calibration(), k))(data[k])
                              for k in asdict(Calibration()) if k in data})
-        if not _plausible(cal):
-            raise ValueError("values out of range")
+        problem = cal.problem()
+        if problem is not None:
+            raise ValueError(problem)
         return cal
     except FileNotFoundError:
         return Calibration()

@@ -82,6 +82,9 @@ def _parser() -> argparse.ArgumentParser:
     rec.add_argument("out", type=Path, help="raw log to write")
     rec.add_argument("--sim", action="store_true", help="record the simulated roller")
     sim_options(rec)
+    rec.add_argument("--state-dir", type=Path,
+                     help="with --sim: where the roller keeps what it learned of its parts "
+                     "(calibration.json; default: none, the datasheets' values)")
 
     test = sub.add_parser("selftest", help="check every part and name the one that is wrong")
     test.add_argument("--config", type=Path, help="hardware profile (default: built-in)")
@@ -126,15 +129,16 @@ CSV_COLUMNS = ["seq", "t_s", "position_mm", "velocity_mm_s", "angle_deg", "load_
 
 
 def _sim_roller(args: argparse.Namespace, config: Config, speed: float = 0.0,  # noqa: ANN202
-                journal: object | None = None):
+                journal: object | None = None, state_dir: Path | None = None):
     """The simulated roller; with ``journal`` (on the radio) a new boot that goes on
-    from the journal's seq, as the Pi's firmware does."""
+    from the journal's seq, as the Pi's firmware does; ``state_dir``: where it keeps its
+    calibration (None: nothing kept)."""
     from firmware.sim.rig import SimRoller
     from firmware.sim.scenario import default_scenario, load_scenario
 
     scenario = load_scenario(args.scenario) if args.scenario else default_scenario()
     if journal is None:
-        return SimRoller(scenario, args.seed, config, speed=speed)
+        return SimRoller(scenario, args.seed, config, speed=speed, state_dir=state_dir)
     from firmware.ble.simcli import fresh_boot_id
 
     return SimRoller(scenario, args.seed, config, speed=speed, boot_id=fresh_boot_id(),
@@ -210,11 +214,14 @@ def _cmd_record(args: argparse.Namespace, config: Config) -> None:
     if not args.sim:
         raise CliError("recording from real sensors needs a Raspberry Pi: run it there, "
                        "or add --sim to record the simulated roller")
-    roller = _sim_roller(args, config)
+    if args.state_dir is not None and not args.state_dir.is_dir():
+        raise CliError(f"--state-dir {args.state_dir}: not a directory")
+    roller = _sim_roller(args, config, state_dir=args.state_dir)
     fh, finish = _atomic_binary(args.out)
     ok = False
     try:
-        writer = RawLogWriter(fh, config, f"sim seed {args.seed}")  # type: ignore[arg-type]
+        writer = RawLogWriter(fh, config, f"sim seed {args.seed}",  # type: ignore[arg-type]
+                              roller.firmware.start_calibration)
         roller.firmware.raw_sinks.append(writer.write)
         end = min(args.duration, roller.duration_s) if args.duration else roller.duration_s
         roller.run(until=end)

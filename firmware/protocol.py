@@ -1126,7 +1126,8 @@ class RollerCalibration:
     gyro_scale_learned: the scale was learned (else the nominal 1; u8 on the wire).
     On the wire (18 bytes) the protocol version comes first, as in ``Status``. A value
     of 13 bytes (a roller from before the gyro's scale was learned, same version) has
-    no scale: it decodes with the nominal one, not learned.
+    no scale: it decodes with the nominal one, not learned. The value grows only at its
+    end: bytes past the 18 this host knows are a later roller's fields, ignored.
     """
 
     _wire: ClassVar[struct.Struct] = struct.Struct("<BiIIiB")
@@ -1187,15 +1188,17 @@ class RollerCalibration:
 
     @classmethod
     def decode(cls, data: bytes) -> RollerCalibration:
-        """Parse the characteristic value, 18 bytes or the older 13 (ProtocolError if
-        malformed or another version)."""
+        """Parse the characteristic value: 18 bytes, the older 13, or more than 18 (a
+        later roller's fields, appended: ignored; docs/protocol.md §9). ProtocolError if
+        malformed or another version."""
         short = len(data) == cls.SIZE_CLOCK_ONLY
-        _check_versioned(data, "RollerCalibration", cls.SIZE_CLOCK_ONLY if short else cls.SIZE)
+        known = short or len(data) >= cls.SIZE
+        _check_versioned(data, "RollerCalibration", len(data) if known else cls.SIZE)
         if short:
             _, error_e9, span_ms, updated = cls._wire_clock.unpack(data)
             scale_e9, learned = 0, 0
         else:
-            _, error_e9, span_ms, updated, scale_e9, learned = cls._wire.unpack(data)
+            _, error_e9, span_ms, updated, scale_e9, learned = cls._wire.unpack_from(data)
         if abs(error_e9) > cls.CLOCK_LIMIT * 1e9:
             raise _malformed(f"IMU clock error {error_e9 / 1e7:+.2f} % is implausible")
         if abs(scale_e9) > cls.SCALE_LIMIT * 1e9:

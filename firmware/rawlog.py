@@ -7,20 +7,28 @@ Format (little-endian; documented in docs/rawlog.md):
     records each: u8 kind, u32 payload length, payload, u32 CRC-32 of kind+length+payload
 
 The header holds the format version, the hardware profile (so the sensor scales,
-rates and calibration travel with the data) and where the log came from. Record kinds:
+rates and calibration travel with the data), where the log came from and, under
+``calibration``, what the roller had learned of its parts when the log began (the
+fields of ``firmware.calibration.Calibration``: the pipeline starts its gyro scale from
+it, so a replay does too). ``calibration`` came later within version 1: a reader
+ignores keys it does not know, and a log without it replays from the datasheets'
+nominal values. Record kinds:
 
     b"I"  IMU batch: u64 first_index, u32 gap, u16 n, then n*6 int16 register values
           (accel x,y,z, gyro x,y,z) as drained from the FIFO
     b"Z"  zone scan: f64 sensor time (s), u8 zones, u16 ok-bitmask, zones*int16 codes
 
 A log cut short (power lost mid-write) or damaged is reported with the byte offset of
-the first bad record; ``read_log(..., salvage=True)`` yields what came before it.
+the first bad record (a bad header with the header's offset);
+``read_records(..., salvage=True)`` yields what came before it.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import reprlib
 import struct
 import zlib
 from collections.abc import Iterator
@@ -29,6 +37,7 @@ from typing import BinaryIO
 
 import numpy as np
 
+from firmware.calibration import Calibration
 from firmware.config import Config
 from firmware.samples import ImuBatch, ZoneScan
 from firmware.schema import SchemaError, build
@@ -39,6 +48,8 @@ _HEAD = struct.Struct("<BI")
 _CRC = struct.Struct("<I")
 _IMU = struct.Struct("<QIH")
 _ZONE = struct.Struct("<dBH")
+HEADER_OFFSET = len(MAGIC) + 4
+"""Byte offset of the header's JSON."""
 
 
 class RawLogError(ValueError):
@@ -46,12 +57,20 @@ class RawLogError(ValueError):
 
 
 class RawLogWriter:
-    """Appends records to an open binary file; call ``close()`` to flush."""
+    """Appends records to an open binary file; call ``close()`` to flush.
 
-    def __init__(self, fh: BinaryIO, config: Config, source: str) -> None:
+    calibration: what the roller had learned of its parts when its pipeline started
+        (``Firmware.start_calibration``); None: not known, the key is left out.
+    """
+
+    def __init__(self, fh: BinaryIO, config: Config, source: str,
+                 calibration: Calibration | None = None) -> None:
         self.fh = fh
-        header = json.dumps({"format": "smartroller-raw", "version": VERSION, "source": source,
-                             "config": dataclasses.asdict(config)}).encode()
+        fields = {"format": "smartroller-raw", "version": VERSION, "source": source,
+                  "config": dataclasses.asdict(config)}
+        if calibration is not None:
+            fields["calibration"] = dataclasses.asdict(calibration)
+        header = json.dumps(fields, allow_nan=False).encode()
         fh.write(MAGIC + _CRC.pack(len(header)) + header + _CRC.pack(zlib.crc32(header)))
         self.records = 0
 
@@ -77,10 +96,12 @@ class RawLogWriter:
 
 @dataclasses.dataclass
 class RawLog:
-    """A parsed header: the profile and where the log came from."""
+    """A parsed header: the profile, where the log came from and the calibration the
+    roller started from (None: a log written before it was recorded)."""
 
     config: Config
     source: str
+    calibration: Calibration | None = None
 
 
 def read_header(fh: BinaryIO) -> RawLog:
@@ -91,18 +112,45 @@ def read_header(fh: BinaryIO) -> RawLog:
     (length,) = _unpack(_CRC, fh.read(4), "header length")
     body = fh.read(length)
     (crc,) = _unpack(_CRC, fh.read(4), "header")
+    where = f"header at byte {HEADER_OFFSET}"
     if len(body) != length or zlib.crc32(body) != crc:
-        raise RawLogError("header is truncated or corrupt")
+        raise RawLogError(f"{where} is truncated or corrupt")
     try:
         header = json.loads(body)
         if header.get("version") != VERSION:
-            raise RawLogError(f"unsupported raw log version {header.get('version')!r}")
+            raise RawLogError(f"{where}: unsupported raw log version {header.get('version')!r}")
         config = build(Config, header["config"], "header.config")
-    except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
-        raise RawLogError(f"header is not valid: {exc}") from None
+        calibration = header.get("calibration")
+        if calibration is not None:
+            calibration = _calibration(calibration, where)
+    except RawLogError:
+        raise
     except SchemaError as exc:
-        raise RawLogError(f"header profile is not valid: {exc}") from None
-    return RawLog(config, str(header.get("source", "")))
+        raise RawLogError(f"{where}: the profile is not valid: {exc}") from None
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:  # ValueError: bad
+        # JSON, UTF-8 or a number of more digits than Python converts
+        raise RawLogError(f"{where} is not valid: {exc}") from None
+    return RawLog(config, str(header.get("source", "")), calibration)
+
+
+def _calibration(data: object, where: str) -> Calibration:
+    """The header's ``calibration`` (keys it does not know are a newer writer's: ignored);
+    ``RawLogError`` naming the field if a value is not a plausible number."""
+    if not isinstance(data, dict):
+        raise RawLogError(f"{where}: calibration {reprlib.repr(data)} is not an object")
+    values = {}
+    for name in dataclasses.asdict(Calibration()):
+        if name in data:
+            value = data[name]
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise RawLogError(f"{where}: calibration.{name} {reprlib.repr(value)} is not a "
+                                  "number")
+            values[name] = float(value) if abs(value) < 1e300 else math.inf
+    calibration = Calibration(**values)
+    problem = calibration.problem()
+    if problem is not None:
+        raise RawLogError(f"{where}: calibration.{problem}")
+    return calibration
 
 
 def _unpack(st: struct.Struct, data: bytes, what: str) -> tuple:

@@ -1,10 +1,18 @@
-"""Raw log -> frames, through the same sensing pipeline as the live firmware."""
+"""Raw log -> frames, through the same sensing pipeline as the live firmware.
+
+The pipeline starts from the calibration the roller started from (the header's
+``calibration``: its gyro scale and that scale's weight), or from the datasheets'
+nominal values for a log written before the header held it. The IMU clock's stored
+ratio needs nothing here: the live driver's use of it (the zone scans' sensor times,
+the sample index after a FIFO restart) is in the records already.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
 
+from firmware.calibration import Calibration
 from firmware.protocol import Frame
 from firmware.rawlog import open_log, read_records
 from firmware.samples import ZoneScan
@@ -15,7 +23,8 @@ def replay(path: str | Path, salvage: bool = False) -> Iterator[Frame]:
     """Yield the frames a raw log turns into (raises ``RawLogError`` on a bad log)."""
     fh, log = open_log(path)
     with fh:
-        pipeline = SensingPipeline(log.config)
+        start = log.calibration or Calibration()
+        pipeline = SensingPipeline(log.config, gyro_scale=start.start_scale())
         for item, sensor_t in read_records(fh, log.config, salvage):
             if isinstance(item, ZoneScan):
                 pipeline.on_scan(item, sensor_t)

@@ -39,11 +39,33 @@ def test_record_and_replay(tmp_path, capsys):
     assert lines[0].startswith("seq,t_s,position_mm") and len(lines) > 400
 
 
+def test_record_raw_keeps_the_calibration_the_roller_started_from(tmp_path, capsys):
+    from firmware.calibration import Calibration, save_calibration
+    from firmware.rawlog import open_log
+
+    learned = Calibration(imu_clock_ratio=1.004, imu_clock_span_s=300.0, gyro_scale=1.02,
+                          gyro_scale_weight=1e5, updated_utc=1.7e9)
+    save_calibration(tmp_path, learned)
+    raw = tmp_path / "s.srraw"
+    code, _, _ = run(fw_cli.main, ["record-raw", str(raw), "--sim", "--duration", "2",
+                                   "--state-dir", str(tmp_path)], capsys)
+    assert code == 0
+    fh, log = open_log(raw)
+    fh.close()
+    assert log.calibration == learned
+    fresh = tmp_path / "fresh.srraw"
+    assert fw_cli.main(["record-raw", str(fresh), "--sim", "--duration", "1"]) == 0
+    fh, log = open_log(fresh)
+    fh.close()
+    assert log.calibration == Calibration()  # no state directory: a new roller's values
+
+
 @pytest.mark.parametrize("argv, message", [
     (["sim", "--scenario", "/nonexistent.toml"], "no such file"),
     (["sim", "--config", "/nonexistent.toml"], "no such file"),
     (["replay", "/nonexistent.srraw"], "No such file"),
     (["record-raw", "/tmp/x.srraw"], "needs a Raspberry Pi"),
+    (["record-raw", "/tmp/x.srraw", "--sim", "--state-dir", "/nonexistent"], "not a directory"),
     (["run"], "cannot open the I2C bus"),
 ])
 def test_firmware_cli_errors_are_one_line_exit_2(argv, message, capsys):

@@ -673,11 +673,20 @@ def test_the_older_13_byte_calibration_value_still_decodes_without_a_scale():
     assert not new.learned and "not learned" in new.line()
 
 
+def test_a_calibration_value_a_later_roller_grew_decodes_its_known_fields():
+    """The value grows only at its end (docs/protocol.md §9): a later roller's fields
+    after the 18 bytes this host knows are ignored, the known ones read."""
+    scaled = p.RollerCalibration(0.0043, 612.25, 1765000000.0, -0.021, True)
+    assert p.RollerCalibration.decode(scaled.encode() + bytes([7, 0, 0, 9])) == scaled
+
+
 @pytest.mark.parametrize("data, words", [
     (b"", "empty"),
     (bytes([2]) + bytes(12), "version 2"),
     (bytes([1]) + bytes(11), "18 bytes"),
     (bytes([1]) + bytes(14), "18 bytes"),
+    (bytes([1]) + bytes(16), "18 bytes"),
+    (bytes([2]) + bytes(20), "version 2"),
     (struct.pack("<BiII", 1, 60_000_000, 1000, 0), "implausible"),
     (struct.pack("<BiIIiB", 1, 0, 1000, 0, 60_000_000, 1), "implausible"),
     (struct.pack("<BiIIiB", 1, 0, 1000, 0, 0, 2), "neither 0 nor 1"),

@@ -1,12 +1,24 @@
 """Raw logs: round trip, and truncated or corrupt logs are clear errors."""
 
+import dataclasses
 import io
+import json
+import struct
+import zlib
 
 import numpy as np
 import pytest
 
+from firmware.calibration import Calibration
 from firmware.config import default_config
-from firmware.rawlog import RawLogError, RawLogWriter, open_log, read_header, read_records
+from firmware.rawlog import (
+    MAGIC,
+    RawLogError,
+    RawLogWriter,
+    open_log,
+    read_header,
+    read_records,
+)
 from firmware.samples import ImuBatch, ZoneScan
 
 
@@ -98,3 +110,66 @@ def test_missing_file(tmp_path):
     with pytest.raises(RawLogError, match="No such file"):
         open_log(tmp_path / "none.srraw")
 
+
+
+LEARNED = Calibration(imu_clock_ratio=1.0043, imu_clock_span_s=612.0, gyro_scale=0.9712,
+                      gyro_scale_weight=1.1e5, updated_utc=1765000000.0)
+
+
+def log_with_header(**fields):
+    """A log of no records whose header holds ``fields`` besides the usual ones."""
+    header = json.dumps({"format": "smartroller-raw", "version": 1, "source": "test",
+                         "config": dataclasses.asdict(default_config()), **fields}).encode()
+    return io.BytesIO(MAGIC + struct.pack("<I", len(header)) + header
+                      + struct.pack("<I", zlib.crc32(header)))
+
+
+def test_the_header_keeps_the_calibration_the_roller_started_from():
+    buf = io.BytesIO()
+    RawLogWriter(buf, default_config(), "test", LEARNED).close()
+    buf.seek(0)
+    assert read_header(buf).calibration == LEARNED
+
+
+def test_a_log_without_the_calibration_says_so():
+    data, _ = make_log()  # written without it, as before the header held it
+    assert b'"calibration"' not in data
+    log = read_header(io.BytesIO(data))
+    assert log.calibration is None
+
+
+def test_keys_the_reader_does_not_know_are_ignored():
+    # A newer writer's: version 1 readers ignore unknown keys (that is how the
+    # calibration came into version 1).
+    log = read_header(log_with_header(calibration={**dataclasses.asdict(LEARNED),
+                                                   "accel_scale": 1.01}, future={"x": 1}))
+    assert log.calibration == LEARNED
+    partial = read_header(log_with_header(calibration={"gyro_scale": 0.98}))
+    assert partial.calibration == Calibration(gyro_scale=0.98)  # the rest: nominal
+
+
+@pytest.mark.parametrize("calibration, message", [
+    ({"gyro_scale": 1.3}, "calibration.gyro_scale 1.3 is outside 0.95..1.05"),
+    ({"imu_clock_ratio": 0.5}, "calibration.imu_clock_ratio 0.5 is outside"),
+    ({"gyro_scale_weight": -1.0}, "calibration.gyro_scale_weight -1.0 is not a finite"),
+    ({"imu_clock_span_s": float("inf")}, "calibration.imu_clock_span_s inf is not a finite"),
+    ({"gyro_scale": "0.98"}, "calibration.gyro_scale '0.98' is not a number"),
+    ({"gyro_scale": True}, "calibration.gyro_scale True is not a number"),
+    ([0.98], r"calibration \[0.98\] is not an object"),
+])
+def test_a_bad_calibration_is_one_line_with_the_header_s_offset(calibration, message):
+    with pytest.raises(RawLogError, match=message) as info:
+        read_header(log_with_header(calibration=calibration))
+    assert str(info.value).startswith("header at byte 12: ") and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("body", [b"\xff\xfe not UTF-8", b"[1, 2]", b'{"version": 1}',
+                                  b'{"version": 1, "config": {}, "calibration": {"gyro_scale": '
+                                  + b"9" * 400 + b"}}",
+                                  b'{"version": 1, "x": ' + b"9" * 5000 + b"}"])
+def test_a_header_that_is_not_valid_is_one_line(body):
+    fh = io.BytesIO(MAGIC + struct.pack("<I", len(body)) + body
+                    + struct.pack("<I", zlib.crc32(body)))
+    with pytest.raises(RawLogError, match="^header at byte 12") as info:
+        read_header(fh)
+    assert "\n" not in str(info.value)

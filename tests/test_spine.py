@@ -6,6 +6,7 @@ import math
 import numpy as np
 import pytest
 
+from host.analysis import spine
 from host.analysis.anatomy import BodyModel
 from host.analysis.model import Region
 from host.analysis.signature import (
@@ -276,10 +277,12 @@ def test_the_guard_ignores_the_signature_and_follows_everything_else():
     assert guard.sd_m**2 == pytest.approx(sd**2 + 112 * SLIP_DIFFUSION_M2_S, rel=0.05)
 
 
-def test_a_signature_that_pulls_the_estimate_up_does_not_silence_the_warning():
+def test_a_signature_that_pulls_the_estimate_up_does_not_silence_the_warning(monkeypatch):
     """The loads look like T11 where the prior and odometry put the contact 15 mm below
     T12/L1 (a signature taught in the wrong place): the warning follows the guard, and
-    the reported SD covers the two estimates' disagreement."""
+    the reported SD covers the two estimates' disagreement. (The signature's bias floor
+    off, so that its whole pull reaches the snapshot: the guard is what is tested.)"""
+    monkeypatch.setattr(spine, "SIGNATURE_BIAS_SD_M", 0.0)
     b0 = float(BODY.position_at(8.0))
     tracker = SpineTracker(BODY, b0, 0.01, _linear_signature())
     p = BODY.rib_cage_end_m + 0.015 - b0
@@ -319,3 +322,31 @@ def test_a_guard_that_agrees_within_the_doubt_moves_nothing():
     assert both.p_below_ribs[0] == alone.p_below_ribs[0]
     assert roller_fence(snap, WarningPolicy()) == roller_fence(
         dataclasses.replace(snap, guard=None), WarningPolicy())
+
+
+def test_the_signatures_pull_counts_at_most_as_one_observation_of_its_bias_floor():
+    """Many looks at a signature taught one level off (another posture): the tracker's
+    own grid follows it, past the landmark; the reported place moves only as far as one
+    observation of SD ``SIGNATURE_BIAS_SD_M`` would move the guard's. Where the guard
+    is wide (no landmark: a profile's habit), the signature still moves it most of the
+    way."""
+    b0 = float(BODY.position_at(8.0))
+    pull = float(BODY.position_at(9.0) - BODY.position_at(8.0))  # the loads say level 9
+    for prior_sd, landmark in ((0.03, True), (0.03, False)):
+        tracker = SpineTracker(BODY, b0, prior_sd, _linear_signature())
+        if landmark:
+            tracker.observe_landmark(0.0, b0, t=0.0, sd_m=0.006)
+        for k in range(200):
+            tracker.look(1.0 + k, 0.0, _features_at(9.0))
+        raw = float(tracker.w @ tracker.grid)
+        snap = tracker.snapshot
+        guard = snap.guard
+        assert raw - b0 > 0.5 * pull  # the grid: most of the way, past the landmark
+        share = guard.var / (guard.var + spine.SIGNATURE_BIAS_SD_M**2)
+        assert snap.mean - guard.mean == pytest.approx(share * (raw - guard.mean), abs=0.002)
+        assert snap.var >= float(tracker.w @ (tracker.grid - raw) ** 2) - 1e-9
+        assert tracker.quantile_m(0.5) == pytest.approx(snap.mean, abs=0.002)
+        if landmark:
+            assert abs(snap.mean - b0) < 0.2 * abs(pull)  # the landmark holds the place
+        else:
+            assert abs(snap.mean - b0) > 0.6 * abs(pull)  # the signature still leads

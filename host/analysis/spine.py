@@ -32,7 +32,9 @@ the prior, the landmarks, odometry (re-zeros) and slip. The signature may be lea
 the wrong place (a landmark held off, slips while it was taught), and then it holds the
 tracker there with a small SD; the guard cannot be fooled that way. The warning follows
 whichever of the two puts the roller nearer the lumbar spine, and the reported SD takes
-in their disagreement (``evaluate``).
+in their disagreement (``evaluate``). The signature's error is common to all its looks
+(taught in one posture, from landmarks held off), so the reported belief takes its pull
+on the guard as at most one observation of ``SIGNATURE_BIAS_SD_M`` (``_bias_floored``).
 
 Every change of the belief is a ``Snapshot``; ``evaluate`` turns snapshots and roller
 positions into per-frame estimates (level, region, probability below the ribs) in bulk,
@@ -41,6 +43,7 @@ so that a whole session's frames cost a few numpy passes.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -70,6 +73,13 @@ LANDMARK_SD_M = 0.008
 RELOCK_S = 3.0
 """Time constant over which a gap's bridging error fades (1 SD), s: the roller's angle
 follows gravity's with this time constant (docs/algorithms.md, roll odometry step 5)."""
+SIGNATURE_BIAS_SD_M = 0.015
+"""How far the signature's own place may be off, 1 SD, m: an error common to all its
+looks that no number of looks averages out (it was taught in one posture over a minute,
+from landmarks held off by up to ~13 mm; a change of posture moved one person's best
+match under the shoulder blades by 0.5 level, docs/benchmarks.md issue 17). The
+signature's pull on the reported place counts at most as one observation of this SD
+(``_bias_floored``)."""
 MIN_WEIGHT = 1e-12
 """Floor of a grid probability after an update: no place is ever ruled out for good."""
 
@@ -167,10 +177,10 @@ class SpineTracker:
         return math.sqrt(self.snapshot.var)
 
     def quantile_m(self, q: float) -> float:
-        """The ``q`` quantile of b, m from C7."""
-        cdf = self.snapshot.cdf
-        i = int(np.searchsorted(cdf, q))
-        return float(self.grid[min(i, len(self.grid) - 1)])
+        """The ``q`` quantile of b, m from C7 (of the reported belief)."""
+        snap = self.snapshot
+        i = min(int(np.searchsorted(snap.cdf, q)), len(snap.cdf) - 1)
+        return snap.grid0 + i * GRID_STEP_M
 
     def estimate(self, p: float, t: float | None = None) -> SpineEstimate:
         """The estimate at roller position ``p`` (m) now (one frame; see ``evaluate``)."""
@@ -284,8 +294,9 @@ class SpineTracker:
         cdf = np.cumsum(w)
         var = max(float(w @ self._grid2()) - mean * mean, 0.0) + self._pending_var
         guard = self.guard.snapshot if self.guard is not None else None
-        self.snapshot = Snapshot(float(self.grid[0]), cdf, mean, var, self._t, self._body,
-                                 self._edges_back, guard, self._gap_var, self._gap_t)
+        snap = Snapshot(float(self.grid[0]), cdf, mean, var, self._t, self._body,
+                        self._edges_back, guard, self._gap_var, self._gap_t)
+        self.snapshot = _bias_floored(snap) if self.signature is not None else snap
 
     def _grid2(self) -> np.ndarray:
         """The grid squared (kept until the grid moves)."""
@@ -304,6 +315,29 @@ class SpineTracker:
             w[-cells:] = self.w[:cells]
         self.grid = self.grid + cells * GRID_STEP_M
         self.w = w / w.sum()
+
+
+def _bias_floored(snap: Snapshot) -> Snapshot:
+    """The tracker's belief with the signature's pull limited by its bias floor.
+
+    The guard (``snap.guard``) is the belief without the signature, so the signature's
+    evidence is what the tracker adds to it; taken as Gaussian (information 1/var - 1/var
+    of the guard, at the mean that gives the tracker's), ``SIGNATURE_BIAS_SD_M`` is added
+    to its variance (an error common to all looks) and it is combined with the guard
+    again. The tracker's shape is kept, moved to that mean; its variance is the larger
+    of the two. Unchanged when there is no guard or the signature added nothing."""
+    guard = snap.guard
+    if guard is None or snap.var <= 0.0 or guard.var <= snap.var:
+        return snap
+    info = 1.0 / snap.var - 1.0 / guard.var
+    sig_mean = (snap.mean / snap.var - guard.mean / guard.var) / info
+    sig_var = 1.0 / info + SIGNATURE_BIAS_SD_M**2
+    var = 1.0 / (1.0 / guard.var + 1.0 / sig_var)
+    # The move to the µm: live batches and the offline pass may differ in the last bit
+    # of a sum, and the roller's fence (from grid0) must not.
+    move = round(var * (guard.mean / guard.var + sig_mean / sig_var) - snap.mean, 6)
+    return dataclasses.replace(snap, grid0=snap.grid0 + move, mean=snap.mean + move,
+                               var=max(var, snap.var))
 
 
 def look_due(t: np.ndarray, p: np.ndarray, t_before: float, p_before: float) -> np.ndarray:
