@@ -26,4 +26,9 @@ def pytest_xdist_make_scheduler(config, log):
             module = nodeid.split("::")[0]
             return "e2e" if module.startswith("tests/test_e2e_") else module
 
+        def _assign_work_unit(self, node: object) -> None:
+            if "e2e" in self.workqueue:  # the longest unit first: the other worker
+                self.workqueue.move_to_end("e2e", last=False)  # takes the rest meanwhile
+            super()._assign_work_unit(node)
+
     return ByModule(config, log)
