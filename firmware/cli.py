@@ -142,19 +142,21 @@ def _sim_roller(args: argparse.Namespace, config: Config, speed: float = 0.0,  #
     from firmware.ble.simcli import fresh_boot_id
 
     return SimRoller(scenario, args.seed, config, speed=speed, boot_id=fresh_boot_id(),
-                     first_seq=journal.next_seq)  # type: ignore[attr-defined]
+                     first_seq=journal.next_seq,  # type: ignore[attr-defined]
+                     state_dir=state_dir)
 
 
 def _cmd_sim(args: argparse.Namespace, config: Config) -> None:
-    journal = None
-    if args.host_adapter:
-        from firmware.ble.simcli import sim_journal
+    journal = state_dir = None
+    if args.host_adapter:  # a roller on the radio keeps its state as the Pi does
+        from firmware.ble.simcli import default_state_dir, sim_journal
 
+        state_dir = args.state_dir or default_state_dir()
         try:
-            journal = sim_journal(args.state_dir)
+            journal = sim_journal(state_dir)
         except OSError as exc:
             raise CliError(f"cannot use the state directory: {exc}") from None
-    roller = _sim_roller(args, config, args.speed, journal)
+    roller = _sim_roller(args, config, args.speed, journal, state_dir)
     end = min(args.duration, roller.duration_s) if args.duration else roller.duration_s
     last = [-math.inf]
     notable = FrameFlag.BEYOND_FENCE | FrameFlag.IN_CONTACT | FrameFlag.IMU_FAULT

@@ -53,3 +53,18 @@ def test_a_roller_built_behind_its_journal_is_refused(tmp_path):
         assert "first_seq" in str(exc)
     else:
         raise AssertionError("a roller reusing the journal's seqs was accepted")
+
+
+def test_the_roller_on_the_radio_keeps_what_it_learned_of_its_parts(tmp_path):
+    """``smartroller-fw sim --host-adapter`` keeps its calibration in its state directory
+    as the Pi does (firmware/calibration.py; the next boot starts from it: test_parts)."""
+    from firmware import cli as fw_cli
+    from firmware.calibration import load_calibration
+
+    assert fw_cli.main(["sim", "--seed", "4", "--duration", "40", "--speed", "20",
+                        "--every", "0", "--interval-ms", "0", "--linger", "0",
+                        "--host-adapter", f"tcp-server:127.0.0.1:{_free_port()}",
+                        "--state-dir", str(tmp_path)]) == 0
+    kept = load_calibration(tmp_path)
+    assert (tmp_path / "calibration.json").exists() and kept.imu_clock_span_s > 30.0
+    assert kept.imu_clock_ratio != 1.0  # this part's clock, measured

@@ -14,7 +14,11 @@ runs it stand-alone.
 
 Above the emulated parts the simulated roller is the Pi's: its journal is the same
 on-disk ``Journal``, in ``<state-dir>/journal``, so frames no host acknowledged survive
-the process and are sent by the next run; every start is a new boot (``fresh_boot_id``)
+the process and are sent by the next run; what it learns of its parts is kept beside it
+(``<state-dir>/calibration.json``, firmware/calibration.py) and used by the next run
+(``smartroller-fw sim`` with a ``--seed`` is one drawn part: another seed with the same
+state directory is another part, which starts from the first one's calibration and
+relearns); every start is a new boot (``fresh_boot_id``)
 whose first seq follows the journal's last (``sim_journal(...).next_seq``), so no
 ``(boot, seq)`` is ever reused. After the routine it stays up, ``linger_s`` at most,
 until a host has acknowledged its journal, as a roller left switched on would.
@@ -233,8 +237,8 @@ def add_radio_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--host-adapter", metavar="SPEC",
                    help="run the GATT server on a virtual radio; the host attaches to this "
                         "transport (e.g. tcp-server:127.0.0.1:9100 -> tcp-client:...)")
-    g.add_argument("--state-dir", type=Path, help="roller address and bonds "
-                   f"(default {default_state_dir()})")
+    g.add_argument("--state-dir", type=Path, help="roller address, bonds, journal and "
+                   f"calibration (default {default_state_dir()})")
     g.add_argument("--interval-ms", type=float, default=CONNECTION_INTERVAL_S * 1000.0,
                    help="connection interval of the virtual link, ms (0: none)")
     g.add_argument("--cut-at", type=float, action="append", default=[], metavar="S",
