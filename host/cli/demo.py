@@ -137,7 +137,7 @@ async def _host(folder: Path, port: int, sc: object, seed: int, speed: float,
     from host.ble.bumble_adapter import close_adapters
     from host.ble.discovery import BleBackend
     from host.cli.common import configure_logging
-    from host.daemon.keeper import RollerKeeper, run_daemon
+    from host.daemon.keeper import RollerKeeper, TransportLost, run_daemon
     from host.daemon.live import live_line, read_statuses, render
     from host.export.csv import export_session
     from host.export.report import write_report
@@ -196,8 +196,12 @@ async def _host(folder: Path, port: int, sc: object, seed: int, speed: float,
         for keeper in keepers:
             await keeper.close_session("the demo is over")
         stop.set()
-        if not daemon.done():
-            await daemon
+        await asyncio.wait({daemon})
+        # The roller's process gone and the transport lost with it is the demo's normal
+        # end, which the daemon may notice only while the sessions above are closed.
+        lost = isinstance(daemon.exception(), TransportLost) and proc.poll() is not None
+        if daemon.exception() is not None and not lost:
+            raise daemon.exception()
     finally:
         await close_adapters()
     sessions = store.sessions()
