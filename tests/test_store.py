@@ -394,3 +394,35 @@ def test_a_schema_4_store_marks_the_sessions_whose_start_is_not_known(tmp_path):
         unmapped, mapped = s.session(1), s.session(2)
         assert not unmapped.start_known and mapped.start_known
         assert unmapped.start_text().startswith("<= ")
+
+
+def test_the_sessions_dated_by_bounds_are_read_once_not_at_every_close(tmp_path):
+    """Every close bounds the device's sessions whose start is not known, from their
+    first and last frames: each such session's frames are decoded once (again only
+    when frames are added), not at every close of every later session."""
+    from tests.test_daemon_sessions import C, frames
+
+    with Store(tmp_path / "s.db") as store:
+        decoded: list[int] = []
+        read = store._frame_records
+
+        def counting(session):
+            decoded.append(session.id)
+            return read(session)
+
+        store._frame_records = counting
+        counts, first = [], None
+        for boot in (0x10, 0x11, 0x12, 0x13):
+            k = boot - 0x10
+            s = store.open_session(DEVICE, 1000.0 + k, start_known=False)
+            store.add_frames(s.id, frames(boot, 100 * k, 0.0, 50, C))
+            store.close_session(s.id)
+            first = first or s.id
+            counts.append(decoded.count(first))
+        assert counts == [counts[0]] * 4, decoded  # later closes read it no more
+        store.add_frames(first, frames(0x10, 50, 0.5, 10, C))  # late backfill: read again
+        s = store.open_session(DEVICE, 2000.0, start_known=False)
+        store.add_frames(s.id, frames(0x14, 500, 0.0, 50, C))
+        store.close_session(s.id)
+        assert decoded.count(first) == counts[0] + 1, decoded
+        assert not store.session(first).start_known

@@ -224,9 +224,7 @@ class Store(RollerTables, ProfileTables):
                     "boot = ?", (session.id, session.last_boot)).fetchone()
                 t0 = t1 = math.nan
             else:
-                rec = self._frame_records(session)
-                first, last = int(rec["seq"][0]), int(rec["seq"][-1])
-                t0, t1 = float(rec["t"][0]), float(rec["t"][-1])
+                first, last, t0, t1 = self._ends(session)
             if first is None:
                 continue
             spans.append(SessionSpan(session.id, session.last_boot, first, last, t0, t1,
@@ -243,6 +241,22 @@ class Store(RollerTables, ProfileTables):
         for session_id, (start, end) in start_bounds(spans, exchanges).items():
             conn.execute("UPDATE sessions SET started_utc = ?, ended_utc = ? WHERE id = ?",
                          (start, end, session_id))
+
+    def _ends(self, session: Session) -> tuple[int, int, float, float]:
+        """The seq and sensor time (s) of the session's first and last frame, in (boot,
+        seq) order: its frames decoded once per frame count (``_bound_unknown_starts``
+        asks at every close of the device's sessions; a closed session's frames change
+        only when late backfill adds some)."""
+        cache: dict[int, tuple[int, tuple[int, int, float, float]]] = \
+            self.__dict__.setdefault("_ends_cache", {})
+        hit = cache.get(session.id)
+        if hit is not None and hit[0] == session.frame_count:
+            return hit[1]
+        rec = self._frame_records(session)
+        ends = (int(rec["seq"][0]), int(rec["seq"][-1]), float(rec["t"][0]),
+                float(rec["t"][-1]))
+        cache[session.id] = (session.frame_count, ends)
+        return ends
 
     def _frame_utc_span(self, session: Session) -> tuple[float | None, float | None]:
         """UTC of the session's first frame and its newest mapped one (None: no frame,
