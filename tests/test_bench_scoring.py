@@ -195,3 +195,17 @@ def test_the_bound_pools_only_the_sessions_with_a_calibration():
                    _result("profile", spine(200, 200, 190))])
     assert s["region_accuracy_bound"] == 0.96
     assert s["region_accuracy_bound_uncalibrated"] == 0.95
+
+
+def test_the_summary_gives_the_vertebra_errors_95th_percentile_beside_the_median():
+    """Issue 17's target is a median <= 10 mm and a 95th percentile <= 25 mm (calibrated):
+    both are reported, each over its own kind of session."""
+    def spine(errors: list[float]) -> dict:
+        return {"frames": len(errors), "correct": 0, "vertebra_errors_mm": errors,
+                "covered": 0, "oracle_correct": 0, "lumbar_correct": 0}
+
+    s = summarise([_result("calibrated", spine([float(x) for x in range(101)])),
+                   _result("profile", spine([1.0, 2.0, 3.0]))])
+    assert s["vertebra_error_mm_median"] == 50.0
+    assert s["vertebra_error_mm_p95"] == 95.0
+    assert abs(s["vertebra_error_mm_p95_uncalibrated"] - 2.9) < 1e-9
