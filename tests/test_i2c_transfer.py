@@ -9,29 +9,9 @@ from smbus2 import i2c_msg
 from smbus2.smbus2 import I2C_M_RD
 
 from firmware.drivers.i2c import Transfer
-from firmware.sim.bus import EmulatedSMBus, Nack, SimBus
+from firmware.sim.bus import EmulatedSMBus, SimBus
 from firmware.sim.clock import SimClock
-
-
-class RegisterFile:
-    """A pointer register and 256 auto-incrementing registers; NACKs on demand."""
-
-    def __init__(self):
-        self.regs = bytearray(range(256))
-        self.pointer = 0
-        self.nack = False
-
-    def i2c_write(self, data):
-        if self.nack:
-            raise Nack
-        self.pointer = data[0]
-        for i, b in enumerate(data[1:]):
-            self.regs[(self.pointer + i) & 0xFF] = b
-
-    def i2c_read(self, n):
-        out = bytes(self.regs[(self.pointer + i) & 0xFF] for i in range(n))
-        self.pointer = (self.pointer + n) & 0xFF
-        return out
+from tests.test_simbus import RegisterFile
 
 
 @pytest.fixture
