@@ -59,6 +59,7 @@ from smbus2.smbus2 import I2C_M_RD
 from firmware.clock import Clock
 from firmware.config import ImuConfig
 from firmware.drivers.bus_watch import BusWatch
+from firmware.drivers.i2c import Transfer
 from firmware.drivers.sample_clock import SampleClock
 from firmware.samples import ImuBatch
 
@@ -180,7 +181,7 @@ class Mpu6050:
         self._last_frame = b""  # the last FIFO frame delivered (12 bytes)
         self._same_run = 0  # how many frames in a row repeated the one before
         self._combined = callable(getattr(bus, "i2c_rdwr", None))
-        self._reads: dict[tuple[int, int], tuple[tuple[i2c_msg, i2c_msg], Any]] = {}
+        self._reads: dict[tuple[int, int], tuple[Transfer, Any]] = {}
 
     # -- public -----------------------------------------------------------------------
     def start(self) -> None:
@@ -401,8 +402,8 @@ class Mpu6050:
     # -- plumbing ---------------------------------------------------------------------
     def _read(self, register: int, length: int) -> bytes:
         """``length`` (<= 32) bytes from ``register`` on: one register-pointer write and one
-        read, as a combined transaction of prebuilt messages when the bus has them
-        (cheaper than an SMBus block read's per-call set-up), else an SMBus block read."""
+        read, as a combined transaction prepared once (``Transfer``) when the bus has
+        them (cheaper than an SMBus block read's per-call set-up), else an SMBus block read."""
         if not self._combined:
             return bytes(self.bus.read_i2c_block_data(self.address, register, length))
         prepared = self._reads.get((register, length))
@@ -412,9 +413,9 @@ class Mpu6050:
             buf = create_string_buffer(length)
             msgs = (i2c_msg.write(self.address, [register]),
                     i2c_msg(addr=self.address, flags=I2C_M_RD, len=length, buf=buf))
-            prepared = self._reads[register, length] = (msgs, buf)
-        msgs, buf = prepared
-        self.bus.i2c_rdwr(*msgs)
+            prepared = self._reads[register, length] = (Transfer(self.bus, *msgs), buf)
+        transfer, buf = prepared
+        transfer()
         return buf.raw
 
     def _call(self, fn: Callable[..., T], *args: object) -> T:

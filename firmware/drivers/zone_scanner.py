@@ -58,6 +58,7 @@ from firmware.drivers.ads1115 import (
     conversion_time_s,
 )
 from firmware.drivers.bus_watch import BusWatch
+from firmware.drivers.i2c import Transfer
 from firmware.samples import ZoneScan
 
 __all__ = ["ZoneScanner"]
@@ -72,7 +73,7 @@ class _Converter:
 
     __slots__ = ("driver", "first_zone", "zones", "state", "due", "started", "errors",
                  "faulted", "next_reinit", "start_msgs", "point_msg", "read_msg", "result",
-                 "read_msgs", "pin", "level", "gpio", "armed", "pin_ok", "looked", "misses",
+                 "read", "pin", "level", "gpio", "armed", "pin_ok", "looked", "misses",
                  "pin_episode", "next_pin_try", "next_pin_check")
 
     def __init__(self, driver: Ads1115, first_zone: int, zones: int, words: list[int],
@@ -92,7 +93,8 @@ class _Converter:
         self.point_msg = i2c_msg.write(address, [REG_CONVERSION])
         self.result = create_string_buffer(2)  # what read_msg reads lands here
         self.read_msg = i2c_msg(addr=address, flags=I2C_M_RD, len=2, buf=self.result)
-        self.read_msgs = (self.point_msg, self.read_msg)  # the conversion register, alone
+        self.read = Transfer(driver.bus, self.point_msg, self.read_msg)  # the conversion
+        # register, alone
         self.pin = pin                # gpiozero InputDevice on ALERT/RDY, or None
         self.level = None if pin is None else pin.pin  # its gpiozero Pin: state 0 = ready
         self.gpio = gpio
@@ -182,16 +184,17 @@ class ZoneScanner:
         self._alone = False  # this channel's ADCs start one by one
         steady = ready and self._combined and all(a.zones == len(self._words)
                                                   for a in self._adcs)
-        self._first_starts = tuple(a.start_msgs[0] for a in self._adcs) if steady else ()
+        self._first_starts = (Transfer(bus, *(a.start_msgs[0] for a in self._adcs))
+                              if steady else None)
         """Steady state: the combined transaction that starts a scan, and for each channel
         but the last the one that starts the next channel and reads the last ADC."""
         last = self._adcs[-1]
-        self._next_starts = [(*(a.start_msgs[ch + 1] for a in self._adcs), last.point_msg,
-                              last.read_msg) for ch in channels[:-1]]
-        self._read_alone = [tuple((a.read_msgs, a.result, a.first_zone + ch)
+        self._next_starts = [Transfer(bus, *(a.start_msgs[ch + 1] for a in self._adcs),
+                                      last.point_msg, last.read_msg) for ch in channels[:-1]]
+        self._read_alone = [tuple((a.read, a.result, a.first_zone + ch)
                              for a in (self._adcs if ch == self._last_channel else
                                        self._adcs[:-1])) for ch in channels]
-        """Steady state, per channel: the ADCs whose result is read alone (message pair,
+        """Steady state, per channel: the ADCs whose result is read alone (transfer,
         result buffer, zone); the last one's (buffer, zone) comes with ``_next_starts``."""
         self._last_result = [(last.result, last.first_zone + ch) for ch in channels]
         self._levels = [a.level for a in self._adcs] if steady else []
@@ -259,12 +262,12 @@ class ZoneScanner:
         transaction failed, None if not healthy."""
         self._fast = False
         adcs = self._adcs
-        if not self._first_starts or any(
+        if self._first_starts is None or any(
                 a.faulted or not a.pin_ok or not a.armed or now >= a.next_pin_check
                 for a in adcs):
             return None
         try:
-            self.bus.i2c_rdwr(*self._first_starts)
+            self._first_starts()
         except OSError:
             self.bus_errors += 1  # each ADC starts alone in its own step
             return False
@@ -300,10 +303,9 @@ class ZoneScanner:
                 return None
         channel = self._channel
         codes, ok = self._codes, self._ok
-        rdwr = self.bus.i2c_rdwr
-        for k, (msgs, result, zone) in enumerate(self._read_alone[channel]):
+        for k, (read, result, zone) in enumerate(self._read_alone[channel]):
             try:
-                rdwr(*msgs)
+                read()
             except OSError as exc:
                 self._leave_steady(k, len(self._adcs))
                 self._bus_error(self._adcs[k], self.clock.now(), exc)
@@ -312,7 +314,7 @@ class ZoneScanner:
         if channel == self._last_channel:
             return self._finish_scan()
         try:
-            rdwr(*self._next_starts[channel])
+            self._next_starts[channel]()
         except OSError:
             self.bus_errors += 1  # the last ADC is still ready: its own step reads it
             self._leave_steady(len(self._adcs) - 1, len(self._adcs))
@@ -478,7 +480,7 @@ class ZoneScanner:
         """Read the result of ``adc``'s conversion, which is done; False on a bus error."""
         try:
             if self._combined:
-                self.bus.i2c_rdwr(*adc.read_msgs)
+                adc.read()
                 code = int.from_bytes(adc.result.raw, "big", signed=True)
             else:
                 code = adc.driver.read_code()
