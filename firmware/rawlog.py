@@ -119,6 +119,8 @@ def read_header(fh: BinaryIO) -> RawLog:
         header = json.loads(body)
         if header.get("version") != VERSION:
             raise RawLogError(f"{where}: unsupported raw log version {header.get('version')!r}")
+        if "config" not in header:
+            raise RawLogError(f"{where}: no hardware profile (the header's config)")
         config = build(Config, header["config"], "header.config")
         calibration = header.get("calibration")
         if calibration is not None:

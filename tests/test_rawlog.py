@@ -173,3 +173,11 @@ def test_a_header_that_is_not_valid_is_one_line(body):
     with pytest.raises(RawLogError, match="^header at byte 12") as info:
         read_header(fh)
     assert "\n" not in str(info.value)
+
+
+def test_a_header_with_no_hardware_profile_says_so():
+    body = b'{"format": "smartroller-raw", "version": 1, "source": "test"}'
+    fh = io.BytesIO(MAGIC + struct.pack("<I", len(body)) + body
+                    + struct.pack("<I", zlib.crc32(body)))
+    with pytest.raises(RawLogError, match="^header at byte 12: no hardware profile"):
+        read_header(fh)
