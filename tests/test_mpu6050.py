@@ -37,6 +37,7 @@ def make_sim(seed=1, **kwargs):
     kwargs.setdefault("gyro_offset_dps", GYRO_OFFSET)
     kwargs.setdefault("accel_offset_g", ACCEL_OFFSET)
     kwargs.setdefault("gyro_drift_dps_per_sqrt_s", 0.0)
+    kwargs.setdefault("wake_phase", 1.0)  # a new grid's first sample a period later
     sim = Mpu6050Sim(clock, rolling, np.random.default_rng(seed), **kwargs)
     bus.attach(ADDR, sim)
     return clock, bus, sim
@@ -164,8 +165,8 @@ def test_fifo_frame_layout_follows_register_order():
 
     bus.write_byte_data(ADDR, 0x6A, 0x04)  # FIFO off and reset
     bus.write_byte_data(ADDR, 0x23, 0x08 | 0x80 | 0x40)  # ACCEL | TEMP | XG: 10 bytes
-    bus.write_byte_data(ADDR, 0x6A, 0x40)
-    clock.advance(0.0525)
+    bus.write_byte_data(ADDR, 0x6A, 0x40)  # the sample grid runs on: next at 55 ms
+    clock.advance(0.05)
     rows = frames(read_fifo(bus, fifo_count(bus)), width=5)
     assert len(rows) == 10
     assert np.allclose(np.linalg.norm(rows[:, :3] / LSB_PER_G, axis=1), 1.0, atol=0.06)
@@ -217,6 +218,45 @@ def test_fifo_reset_acts_only_with_the_fifo_disabled():
     assert bus.read_byte_data(ADDR, 0x6A) == 0x40  # FIFO_RESET self-clears
     bus.write_byte_data(ADDR, 0x6A, 0x04)
     assert fifo_count(bus) == 0
+
+
+def test_a_fifo_restart_keeps_the_sample_grid():
+    # Register map 4.2: the Sample Rate comes from the gyro output rate alone; FIFO_EN and
+    # FIFO_RESET (4.27) only enable and empty the buffer, so the samples stay on their grid.
+    clock, bus, sim = make_sim()
+    t0 = start_fifo(bus)  # samples at t0 + k * 5 ms, k = 1, 2, ...
+    clock.advance(0.0515)  # 10 samples made
+    bus.write_byte_data(ADDR, 0x6A, 0x04)  # FIFO off and reset
+    assert fifo_count(bus) == 0
+    clock.sleep_until(t0 + 0.0815)
+    bus.write_byte_data(ADDR, 0x6A, 0x40)  # on again 1.5 ms after sample 16
+    clock.sleep_until(t0 + 0.0855)  # past sample 17 (+1 ms), before 17 after the enable
+    assert fifo_count(bus) == 12  # a restarted phase would have made none yet
+    bus.write_byte_data(ADDR, 0x6A, 0x00)  # off and on again without a reset
+    clock.sleep_until(t0 + 0.0871)
+    bus.write_byte_data(ADDR, 0x6A, 0x40)
+    clock.sleep_until(t0 + 0.0905)  # past sample 18 (+0.5 ms)
+    assert fifo_count(bus) == 24
+    assert sim.samples_generated == 18
+
+
+def test_a_wake_starts_a_new_grid_at_an_arbitrary_phase():
+    # Nothing in the register map ties the first sample after a wake (or a reset) to the
+    # write that woke the part: each wake draws where, within a period, it comes.
+    delays = []
+    for seed in range(40):
+        clock, bus, sim = make_sim(seed=seed, wake_phase=None)
+        t0 = start_fifo(bus)
+        while fifo_count(bus) == 0:
+            clock.advance(0.0001)
+        delays.append(clock.now() - t0)
+        bus.write_byte_data(ADDR, 0x6B, 0x80)  # DEVICE_RESET: asleep, a new grid at wake
+        t1 = start_fifo(bus)
+        while fifo_count(bus) == 0:
+            clock.advance(0.0001)
+        delays.append(clock.now() - t1)
+    assert 0.0 < min(delays) < 0.001 and 0.0045 < max(delays) < 0.0055  # + the polling
+    assert 0.0015 < np.mean(delays) < 0.0035  # uniform over the 5 ms period
 
 
 def test_overflow_loses_the_oldest_bytes_and_breaks_frame_alignment():
@@ -616,3 +656,42 @@ def test_a_health_check_read_as_0xff_does_not_reinitialise_the_part():
     after = run(imu, clock, 1.5)
     assert imu.lost_reads == 1 and imu.reinits == 0 and imu.fault is None
     assert all(b.gap == 0 for b in after)
+
+
+def tag_samples(sim):
+    """Make the part write each sample's number on its grid (mod 30000) in place of gyro z:
+    the truth of which sample a delivered frame is."""
+    measure = sim._measure
+
+    def tagged(times, period):
+        rows = measure(times, period)
+        rows[:, 6] = np.rint((times - sim._t_phase) / period - 1) % 30000
+        return rows
+
+    sim._measure = tagged
+
+
+def test_the_sample_clock_survives_a_fifo_reset_every_0_4_s():
+    # The fault soak's pattern: a broken FIFO read (the FIFO reset) every 0.4 s on a part
+    # whose clock runs 0.8 % fast. The rate is counted over all the runs together, and
+    # each run's first index comes from the sample grid, not a rounded loop time.
+    clock, sim_bus, sim = make_sim(clock_error_ppm=8000.0)
+    tag_samples(sim)
+    bus = FaultyBus(sim_bus)
+    imu = make_driver(bus, clock)
+    imu.start()
+    offsets, resets, jitter = [], 0, np.random.default_rng(3)
+    due = clock.now()
+    while due < 60.0:
+        if due % 0.4 < 0.02:
+            bus.fail[0x74] = 1
+            resets += 1
+        batch = imu.drain()
+        if batch is not None:  # the delivered index against the part's own sample number
+            offsets.append((batch.first_index - batch.raw[0, 5]) % 30000)
+        due += 0.02
+        clock.sleep_until(due + jitter.uniform(0.0, 0.003))  # a loop's drains wander
+    assert resets > 140 and imu.bus_errors >= 140 and imu.reinits == 0
+    assert imu.rate_ratio == pytest.approx(1.008, abs=1e-4)  # 1.0 by single runs
+    assert len(set(offsets)) == 1  # drifts by 0.5 sample a reset when rounded
+    assert -1.5 < index_error(imu, clock) < 1.5

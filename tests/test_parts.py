@@ -29,6 +29,7 @@ OMEGA_DPS = 30.0  # tests.test_mpu6050.rolling turns about x at 30 deg/s
 
 
 def imu(part, **kwargs):
+    kwargs.setdefault("wake_phase", 1.0)  # a new grid's first sample a period later
     clock = SimClock()
     bus = SimBus(1, clock=clock)
     sim = Mpu6050Sim(clock, rolling, np.random.default_rng(3), gyro_offset_dps=(0, 0, 0),

@@ -68,6 +68,50 @@ def test_gravity_fit_does_not_guess_from_one_angle():
     assert abs(fit.offset[0]) < 0.05  # held at the prior, not fitted to the reading
 
 
+def fit_across_gaps(cut):
+    """A fit fed 20 stretches of a stroke (+-1 rad about a random angle), the gyro angle
+    set anew (by a random error of gravity's bridge, up to 0.1 rad) between them; ``cut``
+    at each."""
+    b1, b2 = 0.4, -0.3
+    rng = np.random.default_rng(4)
+    fit, c = GravityFit(), 0.7
+    for _ in range(20):
+        middle = rng.uniform(-3.0, 3.0)  # each stretch along a different part of the back
+        for t in np.linspace(middle - 1.0, middle + 1.0, 40):
+            fit.add(t, G * math.sin(t + c) + b1, G * math.cos(t + c) + b2, 1.0, 0.02)
+        c += rng.uniform(-0.1, 0.1)
+        if cut:
+            fit.cut()
+    fit.solve()
+    return fit, (b1, b2)
+
+
+def test_gravity_fit_keeps_the_offsets_across_gyro_angles_set_anew():
+    fit, truth = fit_across_gaps(cut=True)
+    assert fit.converged and fit.offset == pytest.approx(truth, abs=0.01)
+    uncut, _ = fit_across_gaps(cut=False)  # one c across all: the jumps read as offsets
+    assert max(abs(a - b) for a, b in zip(uncut.offset, truth, strict=True)) > 0.1
+
+
+def test_a_gap_before_the_zero_g_fit_converges_moves_the_position_by_the_turn_only():
+    # Zero-g offsets of 0.6 and -0.4 m/s^2 bend gravity's angle by up to 4 deg,
+    # differently at each angle; the fit has not converged (one slow stroke). The gap's
+    # bridge must add the turn lost, not the filter's lean toward the bent gravity.
+    config = default_config()
+    od = Odometry(config.roller, config.imu)
+    b1, b2 = 0.6, -0.4
+    for _ in range(100):  # calibrate at rest
+        od.update([0.0] * 4, b1, G + b2, DT, 300.0)
+    theta, rate = 0.0, 1.0
+    for k in range(20):  # 0.4 s at 1 rad/s, 20 ms lost at 0.3 s
+        gap = 0.02 if k == 15 else 0.0
+        theta += rate * (4 * DT + gap)
+        od.update([rate] * 4, G * math.sin(theta) + b1,
+                  G * math.cos(theta) - rate**2 * od.imu_offset + b2, DT, 300.0, gap_s=gap)
+    assert not od.gravity.converged
+    assert od.position == pytest.approx(od.rolling_radius(300.0) * theta, abs=3e-4)
+
+
 def test_hysteresis_inverse_undoes_the_strip():
     rng = np.random.default_rng(2)
     strip = FsrStrip.calibrated(default_config().zones, rng, creep_per_decade=0.0)

@@ -7,8 +7,13 @@ at 32 bytes; the same limit is kept for the combined transactions of prebuilt me
 used where the bus has them), and returns them as one ``ImuBatch``: three bus
 transactions for the 4 frames of a 20 ms drain at 200 Hz. Sample
 ``first_index + i`` was taken at sensor time ``(first_index + i) / rate``;
-``clock_to_sensor`` maps loop-clock time onto that scale, with the sensor clock's rate
-error estimated from the sample count.
+``clock_to_sensor`` maps loop-clock time onto that scale through the part's sample grid
+(``SampleClock``): every FIFO count read bounds the grid's phase, and the sensor clock's
+rate is the samples counted over the loop time of all FIFO runs together (a FIFO reset
+does not forget it). The part's sampling runs on while its FIFO is reset (register map
+4.2: the Sample Rate comes from the gyro output rate alone), so the first sample after a
+FIFO restart lies on the same grid, and a gap is the whole number of grid samples that
+never reached the driver; only a re-initialisation starts a new grid.
 
 Trouble is handled inside ``drain()``, which never raises for it:
 
@@ -54,6 +59,7 @@ from smbus2.smbus2 import I2C_M_RD
 from firmware.clock import Clock
 from firmware.config import ImuConfig
 from firmware.drivers.bus_watch import BusWatch
+from firmware.drivers.sample_clock import SampleClock
 from firmware.samples import ImuBatch
 
 SMPLRT_DIV = 0x19
@@ -83,9 +89,8 @@ BACKOFF_S = 0.5
 HEALTH_PERIOD_S = 1.0
 STUCK_FIFO_PERIODS = 10
 STUCK_DATA_SAMPLES = 50
-RATE_MIN_SPAN_S = 5.0
-RATE_TOLERANCE = 0.02  # sanity bound on the rate estimate (clocks are good to ~1 %)
-RATE_TRUST_S = 60.0  # a stored ratio gives way to this boot's once a run is this long
+RATE_TOLERANCE = 0.02  # sanity bound on a stored ratio (clocks are good to ~1 %)
+RATE_TRUST_S = 60.0  # a stored ratio gives way to this boot's once its count is this long
 
 DLPF_CFG = {260: 0, 184: 1, 94: 2, 44: 3, 21: 4, 10: 5, 5: 6}
 """Accelerometer bandwidth, Hz -> CONFIG.DLPF_CFG (0: 8 kHz gyro output, else 1 kHz)."""
@@ -161,15 +166,14 @@ class Mpu6050:
         self.bus_errors = 0
         self.lost_reads = 0
         """Reads whose bytes arrived as 0xFF (read again, or a FIFO frame lost)."""
-        self.rate_ratio = 1.0
-        """Sensor clock rate / nominal, estimated from the sample count."""
+        self.sample_clock = SampleClock(self.rate_hz)
+        """The part's sample grid against the loop clock."""
         self._started = False
-        self._t_start = clock.now()  # loop time the current run's FIFO was enabled, s
-        self._base = 0  # sample index of the current run's first sample
+        self._restarted = False  # the FIFO restarted on the grid; no count read since
+        self._enabled = (0.0, 0.0)  # loop times the FIFO was last enabled between, s
         self._next_index = 0  # index of the next sample to deliver
         self._gap = 0  # samples lost just before it
-        self._ratio_span = 0.0  # length of the run the rate ratio was estimated over, s
-        self._t_data = self._t_start  # loop time the FIFO last held a frame, s
+        self._t_data = clock.now()  # loop time the FIFO last held a frame, s
         self._next_health = math.inf
         self._reinit_at: float | None = None
         self._logged: str | None = None
@@ -207,17 +211,23 @@ class Mpu6050:
         return None
 
     @property
+    def rate_ratio(self) -> float:
+        """Sensor clock rate / nominal, from the sample count (or assumed)."""
+        return self.sample_clock.ratio
+
+    @property
     def rate_span_s(self) -> float:
-        """Length of the run ``rate_ratio`` was measured over, s (0: not measured)."""
-        return self._ratio_span
+        """Loop time ``rate_ratio`` was counted over, s (0: not counted; an assumed
+        ratio's span while it stands)."""
+        return self.sample_clock.assumed_span_s or self.sample_clock.span_s
 
     def assume_rate(self, ratio: float, span_s: float) -> None:
         """Start from a sample-clock ratio measured before (a stored calibration, over
-        ``span_s`` s): kept until a run of this boot is longer than ``span_s`` (at most
-        ``RATE_TRUST_S``: the clock moves as the die warms)."""
-        if abs(ratio - 1.0) < RATE_TOLERANCE:
-            self.rate_ratio = ratio
-            self._ratio_span = min(span_s, RATE_TRUST_S)
+        ``span_s`` s): kept until this boot has counted samples over longer than
+        ``span_s`` (at most ``RATE_TRUST_S``: the clock moves as the die warms)."""
+        if abs(ratio - 1.0) < RATE_TOLERANCE and span_s > 0.0:
+            self.sample_clock.ratio = ratio
+            self.sample_clock.assumed_span_s = min(span_s, RATE_TRUST_S)
 
     def restart(self, reason: str) -> None:
         """Re-initialise the part at the next ``drain`` (after the bus was recovered:
@@ -226,7 +236,7 @@ class Mpu6050:
 
     def clock_to_sensor(self, t: float) -> float:
         """Sensor time (index / rate, s) of loop-clock time ``t`` (s)."""
-        return (self._base - 1) / self.rate_hz + (t - self._t_start) * self.rate_ratio
+        return self.sample_clock.index_at(t) / self.rate_hz
 
     # -- bring-up ---------------------------------------------------------------------
     def _configure(self) -> None:
@@ -246,28 +256,32 @@ class Mpu6050:
         if list(got) != wanted:
             raise OSError(errno.EIO, f"configuration did not stick: wrote {wanted}, read {got}")
         self._call(self.bus.write_byte_data, self.address, FIFO_EN, FIFO_EN_ACCEL_XYZ_GYRO)
-        self._restart_run(self._reset_fifo())
+        t_enabled = self._reset_fifo()
+        if self._started:  # a new grid: the samples lost are judged by the loop clock
+            index = round(self.sample_clock.index_at(t_enabled)) + 1
+            if index > self._next_index:
+                self._gap += index - self._next_index
+                self._next_index = index
+        self.sample_clock.reset(t_enabled, self._next_index)
+        self._restart_run(t_enabled, on_grid=False)
 
     def _reset_fifo(self) -> float:
         """Empty and restart the FIFO; return the loop time it restarted, s."""
         # FIFO_RESET acts only with FIFO_EN = 0 (register map, USER_CTRL): reset, then enable.
         self._call(self.bus.write_byte_data, self.address, USER_CTRL, USER_FIFO_RESET)
+        t_enabling = self.clock.now()
         self._call(self.bus.write_byte_data, self.address, USER_CTRL, USER_FIFO_EN)
         t_enabled = self.clock.now()
+        self._enabled = (t_enabling, t_enabled)
         self._call(self.bus.read_byte_data, self.address, INT_STATUS)  # clear a stale overflow
         return t_enabled
 
-    def _restart_run(self, t_enabled: float) -> None:
-        """Anchor the sample index of a FIFO (re)started at loop time ``t_enabled`` (s)."""
-        if self._started:
-            index = round(self._base + (t_enabled - self._t_start) * self.rate_ratio
-                          * self.rate_hz)
-            if index > self._next_index:
-                self._gap += index - self._next_index
-                self._next_index = index
+    def _restart_run(self, t_enabled: float, on_grid: bool = True) -> None:
+        """Note a FIFO (re)started at loop time ``t_enabled`` (s); ``on_grid``: on the
+        sample grid so far (its first sample's index is judged at the first count read)."""
         self._started = True
-        self._base = self._next_index
-        self._t_start = self._t_data = t_enabled
+        self._restarted = on_grid
+        self._t_data = t_enabled
         self._next_health = t_enabled + HEALTH_PERIOD_S
         # The run of identical samples carries on: a live sensor's next sample differs.
 
@@ -286,6 +300,7 @@ class Mpu6050:
     def _read_batch(self) -> ImuBatch | None:
         if self.clock.now() >= self._next_health:
             self._check_health()
+        t_before = self.clock.now()
         count = self._fifo_count()
         t_count = self.clock.now()
         if count >= FIFO_BYTES:
@@ -298,7 +313,13 @@ class Mpu6050:
                 raise _DeviceFault("FIFO stuck: no new samples")
             return None
         self._t_data = t_count
-        self._estimate_rate(self._next_index - self._base + frames, t_count)
+        if self._restarted:
+            index = self.sample_clock.restart_index(self._enabled, t_before, t_count, frames,
+                                                    self._next_index)
+            self._gap += index - self._next_index
+            self._next_index = index
+            self._restarted = False
+        self.sample_clock.observe(t_before, t_count, self._next_index + frames - 1)
         data, failed = self._read_frames(frames)
         batch = None
         if data:
@@ -359,19 +380,6 @@ class Mpu6050:
                                                  self.address, USER_CTRL, 2)
         if pwr_mgmt_1 & SLEEP or not user_ctrl & USER_FIFO_EN:
             raise _DeviceFault("device reset itself (asleep or FIFO off)")
-
-    def _estimate_rate(self, samples: int, t: float) -> None:
-        """Sensor clock rate from ``samples`` made in this run by loop time ``t`` (s).
-
-        Between the samples-th and the next sample: ratio = (samples + 0.5) / (span * rate)
-        within +-0.5 / (span * rate); the longest run so far gives the estimate.
-        """
-        span = t - self._t_start
-        if span >= max(RATE_MIN_SPAN_S, self._ratio_span):
-            ratio = (samples + 0.5) / (span * self.rate_hz)
-            if abs(ratio - 1.0) < RATE_TOLERANCE:
-                self.rate_ratio = ratio
-                self._ratio_span = span
 
     def _stuck_data(self, data: bytes) -> bool:
         """Track runs of identical frames; True once one exceeds STUCK_DATA_SAMPLES.

@@ -53,11 +53,20 @@ class GravityFit:
     """Least-squares fit of the accelerometer's in-plane zero-g offsets, m/s^2.
 
     Model, for the gyro angle ``t`` (which differs from the true angle by a constant
-    ``c`` over the fit's memory): ``a1 = A sin t + B cos t + b1`` and
-    ``a2 = A cos t - B sin t + b2`` with ``A = g cos c``, ``B = g sin c``. The normal
+    ``c`` within one stretch of the gyro's own count): ``a1 = A sin t + B cos t + b1``
+    and ``a2 = A cos t - B sin t + b2`` with ``A = g cos c``, ``B = g sin c``. The normal
     equations of this model need only seven running sums (kept with exponential
     forgetting); a prior holds the offsets near zero (the datasheet's spread) until
     the roller has turned through enough angles to tell them apart.
+
+    Where the gyro angle is set anew (a gap or a clip: the turn lost is taken from
+    gravity, with gravity's error) ``c`` changes by an unknown amount, so ``cut`` closes
+    the stretch: its own ``A, B`` are eliminated from its sums (the Schur complement of
+    their block, a scalar weight and a 2-vector, since that block is ``w I``) and what it
+    says of the offsets alone is kept; the next stretch gets an ``A, B`` of its own.
+    Without the cut, one ``c`` across many gaps makes the fit take their errors for
+    offsets (0.34 g read on a part with 0.05 g, after a broken FIFO read every ~0.4 s),
+    and every later gap's jump to gravity is then off by as much (~16 deg, 20 mm).
     """
 
     def __init__(self, memory_s: float = 120.0, prior_m_s2: float = 0.8,
@@ -66,6 +75,7 @@ class GravityFit:
         self.noise = noise_m_s2  # spread of one batch-mean observation, m/s^2
         self.weak = (noise_m_s2 / prior_m_s2) ** 2
         self.sums = [0.0] * 7  # w, w sin, w cos, then the right-hand side y0..y3
+        self.closed = [0.0] * 3  # the closed stretches' offset weight and right-hand side
         self.offset = (0.0, 0.0)
         self.uncertainty = prior_m_s2  # 1-sigma of the offsets, m/s^2
         self._span = self._keep = math.nan  # the last span and its forgetting factor
@@ -87,17 +97,31 @@ class GravityFit:
         s0, s1, s2, s3, s4, s5, s6 = self.sums
         self.sums = [k * s0 + w, k * s1 + ws, k * s2 + wc, k * s3 + ws * a1 + wc * a2,
                      k * s4 + wc * a1 - ws * a2, k * s5 + w * a1, k * s6 + w * a2]
+        p, q1, q2 = self.closed
+        self.closed = [k * p, k * q1, k * q2]
+
+    def cut(self) -> None:
+        """The gyro angle was just set anew (its offset ``c`` from the true angle moved):
+        close the stretch, keeping only what it says of the offsets."""
+        w, ws, wc, y0, y1, y2, y3 = self.sums
+        if w > 0.0:
+            p, q1, q2 = self.closed
+            self.closed = [p + w - (ws * ws + wc * wc) / w,
+                           q1 + y2 - (ws * y0 + wc * y1) / w,
+                           q2 + y3 - (wc * y0 - ws * y1) / w]
+        self.sums = [0.0] * 7
 
     def solve(self) -> tuple[float, float]:
         """Update and return the offsets (b1, b2), m/s^2."""
-        w, ws, wc, *y = self.sums
+        w, ws, wc, y0, y1, y2, y3 = self.sums
+        p, q1, q2 = self.closed
         h = np.array([[w + 1e-9, 0.0, ws, wc], [0.0, w + 1e-9, wc, -ws],
-                      [ws, wc, w + self.weak, 0.0], [wc, -ws, 0.0, w + self.weak]])
+                      [ws, wc, w + p + self.weak, 0.0], [wc, -ws, 0.0, w + p + self.weak]])
         try:
             cov = np.linalg.inv(h)
         except np.linalg.LinAlgError:
             return self.offset
-        x = cov @ np.array(y)
+        x = cov @ np.array([y0, y1, y2 + q1, y3 + q2])
         self.offset = (float(x[2]), float(x[3]))
         self.uncertainty = self.noise * math.sqrt(max(cov[2, 2], cov[3, 3]))
         return self.offset
@@ -142,6 +166,8 @@ class Odometry:
         self.position = 0.0  # m
         self.velocity = 0.0  # m/s
         self._rate = 0.0  # last rate, rad/s
+        self._last_gravity: tuple[float, float, float] | None = None  # the last batch's
+        # in-plane accelerations with the motion removed (m/s^2) and gyro angle (rad)
         self._batches = 0
         self._steering = False  # gravity steers the position (zero-g offsets known)
         self._turn_time = 0.0  # sum of rolling radius x time since the zero, until
@@ -261,6 +287,16 @@ class Odometry:
             # bends it; the offsets' few degrees do not matter to this check).
             self.check.add(mid, math.atan2(a1, a2), self._time)
         jump = wrap(gravity_angle - angle)
+        last = self._last_gravity
+        if gap_s > 0.0 and not self._steering and last is not None:
+            # Until gravity steers the position, a gap is bridged by gravity's own turn
+            # since the batch before it (less the gyro's count), not by its absolute
+            # angle: the filter's angle leans toward gravity read with zero-g offsets not
+            # yet known (up to ~5 deg, differently at each angle), which the position,
+            # resting on the gyro, must not take in one step at every gap.
+            # (both gravity angles with the zero-g offsets as they are now)
+            jump = wrap(gravity_angle - math.atan2(last[0] - b1, last[1] - b2)) \
+                - (mid - last[2])
         if clipped and math.copysign(jump, omega) < -CLIP_BACK_RAD:
             jump = 0.0  # a clipped gyro only under-counts: gravity this far back is a bump
         if gap_s > 0.0 or (lost == 1 and weight >= RECOVER_WEIGHT) or clipped:
@@ -272,6 +308,7 @@ class Odometry:
             thetas = [t + jump for t in thetas]
             theta += jump
             mid += jump  # the positions below follow the jumped angles
+            self.gravity.cut()  # the gyro angle's offset from the true one moved
             if not clipped:
                 self._lost = 0
         step = 0.0
@@ -310,6 +347,7 @@ class Odometry:
         positions = [position0 + radius * (t - theta0) for t in thetas]
         angles = [t + correction for t in thetas]
         self._rate = rate
+        self._last_gravity = (a1, a2, mid)
         self.theta = theta
         self.position = positions[-1]
         self.velocity = radius * rate

@@ -7,9 +7,18 @@ byte read pops the FIFO (and every byte written pushes it).
 
 Its state is computed lazily from the clock whenever the bus touches it (no threads).
 The sensor clock ticks at ``rate * (1 + clock_error_ppm * 1e-6)``; sample k (k = 0, 1,
-...) is taken at ``t_phase + (k + 1) / rate``, where ``t_phase`` is the last time the
-sampling phase was restarted: waking up, a new SMPLRT_DIV or DLPF_CFG, or the FIFO being
-enabled (on the chip the phase is free-running and unknown within one period). All the
+...) is taken at ``t_phase + (k + 1) / rate``: a grid that starts anew only when the part
+wakes up (from sleep, so after DEVICE_RESET or a brown-out too) or gets a new SMPLRT_DIV
+or DLPF_CFG, and then at an arbitrary phase: its first sample comes a fraction of a
+period later drawn uniformly (``wake_phase`` pins it), as nothing in the register map ties
+it to the write. Resetting, disabling or enabling the FIFO does not touch the grid: the
+register map (4.2, SMPLRT_DIV) derives the Sample Rate, by which the sensor registers,
+the FIFO output and the DMP are all sampled, from the gyroscope output rate alone
+(Sample Rate = Gyroscope Output Rate / (1 + SMPLRT_DIV)), and USER_CTRL (4.27) says
+only that FIFO_EN enables FIFO operations and FIFO_RESET resets the FIFO buffer; so the
+first sample written after a FIFO restart lies on the grid of those before it, at an
+unknown phase (0..1 period) from the enabling write, and sampling (the data registers,
+DATA_RDY) runs on while the FIFO is off. All the
 samples due since the last access are made in one vectorised batch: ``motion`` is called
 once, noise, offsets and a random-walk gyro drift are added, values are clipped to the
 full scale, quantised, packed big-endian and appended to a 1024-byte FIFO.
@@ -138,6 +147,10 @@ class Mpu6050Sim:
     temperature_c: die temperature reported in TEMP_OUT, C.
     part: how this chip deviates from the nominal one (default: the ideal part); its
         ``clock_error`` adds to ``clock_error_ppm``.
+    wake_phase: the first sample of a new sample grid (waking up, a new SMPLRT_DIV or
+        DLPF_CFG) comes this fraction of a period later, in (0, 1]; None (the default,
+        as on the chip) draws it uniformly at each new grid (from a stream spawned from
+        ``rng``, so the noise drawn from ``rng`` is the same whatever the phases).
     """
 
     def __init__(self, clock: _Clock, motion: Motion, rng: np.random.Generator, *,
@@ -147,7 +160,8 @@ class Mpu6050Sim:
                  gyro_drift_dps_per_sqrt_s: float = 0.02,
                  clock_error_ppm: float = 0.0,
                  temperature_c: float = 25.0,
-                 part: ImuPart | None = None) -> None:
+                 part: ImuPart | None = None,
+                 wake_phase: float | None = None) -> None:
         self._clock = clock
         self._motion = motion
         self._rng = rng
@@ -169,6 +183,10 @@ class Mpu6050Sim:
         self._accel_m = None if part == ImuPart() else part.accel_matrix
         self._awake_at = -math.inf  # when the gyro last woke (its start-up runs from here)
         self._temperature_c = float(temperature_c)
+        if wake_phase is not None and not 0.0 < wake_phase <= 1.0:
+            raise ValueError(f"wake_phase {wake_phase}: must be in (0, 1]")
+        self._wake_phase = wake_phase
+        self._phase_rng = rng.spawn(1)[0]  # its own stream: ``rng``'s draws stay as they were
         self.overflows = 0
         """How many times the FIFO overflowed (bytes lost after it was read or reset)."""
         self.samples_generated = 0
@@ -302,8 +320,6 @@ class Mpu6050Sim:
                 self._clear_fifo()
             self._regs[reg] = value & ~(USER_FIFO_RESET | USER_I2C_MST_RESET
                                         | USER_SIG_COND_RESET)
-            if value & USER_FIFO_EN and not old & USER_FIFO_EN:
-                self._restart_phase()
         elif reg == FIFO_R_W:
             if self._regs[USER_CTRL] & USER_FIFO_EN:
                 self._push(bytes([value]), max(2 * len(self._frame_columns()), 1))
@@ -329,7 +345,13 @@ class Mpu6050Sim:
         self._overflowing = False
 
     def _restart_phase(self) -> None:
+        """A new sample grid (waking up, a new SMPLRT_DIV or DLPF_CFG): its first sample
+        comes at an arbitrary point within one period from now, drawn."""
         self._t_phase = self._clock.now()
+        if self._awake(self._regs[PWR_MGMT_1]):
+            lead = self._phase_rng.uniform(0.0, 1.0) if self._wake_phase is None \
+                else 1.0 - self._wake_phase
+            self._t_phase -= lead * self._period_s()
         self._k = 0  # samples due since _t_phase that were made (or skipped)
         self._schedule()
 
