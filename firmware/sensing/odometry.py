@@ -48,7 +48,7 @@ CHECK_MAGNITUDE = 0.15  # gravity clean enough for the gyro-gravity check
 TILT_MAGNITUDE = 0.1  # gravity within this share of 1 g (offsets included) is clean enough
 CLEAN_SHARE = 0.01  # gravity near the zero this near its typical magnitude is clean
 ZERO_BATCHES = 25  # batches from the zero (0.5 s) to find clean gravity in
-SETTLE_RAD = 0.05  # gravity this near the zero's angle settles the position (``_settle``)
+SETTLE_RAD = 0.1  # gravity this near the zero's angle settles the position (``_settle``)
 _AXES = {"x": (0, 1, 2), "y": (1, 2, 0), "z": (2, 0, 1)}
 
 
