@@ -20,6 +20,11 @@ with the rolling radius shrinking under load (``r_eff = r - load / stiffness``).
 the gyro offset is being learned after boot (``GyroOffset``: a roller switched on while
 someone rolls), each better estimate moves the position by what the old one turned it
 since the zero (the change x the sum of ``r_eff`` x time), until gravity steers it.
+Once the zero-g fit has converged, gravity also says what the gyro miscounted before
+(an offset learned late, a gap bridged, a sample grid miscounted): where the roller is
+back at the zero's angle, gravity's turn since the zero against the position's settles
+the position once (``Odometry._settle``); until then the position keeps the miss for
+good, however long the session.
 Work is done per batch of FIFO samples with numpy (the firmware runs on a Pi Zero 2 W).
 """
 
@@ -41,6 +46,9 @@ CLIP_BACK_RAD = 0.2  # gravity behind a clipped gyro by more than this is not th
 RECOVER_WEIGHT = 0.5  # gravity's weight (1 at exactly 1 g) that ends a clip's doubt
 CHECK_MAGNITUDE = 0.15  # gravity clean enough for the gyro-gravity check
 TILT_MAGNITUDE = 0.1  # gravity within this share of 1 g (offsets included) is clean enough
+CLEAN_SHARE = 0.01  # gravity near the zero this near its typical magnitude is clean
+ZERO_BATCHES = 25  # batches from the zero (0.5 s) to find clean gravity in
+SETTLE_RAD = 0.1  # gravity this near the zero's angle settles the position (``_settle``)
 _AXES = {"x": (0, 1, 2), "y": (1, 2, 0), "z": (2, 0, 1)}
 
 
@@ -172,6 +180,18 @@ class Odometry:
         self._steering = False  # gravity steers the position (zero-g offsets known)
         self._turn_time = 0.0  # sum of rolling radius x time since the zero, until
         # gravity steers the position, m s
+        self._zero_time = 0.0  # time since the zero, until gravity steers the position, s
+        self._revised_turn = 0.0  # what the offset's revisions turned the position since
+        # the zero (the gyro angle keeps the old offset's turn), rad
+        self._settling = False  # the fit converged: the position waits to be settled
+        self._reference: list[tuple[float, float, float, float, float]] = []  # the
+        # batches near the zero that the position is settled against (``_settle``)
+        self._typical = G  # gravity's magnitude near the zero, m/s^2
+        self._stepped = 0.0  # gravity's steps of the position since it began to steer, rad
+        self._zero: list[tuple[float, float, float, float, float]] = []  # gravity over
+        # ZERO_BATCHES batches from the zero (from boot until one is taken): the in-plane
+        # accelerations with the motion removed (m/s^2), the gyro angle, the filter's
+        # angle and the revisions' turn then (rad), for the converged fit to read
         self._lost = 0  # 2: the gyro clipped in the last batch, 1: before it, 0: not since
         # gravity last put the angle right
 
@@ -183,13 +203,54 @@ class Odometry:
 
     def zeroed(self) -> None:
         """The position was just taken as the zero: a better gyro offset learned later
-        corrects the position from here on (not what came before the zero)."""
-        self._turn_time = 0.0
+        corrects the position from here on (not what came before the zero), and so does
+        the zero-g fit once it converges (``update``)."""
+        self._turn_time = self._zero_time = self._revised_turn = self._stepped = 0.0
+        self._zero = []  # (gravity from the next batch on)
+        self._settling = False  # (a zero taken while gravity steers has nothing to settle)
 
     @property
     def angle(self) -> float:
         """Absolute roll angle, rad, unwrapped (0 before the first sample)."""
         return self.theta + (self.correction or 0.0)
+
+    def _clean_zero(self) -> list[tuple[float, float, float, float, float]]:
+        """The batches from the zero whose gravity, read with the zero-g offsets now
+        known, is clean: within ``CLEAN_SHARE`` of their median magnitude (a part's
+        gains put 1 g a few % off 9.81; the batch that takes the zero, a body landing
+        on the roller, reads up to ~8 % off the rest)."""
+        b1, b2 = self.gravity.offset
+        magnitudes = [math.hypot(a1 - b1, a2 - b2) for a1, a2, *_ in self._zero]
+        if not magnitudes:
+            return []
+        typical = self._typical = float(np.median(magnitudes))
+        return [batch for batch, m in zip(self._zero, magnitudes, strict=True)
+                if abs(m - typical) <= CLEAN_SHARE * typical]
+
+    def _settle(self, mid: float, gravity_angle: float) -> float:
+        """Once the zero-g fit has converged: what the position, resting on the gyro from
+        the zero until then, is off by, m (0 until the roller is back at the zero's
+        angle).
+
+        Gravity's turn since the zero (both angles read with the offsets now known) is
+        the roller's; the position turned by the gyro's count (with the offset's
+        revisions) and gravity's steps since. The difference is the turn the gyro
+        miscounted before gravity steered (an offset not yet known, a gap bridged),
+        taken at the mean rolling radius over that time. It is read where gravity reads
+        one of the zero's clean batches' angle again (within ``SETTLE_RAD``): whatever
+        gravity's error at an angle (the offsets' residue, gains, cross-axis), it is then
+        the same at both ends.
+        """
+        b1, b2 = self.gravity.offset
+        for a1, a2, mid0, angle0, revised0 in self._reference:
+            then = math.atan2(a1 - b1, a2 - b2)
+            if abs(wrap(gravity_angle - then)) <= SETTLE_RAD:
+                now = mid + self.correction
+                true_turn = now + wrap(gravity_angle - now) - (angle0 + wrap(then - angle0))
+                counted = mid - mid0 + self._revised_turn - revised0 + self._stepped
+                self._settling = False
+                return (self._turn_time / self._zero_time) * (true_turn - counted)
+        return 0.0
 
     def rolling_radius(self, load_n: float) -> float:
         """Effective rolling radius under ``load_n`` N of body load, m."""
@@ -269,6 +330,7 @@ class Odometry:
             tilt = math.atan2(a1, a2)
         if not self._steering:
             self._turn_time += radius * span
+            self._zero_time += span
         off.update(rates, dt, tilt, sign, broken=gap_s > 0.0 or clipped)
         if off.revised:
             # The offset since boot is now known better: the gyro turned the position
@@ -276,6 +338,7 @@ class Odometry:
             # time (each batch's by its rolling radius) until gravity began to steer
             # the position (from then on gravity has held it, the offset or not).
             position0 -= sign * (off.offset - offset) * scale * self._turn_time
+            self._revised_turn -= sign * (off.offset - offset) * scale * self._zero_time
         magnitude = math.hypot(a1 - b1, a2 - b2)
         weight = max(0.0, 1.0 - abs(magnitude - G) / (0.05 * G))
         self._time += span + gap_s
@@ -324,10 +387,16 @@ class Odometry:
                 # The zero-g offsets just became known: put the absolute angle right at
                 # once, without moving the position (the gyro carried it so far).
                 self._steering = True
+                self._reference = self._clean_zero()
+                self._settling = self._zero_time > 0.0 and bool(self._reference)
                 self.correction += error - step
                 step = 0.0
             elif self.gravity.converged:
                 self.trim -= self.ki * error * span * weight
+                if self._settling and not gap_s \
+                        and abs(magnitude - self._typical) <= CLEAN_SHARE * self._typical:
+                    position0 += self._settle(mid, gravity_angle)
+                self._stepped += step
             else:
                 # Until the zero-g offsets are known, gravity steers the angle but not
                 # the position (which then rests on the gyro alone).
@@ -348,6 +417,9 @@ class Odometry:
         angles = [t + correction for t in thetas]
         self._rate = rate
         self._last_gravity = (a1, a2, mid)
+        if len(self._zero) < ZERO_BATCHES and not self._steering \
+                and not (gap_s or clipped or lost):
+            self._zero.append((a1, a2, mid, mid + correction, self._revised_turn))
         self.theta = theta
         self.position = positions[-1]
         self.velocity = radius * rate
