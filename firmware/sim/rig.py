@@ -72,6 +72,9 @@ class SimRoller:
     state_dir: Path | None = None
 
     REPLAY_ITEMS = 20_000
+    CLOCK_KNOT_S = 1.0
+    """How often the driver's clock mapping is noted for ``sensor_to_world``, s (as the
+    host's time syncs note it)."""
     """Replay the tape whenever it holds this many items (a few simulated seconds)."""
 
     def __post_init__(self) -> None:
@@ -136,6 +139,7 @@ class SimRoller:
             + ([(faults.adc_dies_s, "adc_dies")] if faults.adc_dies_s is not None else []))
         self._pressed_until: float | None = None
         self._started = False
+        self._knots: tuple[list[float], list[float]] = ([], [])  # world t, sensor t (s)
         self._step = self.meter.firmware(self.firmware.step, "loop")
         if self.profile:
             meter_parts(self.firmware, self.meter)
@@ -163,12 +167,32 @@ class SimRoller:
     def sensor_to_world(self, sensor_t: np.ndarray) -> np.ndarray:
         """World (virtual clock) time of sensor times, s: for scoring against the truth.
 
-        Uses the IMU driver's own clock mapping, which is exact here because the
-        emulated sensor clock has no error unless a scenario gives it one.
+        Uses the IMU driver's own clock mapping: as it was noted every ``CLOCK_KNOT_S``
+        between the notes (the host maps through its time syncs), as it is now after
+        the last one, extended with its rate before the first.
         """
         imu = self.firmware.imu
         ref = self.clock.now()
-        return ref + (np.asarray(sensor_t) - imu.clock_to_sensor(ref)) / imu.rate_ratio
+        sensor_t = np.asarray(sensor_t, dtype=float)
+        now = ref + (sensor_t - imu.clock_to_sensor(ref)) / imu.rate_ratio
+        world, sensor = self._knots
+        if len(sensor) < 2:
+            return now
+        before = world[0] + (sensor_t - sensor[0]) / imu.rate_ratio
+        inside = np.interp(sensor_t, sensor, world)
+        return np.where(sensor_t > sensor[-1], now, np.where(sensor_t < sensor[0], before,
+                                                              inside))
+
+    def _note_clock(self, now: float) -> None:
+        """Note the driver's sensor time of ``now`` (s) every ``CLOCK_KNOT_S``: the sensor
+        clock wanders as the die warms, which one line through it would miss."""
+        world, sensor = self._knots
+        if world and now < world[-1] + self.CLOCK_KNOT_S:
+            return
+        s = self.firmware.imu.clock_to_sensor(now)
+        if not sensor or s > sensor[-1]:
+            world.append(now)
+            sensor.append(s)
 
     @property
     def firmware_seconds(self) -> float:
@@ -218,6 +242,7 @@ class SimRoller:
                 self.adcs[1].vanish()
         tape.record(("step",))
         due = self._step()
+        self._note_clock(now)
         if len(tape) >= self.REPLAY_ITEMS:
             self.cpu.run()
         nxt = [due, end]
