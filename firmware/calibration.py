@@ -39,6 +39,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import reprlib
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -96,6 +97,27 @@ class Calibration:
         ``SCALE_WEIGHT_CAP`` (the live firmware and a raw log's replay alike)."""
         return GyroScale(self.gyro_scale, min(self.gyro_scale_weight, SCALE_WEIGHT_CAP))
 
+    @classmethod
+    def from_fields(cls, data: object) -> Calibration:
+        """From a JSON object of its fields (calibration.json's, a raw log header's): a
+        key it does not know is a newer writer's (ignored), a missing one keeps its
+        default. ValueError, one line naming the field, for anything but a plausible
+        number (``problem``)."""
+        if not isinstance(data, dict):
+            raise ValueError(f"{reprlib.repr(data)} is not an object")
+        values = {}
+        for name in asdict(cls()):
+            if name in data:
+                value = data[name]
+                if isinstance(value, bool) or not isinstance(value, int | float):
+                    raise ValueError(f"{name} {reprlib.repr(value)} is not a number")
+                values[name] = float(value) if abs(value) < 1e300 else math.inf
+        cal = cls(**values)
+        problem = cal.problem()
+        if problem is not None:
+            raise ValueError(problem)
+        return cal
+
     def problem(self) -> str | None:
         """What is implausible in it, one line naming the field (None: nothing)."""
         if not CLOCK_LIMITS[0] <= self.imu_clock_ratio <= CLOCK_LIMITS[1]:
@@ -130,12 +152,7 @@ def load_calibration(state_dir: Path | None, log: logging.Logger | None = None) 
         data = json.loads(path.read_text(encoding="utf-8"))
         if not isinstance(data, dict) or data.get("version") != VERSION:
             raise ValueError(f"not version {VERSION}")
-        cal = Calibration(**{k: type(getattr(Calibration(), k))(data[k])
-                             for k in asdict(Calibration()) if k in data})
-        problem = cal.problem()
-        if problem is not None:
-            raise ValueError(problem)
-        return cal
+        return Calibration.from_fields(data)
     except FileNotFoundError:
         return Calibration()
     except (OSError, ValueError, TypeError, UnicodeDecodeError) as exc:

@@ -27,8 +27,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
-import reprlib
 import struct
 import zlib
 from collections.abc import Iterator
@@ -136,23 +134,13 @@ def read_header(fh: BinaryIO) -> RawLog:
 
 
 def _calibration(data: object, where: str) -> Calibration:
-    """The header's ``calibration`` (keys it does not know are a newer writer's: ignored);
-    ``RawLogError`` naming the field if a value is not a plausible number."""
-    if not isinstance(data, dict):
-        raise RawLogError(f"{where}: calibration {reprlib.repr(data)} is not an object")
-    values = {}
-    for name in dataclasses.asdict(Calibration()):
-        if name in data:
-            value = data[name]
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise RawLogError(f"{where}: calibration.{name} {reprlib.repr(value)} is not a "
-                                  "number")
-            values[name] = float(value) if abs(value) < 1e300 else math.inf
-    calibration = Calibration(**values)
-    problem = calibration.problem()
-    if problem is not None:
-        raise RawLogError(f"{where}: calibration.{problem}")
-    return calibration
+    """The header's ``calibration`` (``Calibration.from_fields``); ``RawLogError`` naming
+    the field if a value is not a plausible number."""
+    try:
+        return Calibration.from_fields(data)
+    except ValueError as exc:
+        raise RawLogError(f"{where}: calibration{'.' if isinstance(data, dict) else ' '}"
+                          f"{exc}") from None
 
 
 def _unpack(st: struct.Struct, data: bytes, what: str) -> tuple:

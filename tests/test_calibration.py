@@ -32,7 +32,9 @@ def test_what_is_saved_is_what_the_next_boot_reads(tmp_path):
 
 @pytest.mark.parametrize("text", ["{not json", '{"version": 99}', "[]",
                                   json.dumps({"version": 1, "imu_clock_ratio": 3.0}),
-                                  json.dumps({"version": 1, "imu_clock_ratio": "fast"})])
+                                  json.dumps({"version": 1, "imu_clock_ratio": "fast"}),
+                                  '{"version": 1, "gyro_scale": 1' + "0" * 400 + "}",
+                                  json.dumps({"version": 1, "gyro_scale": True})])
 def test_a_bad_file_is_logged_and_ignored(tmp_path, caplog, text):
     (tmp_path / FILE_NAME).write_text(text)
     with caplog.at_level(logging.WARNING):
