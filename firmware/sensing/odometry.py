@@ -187,6 +187,8 @@ class Odometry:
         self._reference: list[tuple[float, float, float, float, float]] = []  # the
         # batches near the zero that the position is settled against (``_settle``)
         self._typical = G  # gravity's magnitude near the zero, m/s^2
+        self._reference_at: tuple[tuple[float, float] | None, list[float]] = (None, [])
+        # the zero-g offsets and the reference batches' gravity angles read with them
         self._stepped = 0.0  # gravity's steps of the position since it began to steer, rad
         self._zero: list[tuple[float, float, float, float, float]] = []  # gravity over
         # ZERO_BATCHES batches from the zero (from boot until one is taken): the in-plane
@@ -241,9 +243,13 @@ class Odometry:
         gravity's error at an angle (the offsets' residue, gains, cross-axis), it is then
         the same at both ends.
         """
-        b1, b2 = self.gravity.offset
-        for a1, a2, mid0, angle0, revised0 in self._reference:
-            then = math.atan2(a1 - b1, a2 - b2)
+        offset = self.gravity.offset
+        if self._reference_at[0] != offset:  # (read again only when the offsets move)
+            b1, b2 = offset
+            self._reference_at = (offset, [math.atan2(a1 - b1, a2 - b2)
+                                           for a1, a2, *_ in self._reference])
+        for then, (_, _, mid0, angle0, revised0) in zip(self._reference_at[1],
+                                                        self._reference, strict=True):
             if abs(wrap(gravity_angle - then)) <= SETTLE_RAD:
                 now = mid + self.correction
                 true_turn = now + wrap(gravity_angle - now) - (angle0 + wrap(then - angle0))
@@ -388,6 +394,7 @@ class Odometry:
                 # once, without moving the position (the gyro carried it so far).
                 self._steering = True
                 self._reference = self._clean_zero()
+                self._reference_at = (None, [])
                 self._settling = self._zero_time > 0.0 and bool(self._reference)
                 self.correction += error - step
                 step = 0.0

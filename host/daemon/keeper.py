@@ -214,8 +214,9 @@ def offline_pass(store: Store, session: Session, user: UserModel,
     else:
         update, analyzer = replay(cols, user)
     last_t = float(cols.t[-1]) if finish and len(cols) else math.inf
-    before = cols.t[cols.t < new_from_t]
-    cut_t = float(before.max()) if math.isfinite(new_from_t) and len(before) else math.nan
+    cut_t = math.nan  # (late frames only: the last frame an earlier pass had)
+    if math.isfinite(new_from_t) and (cols.t < new_from_t).any():
+        cut_t = float(cols.t[cols.t < new_from_t].max())
     events = [e for e in update.events if e.kind not in WARNING_KINDS]
     events += felt_warnings(stored, update.events, last_t, new_from_t, cut_t)
     store.replace_analysis(session.id, frames=frames, estimates=update.estimates,
