@@ -223,7 +223,8 @@ def _cmd_record(args: argparse.Namespace, config: Config) -> None:
     ok = False
     try:
         writer = RawLogWriter(fh, config, f"sim seed {args.seed}",  # type: ignore[arg-type]
-                              roller.firmware.start_calibration)
+                              roller.firmware.start_calibration, roller.firmware.boot_id,
+                              roller.firmware.pipeline.seq)
         roller.firmware.raw_sinks.append(writer.write)
         end = min(args.duration, roller.duration_s) if args.duration else roller.duration_s
         roller.run(until=end)

@@ -59,15 +59,22 @@ class RawLogWriter:
 
     calibration: what the roller had learned of its parts when its pipeline started
         (``Firmware.start_calibration``); None: not known, the key is left out.
+    boot_id / first_seq: the boot id the roller stamps on its frames and its first
+        frame's sequence number (``Firmware.boot_id``, the pipeline's first seq), so a
+        replay numbers its frames as the roller streamed them; None: left out.
     """
 
     def __init__(self, fh: BinaryIO, config: Config, source: str,
-                 calibration: Calibration | None = None) -> None:
+                 calibration: Calibration | None = None, boot_id: int | None = None,
+                 first_seq: int | None = None) -> None:
         self.fh = fh
-        fields = {"format": "smartroller-raw", "version": VERSION, "source": source,
-                  "config": dataclasses.asdict(config)}
+        fields: dict = {"format": "smartroller-raw", "version": VERSION, "source": source,
+                        "config": dataclasses.asdict(config)}
         if calibration is not None:
             fields["calibration"] = dataclasses.asdict(calibration)
+        for key, value in (("boot_id", boot_id), ("first_seq", first_seq)):
+            if value is not None:
+                fields[key] = _u32(value, key, "RawLogWriter")
         header = json.dumps(fields, allow_nan=False).encode()
         fh.write(MAGIC + _CRC.pack(len(header)) + header + _CRC.pack(zlib.crc32(header)))
         self.records = 0
@@ -100,6 +107,10 @@ class RawLog:
     config: Config
     source: str
     calibration: Calibration | None = None
+    boot_id: int = 0
+    """The boot id of the roller's frames (0: a log written before the header held it)."""
+    first_seq: int = 0
+    """The sequence number of the roller's first frame of the log."""
 
 
 def read_header(fh: BinaryIO) -> RawLog:
@@ -123,6 +134,8 @@ def read_header(fh: BinaryIO) -> RawLog:
         calibration = header.get("calibration")
         if calibration is not None:
             calibration = _calibration(calibration, where)
+        boot_id = _u32(header.get("boot_id", 0), "boot_id", where)
+        first_seq = _u32(header.get("first_seq", 0), "first_seq", where)
     except RawLogError:
         raise
     except SchemaError as exc:
@@ -130,7 +143,14 @@ def read_header(fh: BinaryIO) -> RawLog:
     except (ValueError, KeyError, TypeError, AttributeError) as exc:  # ValueError: bad
         # JSON, UTF-8 or a number of more digits than Python converts
         raise RawLogError(f"{where} is not valid: {exc}") from None
-    return RawLog(config, str(header.get("source", "")), calibration)
+    return RawLog(config, str(header.get("source", "")), calibration, boot_id, first_seq)
+
+
+def _u32(value: object, key: str, where: str) -> int:
+    """``value`` as a u32 (``RawLogError`` naming ``key`` otherwise)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**32:
+        raise RawLogError(f"{where}: {key} must be a whole number 0..2**32-1, not {value!r}")
+    return value
 
 
 def _calibration(data: object, where: str) -> Calibration:

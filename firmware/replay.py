@@ -2,9 +2,10 @@
 
 The pipeline starts from the calibration the roller started from (the header's
 ``calibration``: its gyro scale and that scale's weight), or from the datasheets'
-nominal values for a log written before the header held it. The IMU clock's stored
-ratio needs nothing here: the live driver's use of it (the zone scans' sensor times,
-the sample index after a FIFO restart) is in the records already.
+nominal values for a log written before the header held it, and numbers its frames as
+the roller did (the header's ``boot_id`` and ``first_seq``; 0 for older logs). The
+IMU clock's stored ratio needs nothing here: the live driver's use of it (the zone
+scans' sensor times, the sample index after a FIFO restart) is in the records already.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ def replay(path: str | Path, salvage: bool = False) -> Iterator[Frame]:
     fh, log = open_log(path)
     with fh:
         start = log.calibration or Calibration()
-        pipeline = SensingPipeline(log.config, gyro_scale=start.start_scale())
+        pipeline = SensingPipeline(log.config, boot=log.boot_id, first_seq=log.first_seq,
+                                   gyro_scale=start.start_scale())
         for item, sensor_t in read_records(fh, log.config, salvage):
             if isinstance(item, ZoneScan):
                 pipeline.on_scan(item, sensor_t)

@@ -32,6 +32,10 @@ def test_record_and_replay(tmp_path, capsys):
     raw = tmp_path / "s.srraw"
     code, out, _ = run(fw_cli.main, ["record-raw", str(raw), "--sim", "--duration", "5"], capsys)
     assert code == 0 and raw.exists()
+    from firmware.rawlog import open_log
+    fh, log = open_log(raw)
+    fh.close()
+    assert log.boot_id != 0  # the simulated roller's own, a fresh one each boot
     csv = tmp_path / "frames.csv"
     code, out, _ = run(fw_cli.main, ["replay", str(raw), "--out", str(csv)], capsys)
     assert code == 0

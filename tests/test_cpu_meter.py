@@ -121,6 +121,7 @@ def test_a_profiled_roller_meters_every_part_in_situ_and_in_the_replay():
     assert roller.meter.firmware_s == pytest.approx(sum(roller.meter.parts().values()))
     assert roller.meter.emulated_s > roller.meter.firmware_s  # the physics dominates
     assert roller.cpu.diverged is None and roller.firmware_seconds == roller.cpu.seconds
+    assert roller.cpu_by_replay
 
 
 def test_the_replay_does_the_simulated_firmwares_work_again_exactly():
@@ -145,9 +146,29 @@ def test_firmware_driven_from_outside_the_loop_stops_the_replay_not_the_roller()
     roller.firmware.haptic.play("ack", roller.clock.now())   # as a Bluetooth command would
     roller.run(until=2.0)
     assert roller.firmware_seconds == roller.meter.firmware_s  # the in-situ figure, then
-    assert roller.cpu.diverged is not None
+    assert roller.cpu.diverged is not None and not roller.cpu_by_replay
     assert len(roller.tape) == 0 and not roller.tape.recording
     roller.close()
+
+
+def test_the_bench_says_when_its_firmware_cpu_is_not_by_replay(monkeypatch, caplog):
+    from firmware.sim import rig
+    from firmware.sim.scenario import default_scenario
+    from host.bench.suite import firmware_cpu
+
+    ms, by_replay = firmware_cpu(default_scenario(), 4, 1.0)
+    assert by_replay and ms > 0 and not caplog.records
+
+    class Poked(rig.SimRoller):
+        def run(self, until: float) -> None:
+            super().run(until=until / 2)
+            self.firmware.haptic.play("ack", self.clock.now())   # outside the tape
+            super().run(until=until)
+
+    monkeypatch.setattr(rig, "SimRoller", Poked)
+    ms, by_replay = firmware_cpu(default_scenario(), 4, 1.0)
+    assert not by_replay and ms > 0
+    assert "not by replay" in caplog.text
 
 
 def test_real_time_runs_keep_the_in_situ_meter_only():

@@ -231,7 +231,8 @@ def test_replay_of_a_roller_that_learned_its_parts_gives_the_live_frames(tmp_pat
     roller.add_sink(frames)
     path = tmp_path / "session.srraw"
     with path.open("wb") as fh:
-        writer = RawLogWriter(fh, roller.config, "test", roller.firmware.start_calibration)
+        writer = RawLogWriter(fh, roller.config, "test", roller.firmware.start_calibration,
+                              roller.firmware.boot_id, roller.firmware.pipeline.seq)
         roller.firmware.raw_sinks.append(writer.write)
         roller.run(until=36.0)  # its first fit of the scale lands after 30 s
         writer.close()
@@ -240,6 +241,7 @@ def test_replay_of_a_roller_that_learned_its_parts_gives_the_live_frames(tmp_pat
     replayed = list(replay(path))
     assert len(replayed) == len(frames)
     assert [f.seq for f in replayed] == [f.seq for f in frames]
+    assert {f.boot for f in replayed} == {f.boot for f in frames} == {roller.firmware.boot_id}
     assert [f.t for f in replayed] == [f.t for f in frames]
     assert [f.flags for f in replayed] == [f.flags & ~FrameFlag.BEYOND_FENCE for f in frames]
     assert [f.zone_loads for f in replayed] == [f.zone_loads for f in frames]

@@ -131,6 +131,28 @@ def test_the_header_keeps_the_calibration_the_roller_started_from():
     assert read_header(buf).calibration == LEARNED
 
 
+def test_the_header_keeps_the_rollers_boot_id_and_first_seq():
+    buf = io.BytesIO()
+    RawLogWriter(buf, default_config(), "test", boot_id=0xDEADBEEF, first_seq=4321).close()
+    buf.seek(0)
+    log = read_header(buf)
+    assert (log.boot_id, log.first_seq) == (0xDEADBEEF, 4321)
+    older = read_header(log_with_header())  # written before the header held them
+    assert (older.boot_id, older.first_seq) == (0, 0)
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"boot_id": -1}, "boot_id must be a whole number"),
+    ({"boot_id": 2**32}, "boot_id must be a whole number"),
+    ({"first_seq": 1.5}, "first_seq must be a whole number"),
+    ({"first_seq": True}, "first_seq must be a whole number"),
+])
+def test_a_bad_boot_id_or_first_seq_is_one_line(fields, message):
+    with pytest.raises(RawLogError, match=message) as info:
+        read_header(log_with_header(**fields))
+    assert str(info.value).startswith("header at byte 12: ") and "\n" not in str(info.value)
+
+
 def test_a_log_without_the_calibration_says_so():
     data, _ = make_log()  # written without it, as before the header held it
     assert b'"calibration"' not in data

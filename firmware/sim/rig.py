@@ -199,10 +199,16 @@ class SimRoller:
         """CPU time of the firmware so far (boot, loop, button events), s: by ``Replay``
         (the firmware's own work, nothing of the emulation; see there) unless the replay
         is off or diverged, else as ``meter`` saw it in situ (see ``CpuMeter``)."""
-        self.cpu.run()
-        if self.cpu.diverged is None and self.cpu.firmware is not None:
+        if self.cpu_by_replay:
             return self.cpu.seconds
         return self.meter.firmware_s
+
+    @property
+    def cpu_by_replay(self) -> bool:
+        """Whether ``firmware_seconds`` comes from the replay (False: the replay is off or
+        diverged, see ``cpu.diverged``, and the in-situ meter's figure stands in)."""
+        self.cpu.run()
+        return self.cpu.diverged is None and self.cpu.firmware is not None
 
     def add_sink(self, sink: Callable[[Frame], None]) -> None:
         """Call ``sink`` with every frame the firmware emits (an observer: its time is
