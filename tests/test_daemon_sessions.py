@@ -355,6 +355,53 @@ def test_a_second_daemon_on_the_same_data_directory_exits_2_naming_the_first(tmp
     assert code == 2 and "no profile" in capsys.readouterr().err
 
 
+def test_the_daemons_lock_follows_its_data_directory_mounted_again(tmp_path):
+    """A disk brought back (unmounted, mounted again) left the lock on the old mount: a
+    second daemon found the new directory free. Here the new mount's file is a new file
+    in the lock's place."""
+    import os
+
+    from host.daemon.lock import DaemonLock, DaemonLocked, daemon_running
+
+    lock = DaemonLock(tmp_path)
+    lock.acquire()
+    assert not lock.renew()  # the same file: nothing to do
+    os.rename(lock.path, tmp_path / "old-mount.lock")   # the old mount's file, still held
+    assert not daemon_running(tmp_path)                   # what a second daemon saw
+    assert lock.renew() and daemon_running(tmp_path)      # taken again on the new file
+    lock.release()
+
+    other = DaemonLock(tmp_path)
+    lock.acquire()
+    os.rename(lock.path, tmp_path / "old-mount.lock")
+    other.acquire()                                       # a second daemon came first
+    with pytest.raises(DaemonLocked, match=f"pid {os.getpid()}"):
+        lock.renew(patience_s=0.1)
+    other.release()
+    lock.release()
+
+
+def test_the_daemon_stops_when_another_took_its_data_directory_mounted_again(tmp_path):
+    import os
+
+    from host.daemon.keeper import DaemonError, _watch
+    from host.daemon.lock import DaemonLock
+
+    lock, other = DaemonLock(tmp_path), DaemonLock(tmp_path)
+    lock.acquire()
+    os.rename(lock.path, tmp_path / "old-mount.lock")
+    other.acquire()
+    said: list[str] = []
+
+    async def watched() -> None:
+        await asyncio.wait_for(_watch(asyncio.Event(), lock, said.append), 5.0)
+
+    with pytest.raises(DaemonError, match="already keeps"):
+        asyncio.run(watched())
+    other.release()
+    lock.release()
+
+
 def test_a_session_joined_late_starts_at_its_first_contact(tmp_path):
     """Issue 18.5: the start was the daemon's first live frame: t_s went to -25 s."""
     import csv

@@ -23,10 +23,12 @@ for docs/benchmarks.md.
 
 import errno
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
+from host.daemon.lock import daemon_running
 from tests.e2e.disk_faults import Rig, figures, mount_or_skip, need_root
 
 pytestmark = pytest.mark.slow
@@ -103,6 +105,12 @@ def test_a_disk_that_goes_read_only_and_comes_back_mid_session_loses_nothing(
         assert list((tmp_path / "run").rglob("*.json")), "no status in the runtime dir"
         ext4_disk.mend()
         assert _writable(data)
+        # its lock follows the new mount (it stayed on the old one: a second daemon
+        # would have found the directory free)
+        deadline = time.monotonic() + 10.0
+        while not daemon_running(data):
+            assert time.monotonic() < deadline, "the daemon's lock stayed on the old mount"
+            time.sleep(0.2)
         log = rig.finish()
     finally:
         rig.stop()

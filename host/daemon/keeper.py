@@ -124,17 +124,30 @@ class TransportLost(RuntimeError):
 
 
 TRANSPORT_CHECK_S = 1.0
-"""How often the daemon checks that its Bluetooth transports are alive, s."""
+"""How often the daemon checks that its Bluetooth transports are alive and that it
+still holds its data directory's lock (``DaemonLock.renew``), s."""
 
 
-async def _watch_transports(stop: asyncio.Event) -> None:
-    """Raise ``TransportLost`` when an adapter's transport ends (until ``stop``)."""
+async def _watch(stop: asyncio.Event, lock: DaemonLock | None,
+                 say: Callable[[str], None]) -> None:
+    """Until ``stop``: raise ``TransportLost`` when an adapter's transport ends; take the
+    data directory's lock again when its file system was mounted again (the old lock
+    stays on the old mount, where a second daemon would not see it), ``DaemonError`` if
+    another daemon took the new one first."""
     from host.ble.bumble_adapter import lost_transports
 
     while not stop.is_set():
         lost = lost_transports()
         if lost:
             raise TransportLost(f"the Bluetooth transport {', '.join(lost)} was lost")
+        if lock is not None:
+            try:
+                if lock.renew():
+                    say(f"daemon: {lock.folder} was mounted again; its lock taken again")
+            except DaemonLocked as exc:
+                raise DaemonError(str(exc)) from None
+            except OSError:
+                pass  # not writable yet (read-only): the old lock stands, try again
         await _wait(stop, TRANSPORT_CHECK_S)
 
 
@@ -876,7 +889,7 @@ async def run_daemon(store: Store, backend: BleBackend, data_dir: Path, *,
     try:
         await _keep_rollers(store, backend, data_dir, addresses=addresses, stop=stop,
                             idle_close_s=idle_close_s, say=say,
-                            client_options=client_options, keepers=keepers)
+                            client_options=client_options, keepers=keepers, lock=lock)
     finally:
         lock.release()
 
@@ -885,7 +898,8 @@ async def _keep_rollers(store: Store, backend: BleBackend, data_dir: Path, *,
                         addresses: list[str] | None, stop: asyncio.Event | None,
                         idle_close_s: float, say: Callable[[str], None],
                         client_options: dict | None,
-                        keepers: list[RollerKeeper] | None) -> None:
+                        keepers: list[RollerKeeper] | None,
+                        lock: DaemonLock | None = None) -> None:
     profile = store.active_profile()
     if profile is None:
         raise DaemonError("no profile: create one with `smartroller profile create NAME "
@@ -908,7 +922,7 @@ async def _keep_rollers(store: Store, backend: BleBackend, data_dir: Path, *,
             if session.device == keeper.address:
                 keeper.resume(session)
     say(f"daemon: keeping {', '.join(addresses)} for profile {profile.name}")
-    watch = asyncio.ensure_future(_watch_transports(stop))
+    watch = asyncio.ensure_future(_watch(stop, lock, say))
     keeping = asyncio.ensure_future(asyncio.gather(*(k.run(stop) for k in made)))
     try:
         await asyncio.wait([watch, keeping], return_when=asyncio.FIRST_COMPLETED)

@@ -4,12 +4,16 @@
 lock on Windows) and writes this process's pid into the file; a second daemon on the
 same directory gets ``DaemonLocked`` naming the first's pid. The operating system drops
 the lock when the process ends, however it ends (``kill -9`` included), so a stale file
-never blocks a new daemon.
+never blocks a new daemon. A file system mounted again under the daemon (a disk the
+kernel made read-only, brought back) leaves the lock on the old mount: ``renew`` takes it
+again on the new one, and the daemon checks every ``LOCK_CHECK_S``
+(``host.daemon.keeper``).
 """
 
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from types import TracebackType
 
@@ -17,6 +21,9 @@ __all__ = ["LOCK_NAME", "DaemonLock", "DaemonLocked", "daemon_running"]
 
 LOCK_NAME = "daemon.lock"
 """The lock file's name in the data directory."""
+
+RENEW_PATIENCE_S = 1.0
+"""How long ``renew`` waits for a momentary holder of the new lock file, s."""
 
 
 class DaemonLocked(RuntimeError):
@@ -67,6 +74,39 @@ class DaemonLock:
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
         self._fd = fd
+
+    def renew(self, patience_s: float = RENEW_PATIENCE_S) -> bool:
+        """Take the lock again if ``path`` is no longer the file this lock holds (the data
+        directory's file system was mounted again: the old lock is on the old mount,
+        where no other daemon looks). True if it was taken anew; ``DaemonLocked`` if
+        another process still holds the new file after ``patience_s`` (a momentary
+        holder such as ``daemon_running`` lets go at once); ``OSError`` if the new file
+        cannot be opened now (a read-only directory: try again later)."""
+        if self._fd is None:
+            raise RuntimeError("renew() of a lock not held")
+        held = os.fstat(self._fd)
+        try:
+            now = os.stat(self.path)
+        except FileNotFoundError:
+            now = None
+        if now is not None and (now.st_dev, now.st_ino) == (held.st_dev, held.st_ino):
+            return False
+        old, self._fd = self._fd, None
+        deadline = time.monotonic() + patience_s
+        while True:
+            try:
+                self.acquire()
+                break
+            except DaemonLocked:
+                if time.monotonic() >= deadline:
+                    self._fd = old
+                    raise
+                time.sleep(0.05)
+            except OSError:
+                self._fd = old
+                raise
+        os.close(old)
+        return True
 
     def release(self) -> None:
         """Let the lock go (the file stays; it is only a lock)."""
