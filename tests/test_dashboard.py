@@ -227,6 +227,34 @@ def test_the_websocket_pushes_each_published_status(tmp_path):
     assert gone["state"] == "not_connected"  # the daemon runs (its lock), nothing published
 
 
+def test_the_feed_looks_at_nothing_while_no_page_is_open(tmp_path):
+    """It looked at the live files 50 times a second with no page open, for as long as
+    the dashboard ran."""
+    from host.dashboard.live import POLL_S, LiveFeed
+
+    async def no_profile():
+        return None
+
+    async def run():
+        feed = LiveFeed(tmp_path, no_profile)
+        feed.start()
+        first = feed.subscribe()
+        assert json.loads(await asyncio.wait_for(first.get(), 3))["state"] == "no_daemon"
+        feed.unsubscribe(first)
+        await asyncio.sleep(POLL_S * 3)
+        idle = feed.polls
+        with DaemonLock(tmp_path):
+            await asyncio.sleep(POLL_S * 20)
+            assert feed.polls == idle  # no page open: nothing looked at
+            again = feed.subscribe()  # a fresh message, not the one of before
+            fresh = json.loads(await asyncio.wait_for(again.get(), 3))
+        assert feed.polls > idle
+        await feed.stop()
+        return fresh
+
+    assert asyncio.run(run())["state"] == "not_connected"
+
+
 def test_the_command_warns_when_it_listens_beyond_this_computer(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "host.cli.main", "dashboard", "--host",
                              "0.0.0.0", "--port", "0", "--data-dir", str(tmp_path)],

@@ -5,7 +5,9 @@ second while frames come (``host.daemon.live``). ``LiveFeed`` looks at those fil
 every ``POLL_S`` (a ``stat`` each: cheap), reads them when one changed, and hands each
 subscriber (a page's WebSocket) the newest message; a subscriber that is slower gets
 the newest message, never a queue of old ones. With nothing changing it still sends
-one every ``HEARTBEAT_S``, so that a daemon that stops shows as stopped.
+one every ``HEARTBEAT_S``, so that a daemon that stops shows as stopped. With no page
+open it looks at nothing (no ``stat``, no lock tried, no profile read) until one
+subscribes, which gets a fresh message at once, not the last one of before.
 
 ``live_message`` decides what the page says, plainly (``state``):
 
@@ -114,19 +116,26 @@ class LiveFeed:
         self.profile: dict[str, Any] | None = None
         self._subscribers: set[asyncio.Queue[str]] = set()
         self._task: asyncio.Task | None = None
+        self._watched = asyncio.Event()  # set while someone subscribes
         self.latest: dict[str, Any] | None = None
+        self.polls = 0
+        """Looks at the live files so far (a page open: every ``POLL_S``; none: none)."""
 
     def subscribe(self) -> asyncio.Queue[str]:
-        """A queue holding the newest message (at most one waits)."""
+        """A queue holding the newest message (at most one waits): the current one if
+        the feed is being watched, else the first fresh one."""
         queue: asyncio.Queue[str] = asyncio.Queue(maxsize=1)
-        if self.latest is not None:
+        if self.latest is not None and self._watched.is_set():
             queue.put_nowait(self._encode(self.latest))
         self._subscribers.add(queue)
+        self._watched.set()
         return queue
 
     def unsubscribe(self, queue: asyncio.Queue[str]) -> None:
         """Stop sending to ``queue``."""
         self._subscribers.discard(queue)
+        if not self._subscribers:
+            self._watched.clear()
 
     def start(self) -> None:
         """Start watching (in the running event loop)."""
@@ -162,6 +171,10 @@ class LiveFeed:
         daemon_up = False
         loop = asyncio.get_running_loop()
         while True:
+            if not self._watched.is_set():
+                await self._watched.wait()
+                sent = asked = checked = -1e9  # a fresh message (profile, lock) at once
+            self.polls += 1
             now = time.monotonic()
             if now - asked >= self._profile_every_s:
                 asked = now
