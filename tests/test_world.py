@@ -383,7 +383,13 @@ def test_builtin_scenarios() -> None:
     demo = load_scenario(SCENARIO_DIR / "demo.toml")
     assert 30 <= demo.session.duration_s <= 60 and demo.routine.lumbar_excursions == 1
     read_toml(SCENARIO_DIR / "demo.toml")
+    long = load_scenario(SCENARIO_DIR / "long.toml")  # the default, for 30 minutes
+    assert long.session.duration_s == 1800.0
+    assert dataclasses.replace(long, session=default_scenario().session) == default_scenario()
     doc = (SCENARIO_DIR.parents[2] / "docs" / "scenarios.md").read_text()
+    for path in SCENARIO_DIR.glob("*.toml"):
+        load_scenario(path)
+        assert f"`{path.name}`" in doc, f"{path.name} is not in docs/scenarios.md"
     for key, *_ in describe(Scenario):
         assert f"`{key}`" in doc
 
