@@ -21,6 +21,9 @@ def pytest_xdist_make_scheduler(config, log):
     with pytest 9.2, whose node ids xdist 3.8 cannot suffix.)"""
     from xdist.scheduler import LoadScopeScheduling
 
+    if not all(hasattr(LoadScopeScheduling, name)
+               for name in ("_split_scope", "_assign_work_unit")):
+        return None  # another xdist: its own --dist loadscope (slower, still right)
     class ByModule(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
             module = nodeid.split("::")[0]
