@@ -355,6 +355,41 @@ def test_a_second_daemon_on_the_same_data_directory_exits_2_naming_the_first(tmp
     assert code == 2 and "no profile" in capsys.readouterr().err
 
 
+def test_a_long_rebuild_is_not_taken_for_a_quiet_roller(tmp_path, monkeypatch):
+    """A rebuild that held the loop longer than the idle time closed the session
+    ("no frames for 4 s") though frames kept coming: they waited for the loop (the e2e
+    read-only disk test, once, on a loaded machine)."""
+    from host.daemon import keeper as keeper_module
+
+    monkeypatch.setattr(keeper_module, "ACK_EVERY_S", 0.05)
+    store = Store(tmp_path / "s.db")
+    keeper = keeper_on(store, tmp_path)
+    keeper.idle_close_s = 0.4
+    slow = []
+
+    def rebuild() -> None:
+        slow.append(True)
+        keeper._stale = False
+        time.sleep(0.6)  # the whole pass, holding the loop
+
+    async def run() -> list:
+        await deliver(keeper, frames(7, 0, 0.0, 100, C))
+        assert keeper.session is not None
+        keeper._rebuild, keeper._stale = rebuild, True
+        stop = asyncio.Event()
+        acking = asyncio.ensure_future(keeper._ack_loop(stop))
+        for k in range(1, 15):  # frames every 0.1 s, except while the loop is held
+            keeper._on_frames(frames(7, k * 10 + 90, 1.0 + k * 0.1, 10, C))
+            await asyncio.sleep(0.1)
+        stop.set()
+        await acking
+        return keeper.sessions_closed
+
+    closed = asyncio.run(run())
+    assert slow and closed == []
+    store.close()
+
+
 def test_the_daemons_lock_follows_its_data_directory_mounted_again(tmp_path):
     """A disk brought back (unmounted, mounted again) left the lock on the old mount: a
     second daemon found the new directory free. Here the new mount's file is a new file

@@ -705,6 +705,10 @@ class RollerKeeper:
     async def _ack_loop(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             await asyncio.sleep(ACK_EVERY_S)
+            # Quiet as of now, when the loop has just listened: the work below (a
+            # rebuild, a late session's pass, a store opened again) holds the loop, and
+            # frames that come meanwhile wait for it; that time is not the roller's quiet.
+            quiet = time.monotonic() - self._last_arrival
             if self.store_fault is not None and not self._retry_store():
                 continue
             self._ack_now()
@@ -712,7 +716,6 @@ class RollerKeeper:
             if self.session is not None and self._stale and self.closing is None \
                     and not self.client.receiver.waiting:
                 self._rebuild()  # the journal has filled what the live analysis missed
-            quiet = time.monotonic() - self._last_arrival
             if self.session is not None and quiet > self.idle_close_s:
                 self._spawn_close(f"no frames for {self.idle_close_s:.0f} s")
 
