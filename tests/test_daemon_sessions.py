@@ -390,6 +390,48 @@ def test_a_long_rebuild_is_not_taken_for_a_quiet_roller(tmp_path, monkeypatch):
     store.close()
 
 
+def test_an_earlier_boots_backfill_is_analysed_once_it_has_come(tmp_path, monkeypatch):
+    """Its session was analysed whole again at every acknowledgement while the journal
+    still sent it: n passes over a growing session, each holding the loop."""
+    from host.daemon import keeper as keeper_module
+
+    monkeypatch.setattr(keeper_module, "ACK_EVERY_S", 0.05)
+    monkeypatch.setattr(keeper_module, "LATE_SETTLE_S", 0.3)
+    passes: list[int] = []
+    real = keeper_module.offline_pass
+
+    def counted(store, session, *args, **kwargs):
+        passes.append(session.id)
+        return real(store, session, *args, **kwargs)
+
+    monkeypatch.setattr(keeper_module, "offline_pass", counted)
+
+    async def run(store: Store) -> RollerKeeper:
+        keeper = keeper_on(store, tmp_path)
+        old, new = 0x300, 0x200
+        before = frames(old, 0, 0.0, 2000, C)
+        await deliver(keeper, before[:500])
+        await deliver(keeper, frames(new, 2000, 0.0, 1000, C))
+        stop = asyncio.Event()
+        acking = asyncio.ensure_future(keeper._ack_loop(stop))
+        for k in range(500, 2000, 100):  # the rest of the old boot, over 1.5 s
+            await deliver(keeper, [replace(f, flags=f.flags | FrameFlag.BACKFILL)
+                                   for f in before[k:k + 100]])
+            await asyncio.sleep(0.1)
+        assert passes == []  # not while it still comes
+        await asyncio.sleep(0.6)
+        stop.set()
+        await acking
+        return keeper
+
+    with Store(tmp_path / "s.db") as store:
+        keeper = asyncio.run(run(store))
+        old_session = store.sessions(ADDRESS)[0]
+        assert passes == [old_session.id]  # once, when it had come
+        assert old_session.state == CLOSED and old_session.frame_count == 2000
+        assert not keeper._late_sessions
+
+
 def test_the_daemons_lock_follows_its_data_directory_mounted_again(tmp_path):
     """A disk brought back (unmounted, mounted again) left the lock on the old mount: a
     second daemon found the new directory free. Here the new mount's file is a new file

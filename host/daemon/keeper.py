@@ -62,6 +62,9 @@ RECOVER_IDLE_S = 600.0
 """On start, a session left recording whose newest frame is older is closed, s."""
 ACK_EVERY_S = 1.0
 """How often the stored frames are synced and acknowledged, s."""
+LATE_SETTLE_S = 3.0
+"""An earlier boot's session that the journal sends late is analysed again once none of
+its frames has come for this long (and when the daemon stops), s."""
 PUBLISH_EVERY_S = 0.05
 """How often the live status is published, s (20 Hz: the dashboard's live page shows
 every one; a file written and renamed, off the event loop: ``StatusWriter``)."""
@@ -300,6 +303,7 @@ class RollerKeeper:
         self._contact_seq = -1  # the open session's earliest contact seen (its start)
         self._kept_seq = -1  # the open session's newest frame stored
         self._late_sessions: dict[int, float] = {}
+        self._late_came: dict[int, float] = {}  # when late frames last came, per session
         """Sessions given late frames, to analyse again: id -> sensor time (s) of the
         earliest late frame (inf: none, only to close)."""
         self._published = 0.0
@@ -607,6 +611,7 @@ class RollerKeeper:
         self._handled(frames)
         self._late_sessions[target.id] = min(self._late_sessions.get(target.id, math.inf),
                                              frames[0].t)
+        self._late_came[target.id] = time.monotonic()
 
     def _open_session(self, first: Frame) -> None:
         utc = self.client.clock_map.frame_utc(first)
@@ -712,24 +717,30 @@ class RollerKeeper:
             if self.store_fault is not None and not self._retry_store():
                 continue
             self._ack_now()
-            self._analyse_late()
+            self._analyse_late(LATE_SETTLE_S)
             if self.session is not None and self._stale and self.closing is None \
                     and not self.client.receiver.waiting:
                 self._rebuild()  # the journal has filled what the live analysis missed
             if self.session is not None and quiet > self.idle_close_s:
                 self._spawn_close(f"no frames for {self.idle_close_s:.0f} s")
 
-    def _analyse_late(self) -> None:
-        """Analyse again, offline, the sessions late frames went into (closing them)."""
+    def _analyse_late(self, settle_s: float = 0.0) -> None:
+        """Analyse again, offline, the sessions late frames went into (closing them),
+        each once no late frame has come for it in ``settle_s``: a whole pass at every
+        acknowledgement of a long backfill held the loop for the live session."""
+        now = time.monotonic()
         try:
-            while self._late_sessions:
-                session = self.store.session(min(self._late_sessions))
+            for sid in sorted(self._late_sessions):
+                if now - self._late_came.get(sid, -math.inf) < settle_s:
+                    continue
+                session = self.store.session(sid)
                 if self.session is None or session.id != self.session.id:
                     offline_pass(self.store, session, self.user, self._link_events(session.id),
                                  new_from_t=self._late_sessions[session.id])
                     if session.state != CLOSED:
                         self.store.close_session(session.id)
                 del self._late_sessions[session.id]
+                self._late_came.pop(session.id, None)
         except _STORE_ERRORS as exc:
             self._store_failed(exc)
 
