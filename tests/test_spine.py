@@ -193,13 +193,13 @@ def test_shift_follows_a_re_zero():
 
 
 def test_a_top_the_belief_allows_tests_it_and_changes_nothing():
-    """Issue 17: the roller cannot press above the top of the shoulders; a top that the
-    belief puts at T3 or higher tests the prior's place, and one it allows moves
-    nothing."""
+    """Issue 17: the roller cannot press above the top of the shoulders; a top so high
+    that a person lying two levels lower would have passed it (T3 by the belief) tests
+    the prior's place, and one it allows moves nothing."""
     b0 = float(BODY.position_at(9.5))
     tracker = SpineTracker(BODY, b0, 0.03)
     assert tracker.observe_top(-0.05, t=1.0) is False and not tracker.top_tested
-    p3 = float(BODY.position_at(spine.TOP_TESTED_LEVEL)) - b0 - 0.001
+    p3 = float(BODY.position_at(3.0)) - b0  # T3: two levels lower would reach T1
     assert tracker.observe_top(p3, t=2.0) is False  # the belief allows it: no change
     assert tracker.top_tested and not tracker.placed_low
     assert tracker.mean_m == pytest.approx(b0, abs=1e-6)

@@ -88,10 +88,10 @@ away from the roller. The highest place the roller reached bounds where it is
 TOP_FIT_MIN = 0.75
 """The top's bound enters the belief once the belief gives the highest top reached
 less than this probability (``SpineTracker.observe_top``)."""
-TOP_TESTED_LEVEL = 3.0
-"""A top whose contact the belief's mean puts at this level or higher has tested the
-belief: a person lying two levels lower than it says would have reached above
-``TOP_BOUND_LEVEL`` and contradicted it (``SpineTracker.top_tested``)."""
+TOP_TEST_LEVELS = 2.0
+"""A top tests the belief when, had the person lain this many levels lower than the
+belief says (a first contact at T11.5 where the prior says T9.5), it would have
+contradicted it (``SpineTracker.top_tested``)."""
 MIN_WEIGHT = 1e-12
 """Floor of a grid probability after an update: no place is ever ruled out for good."""
 _TOP_FORGET_FLOOR = 1e-6
@@ -174,8 +174,9 @@ class SpineTracker:
         self.placed_low = False
         """Whether a top reached contradicted the belief (``observe_top``)."""
         self.top_tested = False
-        """Whether a top reached tested the belief: by its mean, the roller went up to
-        ``TOP_TESTED_LEVEL`` (``observe_top``)."""
+        """Whether a top reached tested the belief: the roller went up so far that a
+        person lying ``TOP_TEST_LEVELS`` lower than it says would have contradicted it
+        (``observe_top``)."""
         self._top_taken = math.inf  # the top whose bound is in the belief
         self._sq: np.ndarray | None = None
         self._sq_of: np.ndarray | None = None
@@ -293,9 +294,10 @@ class SpineTracker:
         if self.guard is not None:
             self.guard.observe_top(p, t)
         self.top_p = p
-        if not self.top_tested:
-            self.top_tested = self._body.level_at_scalar(p + self.snapshot.mean) \
-                <= TOP_TESTED_LEVEL
+        if not self.top_tested:  # lying TOP_TEST_LEVELS lower, she would be this much higher
+            body, here = self._body, p + self.snapshot.mean
+            lower = float(body.position_at(body.level_at_scalar(here) + TOP_TEST_LEVELS))
+            self.top_tested = float(self.w @ self._top_factor(p - (lower - here))) < TOP_FIT_MIN
         new = self._top_factor(p)
         if not self.placed_low:
             if float(self.w @ new) >= TOP_FIT_MIN:
