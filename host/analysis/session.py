@@ -532,9 +532,12 @@ class SessionAnalyzer:
             return Event(EventKind.UNCALIBRATED, self._first_t, self.calibrated_at,
                          "uncalibrated until the calibration: the warning and the roller's "
                          "fence kept a wider margin", 0.0)
+        margin = ("a wider margin" if self.placed_low_at is not None
+                  or self.top_tested_at is None else
+                  "a wider margin until the top of the back reached agreed with the placement")
         return Event(EventKind.UNCALIBRATED, self._first_t, end_t,
-                     "uncalibrated session: the warning and the roller's fence kept a wider "
-                     f"margin; {UNCALIBRATED_NOTE}", 1.0)
+                     f"uncalibrated session: the warning and the roller's fence kept {margin}; "
+                     f"{UNCALIBRATED_NOTE}", 1.0)
 
     def _close_fault(self, t: float, out: Update) -> None:
         assert self._fault_since is not None
