@@ -85,6 +85,53 @@ def test_an_uncalibrated_user_is_warned_with_a_wider_margin_and_told_so():
     assert UNCALIBRATED_NOTE in marks[0].message
 
 
+def _up_then_down(user, top_level, deep_m=0.05):
+    """Lie back, roll up until the prior's place puts the contact at ``top_level``, back
+    down to ``deep_m`` (m) below where the prior puts the ribs' end, and up again."""
+    body = user.body()
+    mean, _ = user.prior(body)
+    top = float(body.position_at(top_level)) - mean
+    deep = body.rib_cage_end_m - mean + deep_m
+    return _frames(np.concatenate([np.zeros(100), np.linspace(0, top, 300),
+                                   np.linspace(top, deep, 600), np.linspace(deep, 0, 300)]))
+
+
+def test_a_new_user_whose_highest_place_fits_the_prior_gets_the_usual_margin():
+    """Issue 17: a top of the back that the prior's place allows (T2.5 by it) tests the
+    prior: the prior's own doubt is then the margin, and the warning starts at the
+    calibrated threshold."""
+    new = UserModel(stature_m=1.75)
+    out, analyzer = analyze(_up_then_down(new, 2.5), new)
+    assert analyzer.top_tested_at is not None and analyzer.placed_low_at is None
+    assert analyzer.warner.policy == WarningPolicy()
+    p = out.estimates.p_below_ribs
+    t = np.arange(len(p)) * 0.01
+    first_cue_t = next(t for t, cue in out.cues if cue is Cue.LUMBAR)
+    assert first_cue_t == pytest.approx(float(t[np.argmax(p > 0.2)]), abs=0.011)
+    # Not rolled up that far: the prior untested, the wide margin stays.
+    _, low_top = analyze(_up_then_down(new, 6.0), new)
+    assert low_top.top_tested_at is None
+    assert low_top.warner.policy == WarningPolicy().uncalibrated()
+
+
+def test_a_new_user_who_rolls_higher_than_the_prior_allows_is_placed_lower():
+    """The prior's place would put the highest contact above the top of the shoulders:
+    she lay back lower than under the shoulder blades. The belief moves toward the feet
+    (P(below the ribs) only rises) and the warning keeps the wide margin."""
+    new = UserModel(stature_m=1.75)
+    high, analyzer = analyze(_up_then_down(new, -0.5, deep_m=-0.045), new)
+    fits, _ = analyze(_up_then_down(new, 2.5, deep_m=-0.045), new)
+    assert analyzer.placed_low_at is not None
+    assert analyzer.warner.policy == WarningPolicy().uncalibrated()
+    # The deepest frame of each (the same distance below the zero, 45 mm above where
+    # the prior puts the ribs' end) is more likely below them for the one who rolled
+    # higher: the wide margin warns her there, the prior alone would not.
+    deep_high = high.estimates.p_below_ribs[100 + 300 + 599]
+    deep_fits = fits.estimates.p_below_ribs[100 + 300 + 599]
+    assert deep_fits < 0.1 < deep_high
+    assert any(cue is Cue.LUMBAR for _, cue in high.cues)
+
+
 def test_a_user_calibrated_by_the_profile_gets_the_usual_policy_and_no_mark():
     known = UserModel(stature_m=1.75, span_m=0.32, span_sd_m=0.005, calibrations=1)
     out, analyzer = analyze(_down_and_back(known), known)

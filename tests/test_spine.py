@@ -192,6 +192,56 @@ def test_shift_follows_a_re_zero():
     assert after.p_below_ribs == pytest.approx(before.p_below_ribs, abs=1e-9)
 
 
+def test_a_top_the_belief_allows_tests_it_and_changes_nothing():
+    """Issue 17: the roller cannot press above the top of the shoulders; a top so high
+    that a person lying two levels lower would have passed it (T3 by the belief) tests
+    the prior's place, and one it allows moves nothing."""
+    b0 = float(BODY.position_at(9.5))
+    tracker = SpineTracker(BODY, b0, 0.03)
+    assert tracker.observe_top(-0.05, t=1.0) is False and not tracker.top_tested
+    p3 = float(BODY.position_at(3.0)) - b0  # T3: two levels lower would reach T1
+    assert tracker.observe_top(p3, t=2.0) is False  # the belief allows it: no change
+    assert tracker.top_tested and not tracker.placed_low
+    assert tracker.mean_m == pytest.approx(b0, abs=1e-6)
+    assert tracker.top_p == p3 and tracker.guard.top_tested
+
+
+def test_a_top_that_contradicts_the_belief_moves_it_only_toward_the_feet():
+    """A person who rolled so far up that the prior's place would put the contact
+    above the top of the shoulders first touched lower than the prior says."""
+    bound = float(BODY.position_at(spine.TOP_BOUND_LEVEL))
+    sd = math.hypot(BODY.span_sd_m(spine.TOP_BOUND_LEVEL, 13.0), spine.LANDMARK_SD_M)
+    b0 = float(BODY.position_at(9.5))
+    tracker = SpineTracker(BODY, b0, 0.03)
+    fence = BODY.rib_cage_end_m
+    p_below = [tracker.estimate(fence - b0 + d).p_below_ribs for d in (-0.04, -0.02, 0.0)]
+    p = bound - 0.010 - b0  # the prior's place puts this contact 10 mm above the bound
+    assert tracker.observe_top(p, t=2.0) and tracker.placed_low
+    moved, narrowed = tracker.mean_m, tracker.sd_m
+    assert moved > b0 + 0.01 and narrowed < 0.03
+    after = [tracker.estimate(fence - b0 + d).p_below_ribs for d in (-0.04, -0.02, 0.0)]
+    assert all(a > b for a, b in zip(after, p_below, strict=True))  # only more likely below
+    # The same top again, or a lower one, is no news (the bound is replaced, not
+    # repeated) ...
+    assert not tracker.observe_top(p, t=3.0) and not tracker.observe_top(p + 0.02, t=3.0)
+    assert tracker.mean_m == moved
+    # ... and a higher one gives the prior times the normal CDF of its bound alone.
+    assert tracker.observe_top(p - 0.02, t=4.0)
+    g = tracker.grid
+    w = np.exp(-0.5 * ((g - b0) / 0.03) ** 2) * 0.5 * (
+        1 + np.vectorize(math.erf)((p - 0.02 + g - bound) / sd / math.sqrt(2)))
+    assert tracker.mean_m == pytest.approx(float(w @ g / w.sum()), abs=1e-4)
+    assert tracker.mean_m > moved
+    assert tracker.guard.mean_m == pytest.approx(tracker.mean_m, abs=1e-6)  # no signature
+    # A re-zero moves the top with the roller's coordinates: the same place is no news.
+    tracker.shift(0.05, t=5.0)
+    assert not tracker.observe_top(p - 0.02 - 0.05, t=6.0)
+    # A calibration takes the bound out again.
+    tracker.forget_top(t=7.0)
+    assert tracker.mean_m == pytest.approx(b0 + 0.05, abs=3e-3)  # (all but ruled out: kept)
+    assert not tracker.placed_low and tracker.top_p == math.inf
+
+
 def test_grid_follows_the_mass():
     tracker = SpineTracker(BODY, 0.20, 0.01)
     tracker.observe_landmark(0.0, 0.40, t=0.0, sd_m=0.002)  # far beyond the prior

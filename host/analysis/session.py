@@ -78,6 +78,9 @@ LEARN_SD_M = 0.010
 by the calibration's landmarks and odometry alone (``SessionAnalyzer.anchored_until``):
 the tracker's own SD, narrowed by the signature being learned, would let a signature
 taught off its place teach itself further off."""
+TOP_TURN_M = 0.020
+"""The roller this far back down from its highest place (m): that top is the stroke's
+turn, and what it says of the prior's place is final (``SessionAnalyzer._policy_now``)."""
 RELEARN_EVERY_S = 60.0
 """How often the signature being learned in a calibrated session is put to use, s."""
 HISTORY = 160
@@ -148,7 +151,16 @@ class SessionAnalyzer:
         self.signature = self._compile(user.signature)
         self.tracker: SpineTracker | None = None
         self.warner = Warner(self.policy if user.calibrated else self.policy.uncalibrated())
-        """Its ``policy`` is the one in force (the fence follows it too)."""
+        """Its ``policy`` is the one in force (the fence follows it too): see
+        ``_policy_now``."""
+        self.placed_low_at: float | None = None
+        """Sensor time (s) at which the highest place the roller reached showed the
+        user lying lower than the prior says (``SpineTracker.placed_low``); None:
+        not so far."""
+        self.top_tested_at: float | None = None
+        """Sensor time (s) at which the roller came ``TOP_TURN_M`` back down from a top
+        that tested the prior's place without contradicting it
+        (``SpineTracker.top_tested``); None: not since the boot's zero."""
         self.calibration = CalibrationDetector(self.body.thoracic_span_m, top_range(self.body))
         self.calibrated_at: float | None = None
         self.anchored_until = -math.inf
@@ -175,6 +187,7 @@ class SessionAnalyzer:
         self._learn_rows: list[list[float]] = [[], [], []]  # level, spread, peakedness
         self._last_t = 0.0
         self._first_t: float | None = None
+        self._highest = math.inf  # the smallest roller position since a cut (_new_tops)
 
     @property
     def calibrated(self) -> bool:
@@ -249,7 +262,8 @@ class SessionAnalyzer:
                 need = False
         due = valid & np.isfinite(feats[:, 0]) & look_due(
             t_a, p_a, self._last_t if last else math.nan, last[3] if last else math.nan)
-        events = np.flatnonzero(structural | fresh | due).tolist()
+        top, self._highest = _new_tops(p_a, valid, reboot | zeroed, self._highest)
+        events = np.flatnonzero(structural | fresh | due | top).tolist()
         due_idx = np.flatnonzero(due)
         lls: tuple[CompiledSignature, dict[int, np.ndarray]] | None = None
         t_l, p_l, f_l = t_a.tolist(), p_a.tolist(), f_a.tolist()
@@ -262,7 +276,8 @@ class SessionAnalyzer:
         long_l = (gap & (untracked > LONG_GAP_S) & ((f_a & _HELD) == 0)).tolist()
         clipped_l = clipped.tolist()
         taught = 0  # first frame of the batch not yet taught to the signature
-        switch = n  # the frame from which the calibrated policy holds (a calibration's)
+        policy = self.warner.policy
+        changes = [(0, policy)]  # (first frame, the policy in force from it)
         parts: list[Estimates] = []  # estimates of frames 0..taught-1
         for i in events:
             t, p, fl = t_l[i], p_l[i], f_l[i]
@@ -272,6 +287,7 @@ class SessionAnalyzer:
                 self.anchored_until = min(self.anchored_until, t)
             if reboot_l[i]:
                 tracker = self.tracker = None  # the roller rebooted: its zero is gone
+                self.top_tested_at = None
                 changed = True
             if fl & _ZEROED:
                 self.calibration.reset()
@@ -287,14 +303,15 @@ class SessionAnalyzer:
             elif fresh_l[i]:
                 tracker = self.tracker = self._start_tracker(p, t)
                 changed = True
+            if tracker is not None and top[i] and not self.calibrated:
+                changed |= tracker.observe_top(p, t)
+                if tracker.placed_low and self.placed_low_at is None:
+                    self.placed_low_at = t
             if fl & _BUTTON:
                 h_t, h_p, h_f = self._history
                 changed |= self._press(out, tracker, np.array([*h_t, *t_l[:i + 1]]),
                                        np.array([*h_p, *p_l[:i + 1]]),
                                        np.array([*h_f, *f_l[:i + 1]], dtype=np.int64))
-                if switch == n and self.calibrated_at is not None \
-                        and self.warner.policy is not self.policy:
-                    switch = i
             if tracker is not None and due_l[i]:
                 if self.calibrated_at is not None and t - self._learned_at >= RELEARN_EVERY_S:
                     sid, table = _reign(starts, snaps, i)
@@ -312,6 +329,13 @@ class SessionAnalyzer:
                             strict=True)})
                     tracker.look(t, p, (float(feats[i, 0]), float(feats[i, 1])), lls[1][i])
                     changed = True
+            if tracker is not None and self.top_tested_at is None and tracker.top_tested \
+                    and p >= tracker.top_p + TOP_TURN_M:
+                self.top_tested_at = t
+            want = self._policy_now()
+            if want != policy:
+                policy = want
+                changes.append((i, want))
             if changed:
                 if starts[-1] == i:
                     snaps[-1] = tracker.snapshot if tracker else None
@@ -328,8 +352,8 @@ class SessionAnalyzer:
         self._teach(cols, feats, taught, n, rest)
         est = Estimates.concat([*parts, rest]) if parts else rest
         out.estimates = est
-        self._warn(cols, est, out, switch)
-        self._send_fence(cols, sid, table, out, switch)
+        self._warn(cols, est, out, changes)
+        self._send_fence(cols, sid, table, out, changes)
         self._faults(cols, out)
         if self.segmenter is not None:
             self._strokes(cols, out)
@@ -382,6 +406,7 @@ class SessionAnalyzer:
         self.span = self.user.pooled_span(cal.span_m)
         span = self.span[0]
         body = self.body = BodyModel.from_stature(self.user.stature_m).with_thoracic_span(span)
+        tracker.forget_top(now)  # (with the body the bound was taken in)
         tracker.set_body(body, now)
         tracker.observe_landmark(cal.top.position_m, float(body.position_at(TOP_LEVEL)), now)
         tracker.observe_landmark(cal.bottom.position_m, float(body.position_at(BOTTOM_LEVEL)),
@@ -436,37 +461,51 @@ class SessionAnalyzer:
             self.signature = self._compile(sig)
             tracker.set_signature(self.signature)
 
-    def _warn(self, cols: FrameColumns, est: Estimates, out: Update, switch: int) -> None:
-        """Warn frame by frame; from frame ``switch`` on (a calibration) by the
-        calibrated policy."""
+    def _policy_now(self) -> WarningPolicy:
+        """The warning policy in force: the usual one for a calibrated user; for one
+        with no calibration the conservative one (``WarningPolicy.uncalibrated``)
+        unless the highest place the roller reached, the roller back down from it, has
+        tested the prior's place and did not contradict it (``top_tested_at``): then
+        the prior's own doubt is the margin. Once contradicted (``placed_low_at``),
+        conservative until a calibration."""
+        if self.calibrated:
+            return self.policy
+        if self.placed_low_at is None and self.top_tested_at is not None:
+            return self.policy
+        return self.policy.uncalibrated()
+
+    def _warn(self, cols: FrameColumns, est: Estimates, out: Update,
+              changes: list[tuple[int, WarningPolicy]]) -> None:
+        """Warn frame by frame by the policy in force: ``changes`` gives (first frame,
+        policy from it), the first at frame 0."""
         active = ((cols.flags & _CONTACT) != 0) & ((cols.flags & _FAULT) == 0)
-        for a, b in ((0, switch), (switch, len(cols))):
-            if a == switch < len(cols):
-                self.warner.policy = self.policy  # the calibration: no wider margin now
+        cuts = [k for k, _ in changes] + [len(cols)]
+        for (a, policy), b in zip(changes, cuts[1:], strict=True):
+            self.warner.policy = policy
             if b > a:
                 for t, cue in self.warner.feed_columns(cols.t[a:b], est.p_below_ribs[a:b],
                                                        est.p_near[a:b], active[a:b]):
                     out.cues.append((t, cue))
 
     def _send_fence(self, cols: FrameColumns, sid: np.ndarray, table: list[Snapshot],
-                    out: Update, switch: int) -> None:
-        """The roller's fence follows the belief (one value per snapshot), sent at most
-        every ``fence_every_s`` and only when it moved by more than ``fence_step_m``,
-        from frames with a body on the roller; by the uncalibrated policy before frame
-        ``switch`` if the batch began uncalibrated (``_warn`` has switched already)."""
+                    out: Update, changes: list[tuple[int, WarningPolicy]]) -> None:
+        """The roller's fence follows the belief (one value per snapshot) and the policy
+        in force (``changes``, as ``_warn``'s), sent at most every ``fence_every_s`` and
+        only when it moved by more than ``fence_step_m``, from frames with a body on
+        the roller."""
         pol = self.policy
-        before = self.policy.uncalibrated() if switch < len(cols) or not self.calibrated \
-            else pol
         active = ((cols.flags & _CONTACT) != 0) & ((cols.flags & _FAULT) == 0) & (sid >= 0)
         idx = np.flatnonzero(active)
         if not len(idx):
             return
         s_act, t_act = sid[idx], cols.t[idx]
-        cut = np.flatnonzero(np.diff(s_act)) + 1
+        which = np.searchsorted(np.array([k for k, _ in changes]), idx, side="right") - 1
+        key = s_act * len(changes) + which
+        cut = np.flatnonzero(np.diff(key)) + 1
         starts, stops = [0, *cut.tolist()], [*cut.tolist(), len(idx)]
         sent = self._fence_sent
         for a, b in zip(starts, stops, strict=True):
-            fence = roller_fence(table[int(s_act[a])], pol if idx[a] >= switch else before)
+            fence = roller_fence(table[int(s_act[a])], changes[int(which[a])][1])
             if sent is not None and abs(fence - sent[0]) <= pol.fence_step_m:
                 continue
             k = a if sent is None else a + int(np.searchsorted(
@@ -493,9 +532,12 @@ class SessionAnalyzer:
             return Event(EventKind.UNCALIBRATED, self._first_t, self.calibrated_at,
                          "uncalibrated until the calibration: the warning and the roller's "
                          "fence kept a wider margin", 0.0)
+        margin = ("a wider margin" if self.placed_low_at is not None
+                  or self.top_tested_at is None else
+                  "a wider margin until the top of the back reached agreed with the placement")
         return Event(EventKind.UNCALIBRATED, self._first_t, end_t,
-                     "uncalibrated session: the warning and the roller's fence kept a wider "
-                     f"margin; {UNCALIBRATED_NOTE}", 1.0)
+                     f"uncalibrated session: the warning and the roller's fence kept {margin}; "
+                     f"{UNCALIBRATED_NOTE}", 1.0)
 
     def _close_fault(self, t: float, out: Update) -> None:
         assert self._fault_since is not None
@@ -551,6 +593,26 @@ def _runs(cuts: np.ndarray, n: int) -> list[tuple[int, int]]:
     """[lo, hi) runs of 0..n split before each index in ``cuts``."""
     edges = [0, *(int(c) for c in cuts if 0 < c < n), n]
     return list(zip(edges[:-1], edges[1:], strict=True))
+
+
+def _new_tops(p: np.ndarray, valid: np.ndarray, cuts: np.ndarray, highest: float
+              ) -> tuple[np.ndarray, float]:
+    """Valid frames whose roller position ``p`` (m) is higher (smaller) than every valid
+    frame's before it since the last cut (a re-zero, a reboot: new coordinates), the
+    frames before the batch included (``highest``: their smallest position, m; inf:
+    none). Returns the (n,) bool mask and the smallest position for the next batch.
+    The same frames whatever the batches (``SpineTracker.observe_top`` keeps the
+    bound)."""
+    q = np.where(valid, p, np.inf)
+    out = np.zeros(len(p), bool)
+    for lo, hi in _runs(np.flatnonzero(cuts), len(p)):
+        if cuts[lo]:
+            highest = math.inf
+        run = q[lo:hi]
+        before = np.minimum.accumulate(np.concatenate([[highest], run]))
+        out[lo:hi] = run < before[:-1]
+        highest = float(before[-1])
+    return out, highest
 
 
 def _reign(starts: list[int], snaps: list[Snapshot | None], n: int

@@ -80,8 +80,22 @@ from landmarks held off by up to ~13 mm; a change of posture moved one person's 
 match under the shoulder blades by 0.5 level, docs/benchmarks.md issue 17). The
 signature's pull on the reported place counts at most as one observation of this SD
 (``_bias_floored``)."""
+TOP_BOUND_LEVEL = 1.0
+"""The highest level the roller can press with the hips raised: the C7/T1 junction,
+the top of the shoulders (the calibration's top landmark); above it the neck curves
+away from the roller. The highest place the roller reached bounds where it is
+(``SpineTracker.observe_top``)."""
+TOP_FIT_MIN = 0.75
+"""The top's bound enters the belief once the belief gives the highest top reached
+less than this probability (``SpineTracker.observe_top``)."""
+TOP_TEST_LEVELS = 2.0
+"""A top tests the belief when, had the person lain this many levels lower than the
+belief says (a first contact at T11.5 where the prior says T9.5), it would have
+contradicted it (``SpineTracker.top_tested``)."""
 MIN_WEIGHT = 1e-12
 """Floor of a grid probability after an update: no place is ever ruled out for good."""
+_TOP_FORGET_FLOOR = 1e-6
+"""Where the top's bound was below this, ``forget_top`` leaves the weight alone."""
 
 EDGE_LEVELS = (1.0, 5.0, 9.0, RIB_CAGE_END_LEVEL)
 """Levels where the region changes (T1, T5, T9, L1)."""
@@ -155,6 +169,15 @@ class SpineTracker:
         self._pending_var = 0.0  # diffusion not yet applied, m^2
         self._gap_var = 0.0  # the last gap's bridging error, m^2 at _gap_t
         self._gap_t = t
+        self.top_p = math.inf
+        """The highest roller position reached (the smallest, m; ``observe_top``)."""
+        self.placed_low = False
+        """Whether a top reached contradicted the belief (``observe_top``)."""
+        self.top_tested = False
+        """Whether a top reached tested the belief: the roller went up so far that a
+        person lying ``TOP_TEST_LEVELS`` lower than it says would have contradicted it
+        (``observe_top``)."""
+        self._top_taken = math.inf  # the top whose bound is in the belief
         self._sq: np.ndarray | None = None
         self._sq_of: np.ndarray | None = None
         self._set_body(body)
@@ -208,6 +231,8 @@ class SpineTracker:
         if self.guard is not None:
             self.guard.shift(dp_m, t)
         self.grid = self.grid + dp_m
+        self.top_p -= dp_m
+        self._top_taken -= dp_m
         self._normalise()
 
     def diffuse(self, t: float, extra_var_m2: float = 0.0) -> bool:
@@ -253,6 +278,62 @@ class SpineTracker:
             self.guard.observe_landmark(p, back_m, t, sd_m)
         self.w = self.w * np.exp(-0.5 * ((p + self.grid - back_m) / sd_m) ** 2)
         self._normalise()
+
+    def observe_top(self, p: float, t: float) -> bool:
+        """At ``t`` (s) the roller reached position ``p`` (m), higher than any before (by
+        a grid cell; else nothing happens): its contact ``p + b`` is no higher than
+        ``TOP_BOUND_LEVEL``, give or take how well the body model knows where that is
+        relative to the rib cage's end and how far a person may push it. Once the
+        belief gives such a top less than ``TOP_FIT_MIN`` (``placed_low``: the person
+        lies lower than it says), the bound enters the belief, one-sided (places that
+        would put the contact above it lose weight, so P(below the ribs) can only rise),
+        the bound of the highest top replacing the earlier one's. Returns whether the
+        belief changed."""
+        if not p < self.top_p - GRID_STEP_M:
+            return False
+        if self.guard is not None:
+            self.guard.observe_top(p, t)
+        self.top_p = p
+        if not self.top_tested:  # lying TOP_TEST_LEVELS lower, she would be this much higher
+            body, here = self._body, p + self.snapshot.mean
+            lower = float(body.position_at(body.level_at_scalar(here) + TOP_TEST_LEVELS))
+            self.top_tested = float(self.w @ self._top_factor(p - (lower - here))) < TOP_FIT_MIN
+        new = self._top_factor(p)
+        if not self.placed_low:
+            if float(self.w @ new) >= TOP_FIT_MIN:
+                return False
+            self.placed_low = True
+        elif math.isfinite(self._top_taken):
+            new /= np.maximum(self._top_factor(self._top_taken), MIN_WEIGHT)
+        self._top_taken = p
+        self._t = t
+        self.w = self.w * new
+        self._normalise()
+        return True
+
+    def forget_top(self, t: float) -> None:
+        """Take the top's bound (``observe_top``) out of the belief at ``t`` (s): a
+        calibration's landmarks say more, and the bound, reached on the way to the top
+        landmark, would only pull them toward the feet. Places the bound had all but
+        ruled out stay where they are (the landmarks decide there)."""
+        if self.guard is not None:
+            self.guard.forget_top(t)
+        taken, self._top_taken, self.top_p = self._top_taken, math.inf, math.inf
+        self.placed_low = self.top_tested = False
+        if not math.isfinite(taken):
+            return
+        factor = self._top_factor(taken)
+        self.w = np.where(factor > _TOP_FORGET_FLOOR, self.w / np.maximum(factor, MIN_WEIGHT),
+                          self.w)
+        self._t = t
+        self._normalise()
+
+    def _top_factor(self, p: float) -> np.ndarray:
+        """The one-sided likelihood of the top ``p`` (m) over the grid."""
+        body = self._body
+        bound = float(body.position_at(TOP_BOUND_LEVEL))
+        sd = math.hypot(body.span_sd_m(TOP_BOUND_LEVEL, RIB_CAGE_END_LEVEL), LANDMARK_SD_M)
+        return _normal_cdf((p + self.grid - bound) / sd)
 
     def look(self, t: float, p: float, features: tuple[float, float],
              ll_bins: np.ndarray | None = None) -> None:
@@ -338,6 +419,14 @@ def _bias_floored(snap: Snapshot) -> Snapshot:
     move = round(var * (guard.mean / guard.var + sig_mean / sig_var) - snap.mean, 6)
     return dataclasses.replace(snap, grid0=snap.grid0 + move, mean=snap.mean + move,
                                var=max(var, snap.var))
+
+
+_ERF = np.frompyfunc(math.erf, 1, 1)
+
+
+def _normal_cdf(z: np.ndarray) -> np.ndarray:
+    """The standard normal CDF, elementwise."""
+    return 0.5 * (1.0 + _ERF(z / math.sqrt(2.0)).astype(float))
 
 
 def look_due(t: np.ndarray, p: np.ndarray, t_before: float, p_before: float) -> np.ndarray:

@@ -355,13 +355,18 @@ def _calibration_text(data: SessionData) -> tuple[str, str] | None:
     return ("in this session (uncalibrated before it: the warning kept a wider margin)", "")
 
 
-def _buzz_threshold(data: SessionData) -> float:
-    """P(below the ribs) at which the session's lumbar warning started: the
-    conservative one of an uncalibrated session."""
+def _buzz_threshold(data: SessionData) -> str:
+    """P(below the ribs) at which the session's lumbar warning started, as words: the
+    conservative one of an uncalibrated session, the usual one once the highest place
+    the roller reached agreed with the placement (host/analysis/session.py)."""
     policy = WarningPolicy()
     whole = any(ev.kind is EventKind.UNCALIBRATED and ev.value == 1.0
                 for _, _, ev in data.events)
-    return policy.uncalibrated_on_probability if whole else policy.on_probability
+    if whole:
+        return (f"{policy.uncalibrated_on_probability:.0%} likely below the rib cage or "
+                f"more; {policy.on_probability:.0%} once the top of the back reached "
+                "agreed with the placement")
+    return f"{policy.on_probability:.0%} likely below the rib cage or more"
 
 
 def render_report(data: SessionData, profile_name: str | None = None) -> str:
@@ -383,8 +388,7 @@ def render_report(data: SessionData, profile_name: str | None = None) -> str:
             ("Time on the roller", _fmt(fig.contact_s, 1, " s")),
             ("Mean / max load", f"{_fmt(fig.mean_load_n, 0)} / {_fmt(fig.max_load_n, 0)} N"),
             ("Lumbar warnings", str(fig.warnings)),
-            (f"Time warned (the buzz: {_buzz_threshold(data):.0%} likely below "
-             "the rib cage or more)",
+            (f"Time warned (the buzz: {_buzz_threshold(data)})",
              _fmt(fig.warned_s, 1, " s")),
             ("Time with the estimated level below the rib cage",
              _fmt(fig.below_ribs_s, 1, " s"))]
