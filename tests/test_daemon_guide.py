@@ -125,6 +125,8 @@ def test_a_user_who_skips_is_not_guided_and_is_told_the_session_is_uncalibrated(
         await _roll(keeper, rolling, seen)
         assert seen == [] and not [b for b in keeper.client.buzzes if b >= B.CALIBRATE_UP]
         assert keeper.status.uncalibrated and keeper.status.guide == ""
+        assert keeper.status.wide_margin == (keeper.analyzer.top_tested_at is None
+                                             or keeper.analyzer.placed_low_at is not None)
         view = "\n".join(render(keeper.status, width=100))
         assert "UNCALIBRATED" in view and "calibrating (`smartroller calibrate`" in view
         assert UNCALIBRATED_NOTE.split()[-1] in view

@@ -48,6 +48,18 @@ def test_the_marked_row_is_the_vertebra_the_text_names(level):
     assert any(f"at {level_name(level)} (" in line for line in lines)
 
 
+def test_an_uncalibrated_session_says_which_margin_holds_now():
+    """It said "a wider margin" all session, though a top of the back that agreed with
+    the placement gives the usual one (issue 17, the top's rule)."""
+    wide = "\n".join(render(status(uncalibrated=True, wide_margin=True), width=160))
+    usual = "\n".join(render(status(uncalibrated=True, wide_margin=False), width=160))
+    assert "fence keep a wider margin" in wide and "usual" not in wide
+    assert "fence keep the usual margin: the top of the back reached agreed" in usual
+    assert "what calibrating changes" in wide and "what calibrating changes" in usual
+    back = LiveStatus.from_json(status(uncalibrated=True, wide_margin=True).to_json())
+    assert back.wide_margin
+
+
 def test_an_event_line_goes_after_a_few_seconds():
     cue = "close to the bottom of the ribs"
     assert any(cue in line for line in render(status(message=cue, message_t=98.0)))
