@@ -265,11 +265,11 @@ class ZoneScanner:
         pin trusted and armed, nothing due but the scan): True if it did, False if the
         transaction failed, None if not healthy."""
         self._fast = False
-        adcs = self._adcs
-        if self._first_starts is None or any(
-                a.faulted or not a.pin_ok or not a.armed or now >= a.next_pin_check
-                for a in adcs):
+        if self._first_starts is None:
             return None
+        for a in self._adcs:  # (a loop, not any() over a generator: once a scan)
+            if a.faulted or not a.pin_ok or not a.armed or now >= a.next_pin_check:
+                return None
         try:
             self._first_starts()
         except OSError:
