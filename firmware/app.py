@@ -55,6 +55,8 @@ RawSink = Callable[[ImuBatch | ZoneScan, float], None]
 
 _FENCE_PATTERNS = {FenceAction.WARN: "lumbar_warning", FenceAction.APPROACH: "approach",
                    FenceAction.FAULT: "fault"}
+"""The haptic pattern of each fence action but NONE and CLEAR."""
+_NO_ACTION = FenceAction.NONE
 
 
 class Firmware:
@@ -257,9 +259,11 @@ class Firmware:
                 frame = frame.with_flags(FrameFlag.BEYOND_FENCE)
             if self._bus_fault:
                 frame = frame.with_flags(_BUS_FAULT)
-            if action is FenceAction.CLEAR:
+            if action is _NO_ACTION:  # (most frames: no Enum hashed)
+                pass
+            elif action is FenceAction.CLEAR:
                 self.haptic.stop(now, name="lumbar_warning")
-            elif action in _FENCE_PATTERNS:
+            else:
                 self.haptic.play(_FENCE_PATTERNS[action], now)
             self.frames += 1
             for sink in self.frame_sinks:

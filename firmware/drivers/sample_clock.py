@@ -125,8 +125,12 @@ class SampleClock:
             self._origin = ((t_before + t_after) / 2, last)
         t = (t_before + t_after) / 2 - self._origin[0]
         i = float(last - self._origin[1])
-        for k, v in enumerate((1.0, t, i, t * t, t * i)):
-            self._sums[k] += v
+        sums = self._sums  # n, t, i, t^2, t i
+        sums[0] += 1.0
+        sums[1] += t
+        sums[2] += i
+        sums[3] += t * t
+        sums[4] += t * i
         self._t_last = t
         sxx, sxy = self._centred()
         if self.span_s >= max(RATE_MIN_SPAN_S, self.assumed_span_s) and sxx > 0.0:

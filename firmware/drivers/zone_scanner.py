@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import logging
 import math
+import struct
 from collections.abc import Sequence
 from ctypes import create_string_buffer
 from typing import Any
@@ -63,6 +64,9 @@ from firmware.samples import ZoneScan
 
 __all__ = ["ZoneScanner"]
 
+
+_unpack_code = struct.Struct(">h").unpack_from
+"""A conversion result's buffer (2 bytes, big-endian) -> (code,): no bytes copied."""
 
 # What one ADC is doing for the current channel.
 _DONE, _START, _CONVERTING, _READY = 0, 1, 2, 3
@@ -261,11 +265,11 @@ class ZoneScanner:
         pin trusted and armed, nothing due but the scan): True if it did, False if the
         transaction failed, None if not healthy."""
         self._fast = False
-        adcs = self._adcs
-        if self._first_starts is None or any(
-                a.faulted or not a.pin_ok or not a.armed or now >= a.next_pin_check
-                for a in adcs):
+        if self._first_starts is None:
             return None
+        for a in self._adcs:  # (a loop, not any() over a generator: once a scan)
+            if a.faulted or not a.pin_ok or not a.armed or now >= a.next_pin_check:
+                return None
         try:
             self._first_starts()
         except OSError:
@@ -310,7 +314,7 @@ class ZoneScanner:
                 self._leave_steady(k, len(self._adcs))
                 self._bus_error(self._adcs[k], self.clock.now(), exc)
                 return None
-            codes[zone], ok[zone] = int.from_bytes(result.raw, "big", signed=True), True
+            codes[zone], ok[zone] = _unpack_code(result)[0], True
         if channel == self._last_channel:
             return self._finish_scan()
         try:
@@ -320,7 +324,7 @@ class ZoneScanner:
             self._leave_steady(len(self._adcs) - 1, len(self._adcs))
             return None
         result, zone = self._last_result[channel]
-        codes[zone], ok[zone] = int.from_bytes(result.raw, "big", signed=True), True
+        codes[zone], ok[zone] = _unpack_code(result)[0], True
         self._channel = channel + 1
         self._active = self._by_channel[channel + 1]
         self._fast_t = t = self.clock.now()
@@ -390,7 +394,7 @@ class ZoneScanner:
             self.bus_errors += 1  # ``last`` is still ready: its own step reads it
             return
         started = self.clock.now()
-        self._store(last, int.from_bytes(last.result.raw, "big", signed=True))
+        self._store(last, _unpack_code(last.result)[0])
         self._begin_channel(nxt, started, starting)
 
     # -- one ADC ------------------------------------------------------------------
@@ -481,7 +485,7 @@ class ZoneScanner:
         try:
             if self._combined:
                 adc.read()
-                code = int.from_bytes(adc.result.raw, "big", signed=True)
+                code = _unpack_code(adc.result)[0]
             else:
                 code = adc.driver.read_code()
         except OSError as exc:

@@ -324,6 +324,7 @@ class Odometry:
             a2 = r2 - (-axle * math.sin(gravity_angle) - omega * omega * self.imu_offset)
             gravity_angle = math.atan2(a1 - b1, a2 - b2)
         position0 = self.position
+        off_g = abs(math.hypot(a1, a2) - G)  # gravity as read (offsets and all) off 1 g
         # Gravity's direction with the motion removed but the zero-g offsets not (only
         # its changes count): the gyro offset's stillness, and its offset from gravity's
         # turn while the roller never stops.
@@ -332,7 +333,7 @@ class Odometry:
         off = self.gyro_offset
         tilt = None
         if (off.learning or max(rates) - min(rates) <= off.threshold) \
-                and not clipped and abs(math.hypot(a1, a2) - G) < TILT_MAGNITUDE * G:
+                and not clipped and off_g < TILT_MAGNITUDE * G:
             tilt = math.atan2(a1, a2)
         if not self._steering:
             self._turn_time += radius * span
@@ -351,7 +352,7 @@ class Odometry:
         if gap_s > 0.0 or clipped or lost or not off.calibrated:
             self.check.restart()
             self.scale.cut()
-        elif abs(math.hypot(a1, a2) - G) < CHECK_MAGNITUDE * G:
+        elif off_g < CHECK_MAGNITUDE * G:
             # Gravity as read (the zero-g fit is referenced to the gyro: a wrong gyro
             # bends it; the offsets' few degrees do not matter to this check).
             self.check.add(mid, math.atan2(a1, a2), self._time)
@@ -409,7 +410,7 @@ class Odometry:
                 # the position (which then rests on the gyro alone).
                 step = 0.0
         if off.calibrated and not self._lost and not gap_s \
-                and abs(math.hypot(a1, a2) - G) < TILT_MAGNITUDE * G:
+                and off_g < TILT_MAGNITUDE * G:
             # (its own fit takes the accelerometer's gains and offsets: a part whose
             # gravity reads 4 % strong, which the filter above weights down, still counts)
             self.scale.add(self._time, 0.5 * (gamma0 + self._gamma), a1, a2, rate)

@@ -30,6 +30,7 @@ _IMU_GAP = int(FrameFlag.IMU_GAP)
 _ZEROED = int(FrameFlag.ZEROED)
 _IMU_CLIPPED = int(FrameFlag.IMU_CLIPPED)
 _IMU_INCONSISTENT = int(FrameFlag.IMU_INCONSISTENT)
+_IMU_FAULT = int(FrameFlag.IMU_FAULT)
 _FULL_SCALE = 32767  # an int16 gyro reading at either end of its range has clipped
 _FLAGS: dict[int, FrameFlag] = {}  # bits -> FrameFlag, built as they occur
 
@@ -184,11 +185,12 @@ class SensingPipeline:
         self._next_index = first_index + n
         frames = []
         dt, decimation = self.dt, self.decimation
+        state = self._state_flags()  # (the same for every frame of the step)
         for i in range((-first_index) % decimation, n, decimation):
             t = (first_index + i) * dt
             if self.seq > self._first_seq and t <= self._last_t:
                 continue  # already covered by frames held through an IMU fault
-            frames.append(self._frame(t, out.position[i], out.velocity, out.angle[i]))
+            frames.append(self._frame(t, out.position[i], out.velocity, out.angle[i], state))
         return frames
 
     def hold(self, sensor_t: float) -> list[Frame]:
@@ -202,28 +204,36 @@ class SensingPipeline:
         t = (self._last_t if self.seq > self._first_seq else 0.0) + period
         while t <= sensor_t:
             frames.append(self._frame(t, self.odometry.position, 0.0, self.odometry.angle,
-                                      FrameFlag.IMU_FAULT))
+                                      self._state_flags() | _IMU_FAULT))
             t += period
         if frames:
             self._pending |= _IMU_GAP
         return frames
 
-    def _frame(self, t: float, position: float, velocity: float, angle: float,
-               extra: FrameFlag = FrameFlag.NONE) -> Frame:
-        flags = self._pending | int(extra)
-        self._pending = 0
+    def _state_flags(self) -> int:
+        """The frame flags of the pipeline's state (contact, calibration, gyro-gravity
+        check, ADC fault, clone), as ints."""
+        flags = 0
         if self.in_contact:
             flags |= _IN_CONTACT
         if not self.odometry.calibrated:
             flags |= _UNCALIBRATED
         if self.odometry.check.inconsistent:
             flags |= _IMU_INCONSISTENT
-        if t - self.load_time > self._stale_s:
-            flags |= _LOAD_STALE
         if not self.load_ok:
             flags |= _ADC_FAULT
         if self.imu_clone:
             flags |= _IMU_CLONE
+        return flags
+
+    def _frame(self, t: float, position: float, velocity: float, angle: float,
+               state: int) -> Frame:
+        """The frame at sensor time ``t`` (s): ``state``, ``_state_flags()`` (and any
+        other bits), with what is pending and a stale load's flag."""
+        flags = self._pending | state
+        self._pending = 0
+        if t - self.load_time > self._stale_s:
+            flags |= _LOAD_STALE
         frame = Frame(self.seq, t, position - self.zero_position, velocity, angle,
                       self._zone_tuple, self.total_load, _frame_flags(flags), self.boot)
         self.seq += 1
