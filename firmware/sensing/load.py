@@ -99,9 +99,10 @@ class FsrHysteresis:
     load last rose while the roller rolled one way (the push of a stroke, the body's
     shape under the band), rolling back is taken to retrace it (``velocity_m_s`` given):
     a held reading is then on the unloading branch, but not below the force the rise
-    began from. Without that, a load that falls on every return stroke within the play
-    reads as its top on the way back, the rolling radius as too small in one direction
-    only, and the position drifts by ~1 mm a minute (docs/benchmarks.md, issue 16).
+    began from; rolling that way again, it is on the loading branch. Without that, a
+    load that falls on every return stroke within the play reads as its top on the way
+    back, the rolling radius as too small in one direction only, and the position
+    drifts by ~1 mm a minute (docs/benchmarks.md, issue 16).
     """
 
     ROLLING_M_S = 0.02
@@ -119,7 +120,7 @@ class FsrHysteresis:
 
     def unwind(self, readings: np.ndarray, velocity_m_s: float = 0.0) -> np.ndarray:
         """Forces (N) for the zone readings (N) of one scan, the roller rolling at
-        ``velocity_m_s`` (m/s, + toward the feet; 0: not known)."""
+        ``velocity_m_s`` (m/s, the position's sign; 0: not known)."""
         return np.array(self.unwind_list(np.asarray(readings, dtype=float).tolist(),
                                          velocity_m_s))
 
