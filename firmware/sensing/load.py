@@ -93,34 +93,73 @@ class FsrHysteresis:
     on the unloading branch, ``reading / (1 + fraction)``; one that held still keeps the
     previous force, bounded by the two branches. Left alone, the error follows the
     stroke's push and, through the rolling radius, becomes position drift.
+
+    A reading that holds still tells only that the force lies between the branches: a
+    force falling by less than the play leaves the reading where it was. Where a zone's
+    load last rose while the roller rolled one way (the push of a stroke, the body's
+    shape under the band), rolling back is taken to retrace it (``velocity_m_s`` given):
+    a held reading is then on the unloading branch, but not below the force the rise
+    began from; rolling that way again, it is on the loading branch. Without that, a
+    load that falls on every return stroke within the play reads as its top on the way
+    back, the rolling radius as too small in one direction only, and the position
+    drifts by ~1 mm a minute (docs/benchmarks.md, issue 16).
     """
+
+    ROLLING_M_S = 0.02
+    """Speed (m/s) above which the roller counts as rolling one way."""
 
     def __init__(self, count: int, fraction: float = 0.10, deadband_n: float = 0.2) -> None:
         self.fraction = fraction
         self.deadband = deadband_n
         self._reading = [0.0] * count
         self._force = [0.0] * count
+        self._rose = [0] * count  # +1/-1: the way the roller rolled when the load last
+        # rose (0: not known), for the zone
+        self._rising = [False] * count  # the zone's load is on a rise
+        self._floor = [0.0] * count  # the force the last rise began from, N
 
-    def unwind(self, readings: np.ndarray) -> np.ndarray:
-        """Forces (N) for the zone readings (N) of one scan."""
-        return np.array(self.unwind_list(np.asarray(readings, dtype=float).tolist()))
+    def unwind(self, readings: np.ndarray, velocity_m_s: float = 0.0) -> np.ndarray:
+        """Forces (N) for the zone readings (N) of one scan, the roller rolling at
+        ``velocity_m_s`` (m/s, the position's sign; 0: not known)."""
+        return np.array(self.unwind_list(np.asarray(readings, dtype=float).tolist(),
+                                         velocity_m_s))
 
-    def unwind_list(self, readings: list[float]) -> list[float]:
+    def unwind_list(self, readings: list[float], velocity_m_s: float = 0.0) -> list[float]:
         """``unwind`` on plain lists (the firmware's per-scan path)."""
         deadband, low_factor = self.deadband, 1.0 / (1.0 + self.fraction)
         last_readings, forces = self._reading, self._force
+        rose, rising, floor = self._rose, self._rising, self._floor
         if len(readings) != len(forces):
             raise ValueError(f"{len(readings)} readings for {len(forces)} zones")
+        way = 0
+        if velocity_m_s > self.ROLLING_M_S:
+            way = 1
+        elif velocity_m_s < -self.ROLLING_M_S:
+            way = -1
         i = 0
         for reading, last, force in zip(readings, last_readings, forces, strict=True):
             if reading > last + deadband:       # loading branch: the reading is the force
+                if not rising[i]:
+                    floor[i], rising[i] = force, True
+                if way:
+                    rose[i] = way
                 forces[i] = last_readings[i] = reading
             elif reading < last - deadband:     # unloading branch
                 forces[i] = reading * low_factor
                 last_readings[i] = reading
-            elif force > reading:               # held still: within the two branches
-                forces[i] = reading
-            elif force < reading * low_factor:
-                forces[i] = reading * low_factor
+                rising[i] = False
+            else:                               # held still: within the two branches
+                if force > reading:
+                    force = reading
+                elif force < reading * low_factor:
+                    force = reading * low_factor
+                if way and rose[i] == -way:     # rolling back: the rise retraced
+                    retraced = max(reading * low_factor, floor[i])
+                    if retraced < force:
+                        force = retraced
+                    rising[i] = False
+                elif way and rose[i] == way:    # rolling the rise's way again: re-risen
+                    force = reading
+                forces[i] = force
             i += 1
         return forces[:]

@@ -118,7 +118,7 @@ class SensingPipeline:
         ok = scan.ok.tolist()
         all_ok = False not in ok
         readings = self.loads.forces_list(scan.raw.tolist(), self.odometry.angle)
-        measured = self.hysteresis.unwind_list(readings)
+        measured = self.hysteresis.unwind_list(readings, self.odometry.velocity)
         tare = self.tare
         if not self.in_contact and sum(measured) < self.contact_threshold:
             # Nobody on the roller: what the bands read is the roller's own weight on
