@@ -174,10 +174,10 @@ class SessionResult:
     position_error_p95_mm: float
     firmware_cpu_ms_per_s: float
     host_cpu_ms_per_s: float
-    firmware_cpu_by_replay: bool
     offline_s_per_hour: float
     fifo_overflows: int
     zone_scan_hz: float
+    firmware_cpu_by_replay: bool = True
     spine: dict = field(default_factory=dict)
     new_user_spine: dict = field(default_factory=dict)
     strokes: dict = field(default_factory=dict)
