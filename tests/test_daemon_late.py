@@ -18,7 +18,14 @@ from firmware.protocol import BuzzPattern, Frame, FrameFlag
 from host.analysis.model import EventKind
 from host.daemon.keeper import RollerKeeper
 from host.store import Store
-from tests.test_daemon_sessions import ADDRESS, IDLE, RecordingClient, deliver, keeper_on
+from tests.test_daemon_sessions import (
+    ADDRESS,
+    IDLE,
+    RecordingClient,
+    backfill,
+    deliver,
+    keeper_on,
+)
 
 C = FrameFlag.IN_CONTACT
 
@@ -45,8 +52,6 @@ def session(drifts: tuple[tuple[float, float], ...], seconds: float = 60.0,
     return out
 
 
-def backfill(frames: list[Frame]) -> list[Frame]:
-    return [replace(f, flags=f.flags | FrameFlag.BACKFILL) for f in frames]
 
 
 def recording_keeper(store: Store, tmp_path) -> RollerKeeper:

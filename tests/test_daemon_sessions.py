@@ -84,6 +84,11 @@ def frames(boot: int, first_seq: int, t0: float, n: int, flags: FrameFlag,
     return out
 
 
+def backfill(frames: list[Frame]) -> list[Frame]:
+    """``frames`` as the roller's journal resends them."""
+    return [replace(f, flags=f.flags | FrameFlag.BACKFILL) for f in frames]
+
+
 def keeper_on(store: Store, tmp_path) -> RollerKeeper:
     profile = store.create_profile("ann", 1.70)
     keeper = RollerKeeper(store, None, ADDRESS, tmp_path, profile, idle_close_s=IDLE,
@@ -253,8 +258,7 @@ def test_late_backfill_of_the_boot_before_joins_its_own_session(tmp_path):
         before = frames(old, 0, 0.0, 2000, C)
         await deliver(keeper, before[:1700])
         await deliver(keeper, frames(new, 2000, 0.0, 1000, C))
-        await deliver(keeper, [replace(f, flags=f.flags | FrameFlag.BACKFILL)
-                               for f in before[1700:]])
+        await deliver(keeper, backfill(before[1700:]))
         await deliver(keeper, frames(new, 3000, 10.0, 700, FrameFlag.NONE))
         keeper._ack_now()
         keeper._analyse_late()
@@ -415,8 +419,7 @@ def test_an_earlier_boots_backfill_is_analysed_once_it_has_come(tmp_path, monkey
         stop = asyncio.Event()
         acking = asyncio.ensure_future(keeper._ack_loop(stop))
         for k in range(500, 2000, 100):  # the rest of the old boot, over 1.5 s
-            await deliver(keeper, [replace(f, flags=f.flags | FrameFlag.BACKFILL)
-                                   for f in before[k:k + 100]])
+            await deliver(keeper, backfill(before[k:k + 100]))
             await asyncio.sleep(0.1)
         assert passes == []  # not while it still comes
         await asyncio.sleep(0.6)
@@ -494,8 +497,7 @@ def test_a_session_joined_late_starts_at_its_first_contact(tmp_path):
         sitting = frames(0x42, 1000, -5.0, 500, FrameFlag.NONE)  # 5 s before lying down
         roll = frames(0x42, 1500, 0.0, 4000, C)
         await deliver(keeper, roll[2500:3000])  # the daemon joins 25 s into the rolling
-        await deliver(keeper, [replace(f, flags=f.flags | FrameFlag.BACKFILL)
-                               for f in sitting + roll[:2500]])
+        await deliver(keeper, backfill(sitting + roll[:2500]))
         await deliver(keeper, roll[3000:])
         await deliver(keeper, frames(0x42, 5500, 40.0, 700, FrameFlag.NONE))
 

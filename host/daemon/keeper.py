@@ -231,8 +231,9 @@ def offline_pass(store: Store, session: Session, user: UserModel,
         update, analyzer = replay(cols, user)
     last_t = float(cols.t[-1]) if finish and len(cols) else math.inf
     cut_t = math.nan  # (late frames only: the last frame an earlier pass had)
-    if math.isfinite(new_from_t) and (cols.t < new_from_t).any():
-        cut_t = float(cols.t[cols.t < new_from_t].max())
+    if math.isfinite(new_from_t):
+        before = cols.t[cols.t < new_from_t]
+        cut_t = float(before.max()) if len(before) else math.nan
     events = [e for e in update.events if e.kind not in WARNING_KINDS]
     events += felt_warnings(stored, update.events, last_t, new_from_t, cut_t)
     store.replace_analysis(session.id, frames=frames, estimates=update.estimates,
@@ -303,9 +304,9 @@ class RollerKeeper:
         self._contact_seq = -1  # the open session's earliest contact seen (its start)
         self._kept_seq = -1  # the open session's newest frame stored
         self._late_sessions: dict[int, float] = {}
-        self._late_came: dict[int, float] = {}  # when late frames last came, per session
         """Sessions given late frames, to analyse again: id -> sensor time (s) of the
         earliest late frame (inf: none, only to close)."""
+        self._late_came: dict[int, float] = {}  # when late frames last came, per session
         self._published = 0.0
         self.status_writer = StatusWriter(data_dir, on_error=_status_not_written)
         self._tasks: set[asyncio.Task] = set()
