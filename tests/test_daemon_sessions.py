@@ -456,7 +456,7 @@ def test_the_daemons_lock_follows_its_data_directory_mounted_again(tmp_path):
     os.rename(lock.path, tmp_path / "old-mount.lock")
     other.acquire()                                       # a second daemon came first
     with pytest.raises(DaemonLocked, match=f"pid {os.getpid()}"):
-        lock.renew(patience_s=0.1)
+        lock.renew()
     other.release()
     lock.release()
 
@@ -479,6 +479,33 @@ def test_the_daemon_stops_when_another_took_its_data_directory_mounted_again(tmp
     with pytest.raises(DaemonError, match="already keeps"):
         asyncio.run(watched())
     other.release()
+    lock.release()
+
+
+def test_a_momentary_holder_of_the_new_lock_does_not_stop_the_daemon(tmp_path, monkeypatch):
+    import os
+
+    from host.daemon import keeper as keeper_module
+    from host.daemon.lock import DaemonLock, daemon_running
+
+    monkeypatch.setattr(keeper_module, "TRANSPORT_CHECK_S", 0.05)
+    lock, other = DaemonLock(tmp_path), DaemonLock(tmp_path)
+    lock.acquire()
+    os.rename(lock.path, tmp_path / "old-mount.lock")
+    other.acquire()  # held through the first check, as daemon_running might be
+    said: list[str] = []
+
+    async def watched() -> None:
+        stop = asyncio.Event()
+        watching = asyncio.ensure_future(keeper_module._watch(stop, lock, said.append))
+        await asyncio.sleep(0.02)
+        other.release()
+        await asyncio.sleep(0.3)
+        stop.set()
+        await watching  # no DaemonError
+
+    asyncio.run(watched())
+    assert said and "taken again" in said[0] and daemon_running(tmp_path)
     lock.release()
 
 

@@ -72,10 +72,10 @@ class SimRoller:
     state_dir: Path | None = None
 
     REPLAY_ITEMS = 20_000
+    """Replay the tape whenever it holds this many items (a few simulated seconds)."""
     CLOCK_KNOT_S = 1.0
     """How often the driver's clock mapping is noted for ``sensor_to_world``, s (as the
     host's time syncs note it)."""
-    """Replay the tape whenever it holds this many items (a few simulated seconds)."""
 
     def __post_init__(self) -> None:
         rng = np.random.default_rng([self.seed, 0x5E50, self.session] if self.session

@@ -129,6 +129,9 @@ class TransportLost(RuntimeError):
 TRANSPORT_CHECK_S = 1.0
 """How often the daemon checks that its Bluetooth transports are alive and that it
 still holds its data directory's lock (``DaemonLock.renew``), s."""
+LOCK_REFUSALS = 3
+"""Checks in a row that find the data directory's new lock held by another process
+before the daemon stops (another daemon took it, not a momentary holder)."""
 
 
 async def _watch(stop: asyncio.Event, lock: DaemonLock | None,
@@ -139,16 +142,21 @@ async def _watch(stop: asyncio.Event, lock: DaemonLock | None,
     another daemon took the new one first."""
     from host.ble.bumble_adapter import lost_transports
 
+    refused = 0  # checks in a row that found the new lock file held by another
     while not stop.is_set():
         lost = lost_transports()
         if lost:
             raise TransportLost(f"the Bluetooth transport {', '.join(lost)} was lost")
         if lock is not None:
-            try:
+            try:  # (a momentary holder, such as ``daemon_running``, has let go by the
+                # next check: no waiting on the event loop)
                 if lock.renew():
                     say(f"daemon: {lock.folder} was mounted again; its lock taken again")
+                refused = 0
             except DaemonLocked as exc:
-                raise DaemonError(str(exc)) from None
+                refused += 1
+                if refused >= LOCK_REFUSALS:
+                    raise DaemonError(str(exc)) from None
             except OSError:
                 pass  # not writable yet (read-only): the old lock stands, try again
         await _wait(stop, TRANSPORT_CHECK_S)

@@ -13,7 +13,6 @@ again on the new one, and the daemon checks every ``LOCK_CHECK_S``
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 from types import TracebackType
 
@@ -22,8 +21,6 @@ __all__ = ["LOCK_NAME", "DaemonLock", "DaemonLocked", "daemon_running"]
 LOCK_NAME = "daemon.lock"
 """The lock file's name in the data directory."""
 
-RENEW_PATIENCE_S = 1.0
-"""How long ``renew`` waits for a momentary holder of the new lock file, s."""
 
 
 class DaemonLocked(RuntimeError):
@@ -75,13 +72,14 @@ class DaemonLock:
         os.write(fd, f"{os.getpid()}\n".encode())
         self._fd = fd
 
-    def renew(self, patience_s: float = RENEW_PATIENCE_S) -> bool:
+    def renew(self) -> bool:
         """Take the lock again if ``path`` is no longer the file this lock holds (the data
         directory's file system was mounted again: the old lock is on the old mount,
         where no other daemon looks). True if it was taken anew; ``DaemonLocked`` if
-        another process still holds the new file after ``patience_s`` (a momentary
+        another process holds the new file now (the caller asks again: a momentary
         holder such as ``daemon_running`` lets go at once); ``OSError`` if the new file
-        cannot be opened now (a read-only directory: try again later)."""
+        cannot be opened now (a read-only directory: try again later). The old lock is
+        kept until the new one is taken."""
         if self._fd is None:
             raise RuntimeError("renew() of a lock not held")
         held = os.fstat(self._fd)
@@ -92,19 +90,11 @@ class DaemonLock:
         if now is not None and (now.st_dev, now.st_ino) == (held.st_dev, held.st_ino):
             return False
         old, self._fd = self._fd, None
-        deadline = time.monotonic() + patience_s
-        while True:
-            try:
-                self.acquire()
-                break
-            except DaemonLocked:
-                if time.monotonic() >= deadline:
-                    self._fd = old
-                    raise
-                time.sleep(0.05)
-            except OSError:
-                self._fd = old
-                raise
+        try:
+            self.acquire()
+        except BaseException:
+            self._fd = old
+            raise
         os.close(old)
         return True
 
