@@ -37,8 +37,10 @@ INTERVAL_S = 0.03
 NEXT_EVENT_S = 2 * INTERVAL_S + 0.01
 """A round trip answered in the next connection event: the request waits for one event
 (<= 30 ms), the answer goes out with the next (30 ms later); + 10 ms of slack."""
-STALL_S = 0.5
-"""No answer may take longer (on a loaded machine); Bumble alone stalled 6 s."""
+STALL_S = 2.0
+"""No answer may take longer, s: Bumble alone stalled 6 s; a worker sharing 2 cores with
+the end-to-end tests once took 0.54 s over a single answer, so this catches the stall
+and not the machine's load (the median below holds the link's own timing)."""
 E = att.ErrorCode
 
 
