@@ -37,6 +37,15 @@ def _press_window(positions, t0=0.0, flags=C):
     return t, np.asarray(positions, dtype=float), f
 
 
+def test_frames_are_put_in_boot_and_seq_order_once_each():
+    rows = [frame(1, 0.01, 0.0), frame(3, 0.03, 0.0), frame(2, 0.02, 0.0),
+            frame(3, 0.03, 0.0), frame(0, 0.0, 0.0, boot=2), frame(1, 0.01, 0.0, boot=2)]
+    cols = FrameColumns.from_frames(rows).sorted()
+    assert list(zip(cols.boot.tolist(), cols.seq.tolist(), strict=True)) == [
+        (1, 1), (1, 2), (1, 3), (2, 0), (2, 1)]
+    assert cols.sorted() is cols  # already in order: no copy
+
+
 def test_calibration_needs_two_still_presses_a_span_apart():
     det = CalibrationDetector(expected_span_m=0.30)
     what, _ = det.press(*_press_window([-0.2 + 0.0005 * math.sin(i / 9) for i in range(120)]))

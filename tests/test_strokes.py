@@ -399,6 +399,31 @@ def test_push_many_is_push_frame_by_frame():
     assert [g for g in got if isinstance(g, Dwell)] == dwells
 
 
+def test_step_columns_is_step_frame_by_frame():
+    """The short path decides as ``step`` does, through every break a stream can have."""
+    tr = _busy_trace()
+    n = len(tr.t)
+    boot = np.zeros(n, dtype=np.int64)
+    boot[int(n * 0.8):] = 1  # a reboot
+    tr.x[int(n * 0.3)] = np.nan  # a frame without a position
+    tr.t[int(n * 0.4)] = tr.t[int(n * 0.4) - 2]  # a frame that does not advance in time
+    tr.t[int(n * 0.5):] += 2.0  # a hole in sensor time
+    tr.flags[int(n * 0.55)] |= int(FrameFlag.IMU_FAULT)
+    cols = [tr.t.tolist(), tr.x.tolist(), tr.v.tolist(), tr.load.tolist(),
+            tr.flags.tolist(), boot.tolist()]
+    one, want = StrokeSegmenter(), []
+    for row in zip(*cols, strict=True):
+        got = one.step(*row)
+        if got:
+            want.append((row[0], got))
+    many, got = StrokeSegmenter(), []
+    for a, b in zip(range(0, n, 997), range(997, n + 997, 997), strict=True):
+        got += many.step_columns(*(c[a:b] for c in cols))
+    assert sum(isinstance(x, Stroke) for _, d in want for x in d) > 15
+    assert got == want
+    assert many.flush() == one.flush() and many.skipped == one.skipped == 1
+
+
 def test_bad_params_and_arrays_are_refused():
     with pytest.raises(ValueError, match="still_s"):
         StrokeParams(still_s=-1.0)

@@ -81,7 +81,11 @@ class FrameColumns:
         return FrameColumns(*(getattr(self, f)[index] for f in _FIELDS))
 
     def sorted(self) -> FrameColumns:
-        """The frames in (boot, seq) order, each (boot, seq) once."""
+        """The frames in (boot, seq) order, each (boot, seq) once (itself when they are
+        already: no copy)."""
+        db, ds = np.diff(self.boot), np.diff(self.seq)
+        if ((db > 0) | ((db == 0) & (ds > 0))).all():
+            return self
         order = np.lexsort((self.seq, self.boot))
         cols = self.take(order)
         keep = np.ones(len(cols), dtype=bool)

@@ -546,14 +546,11 @@ class SessionAnalyzer:
         self._fault_since = None
 
     def _strokes(self, cols: FrameColumns, out: Update) -> None:
-        step = self.segmenter.step  # type: ignore[union-attr]
-        load = cols.total_load.tolist()
-        for t, p, v, q, fl, boot in zip(cols.t.tolist(), cols.position.tolist(),
-                                        cols.velocity.tolist(), load, cols.flags.tolist(),
-                                        cols.boot.tolist(), strict=True):
-            got = step(t, p, v, q, fl, boot)
-            if got:
-                self._segments(got, out, t)
+        decided = self.segmenter.step_columns(  # type: ignore[union-attr]
+            cols.t.tolist(), cols.position.tolist(), cols.velocity.tolist(),
+            cols.total_load.tolist(), cols.flags.tolist(), cols.boot.tolist())
+        for t, got in decided:
+            self._segments(got, out, t)
 
     def _segments(self, found: Iterable[Stroke | Dwell], out: Update, t: float) -> None:
         for item in found:
