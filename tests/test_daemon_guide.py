@@ -11,6 +11,7 @@ from firmware.protocol import BuzzPattern, Frame, FrameFlag, quantise
 from firmware.sim.rig import SimRoller
 from firmware.sim.scenario import scenario_from_table
 from host.analysis.calibration import UNCALIBRATED_NOTE, Landmark
+from host.analysis.warnings import WarningPolicy
 from host.daemon.guide import STEP_GAP_S, STEP_TEXT, CalibrationGuide, Step
 from host.daemon.keeper import RollerKeeper, user_model
 from host.daemon.live import render
@@ -125,8 +126,7 @@ def test_a_user_who_skips_is_not_guided_and_is_told_the_session_is_uncalibrated(
         await _roll(keeper, rolling, seen)
         assert seen == [] and not [b for b in keeper.client.buzzes if b >= B.CALIBRATE_UP]
         assert keeper.status.uncalibrated and keeper.status.guide == ""
-        assert keeper.status.wide_margin == (keeper.analyzer.top_tested_at is None
-                                             or keeper.analyzer.placed_low_at is not None)
+        assert keeper.analyzer.warner.policy == WarningPolicy().uncalibrated()
         view = "\n".join(render(keeper.status, width=100))
         assert "UNCALIBRATED" in view and "calibrating (`smartroller calibrate`" in view
         assert UNCALIBRATED_NOTE.split()[-1] in view

@@ -268,7 +268,7 @@ def test_short_gaps_the_roller_bridged_do_not_add_up_but_a_long_one_does():
     # gravity's absolute angle, the doubt stays the last gap's.
     bound = math.sqrt(sd_clean[-1] ** 2 + session_mod.BRIDGE_SD_M**2)
     assert sd_gaps[-1] <= bound + 1e-4
-    assert sd_gaps[-1] > sd_clean[-1] + 1e-4  # a gap's doubt while it lasts
+    assert sd_gaps[-1] > sd_clean[-1] + 1e-5  # a gap's doubt while it lasts (its last)
     # A second of the IMU lost: the roller may have turned more than gravity can tell.
     held, _ = analyze(_still_session(300.0, hold=(100.0, 101.0)), user)
     sd_held = held.estimates.sd_m

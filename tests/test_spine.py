@@ -192,18 +192,17 @@ def test_shift_follows_a_re_zero():
     assert after.p_below_ribs == pytest.approx(before.p_below_ribs, abs=1e-9)
 
 
-def test_a_top_the_belief_allows_tests_it_and_changes_nothing():
-    """Issue 17: the roller cannot press above the top of the shoulders; a top so high
-    that a person lying two levels lower would have passed it (T3 by the belief) tests
-    the prior's place, and one it allows moves nothing."""
+def test_a_top_the_belief_allows_changes_nothing():
+    """Issue 17: the roller cannot press above the top of the shoulders; a top the
+    belief allows (T3 by it) moves nothing."""
     b0 = float(BODY.position_at(9.5))
     tracker = SpineTracker(BODY, b0, 0.03)
-    assert tracker.observe_top(-0.05, t=1.0) is False and not tracker.top_tested
-    p3 = float(BODY.position_at(3.0)) - b0  # T3: two levels lower would reach T1
+    assert tracker.observe_top(-0.05, t=1.0) is False
+    p3 = float(BODY.position_at(3.0)) - b0
     assert tracker.observe_top(p3, t=2.0) is False  # the belief allows it: no change
-    assert tracker.top_tested and not tracker.placed_low
+    assert not tracker.placed_low and not tracker.guard.placed_low
     assert tracker.mean_m == pytest.approx(b0, abs=1e-6)
-    assert tracker.top_p == p3 and tracker.guard.top_tested
+    assert tracker.top_p == p3 and tracker.guard.top_p == p3
 
 
 def test_a_top_that_contradicts_the_belief_moves_it_only_toward_the_feet():

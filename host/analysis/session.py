@@ -78,9 +78,6 @@ LEARN_SD_M = 0.010
 by the calibration's landmarks and odometry alone (``SessionAnalyzer.anchored_until``):
 the tracker's own SD, narrowed by the signature being learned, would let a signature
 taught off its place teach itself further off."""
-TOP_TURN_M = 0.020
-"""The roller this far back down from its highest place (m): that top is the stroke's
-turn, and what it says of the prior's place is final (``SessionAnalyzer._policy_now``)."""
 RELEARN_EVERY_S = 60.0
 """How often the signature being learned in a calibrated session is put to use, s."""
 HISTORY = 160
@@ -157,10 +154,6 @@ class SessionAnalyzer:
         """Sensor time (s) at which the highest place the roller reached showed the
         user lying lower than the prior says (``SpineTracker.placed_low``); None:
         not so far."""
-        self.top_tested_at: float | None = None
-        """Sensor time (s) at which the roller came ``TOP_TURN_M`` back down from a top
-        that tested the prior's place without contradicting it
-        (``SpineTracker.top_tested``); None: not since the boot's zero."""
         self.calibration = CalibrationDetector(self.body.thoracic_span_m, top_range(self.body))
         self.calibrated_at: float | None = None
         self.anchored_until = -math.inf
@@ -287,7 +280,6 @@ class SessionAnalyzer:
                 self.anchored_until = min(self.anchored_until, t)
             if reboot_l[i]:
                 tracker = self.tracker = None  # the roller rebooted: its zero is gone
-                self.top_tested_at = None
                 changed = True
             if fl & _ZEROED:
                 self.calibration.reset()
@@ -329,9 +321,6 @@ class SessionAnalyzer:
                             strict=True)})
                     tracker.look(t, p, (float(feats[i, 0]), float(feats[i, 1])), lls[1][i])
                     changed = True
-            if tracker is not None and self.top_tested_at is None and tracker.top_tested \
-                    and p >= tracker.top_p + TOP_TURN_M:
-                self.top_tested_at = t
             want = self._policy_now()
             if want != policy:
                 policy = want
@@ -463,16 +452,13 @@ class SessionAnalyzer:
 
     def _policy_now(self) -> WarningPolicy:
         """The warning policy in force: the usual one for a calibrated user; for one
-        with no calibration the conservative one (``WarningPolicy.uncalibrated``)
-        unless the highest place the roller reached, the roller back down from it, has
-        tested the prior's place and did not contradict it (``top_tested_at``): then
-        the prior's own doubt is the margin. Once contradicted (``placed_low_at``),
-        conservative until a calibration."""
-        if self.calibrated:
-            return self.policy
-        if self.placed_low_at is None and self.top_tested_at is not None:
-            return self.policy
-        return self.policy.uncalibrated()
+        with no calibration the conservative one (``WarningPolicy.uncalibrated``) until
+        a calibration. A top of the back that the prior's place allows does not earn
+        the usual one: it can show a person lying lower than the prior says only if
+        she rolls up near the shoulders, and one who turns short of them reaches the
+        same top (a first contact at T11.5 turning at T5 looks like one at T8.5 turning
+        at T2: docs/benchmarks.md, issue 17)."""
+        return self.policy if self.calibrated else self.policy.uncalibrated()
 
     def _warn(self, cols: FrameColumns, est: Estimates, out: Update,
               changes: list[tuple[int, WarningPolicy]]) -> None:
@@ -532,12 +518,9 @@ class SessionAnalyzer:
             return Event(EventKind.UNCALIBRATED, self._first_t, self.calibrated_at,
                          "uncalibrated until the calibration: the warning and the roller's "
                          "fence kept a wider margin", 0.0)
-        margin = ("a wider margin" if self.placed_low_at is not None
-                  or self.top_tested_at is None else
-                  "a wider margin until the top of the back reached agreed with the placement")
         return Event(EventKind.UNCALIBRATED, self._first_t, end_t,
-                     f"uncalibrated session: the warning and the roller's fence kept {margin}; "
-                     f"{UNCALIBRATED_NOTE}", 1.0)
+                     "uncalibrated session: the warning and the roller's fence kept a wider "
+                     f"margin; {UNCALIBRATED_NOTE}", 1.0)
 
     def _close_fault(self, t: float, out: Update) -> None:
         assert self._fault_since is not None

@@ -88,10 +88,6 @@ away from the roller. The highest place the roller reached bounds where it is
 TOP_FIT_MIN = 0.75
 """The top's bound enters the belief once the belief gives the highest top reached
 less than this probability (``SpineTracker.observe_top``)."""
-TOP_TEST_LEVELS = 2.0
-"""A top tests the belief when, had the person lain this many levels lower than the
-belief says (a first contact at T11.5 where the prior says T9.5), it would have
-contradicted it (``SpineTracker.top_tested``)."""
 MIN_WEIGHT = 1e-12
 """Floor of a grid probability after an update: no place is ever ruled out for good."""
 _TOP_FORGET_FLOOR = 1e-6
@@ -173,10 +169,6 @@ class SpineTracker:
         """The highest roller position reached (the smallest, m; ``observe_top``)."""
         self.placed_low = False
         """Whether a top reached contradicted the belief (``observe_top``)."""
-        self.top_tested = False
-        """Whether a top reached tested the belief: the roller went up so far that a
-        person lying ``TOP_TEST_LEVELS`` lower than it says would have contradicted it
-        (``observe_top``)."""
         self._top_taken = math.inf  # the top whose bound is in the belief
         self._top_of: BodyModel | None = None  # the body _top_bound is of
         self._top_bound = (math.nan, math.nan)  # its top's place and doubt, m
@@ -296,10 +288,6 @@ class SpineTracker:
         if self.guard is not None:
             self.guard.observe_top(p, t)
         self.top_p = p
-        if not self.top_tested:  # lying TOP_TEST_LEVELS lower, she would be this much higher
-            body, here = self._body, p + self.snapshot.mean
-            lower = float(body.position_at(body.level_at_scalar(here) + TOP_TEST_LEVELS))
-            self.top_tested = float(self.w @ self._top_factor(p - (lower - here))) < TOP_FIT_MIN
         new = self._top_factor(p)
         if not self.placed_low:
             if float(self.w @ new) >= TOP_FIT_MIN:
@@ -321,7 +309,7 @@ class SpineTracker:
         if self.guard is not None:
             self.guard.forget_top(t)
         taken, self._top_taken, self.top_p = self._top_taken, math.inf, math.inf
-        self.placed_low = self.top_tested = False
+        self.placed_low = False
         if not math.isfinite(taken):
             return
         factor = self._top_factor(taken)

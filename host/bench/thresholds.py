@@ -1,8 +1,8 @@
 """``python -m host.bench.thresholds``: an uncalibrated user's warning threshold, measured.
 
 A user with no calibration is placed by the population's prior, and the warning keeps a
-wider margin (``WarningPolicy.uncalibrated()``) until the top of the back reached has
-tested that place, and again once a top contradicts it (``SessionAnalyzer._policy_now``).
+wider margin (``WarningPolicy.uncalibrated()``) until a calibration
+(``SessionAnalyzer._policy_now``).
 This runs closed-loop sessions of brand-new users (no profile, no calibration) and
 scores the host's cues offline at each threshold given, as the bench scores its
 ``new_user`` figures: false alarms per hour of rolling >= 20 mm above T12/L1 and the

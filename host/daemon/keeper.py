@@ -859,8 +859,6 @@ class RollerKeeper:
             or bool(frame.flags & FrameFlag.BEYOND_FENCE)
         s.guide = self.guide.text if self.session is not None else ""
         s.uncalibrated = self.analyzer is not None and not self.analyzer.calibrated
-        s.wide_margin = self.analyzer is not None \
-            and self.analyzer.warner.policy != self.analyzer.policy
         self._publish()
 
     def _publish(self, force: bool = False) -> None:

@@ -72,9 +72,6 @@ class LiveStatus:
     daemon from storing ("" none: e.g. a full disk; the roller keeps the frames).
     guide: the guided calibration's step, what to do ("" not guided,
     ``host.daemon.guide``). uncalibrated: the session's analysis has no calibration.
-    wide_margin: the warning and the fence keep the wider margin now (uncalibrated,
-    and the top of the back reached has not agreed with the placement:
-    ``SessionAnalyzer._policy_now``).
     back_mm: the estimated contact, mm from C7 along the back; sd_mm: its 1 SD, mm
     (NaN unknown). frame_utc: the newest frame's time on the roller's clock mapped to
     UTC, s since 1970 (NaN: not mapped yet); received_utc: when the daemon received
@@ -103,7 +100,6 @@ class LiveStatus:
     fault: str = ""
     guide: str = ""
     uncalibrated: bool = False
-    wide_margin: bool = False
     back_mm: float = math.nan
     sd_mm: float = math.nan
     frame_utc: float = math.nan
@@ -341,10 +337,8 @@ def render(status: LiveStatus, width: int | None = None) -> list[str]:
     if status.calibration:
         lines.append(f"  calibration: {status.calibration}"[:width])
     if status.uncalibrated and status.session_id is not None:
-        margin = ("keep a wider margin" if status.wide_margin else
-                  "keep the usual margin: the top of the back reached agreed with the "
-                  "placement")
-        lines.append(f"  UNCALIBRATED: the warning and the roller's fence {margin}"[:width])
+        lines.append("  UNCALIBRATED: the warning and the roller's fence keep a wider margin"
+                     [:width])
         lines += [line[:width] for line in textwrap.wrap(
             f"what calibrating changes: {UNCALIBRATED_NOTE}", max(width, 30),
             initial_indent="    ", subsequent_indent="    ")]

@@ -357,15 +357,13 @@ def _calibration_text(data: SessionData) -> tuple[str, str] | None:
 
 def _buzz_threshold(data: SessionData) -> str:
     """P(below the ribs) at which the session's lumbar warning started, as words: the
-    conservative one of an uncalibrated session, the usual one once the highest place
-    the roller reached agreed with the placement (host/analysis/session.py)."""
+    conservative one of an uncalibrated session (host/analysis/session.py)."""
     policy = WarningPolicy()
     whole = any(ev.kind is EventKind.UNCALIBRATED and ev.value == 1.0
                 for _, _, ev in data.events)
     if whole:
         return (f"{policy.uncalibrated_on_probability:.0%} likely below the rib cage or "
-                f"more; {policy.on_probability:.0%} once the top of the back reached "
-                "agreed with the placement")
+                "more (uncalibrated)")
     return f"{policy.on_probability:.0%} likely below the rib cage or more"
 
 
