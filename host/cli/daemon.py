@@ -243,8 +243,7 @@ def _skip_calibration(folder: Path, out: TextIO, err: TextIO) -> int:
         return EXIT_USAGE
     print(f"calibration skipped for profile {name}: the daemon no longer guides you "
           "through one; your sessions stay uncalibrated (the warning and the roller's "
-          "fence keep a wider margin unless the top of your back, once reached, agrees "
-          "with where you are placed).", file=out)
+          "fence keep a wider margin).", file=out)
     print(f"{UNCALIBRATED_NOTE[0].upper()}{UNCALIBRATED_NOTE[1:]}.", file=out)
     print("`smartroller calibrate` turns the guide on again.", file=out)
     return EXIT_OK
