@@ -191,6 +191,8 @@ class ZoneScanner:
             raise
         self._codes = [0] * zone_count
         self._ok = [False] * zone_count
+        self._all_ok = np.ones(zone_count, dtype=bool)
+        self._all_ok.flags.writeable = False  # (one array for every scan all zones answered)
         self._by_channel = [[a for a in self._adcs if ch < a.zones] for ch in channels]
         self._last_channel = len(self._words) - 1
         self._fast = False  # this scan runs on the steady state's short path
@@ -608,7 +610,8 @@ class ZoneScanner:
             due = self._primed_at + self.wait_s  # (never read before it is done)
         self.next_due = due if due > now else now
         self.scans += 1
+        ok = self._ok
         return ZoneScan(t=now, raw=np.array(self._codes, dtype=np.int16),
-                        ok=np.array(self._ok, dtype=bool))
+                        ok=self._all_ok if False not in ok else np.array(ok, dtype=bool))
 
 
