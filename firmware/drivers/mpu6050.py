@@ -55,7 +55,6 @@ from collections.abc import Callable, Sequence
 from ctypes import create_string_buffer
 from typing import Any, Protocol, TypeVar
 
-import numpy as np
 from smbus2 import i2c_msg
 from smbus2.smbus2 import I2C_M_RD
 
@@ -330,9 +329,8 @@ class Mpu6050:
         if data:
             if self._stuck_data(data):
                 raise _DeviceFault(f"stuck data: {STUCK_DATA_SAMPLES}+ identical samples")
-            raw = np.frombuffer(data, dtype=">i2").reshape(-1, 6).astype(np.int16)
-            batch = ImuBatch(self._next_index, self.rate_hz, raw, self._gap)
-            self._next_index += len(raw)
+            batch = ImuBatch.from_fifo(self._next_index, self.rate_hz, data, self._gap)
+            self._next_index += len(batch)
             self._gap = 0
             self.fault = self._logged = None  # data flows again
         if failed:  # the FIFO may have lost bytes mid-frame: start it afresh

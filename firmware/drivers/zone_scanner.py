@@ -52,7 +52,6 @@ from collections.abc import Sequence
 from ctypes import create_string_buffer
 from typing import Any
 
-import numpy as np
 from gpiozero import InputDevice
 from smbus2 import i2c_msg
 from smbus2.smbus2 import I2C_M_RD
@@ -191,8 +190,6 @@ class ZoneScanner:
             raise
         self._codes = [0] * zone_count
         self._ok = [False] * zone_count
-        self._all_ok = np.ones(zone_count, dtype=bool)
-        self._all_ok.flags.writeable = False  # (one array for every scan all zones answered)
         self._by_channel = [[a for a in self._adcs if ch < a.zones] for ch in channels]
         self._last_channel = len(self._words) - 1
         self._fast = False  # this scan runs on the steady state's short path
@@ -610,8 +607,6 @@ class ZoneScanner:
             due = self._primed_at + self.wait_s  # (never read before it is done)
         self.next_due = due if due > now else now
         self.scans += 1
-        ok = self._ok
-        return ZoneScan(t=now, raw=np.array(self._codes, dtype=np.int16),
-                        ok=self._all_ok if False not in ok else np.array(ok, dtype=bool))
+        return ZoneScan.from_lists(now, self._codes, self._ok)
 
 
