@@ -207,9 +207,9 @@ class ZoneScanner:
         self._next_starts = [Transfer(bus, *(a.start_msgs[(ch + 1) % count]
                                              for a in self._adcs),
                                       last.point_msg, last.read_msg) for ch in channels]
-        self._read_alone = [tuple((a.read, a.result, a.first_zone + ch)
-                                  for a in self._adcs[:-1]) for ch in channels]
-        """Steady state, per channel: the ADCs whose result is read alone (transfer,
+        self._read_alone = [tuple((k, a.read, a.result, a.first_zone + ch)
+                                  for k, a in enumerate(self._adcs[:-1])) for ch in channels]
+        """Steady state, per channel: the ADCs whose result is read alone (index, transfer,
         result buffer, zone); the last one's (buffer, zone) comes with ``_next_starts``
         (or alone: ``_last_alone``, a scan that starts none after it)."""
         self._last_result = [(last.result, last.first_zone + ch) for ch in channels]
@@ -217,7 +217,7 @@ class ZoneScanner:
         self._primed_at: float | None = None
         """Loop-clock time (s) the last scan's final step started the next scan's first
         channel (pipelined), or None: the next scan starts it itself."""
-        self._levels = [a.level for a in self._adcs] if steady else []
+        self._levels = [(k, a.level) for k, a in enumerate(self._adcs)] if steady else []
         self._channel = -1            # channel being converted; -1 between scans
         self._active: list[_Converter] = []
         self._scan_start = -math.inf
@@ -329,13 +329,13 @@ class ZoneScanner:
         read them and start the next channel (after the last channel: the next scan's
         first, if every ADC is healthy for it). Anything else hands over to the general
         steps."""
-        for k, level in enumerate(self._levels):
+        for k, level in self._levels:
             if level.state:  # high: not ready (active low)
                 self._leave_steady(0, k)
                 return None
         channel = self._channel
         codes, ok = self._codes, self._ok
-        for k, (read, result, zone) in enumerate(self._read_alone[channel]):
+        for k, read, result, zone in self._read_alone[channel]:
             try:
                 read()
             except OSError as exc:
