@@ -219,7 +219,7 @@ class Firmware:
     def _drain(self, now: float) -> None:
         self._next_drain = now + DRAIN_PERIOD_S
         batch = self.imu.drain()
-        if batch is not None and len(batch.raw):
+        if batch is not None and len(batch):
             self._last_imu_data = now
             for raw_sink in self.raw_sinks:
                 raw_sink(batch, now)

@@ -322,8 +322,17 @@ def test_scanner_scans_at_the_configured_rate_with_the_right_codes(pins):
     clock, _, _, scanner = rig(pins=pins)
     scans = run(clock, scanner, 2.0)
     assert len(scans) == pytest.approx(100, abs=1)
-    starts = np.diff([s.t for s in scans[1:]])  # the first scan also sets the pins up
-    assert np.allclose(starts, 0.02, atol=1e-6)
+    # the first scan also sets the pins up
+    gaps = np.diff([s.t for s in scans[1:]])
+    if pins:
+        # Scans start every 20 ms; a pipelined one (its first channel started by the scan
+        # before) ends a conversion sooner after its start than one that starts its
+        # first channel itself (the second scan, and once a second a ready pin's check)
+        assert np.median(gaps) == pytest.approx(0.02, abs=1e-6)
+        assert np.mean(np.abs(gaps - 0.02) < 1e-6) > 0.9
+        assert np.abs(gaps - 0.02).max() < 1.5 * conversion_time_s(860)
+    else:
+        assert np.allclose(gaps, 0.02, atol=1e-6)
     for scan in scans:
         assert scan.raw.dtype == np.int16 and scan.raw.shape == (8,)
         assert scan.ok.all()
@@ -335,7 +344,7 @@ def test_scanner_scans_at_the_configured_rate_with_the_right_codes(pins):
 def test_scanner_starts_at_once_when_late(pins):
     clock, _, _, scanner = rig(scan_rate_hz=200.0, pins=pins)   # a scan takes longer than 5 ms
     scans = run(clock, scanner, 1.0)
-    gaps = np.diff([s.t for s in scans])
+    gaps = np.diff([s.t for s in scans])[1:]  # (with pins, the first is not yet pipelined)
     scan_s = gaps.min()
     assert 0.005 < scan_s < 0.01 and np.allclose(gaps, scan_s, rtol=0.05)
 
@@ -391,9 +400,9 @@ def test_scanner_survives_a_vanished_adc_and_retries_every_second(caplog, pins):
     assert not any(s.ok[:4].any() for s in scans)
     assert all(s.ok[4:].all() for s in scans)
     assert scanner.faulted_addresses == [0x48]
-    # two failures to fault (after a failed combined start of both ADCs, with combined
-    # transactions), then one re-initialisation attempt per second
-    assert scanner.bus_errors - errors0 == (3 if pins else 2) + 3
+    # two failures to fault (with ready pins the scan under way had started both ADCs
+    # before the one vanished: pipelined), then one re-initialisation attempt per second
+    assert scanner.bus_errors - errors0 == 2 + 3
     assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 1
     sims[0].reappear()
     scans = run(clock, scanner, clock.now() + 1.1)
@@ -541,13 +550,54 @@ def test_comparator_polarity_active_high_releases_when_asserted():
 
 
 # -- scanner with ALERT/RDY pins -------------------------------------------------------
-def test_ready_pins_cut_the_bus_to_9_transactions_per_scan_even_with_a_slow_adc_clock():
+def test_ready_pins_and_the_pipeline_give_8_transactions_4_wake_ups_a_scan_with_a_slow_adc():
+    # Pipelined: the step that reads a scan's last channel starts the next scan's first.
     clock, counting, _, scanner = rig(rate_error=-0.1, pins=True)
     run(clock, scanner, 0.1)
     calls, scans = counting.calls, scanner.scans
-    run(clock, scanner, 0.5)
-    assert counting.calls - calls == 9 * (scanner.scans - scans)
+    wake_ups = 0
+    while clock.now() < 0.5 or scanner._channel >= 0:
+        clock.sleep_until(scanner.next_due)
+        scanner.service(clock.now())
+        wake_ups += 1
+    scans = scanner.scans - scans
+    assert scans == 20
+    assert counting.calls - calls == 8 * scans
+    assert wake_ups == 4 * scans
     assert scanner.pin_faults == scanner.resets == scanner.bus_errors == 0
+
+
+def fresh_reads(clock, sim):
+    """Wrap ``sim``'s reads: the list it returns gets the part's conversion count at each
+    read of its conversion register."""
+    counts = []
+    read = sim.i2c_read
+
+    def i2c_read(n):
+        data = read(n)
+        if sim._pointer == 0:  # the conversion register
+            counts.append(sim.conversions)
+        return data
+
+    sim.i2c_read = i2c_read
+    return counts
+
+
+@pytest.mark.parametrize("scan_rate_hz", [50.0, 200.0])  # 200: scans back to back
+def test_a_pipelined_first_channel_is_never_read_before_its_conversion_is_done(scan_rate_hz):
+    # ADCs 10 % slow (the datasheet's spread). The emulated part gives an early read the
+    # result before (stale): every read of a conversion register must find exactly one
+    # conversion more than the read before it, and every zone its own code.
+    clock, counting, sims, scanner = rig(rate_error=-0.1, scan_rate_hz=scan_rate_hz,
+                                         pins=True)
+    counts = [fresh_reads(clock, sim) for sim in sims]
+    scans = run(clock, scanner, 0.5)
+    assert scanner.scans > 0.4 * min(scan_rate_hz, 140.0)
+    assert scanner.resets == scanner.bus_errors == 0
+    assert scanner._primed_at is not None  # pipelined
+    for c in counts:
+        assert len(c) == 4 * scanner.scans and np.all(np.diff(c) == 1)
+    assert all(s.ok.all() and np.abs(s.raw - expected_codes()).max() <= 3 for s in scans)
 
 
 def test_a_combined_transaction_never_reads_before_its_last_message():
@@ -568,7 +618,8 @@ def test_a_cut_ready_wire_is_a_logged_fault_polled_over_i2c_and_tried_again(capl
         assert len(warnings) == 1 and "GPIO22" in warnings[0].getMessage()
         assert all(s.ok.all() for s in scans)                  # no zone lost, none stalled
         assert all(np.abs(s.raw - expected_codes()).max() <= 3 for s in scans)
-        assert np.diff([s.t for s in scans]).max() < 0.021
+        # (a scan that starts its first channel itself ends a conversion later)
+        assert np.diff([s.t for s in scans]).max() < 0.02 + 1.5 * conversion_time_s(860)
         calls, n = counting.calls, scanner.scans
         run(clock, scanner, 3.5)
         per_scan = (counting.calls - calls) / (scanner.scans - n)
@@ -581,7 +632,9 @@ def test_a_cut_ready_wire_is_a_logged_fault_polled_over_i2c_and_tried_again(capl
     assert "signals again" in caplog.text
     calls, n = counting.calls, scanner.scans
     run(clock, scanner, 5.5)
-    assert counting.calls - calls == 9 * (scanner.scans - n)
+    # 8 a scan; each ready pin's check (once a second, in the general steps) costs 2 more:
+    # the scan before it starts no next one, the checked one cannot start the next either
+    assert 0 <= counting.calls - calls - 8 * (scanner.scans - n) <= 2 * 2
 
 
 def test_a_shorted_ready_line_is_caught_while_its_adc_converts(caplog):
@@ -614,20 +667,23 @@ def test_a_reset_during_a_conversion_costs_that_conversion_only():
         assert np.abs(scan.raw - expected_codes()).max() <= 3
     calls, n = counting.calls, scanner.scans
     run(clock, scanner, 0.6)
-    assert counting.calls - calls == 9 * (scanner.scans - n)  # thresholds back: pins again
+    assert counting.calls - calls == 8 * (scanner.scans - n)  # thresholds back: pins again
 
 
 def test_a_reset_between_scans_rearms_the_pin_without_a_fault():
+    # Between scans the next scan's first conversion waits (pipelined): a reset loses it
+    # (counted), its pin reads busy, the general steps convert it again in the same scan.
     clock, counting, sims, scanner = rig(pins=True)
     run(clock, scanner, 0.1)
+    assert scanner._primed_at is not None
     sims[0].spontaneous_reset()     # thresholds lost with nobody looking
     scans = run(clock, scanner, 0.3)
-    assert scanner.pin_faults == scanner.faults == scanner.resets == 0
+    assert scanner.pin_faults == scanner.faults == 0 and scanner.resets == 1
     assert all(s.ok.all() for s in scans)
     assert all(np.abs(s.raw - expected_codes()).max() <= 3 for s in scans)
     calls, n = counting.calls, scanner.scans
     run(clock, scanner, 0.5)
-    assert counting.calls - calls == 9 * (scanner.scans - n)
+    assert counting.calls - calls == 8 * (scanner.scans - n)
 
 
 def test_ready_line_log_shows_each_conversion_on_virtual_time():
@@ -635,6 +691,12 @@ def test_ready_line_log_shows_each_conversion_on_virtual_time():
     run(clock, scanner, 0.2)
     log = [(t, level) for t, level in duty_log(scanner.pin_factory, 22) if 0.099 <= t < 0.199]
     assert [level for _, level in log] == [1.0, 0.0] * 20   # 5 scans of 4 conversions
-    busy = np.array([t for t, _ in log[1::2]]) - np.array([t for t, _ in log[0::2]])
+    starts = np.array([t for t, _ in log[0::2]])
+    busy = np.array([t for t, _ in log[1::2]]) - starts
     assert busy == pytest.approx(25e-6 + 1 / 860, abs=1e-9)  # released while converting
-    assert [t for t, _ in log[0::8]] == pytest.approx([0.10, 0.12, 0.14, 0.16, 0.18])
+    # each scan (due at 0.10, 0.12, ...) reads its first channel, started by the scan
+    # before, and starts the next at once; the four conversions follow one another, the
+    # last of them the next scan's first channel
+    assert starts[0::4] - [0.10, 0.12, 0.14, 0.16, 0.18] == pytest.approx(0.0, abs=2e-4)
+    within = np.diff(starts.reshape(5, 4), axis=1)
+    assert ((within > busy[0]) & (within < 2 * busy[0])).all()

@@ -254,9 +254,10 @@ def test_roller_reads_its_adcs_by_ready_pin_and_combined_transactions():
     scanner = roller.firmware.scanner
     transactions, scans = roller.bus.transactions, scanner.scans
     roller.run(until=6.0)
-    # 9 for the 8 zones, 3 for the IMU drained with each scan
-    assert (roller.bus.transactions - transactions) / (scanner.scans - scans) == \
-        pytest.approx(12, abs=0.05)
+    # 8 for the 8 zones (pipelined: a scan's last step starts the next scan; each ready
+    # pin's check, once a second, costs 2 more), 2 for the IMU drained with each scan
+    per_scan = (roller.bus.transactions - transactions) / (scanner.scans - scans)
+    assert 10 <= per_scan <= 10 + 2 * 2 * 2 / 50
     assert scanner.pin_faults == scanner.faults == scanner.resets == 0
 
 

@@ -351,7 +351,9 @@ def test_overflow_is_detected_reset_and_reported_as_a_gap(caplog):
     assert imu.fault is None
 
 
-def test_drain_reads_only_whole_frames_in_blocks_of_at_most_32_bytes():
+def test_drain_reads_whole_frames_in_one_message_on_a_combined_bus():
+    # The Pi's bus (i2c_rdwr): the count, then every whole frame in one read message (the
+    # 32-byte limit is SMBus block reads', not I2C's): two transactions a drain.
     clock, sim_bus, sim = make_sim()
     bus = RecordingBus(sim_bus)
     imu = make_driver(bus, clock)
@@ -361,13 +363,33 @@ def test_drain_reads_only_whole_frames_in_blocks_of_at_most_32_bytes():
     clock.advance(0.3)  # a long pause: 60 frames to read
     assert len(imu.drain().raw) >= 60
     run(imu, clock, 1.5, period=0.02)
+    fifo_reads = [c for c in bus.calls if c[1] == 0x74]
+    assert {c[0] for c in fifo_reads} == {"i2c_rdwr"}
+    assert all(c[2] % 12 == 0 for c in fifo_reads)
+    assert max(c[2] for c in fifo_reads) >= 60 * 12 and 4 * 12 in {c[2] for c in fifo_reads}
+    counts = [c for c in bus.calls if c[1] == 0x72]
+    assert len(counts) - 1 <= len(fifo_reads) <= len(counts)  # one a drain (the first: none)
+    assert len(bus.calls) <= 2 * 101 + 2 + 2  # 2 a drain, + the pause, + health
+
+
+def test_drain_reads_only_whole_frames_in_blocks_of_at_most_32_bytes_on_plain_smbus():
+    clock, sim_bus, sim = make_sim()
+    bus = RecordingBus(sim_bus)
+    bus.i2c_rdwr = None  # no combined transactions: plain SMBus calls
+    imu = make_driver(bus, clock)
+    imu.start()
+    bus.calls.clear()
+    run(imu, clock, 0.5, period=0.02)
+    clock.advance(0.3)  # a long pause: 60 frames to read
+    assert len(imu.drain().raw) >= 60
+    run(imu, clock, 1.5, period=0.02)
     methods = {c[0] for c in bus.calls}
     assert methods <= {"read_byte_data", "write_byte_data", "read_i2c_block_data",
-                       "write_i2c_block_data", "i2c_rdwr"}
+                       "write_i2c_block_data"}
     fifo_reads = [c for c in bus.calls if c[1] == 0x74]
-    assert fifo_reads and all(c[0] in ("read_i2c_block_data", "i2c_rdwr") and c[2] in (12, 24)
+    assert fifo_reads and all(c[0] == "read_i2c_block_data" and c[2] in (12, 24)
                               for c in fifo_reads)
-    assert all(c[2] <= 32 for c in bus.calls if c[0] in ("read_i2c_block_data", "i2c_rdwr"))
+    assert all(c[2] <= 32 for c in bus.calls if c[0] == "read_i2c_block_data")
     assert len(bus.calls) <= 3 * 101 + 32 + 3  # 3 a drain at 4 frames, + the pause, + health
 
 
@@ -483,16 +505,21 @@ def test_clock_to_sensor_follows_a_fast_sensor_clock():
     assert -0.6 < index_error(imu, clock) < 1.6  # -3.2 with the nominal rate
 
 
-def test_a_fifo_read_failing_midway_keeps_whole_frames_and_resynchronises():
+@pytest.mark.parametrize("combined", [False, True])  # plain SMBus calls, or the Pi's
+def test_a_fifo_read_failing_midway_keeps_whole_frames_and_resynchronises(combined):
     clock, sim_bus, sim = make_sim()
-    bus = FaultyBus(sim_bus)
+    bus = FaultyBus(sim_bus, combined)
     imu = make_driver(bus, clock)
     imu.start()
     run(imu, clock, 0.2)
-    clock.advance(0.05)  # 10 frames: 5 reads
-    bus.fail[0x74] = 2  # the 2nd FIFO read pops its bytes, then fails
-    batch = imu.drain()
-    assert len(batch.raw) == 2 and imu.bus_errors == 1
+    clock.advance(0.05)  # 10 frames: 5 block reads, or one message
+    if combined:
+        bus.fail[0x74] = 1  # the one read pops every frame's bytes, then fails
+        assert imu.drain() is None and imu.bus_errors == 1
+    else:
+        bus.fail[0x74] = 2  # the 2nd FIFO read pops its bytes, then fails
+        batch = imu.drain()
+        assert len(batch.raw) == 2 and imu.bus_errors == 1
     after = run(imu, clock, 0.3)
     assert after[0].gap >= 8 and imu.fault is None and imu.reinits == 0
     assert abs(timing_error_samples(after[0], imu)) < 1.0
@@ -635,11 +662,15 @@ def test_a_fifo_frame_read_as_0xff_is_lost_not_delivered_and_the_fifo_resynchron
     imu = make_driver(bus, clock)
     imu.start()
     run(imu, clock, 0.2)
-    clock.advance(0.05)  # 10 frames: 5 reads
-    bus.ff[0x74] = 2  # the 2nd FIFO read's bytes arrive as 0xFF
-    batch = imu.drain()
-    assert len(batch.raw) == 2 and imu.lost_reads == 1
-    assert not (batch.raw == -1).all(axis=1).any()
+    clock.advance(0.05)  # 10 frames: 5 block reads, or one message
+    if combined:
+        bus.ff[0x74] = 1  # the one read's bytes arrive as 0xFF
+        assert imu.drain() is None and imu.lost_reads == 1
+    else:
+        bus.ff[0x74] = 2  # the 2nd FIFO read's bytes arrive as 0xFF
+        batch = imu.drain()
+        assert len(batch.raw) == 2 and imu.lost_reads == 1
+        assert not (batch.raw == -1).all(axis=1).any()
     after = run(imu, clock, 0.3)
     assert after[0].gap >= 8 and imu.fault is None and imu.reinits == 0
     assert abs(timing_error_samples(after[0], imu)) < 1.0
@@ -674,24 +705,33 @@ def tag_samples(sim):
 def test_the_sample_clock_survives_a_fifo_reset_every_0_4_s():
     # The fault soak's pattern: a broken FIFO read (the FIFO reset) every 0.4 s on a part
     # whose clock runs 0.8 % fast. The rate is counted over all the runs together, and
-    # each run's first index comes from the sample grid, not a rounded loop time.
-    clock, sim_bus, sim = make_sim(clock_error_ppm=8000.0)
-    tag_samples(sim)
-    bus = FaultyBus(sim_bus)
-    imu = make_driver(bus, clock)
-    imu.start()
-    offsets, resets, jitter = [], 0, np.random.default_rng(3)
-    due = clock.now()
-    while due < 60.0:
-        if due % 0.4 < 0.02:
-            bus.fail[0x74] = 1
-            resets += 1
-        batch = imu.drain()
-        if batch is not None:  # the delivered index against the part's own sample number
-            offsets.append((batch.first_index - batch.raw[0, 5]) % 30000)
-        due += 0.02
-        clock.sleep_until(due + jitter.uniform(0.0, 0.003))  # a loop's drains wander
-    assert resets > 140 and imu.bus_errors >= 140 and imu.reinits == 0
-    assert imu.rate_ratio == pytest.approx(1.008, abs=1e-4)  # 1.0 by single runs
-    assert len(set(offsets)) == 1  # drifts by 0.5 sample a reset when rounded
-    assert -1.5 < index_error(imu, clock) < 1.5
+    # each run's first index comes from the sample grid, not a rounded loop time (which
+    # drifts by 0.5 sample a reset). The grid misses by one sample now and then, where
+    # the phase is in doubt across a sample boundary at both ends (docs of
+    # ``SampleClock``; which jitter lands there moves with the reads' wire time): over
+    # five loops' jitters, at most one such miss, and never more than one sample.
+    clean = 0
+    for seed in range(5):
+        clock, sim_bus, sim = make_sim(clock_error_ppm=8000.0)
+        tag_samples(sim)
+        bus = FaultyBus(sim_bus)
+        imu = make_driver(bus, clock)
+        imu.start()
+        offsets, resets, jitter = [], 0, np.random.default_rng(seed)
+        due = clock.now()
+        while due < 60.0:
+            if due % 0.4 < 0.02:
+                bus.fail[0x74] = 1
+                resets += 1
+            batch = imu.drain()
+            if batch is not None:  # the delivered index against the part's own sample number
+                offsets.append(int(batch.first_index - batch.raw[0, 5]) % 30000)
+            due += 0.02
+            clock.sleep_until(due + jitter.uniform(0.0, 0.003))  # a loop's drains wander
+        assert resets > 140 and imu.bus_errors >= 140 and imu.reinits == 0
+        assert imu.rate_ratio == pytest.approx(1.008, abs=1e-4)  # 1.0 by single runs
+        assert set(offsets) <= {offsets[0], (offsets[0] - 1) % 30000,
+                                (offsets[0] + 1) % 30000}
+        clean += len(set(offsets)) == 1
+        assert -1.5 < index_error(imu, clock) < 1.5
+    assert clean >= 4

@@ -703,3 +703,19 @@ def test_a_calibration_out_of_range_cannot_be_built():
                    {"gyro_scale_error": 0.06}, {"gyro_scale_error": math.inf}):
         with pytest.raises(ProtocolError):
             p.RollerCalibration(**kwargs)
+
+
+def test_a_frame_is_a_frozen_value_with_its_defaults():
+    import dataclasses
+
+    frame = p.Frame(3, 0.5, 0.1, 0.2, 0.3, (1.0, 2.0), 3.0)
+    assert frame.flags == p.FrameFlag.NONE and frame.boot == 0
+    assert frame == p.Frame(seq=3, t=0.5, position=0.1, velocity=0.2, angle=0.3,
+                            zone_loads=(1.0, 2.0), total_load=3.0)
+    assert hash(frame) == hash(p.Frame(3, 0.5, 0.1, 0.2, 0.3, (1.0, 2.0), 3.0))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        frame.seq = 4  # type: ignore[misc]
+    flagged = frame.with_flags(p.FrameFlag.BEYOND_FENCE)
+    assert flagged == dataclasses.replace(frame, flags=p.FrameFlag.BEYOND_FENCE)
+    assert [f.name for f in dataclasses.fields(p.Frame)] == [
+        "seq", "t", "position", "velocity", "angle", "zone_loads", "total_load", "flags", "boot"]

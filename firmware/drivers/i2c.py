@@ -7,7 +7,7 @@ puts what the reads got into the same buffers, and raises the same ``OSError``s 
 on the bus's current file descriptor (a bus reopened after it hung is followed), with
 the kernel's ``i2c_rdwr_ioctl_data`` built once: ``SMBus.i2c_rdwr`` builds that ctypes
 array and its pointer again on every call, ~4 us of Python per transaction, and the
-zone scanner and the IMU drain issue ~600 transactions a second. On any other bus (a
+zone scanner and the IMU drain issue ~500 transactions a second. On any other bus (a
 test double, a bus without ``fd``) it calls ``bus.i2c_rdwr(*msgs)``.
 """
 

@@ -2,10 +2,13 @@
 
 ``start()`` resets the part, sets rate, filter and ranges from ``ImuConfig`` and starts
 the FIFO with 12-byte frames (accel x y z, gyro x y z; big-endian int16). ``drain()``
-reads FIFO_COUNT, then only whole frames, two per 24-byte read (smbus2 block reads stop
-at 32 bytes; the same limit is kept for the combined transactions of prebuilt messages
-used where the bus has them), and returns them as one ``ImuBatch``: three bus
-transactions for the 4 frames of a 20 ms drain at 200 Hz. Sample
+reads FIFO_COUNT, then only whole frames, and returns them as one ``ImuBatch``. Where
+the bus has combined transactions (``i2c_rdwr``, prepared once: ``Transfer``) the frames
+come in one read message, whatever their number (the 32-byte limit is SMBus block
+reads', not I2C's: the kernel's I2C_RDWR takes messages of up to 8192 bytes, and a burst
+read of FIFO_R_W pops the FIFO byte by byte): two bus transactions for the 4 frames of a
+20 ms drain at 200 Hz. On a bus of plain SMBus calls the frames come two per 24-byte block
+read (SMBus blocks stop at 32 bytes). Sample
 ``first_index + i`` was taken at sensor time ``(first_index + i) / rate``;
 ``clock_to_sensor`` maps loop-clock time onto that scale through the part's sample grid
 (``SampleClock``): every FIFO count read bounds the grid's phase, and the sensor clock's
@@ -52,7 +55,6 @@ from collections.abc import Callable, Sequence
 from ctypes import create_string_buffer
 from typing import Any, Protocol, TypeVar
 
-import numpy as np
 from smbus2 import i2c_msg
 from smbus2.smbus2 import I2C_M_RD
 
@@ -83,6 +85,7 @@ USER_FIFO_RESET = 0x04
 FRAME_BYTES = 12
 FIFO_BYTES = 1024
 FRAMES_PER_READ = 32 // FRAME_BYTES  # smbus2 block reads carry at most 32 bytes
+FIFO_FRAMES = FIFO_BYTES // FRAME_BYTES  # whole frames a full FIFO holds (85)
 LOST_FRAME = b"\xff" * FRAME_BYTES  # a frame whose bytes all arrived as 0xFF
 TRIES = 3
 RESET_WAIT_S = 0.1
@@ -326,9 +329,8 @@ class Mpu6050:
         if data:
             if self._stuck_data(data):
                 raise _DeviceFault(f"stuck data: {STUCK_DATA_SAMPLES}+ identical samples")
-            raw = np.frombuffer(data, dtype=">i2").reshape(-1, 6).astype(np.int16)
-            batch = ImuBatch(self._next_index, self.rate_hz, raw, self._gap)
-            self._next_index += len(raw)
+            batch = ImuBatch.from_fifo(self._next_index, self.rate_hz, data, self._gap)
+            self._next_index += len(batch)
             self._gap = 0
             self.fault = self._logged = None  # data flows again
         if failed:  # the FIFO may have lost bytes mid-frame: start it afresh
@@ -346,10 +348,13 @@ class Mpu6050:
 
     def _read_frames(self, frames: int) -> tuple[bytes, bool]:
         """Read ``frames`` whole frames; (bytes, True) if a read failed part way or a
-        frame arrived as 0xFF bytes (the frames before it are kept)."""
+        frame arrived as 0xFF bytes (the frames before it are kept). One read of them
+        all where the bus has combined transactions (an ``i2c_rdwr`` message is not
+        bound to an SMBus block's 32 bytes), else SMBus block reads of two frames."""
         data = b""
+        per_read = FIFO_FRAMES if self._combined else FRAMES_PER_READ
         while frames > 0:
-            n = min(frames, FRAMES_PER_READ)
+            n = min(frames, per_read)
             try:
                 chunk = self._read(FIFO_R_W, n * FRAME_BYTES)
             except OSError as exc:  # not retried: the failed read may have popped bytes
@@ -401,15 +406,16 @@ class Mpu6050:
 
     # -- plumbing ---------------------------------------------------------------------
     def _read(self, register: int, length: int) -> bytes:
-        """``length`` (<= 32) bytes from ``register`` on: one register-pointer write and one
-        read, as a combined transaction prepared once (``Transfer``) when the bus has
-        them (cheaper than an SMBus block read's per-call set-up), else an SMBus block read."""
+        """``length`` bytes from ``register`` on: one register-pointer write and one read,
+        as a combined transaction prepared once per length (``Transfer``) when the bus has
+        them (cheaper than an SMBus block read's per-call set-up; at most the FIFO's 1024
+        bytes), else an SMBus block read (at most 32)."""
         if not self._combined:
             return bytes(self.bus.read_i2c_block_data(self.address, register, length))
         prepared = self._reads.get((register, length))
         if prepared is None:
-            if length > 32:
-                raise ValueError(f"{length} bytes: block reads stop at 32")
+            if length > FIFO_BYTES:
+                raise ValueError(f"{length} bytes: more than the FIFO holds")
             buf = create_string_buffer(length)
             msgs = (i2c_msg.write(self.address, [register]),
                     i2c_msg(addr=self.address, flags=I2C_M_RD, len=length, buf=buf))

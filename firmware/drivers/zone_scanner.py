@@ -19,11 +19,21 @@ messages of one ``i2c_rdwr`` with repeated starts, but refuses (EOPNOTSUPP) any 
 that is not the last message. So a channel's step is one combined transaction that
 writes the next channel's config to every ADC (starting their conversions; the
 conversion register keeps the last result until the new one is done) and then reads
-one ADC's result, plus one plain read per other ADC. Steady state, two ADCs: 9 bus
-transactions and 8 GPIO reads per scan of 8 zones (24 transactions before). If a
-combined transaction fails, each ADC's step is redone alone, which tells which one
-failed (a repeated start write is harmless: writing OS = 1 during a conversion does
-nothing, SBAS444 9.6.3).
+one ADC's result, plus one plain read per other ADC. If a combined transaction fails,
+each ADC's step is redone alone, which tells which one failed (a repeated start write
+is harmless: writing OS = 1 during a conversion does nothing, SBAS444 9.6.3).
+
+Pipelined: the step that reads a scan's last channel starts the next scan's first
+channel in the same combined transaction (when every ADC is healthy, as the steady
+state needs), so the next scan begins by reading it: steady state, two ADCs, 8 bus
+transactions, 8 GPIO reads and 4 wake-ups per scan of 8 zones (24 transactions before
+the ready pins; 9 and 5 wake-ups before the pipeline). The first channel's conversions
+then wait in the conversion registers until the next scan (a scan's first-channel
+zones are sampled one scan period minus ~3 conversion times before its other zones:
+~16 ms at 50 scans a second and 860 SPS). A read is never early: the next scan is due
+no sooner than the worst-case conversion time after the start, and its ready pins are
+read first (a pin that says busy, e.g. an ADC reset while its result waited, hands the
+scan to the general steps, which poll the OS bit and count a reset's lost conversion).
 
 Every conversion writes the full config word, so a spontaneous reset of an ADC costs at
 most the conversion it interrupted: the reset ADC's pin stays released, the OS-bit poll
@@ -42,7 +52,6 @@ from collections.abc import Sequence
 from ctypes import create_string_buffer
 from typing import Any
 
-import numpy as np
 from gpiozero import InputDevice
 from smbus2 import i2c_msg
 from smbus2.smbus2 import I2C_M_RD
@@ -190,18 +199,25 @@ class ZoneScanner:
                                                   for a in self._adcs)
         self._first_starts = (Transfer(bus, *(a.start_msgs[0] for a in self._adcs))
                               if steady else None)
-        """Steady state: the combined transaction that starts a scan, and for each channel
-        but the last the one that starts the next channel and reads the last ADC."""
+        """Steady state: the combined transaction that starts a scan (not pipelined), and
+        for each channel the one that starts the next channel (after the last: the next
+        scan's first, pipelined) and reads the last ADC."""
         last = self._adcs[-1]
-        self._next_starts = [Transfer(bus, *(a.start_msgs[ch + 1] for a in self._adcs),
-                                      last.point_msg, last.read_msg) for ch in channels[:-1]]
-        self._read_alone = [tuple((a.read, a.result, a.first_zone + ch)
-                             for a in (self._adcs if ch == self._last_channel else
-                                       self._adcs[:-1])) for ch in channels]
-        """Steady state, per channel: the ADCs whose result is read alone (transfer,
-        result buffer, zone); the last one's (buffer, zone) comes with ``_next_starts``."""
+        count = len(self._words)
+        self._next_starts = [Transfer(bus, *(a.start_msgs[(ch + 1) % count]
+                                             for a in self._adcs),
+                                      last.point_msg, last.read_msg) for ch in channels]
+        self._read_alone = [tuple((k, a.read, a.result, a.first_zone + ch)
+                                  for k, a in enumerate(self._adcs[:-1])) for ch in channels]
+        """Steady state, per channel: the ADCs whose result is read alone (index, transfer,
+        result buffer, zone); the last one's (buffer, zone) comes with ``_next_starts``
+        (or alone: ``_last_alone``, a scan that starts none after it)."""
         self._last_result = [(last.result, last.first_zone + ch) for ch in channels]
-        self._levels = [a.level for a in self._adcs] if steady else []
+        self._last_alone = (last.read, last.result, last.first_zone + self._last_channel)
+        self._primed_at: float | None = None
+        """Loop-clock time (s) the last scan's final step started the next scan's first
+        channel (pipelined), or None: the next scan starts it itself."""
+        self._levels = [(k, a.level) for k, a in enumerate(self._adcs)] if steady else []
         self._channel = -1            # channel being converted; -1 between scans
         self._active: list[_Converter] = []
         self._scan_start = -math.inf
@@ -236,6 +252,7 @@ class ZoneScanner:
         dropped, every ADC's ready pin and config are written again, a faulted ADC is
         tried at once."""
         self._channel, self._active, self._fast = -1, [], False
+        self._primed_at = None
         for adc in self._adcs:
             adc.state, adc.errors, adc.armed = _DONE, 0, False
             if adc.faulted:
@@ -249,12 +266,21 @@ class ZoneScanner:
         if self._channel < 0:
             self._scan_start = now
             self._ok = [False] * len(self._codes)
+            primed = self._primed_at
+            if primed is not None:  # the first channel converted since the last scan
+                self._primed_at = None
+                self._channel, self._active = 0, self._by_channel[0]
+                self._fast, self._fast_t = True, primed
+                scan = self._steady_step(now)
+                if scan is not None or self._fast:
+                    return scan
+                return self._general()
             started = self._steady(now)
             if started:
                 return None
             self._begin_channel(0, now, alone=started is False)
         elif self._fast:
-            scan = self._steady_step()
+            scan = self._steady_step(now)
             if scan is not None or self._fast:
                 return scan
         return self._general()
@@ -298,16 +324,18 @@ class ZoneScanner:
             adc.state = _DONE if k < done else _READY if k < ready else _CONVERTING
             adc.looked = k <= ready
 
-    def _steady_step(self) -> ZoneScan | None:
-        """The conversions of every ADC are due: if all pins say ready, read them and
-        start the next channel. Anything else hands over to the general steps."""
-        for k, level in enumerate(self._levels):
+    def _steady_step(self, now: float) -> ZoneScan | None:
+        """The conversions of every ADC are due (at ``now``, s): if all pins say ready,
+        read them and start the next channel (after the last channel: the next scan's
+        first, if every ADC is healthy for it). Anything else hands over to the general
+        steps."""
+        for k, level in self._levels:
             if level.state:  # high: not ready (active low)
                 self._leave_steady(0, k)
                 return None
         channel = self._channel
         codes, ok = self._codes, self._ok
-        for k, (read, result, zone) in enumerate(self._read_alone[channel]):
+        for k, read, result, zone in self._read_alone[channel]:
             try:
                 read()
             except OSError as exc:
@@ -315,7 +343,16 @@ class ZoneScanner:
                 self._bus_error(self._adcs[k], self.clock.now(), exc)
                 return None
             codes[zone], ok[zone] = _unpack_code(result)[0], True
-        if channel == self._last_channel:
+        last = channel == self._last_channel
+        if last and not self._may_prime(now):
+            read, result, zone = self._last_alone
+            try:
+                read()
+            except OSError as exc:
+                self._leave_steady(len(self._adcs) - 1, len(self._adcs))
+                self._bus_error(self._adcs[-1], self.clock.now(), exc)
+                return None
+            codes[zone], ok[zone] = _unpack_code(result)[0], True
             return self._finish_scan()
         try:
             self._next_starts[channel]()
@@ -325,11 +362,22 @@ class ZoneScanner:
             return None
         result, zone = self._last_result[channel]
         codes[zone], ok[zone] = _unpack_code(result)[0], True
+        if last:
+            self._primed_at = self.clock.now()
+            return self._finish_scan()
         self._channel = channel + 1
         self._active = self._by_channel[channel + 1]
         self._fast_t = t = self.clock.now()
         self.next_due = t + self.wait_s
         return None
+
+    def _may_prime(self, now: float) -> bool:
+        """Every ADC is healthy for the next scan to start on the steady state's short
+        path at ``now`` (s): the conditions of ``_steady``."""
+        for a in self._adcs:
+            if a.faulted or not a.pin_ok or not a.armed or now >= a.next_pin_check:
+                return False
+        return True
 
     # -- the general steps ------------------------------------------------------------
     def _general(self) -> ZoneScan | None:
@@ -554,9 +602,11 @@ class ZoneScanner:
         now = self.clock.now()
         self._channel = -1
         self._active = []
-        self.next_due = max(self._scan_start + self.period_s, now)
+        due = self._scan_start + self.period_s
+        if self._primed_at is not None and due < self._primed_at + self.wait_s:
+            due = self._primed_at + self.wait_s  # (never read before it is done)
+        self.next_due = due if due > now else now
         self.scans += 1
-        return ZoneScan(t=now, raw=np.array(self._codes, dtype=np.int16),
-                        ok=np.array(self._ok, dtype=bool))
+        return ZoneScan.from_lists(now, self._codes, self._ok)
 
 

@@ -115,9 +115,9 @@ class SensingPipeline:
     # -- inputs ---------------------------------------------------------------------
     def on_scan(self, scan: ZoneScan, sensor_t: float) -> None:
         """Take a completed zone scan that ended at sensor time ``sensor_t`` (s)."""
-        ok = scan.ok.tolist()
+        ok = scan.answered()
         all_ok = False not in ok
-        readings = self.loads.forces_list(scan.raw.tolist(), self.odometry.angle)
+        readings = self.loads.forces_list(scan.codes(), self.odometry.angle)
         measured = self.hysteresis.unwind_list(readings, self.odometry.velocity)
         tare = self.tare
         if not self.in_contact and sum(measured) < self.contact_threshold:
@@ -152,7 +152,7 @@ class SensingPipeline:
 
     def on_imu(self, batch: ImuBatch) -> list[Frame]:
         """Take a batch of FIFO samples; return the frames that fall in it."""
-        rows = batch.raw.tolist()
+        rows = batch.rows()
         n = len(rows)
         if n == 0:
             return []
