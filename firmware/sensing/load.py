@@ -175,10 +175,11 @@ class FsrHysteresis:
 
 
 CREEP_PER_DECADE = 0.025
-"""The FSRs' creep the firmware undoes: conductance up by this fraction per decade of
-time under a steady load. The datasheet (Interlink FSR 400: drift < 5 % per log10(time))
-bounds it, it does not give it; the middle of 0-5 % leaves at most 2.5 % a decade on any
-strip within it, half of what is left uncorrected (docs/algorithms.md, zone loads)."""
+"""The FSRs' creep undone by default (the profile's ``zones.creep_per_decade``):
+conductance up by this fraction per decade of time under a steady load. The data sheet
+(Interlink FSR 400: drift < 5 % per log10(time)) bounds it, it does not give it; the
+middle of 0-5 % leaves at most 2.5 % a decade on any strip within it, half of what is
+left uncorrected (docs/algorithms.md, zone loads)."""
 CREEP_ONSET_S = 1.0
 """Time scale of creep, s: the factor is ``1 + c log10(1 + t_loaded / CREEP_ONSET_S)``."""
 CREEP_REFRESH_S = 1.0

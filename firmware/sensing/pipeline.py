@@ -60,8 +60,8 @@ class SensingPipeline:
         self.boot = boot
         self.odometry = Odometry(config.roller, config.imu, scale=gyro_scale)
         self.loads = ZoneLoads(config.zones, config.adc.full_scale_v)
-        self.creep = FsrCreep(config.zones.count)
-        self.hysteresis = FsrHysteresis(config.zones.count)
+        self.creep = FsrCreep(config.zones.count, config.zones.creep_per_decade)
+        self.hysteresis = FsrHysteresis(config.zones.count, config.zones.hysteresis)
         self.decimation = round(config.imu.sample_rate_hz / config.frames.rate_hz)
         self.dt = 1.0 / config.imu.sample_rate_hz
         self.accel_scale = G / (16384.0 / (config.imu.accel_range_g / 2))
