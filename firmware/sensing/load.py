@@ -111,11 +111,20 @@ class FsrHysteresis:
     began from; rolling that way again, it is on the loading branch. Without that, a
     load that falls on every return stroke within the play reads as its top on the way
     back, the rolling radius as too small in one direction only, and the position
-    drifts by ~1 mm a minute (docs/benchmarks.md, issue 16).
+    drifts by ~1 mm a minute (docs/benchmarks.md, issue 16). How far back it retraces
+    cannot be read while the reading holds (a push within the play leaves it flat), so
+    it is taken as ``RETRACE_SHARE`` of the play: retracing all of it read the push of a
+    person whose push is about the play as the whole play, and the position ratcheted
+    the other way (6.8 mm over 30 minutes, 9.2 with the creep undone; docs/benchmarks.md,
+    "The FSRs' creep, compensated").
     """
 
     ROLLING_M_S = 0.02
     """Speed (m/s) above which the roller counts as rolling one way."""
+    RETRACE_SHARE = 0.5
+    """Share of the play a held reading is taken to retrace when the roll reverses: the
+    simulated people's push (6-16 % peak to peak) is within the 10 % play for some and
+    past it for others; half is the middle (a prior, not measured on a real person)."""
 
     def __init__(self, count: int, fraction: float = 0.10, deadband_n: float = 0.2) -> None:
         self.fraction = fraction
@@ -136,6 +145,7 @@ class FsrHysteresis:
     def unwind_list(self, readings: list[float], velocity_m_s: float = 0.0) -> list[float]:
         """``unwind`` on plain lists (the firmware's per-scan path)."""
         deadband, low_factor = self.deadband, 1.0 / (1.0 + self.fraction)
+        retrace_factor = 1.0 / (1.0 + self.RETRACE_SHARE * self.fraction)
         last_readings, forces = self._reading, self._force
         rose, rising, floor = self._rose, self._rising, self._floor
         if len(readings) != len(forces):
@@ -163,7 +173,7 @@ class FsrHysteresis:
                 elif force < reading * low_factor:
                     force = reading * low_factor
                 if way and rose[i] == -way:     # rolling back: the rise retraced
-                    retraced = max(reading * low_factor, floor[i])
+                    retraced = max(reading * retrace_factor, floor[i])
                     if retraced < force:
                         force = retraced
                     rising[i] = False
