@@ -214,6 +214,17 @@ def test_a_load_that_falls_within_the_play_on_the_way_back_is_not_read_as_its_to
         assert abs(ahead) < 1.0 and abs(back) < 2.0
 
 
+def test_the_profile_sets_the_strip_play_and_creep_the_pipeline_undoes():
+    import dataclasses
+
+    config = default_config()
+    zones = dataclasses.replace(config.zones, hysteresis=0.05, creep_per_decade=0.04)
+    pipe = SensingPipeline(dataclasses.replace(config, zones=zones))
+    assert pipe.hysteresis.fraction == 0.05 and pipe.creep.coefficient == 0.04
+    pipe = SensingPipeline(config)
+    assert pipe.hysteresis.fraction == 0.10 and pipe.creep.coefficient == 0.025
+
+
 def test_a_steady_load_with_a_noisy_reading_reads_the_same_both_ways():
     # No push: the reading only jitters (rises by noise, then "falls back"); the load
     # is taken to retrace no further than where the rise began, so rolling back costs
