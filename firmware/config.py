@@ -84,6 +84,14 @@ class ZonesConfig:
     seam_angle_deg: float = field(180.0, range=(0.0, 360.0),
                                   doc="roll angle at which the band seams are on top")
     dead_arc_deg: float = field(12.0, range=(0.0, 60.0), doc="width of the seam's dead arc")
+    hysteresis: float = field(
+        0.10, range=(0.0, 0.5),
+        doc="the FSRs' hysteresis: unloading reads this fraction above loading (FSR 400: "
+        "+10 % average; measure the strip's own at set-up, as its sensitivity)")
+    creep_per_decade: float = field(
+        0.025, range=(0.0, 0.2),
+        doc="the FSRs' creep undone: conductance up by this fraction per decade of time "
+        "under load (FSR 400: < 5 %; the default is the range's middle)")
 
     def __post_init__(self) -> None:
         for name in ("lateral_positions_m", "sensitivity_s_per_n"):

@@ -14,6 +14,7 @@ from firmware.sim.parts import (
     ADC_GAIN_LIMIT,
     ADC_OFFSET_LIMIT_LSB,
     ADC_RATE_LIMIT,
+    FSR_CREEP_LIMIT,
     GYRO_CROSS_LIMIT,
     GYRO_GAIN_LIMIT,
     IMU_CLOCK_LIMIT,
@@ -70,6 +71,31 @@ def test_the_scenario_pins_parts_or_asks_for_ideal_ones():
     assert all(a.rate_error == -0.08 and a.gain_error == 0.0 for a in parts.adcs)
     drawn = Parts.draw(9).pinned({"clock_error": 0.004})
     assert drawn.imu.clock_error == 0.004 and drawn.imu.gyro_gain == Parts.draw(9).imu.gyro_gain
+
+
+def test_the_strip_creep_is_drawn_per_roller_within_the_datasheet_and_pinned_by_a_key():
+    creeps = np.array([Parts.draw(seed).strip.creep_per_decade for seed in range(200)])
+    assert np.all((creeps >= 0.0) & (creeps <= FSR_CREEP_LIMIT))
+    assert creeps.std() > FSR_CREEP_LIMIT / 4  # spread over 0-5 %, not one value
+    assert {Parts.draw(seed).strip.hysteresis for seed in range(20)} == {0.10}
+    sc = scenario_from_table({"parts": {"strip_creep_per_decade": 0.02,
+                                        "strip_hysteresis": 0.05}})
+    pinned = Parts.draw(3).pinned(dataclasses.asdict(sc.parts))
+    assert (pinned.strip.creep_per_decade, pinned.strip.hysteresis) == (0.02, 0.05)
+    assert pinned.imu == Parts.draw(3).imu and pinned.adcs == Parts.draw(3).adcs
+
+
+def test_the_simulated_roller_builds_its_strip_from_its_drawn_part():
+    from firmware.sim.rig import SimRoller
+    from firmware.sim.scenario import default_scenario
+
+    for seed in (1, 2):
+        roller = SimRoller(default_scenario(), seed, replay=False)
+        try:
+            assert roller.strip.creep_per_decade == Parts.draw(seed).strip.creep_per_decade
+            assert roller.strip.hysteresis == Parts.draw(seed).strip.hysteresis
+        finally:
+            roller.close()
 
 
 def test_a_gyro_three_percent_high_reads_three_percent_more_turn():

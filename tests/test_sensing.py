@@ -199,15 +199,30 @@ def strokes_through_the_strip(push: float, noise_n: float, velocity_known: bool
 
 
 def test_a_load_that_falls_within_the_play_on_the_way_back_is_not_read_as_its_top():
-    # The push adds 4 % toward the feet and takes 4 % back: the load falls by 8 %, less
-    # than the FSR's 10 % play, so the reading never moves on the way back. Read as its
-    # top both ways, the load is 3.2 N high on the way back only: through the rolling
+    # The push adds 2-5 % toward the feet and takes as much back: the load falls by 4-10 %,
+    # within the FSR's 10 % play, so the reading never moves on the way back. Read as its
+    # top both ways, the load is 1.5-3.8 N high on the way back only: through the rolling
     # radius a ratchet of the position on every stroke (~1 mm a minute on the bench).
-    ahead, back = strokes_through_the_strip(0.04, 0.02, velocity_known=False)
-    assert back - ahead > 2.5  # (the inverse told nothing of the roll: as before)
-    ahead, back = strokes_through_the_strip(0.04, 0.02, velocity_known=True)
-    assert abs(back - ahead) < 1.0
-    assert abs(ahead) < 1.0 and abs(back) < 1.0
+    # Taken to retrace half the play (``FsrHysteresis.RETRACE_SHARE``), what is left is at
+    # most about half of that, whichever way (all of the play overshot a push of about
+    # the play: docs/benchmarks.md, issue 16).
+    for push in (0.02, 0.03, 0.04, 0.05):
+        top_ahead, top_back = strokes_through_the_strip(push, 0.02, velocity_known=False)
+        assert top_back - top_ahead > 1.4  # (the inverse told nothing of the roll)
+        ahead, back = strokes_through_the_strip(push, 0.02, velocity_known=True)
+        assert abs(back - ahead) < 0.55 * (top_back - top_ahead)
+        assert abs(ahead) < 1.0 and abs(back) < 2.0
+
+
+def test_the_profile_sets_the_strip_play_and_creep_the_pipeline_undoes():
+    import dataclasses
+
+    config = default_config()
+    zones = dataclasses.replace(config.zones, hysteresis=0.05, creep_per_decade=0.04)
+    pipe = SensingPipeline(dataclasses.replace(config, zones=zones))
+    assert pipe.hysteresis.fraction == 0.05 and pipe.creep.coefficient == 0.04
+    pipe = SensingPipeline(config)
+    assert pipe.hysteresis.fraction == 0.10 and pipe.creep.coefficient == 0.025
 
 
 def test_a_steady_load_with_a_noisy_reading_reads_the_same_both_ways():

@@ -75,13 +75,22 @@ class ZoneLoads:
         past = (roll_angle_rad - self._seam) % math.pi
         return past <= self._half_arc or math.pi - past <= self._half_arc
 
+    def dead_patches(self, roll_angle_rad: float) -> tuple[bool, bool]:
+        """Which contact patches, (top = the back, bottom = the floor), lie on the seam's
+        dead arc at this roll angle (rad)."""
+        past = (roll_angle_rad - self._seam) % (2.0 * math.pi)  # the top's turn past it
+        half = self._half_arc
+        return (past <= half or 2.0 * math.pi - past <= half,
+                abs(past - math.pi) <= half)
+
     @staticmethod
     def total(forces: np.ndarray) -> float:
         """Total load over the zones, N."""
         return float(np.sum(forces))
 
 
-__all__ = ["SATURATION_MARGIN", "ZoneLoads"]
+__all__ = ["CREEP_PER_DECADE", "SATURATION_MARGIN", "FsrCreep", "FsrHysteresis",
+           "ZoneLoads"]
 
 
 class FsrHysteresis:
@@ -102,11 +111,20 @@ class FsrHysteresis:
     began from; rolling that way again, it is on the loading branch. Without that, a
     load that falls on every return stroke within the play reads as its top on the way
     back, the rolling radius as too small in one direction only, and the position
-    drifts by ~1 mm a minute (docs/benchmarks.md, issue 16).
+    drifts by ~1 mm a minute (docs/benchmarks.md, issue 16). How far back it retraces
+    cannot be read while the reading holds (a push within the play leaves it flat), so
+    it is taken as ``RETRACE_SHARE`` of the play: retracing all of it read the push of a
+    person whose push is about the play as the whole play, and the position ratcheted
+    the other way (6.8 mm over 30 minutes, 9.2 with the creep undone; docs/benchmarks.md,
+    "The FSRs' creep, compensated").
     """
 
     ROLLING_M_S = 0.02
     """Speed (m/s) above which the roller counts as rolling one way."""
+    RETRACE_SHARE = 0.5
+    """Share of the play a held reading is taken to retrace when the roll reverses: the
+    simulated people's push (6-16 % peak to peak) is within the 10 % play for some and
+    past it for others; half is the middle (a prior, not measured on a real person)."""
 
     def __init__(self, count: int, fraction: float = 0.10, deadband_n: float = 0.2) -> None:
         self.fraction = fraction
@@ -127,6 +145,7 @@ class FsrHysteresis:
     def unwind_list(self, readings: list[float], velocity_m_s: float = 0.0) -> list[float]:
         """``unwind`` on plain lists (the firmware's per-scan path)."""
         deadband, low_factor = self.deadband, 1.0 / (1.0 + self.fraction)
+        retrace_factor = 1.0 / (1.0 + self.RETRACE_SHARE * self.fraction)
         last_readings, forces = self._reading, self._force
         rose, rising, floor = self._rose, self._rising, self._floor
         if len(readings) != len(forces):
@@ -154,7 +173,7 @@ class FsrHysteresis:
                 elif force < reading * low_factor:
                     force = reading * low_factor
                 if way and rose[i] == -way:     # rolling back: the rise retraced
-                    retraced = max(reading * low_factor, floor[i])
+                    retraced = max(reading * retrace_factor, floor[i])
                     if retraced < force:
                         force = retraced
                     rising[i] = False
@@ -163,3 +182,79 @@ class FsrHysteresis:
                 forces[i] = force
             i += 1
         return forces[:]
+
+
+CREEP_PER_DECADE = 0.025
+"""The FSRs' creep undone by default (the profile's ``zones.creep_per_decade``):
+conductance up by this fraction per decade of time under a steady load. The data sheet
+(Interlink FSR 400: drift < 5 % per log10(time)) bounds it, it does not give it; the
+middle of 0-5 % leaves at most 2.5 % a decade on any strip within it, half of what is
+left uncorrected (docs/algorithms.md, zone loads)."""
+CREEP_ONSET_S = 1.0
+"""Time scale of creep, s: the factor is ``1 + c log10(1 + t_loaded / CREEP_ONSET_S)``."""
+CREEP_REFRESH_S = 1.0
+"""A loaded patch's creep factor is computed again this often, s (it changes by less
+than 0.1 % a second after its first seconds; a patch that unloads starts again at once)."""
+
+
+class FsrCreep:
+    """Undoes the FSRs' creep: under a held load a band's conductance grows by
+    ``coefficient`` per decade of time since its contact patch was loaded.
+
+    A band conducts through two contact patches, the top (the back) and the bottom (the
+    floor); each creeps from when it was last loaded. A patch unloads on the seam's dead
+    arc (known from the roll angle) and the top one also when the zone's body load falls
+    to ``unloaded_n``; the bottom one carries the roller's own weight from boot. Each
+    reading (N, the dead arc's doubling done) is divided by the mean creep factor of the
+    patches that conduct. Cheap per scan: the factors (a log10 each) are refreshed every
+    ``CREEP_REFRESH_S`` and at once when a patch is loaded anew.
+    """
+
+    def __init__(self, count: int, coefficient: float = CREEP_PER_DECADE,
+                 unloaded_n: float = 0.5) -> None:
+        self.coefficient = coefficient
+        self.unloaded_n = unloaded_n
+        self._top_since: list[float | None] = [None] * count  # when each patch was
+        self._bottom_since: list[float | None] = [None] * count  # loaded, sensor s
+        self._top = [1.0] * count  # creep factors
+        self._bottom = [1.0] * count
+        self._refresh_t = -math.inf  # when the factors were last computed, sensor s
+
+    def factor(self, since: float, t: float) -> float:
+        """Creep factor of a patch loaded since ``since`` at time ``t`` (s)."""
+        return 1.0 + self.coefficient * math.log10(1.0 + max(t - since, 0.0) / CREEP_ONSET_S)
+
+    def undo_list(self, readings: list[float], tare: list[float], t: float,
+                  dead: tuple[bool, bool]) -> list[float]:
+        """Readings (N) with the creep taken out, at sensor time ``t`` (s); ``tare``: the
+        empty roller's reading per zone (N), ``dead``: (top, bottom) patches on the dead
+        arc (``ZoneLoads.dead_patches``)."""
+        top_dead, bottom_dead = dead
+        tops, bottoms = self._top_since, self._bottom_since
+        top_f, bottom_f = self._top, self._bottom
+        refresh = t >= self._refresh_t + CREEP_REFRESH_S
+        if refresh:
+            self._refresh_t = t
+        factor, unloaded = self.factor, self.unloaded_n
+        out = []
+        append = out.append
+        for i, reading in enumerate(readings):
+            if top_dead or reading - tare[i] < unloaded:
+                tops[i] = None
+            elif tops[i] is None:
+                tops[i], top_f[i] = t, 1.0
+            elif refresh:
+                top_f[i] = factor(tops[i], t)  # type: ignore[arg-type]
+            if bottom_dead:
+                bottoms[i] = None
+            elif bottoms[i] is None:
+                bottoms[i], bottom_f[i] = t, 1.0
+            elif refresh:
+                bottom_f[i] = factor(bottoms[i], t)  # type: ignore[arg-type]
+            if tops[i] is None:
+                append(reading if bottoms[i] is None else reading / bottom_f[i])
+            elif bottoms[i] is None:
+                append(reading / top_f[i])
+            else:
+                append(2.0 * reading / (top_f[i] + bottom_f[i]))
+        return out

@@ -14,7 +14,7 @@ from firmware.protocol import Frame, FrameFlag
 from firmware.samples import ImuBatch, ZoneScan
 from firmware.sensing.gyro_offset import GYRO_STARTUP_S
 from firmware.sensing.gyro_scale import GyroScale
-from firmware.sensing.load import FsrHysteresis, ZoneLoads
+from firmware.sensing.load import FsrCreep, FsrHysteresis, ZoneLoads
 from firmware.sensing.odometry import G, Odometry
 
 _DEG = math.pi / 180.0
@@ -60,7 +60,8 @@ class SensingPipeline:
         self.boot = boot
         self.odometry = Odometry(config.roller, config.imu, scale=gyro_scale)
         self.loads = ZoneLoads(config.zones, config.adc.full_scale_v)
-        self.hysteresis = FsrHysteresis(config.zones.count)
+        self.creep = FsrCreep(config.zones.count, config.zones.creep_per_decade)
+        self.hysteresis = FsrHysteresis(config.zones.count, config.zones.hysteresis)
         self.decimation = round(config.imu.sample_rate_hz / config.frames.rate_hz)
         self.dt = 1.0 / config.imu.sample_rate_hz
         self.accel_scale = G / (16384.0 / (config.imu.accel_range_g / 2))
@@ -117,7 +118,10 @@ class SensingPipeline:
         """Take a completed zone scan that ended at sensor time ``sensor_t`` (s)."""
         ok = scan.answered()
         all_ok = False not in ok
-        readings = self.loads.forces_list(scan.codes(), self.odometry.angle)
+        angle = self.odometry.angle
+        loads = self.loads
+        readings = self.creep.undo_list(loads.forces_list(scan.codes(), angle), self.tare,
+                                        sensor_t, loads.dead_patches(angle))
         measured = self.hysteresis.unwind_list(readings, self.odometry.velocity)
         tare = self.tare
         if not self.in_contact and sum(measured) < self.contact_threshold:

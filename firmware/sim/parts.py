@@ -29,6 +29,13 @@ of a few % over a discharge with the cell's model, so a steady error of the mode
 drawn within +-3 % (a choice from those curves, not a limit). Its first estimate after
 a reset (under load) is modelled in ``firmware.sim.max17048``, not drawn.
 
+FSR strip (Interlink FSR 400 data sheet, "Force Sensing Resistor Integration Guide and
+Evaluation Parts Catalog" specifications): "Drift: < 5 % per log10(time)" under a
+steady load, so each strip's creep is drawn within 0-5 % per decade (one value for its
+bands: they are cut from one sheet); "Hysteresis: +10 % average (R_F+ - R_F-)/R_F+" is
+an average, no limit, so the play stays at 10 % unless a scenario pins it. The bands'
+sensitivity spread (+-6 %) is drawn by ``firmware.sim.strip.FsrStrip``.
+
 The draws use their own random stream (``[seed, 0x9A27]``), so the person, the world
 and the noise of a seed are the same whatever the parts.
 """
@@ -68,6 +75,13 @@ GAUGE_SOC_ERROR_LIMIT_PCT = 3.0
 """MAX17048 ModelGauge error, % of charge (19-6171 Typical Operating Characteristics)."""
 GAUGE_VCELL_ERROR_LIMIT_V = 7.5e-3
 """MAX17048 VCELL error, V (19-6171 Electrical Characteristics, VERR)."""
+FSR_CREEP_LIMIT = 0.05
+"""FSR drift under a steady load, fraction per decade of time (FSR 400: < 5 %)."""
+FSR_HYSTERESIS = 0.10
+"""FSR hysteresis, fraction (FSR 400: +10 % average; not drawn)."""
+FSR_CREEP_IDEAL = 0.04
+"""The creep of the strip of ``Parts.ideal`` (the one value every strip had before the
+creep was drawn, 2026-12-07), fraction per decade."""
 
 
 def _matrix(gains: np.ndarray, cross: np.ndarray) -> np.ndarray:
@@ -160,35 +174,57 @@ class GaugePart:
 
 
 @dataclass(frozen=True)
+class StripPart:
+    """One FSR strip as built: creep_per_decade (its bands' conductance grows by this
+    fraction per decade of time under a steady load), hysteresis (unloading reads up to
+    this fraction above loading)."""
+
+    creep_per_decade: float = FSR_CREEP_IDEAL
+    hysteresis: float = FSR_HYSTERESIS
+
+    @classmethod
+    def draw(cls, rng: np.random.Generator) -> StripPart:
+        """A strip drawn uniformly within the data sheet's creep limit."""
+        return cls(float(rng.uniform(0.0, FSR_CREEP_LIMIT)), FSR_HYSTERESIS)
+
+
+@dataclass(frozen=True)
 class Parts:
-    """The chips of one roller: its IMU, its ADCs (in address order), its fuel gauge."""
+    """The parts of one roller: its IMU, its ADCs (in address order), its fuel gauge,
+    its FSR strip."""
 
     imu: ImuPart
     adcs: tuple[AdcPart, ...]
     gauge: GaugePart = GaugePart()
+    strip: StripPart = StripPart()
 
     @classmethod
     def ideal(cls, adc_count: int = 2) -> Parts:
-        """Every part at its nominal values."""
-        return cls(ImuPart(), (AdcPart(),) * adc_count, GaugePart())
+        """Every part at its nominal values (the strip as it was before its creep was
+        drawn: ``FSR_CREEP_IDEAL``)."""
+        return cls(ImuPart(), (AdcPart(),) * adc_count, GaugePart(), StripPart())
 
     @classmethod
     def draw(cls, seed: int, adc_count: int = 2) -> Parts:
-        """The parts of the roller of ``seed`` (their own random stream; the gauge is
-        drawn last, so the IMU's and the ADCs' draws are those of before it was)."""
+        """The parts of the roller of ``seed`` (their own random stream; the gauge and
+        then the strip are drawn last, so the IMU's and the ADCs' draws are those of
+        before they were)."""
         rng = np.random.default_rng([seed, 0x9A27])
         imu = ImuPart.draw(rng)
         adcs = tuple(AdcPart.draw(rng) for _ in range(adc_count))
-        return cls(imu, adcs, GaugePart.draw(rng))
+        gauge = GaugePart.draw(rng)
+        return cls(imu, adcs, gauge, StripPart.draw(rng))
 
     def pinned(self, values: dict[str, Any]) -> Parts:
         """These parts with the scenario's pinned values (``PartsSection`` keys that are
         not None) put in."""
-        imu, adc, gauge = {}, {}, {}
+        imu, adc, gauge, strip = {}, {}, {}, {}
         for key, value in values.items():
             if value is None or key == "ideal":
                 continue
-            if key.startswith("adc_"):
+            if key.startswith("strip_"):
+                strip[key[6:]] = float(value)
+            elif key.startswith("adc_"):
                 adc[key[4:]] = float(value)
             elif key.startswith("gauge_"):
                 gauge[key[6:]] = float(value)
@@ -201,7 +237,7 @@ class Parts:
             else:
                 imu[key] = float(value)
         return Parts(replace(self.imu, **imu), tuple(replace(a, **adc) for a in self.adcs),
-                     replace(self.gauge, **gauge))
+                     replace(self.gauge, **gauge), replace(self.strip, **strip))
 
 
-__all__ = ["AdcPart", "GaugePart", "ImuPart", "Parts"]
+__all__ = ["AdcPart", "GaugePart", "ImuPart", "Parts", "StripPart"]

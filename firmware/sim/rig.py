@@ -102,7 +102,9 @@ class SimRoller:
                               gyro_drift_dps_per_sqrt_s=GYRO_DRIFT_DPS_PER_SQRT_S,
                               part=self.parts.imu)
         self._attach(self.config.imu.address, self.imu)
-        self.strip = FsrStrip(self.config.zones, rng)
+        self.strip = FsrStrip(self.config.zones, rng,
+                              hysteresis=self.parts.strip.hysteresis,
+                              creep_per_decade=self.parts.strip.creep_per_decade)
         self.adcs = []
         for k, address in enumerate(self.config.adc.addresses):
             part = self.parts.adcs[k]

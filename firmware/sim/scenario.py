@@ -182,6 +182,14 @@ class PartsSection:
     gauge_vcell_error_v: float | None = field(
         None, range=(-0.05, 0.05),
         doc="the MAX17048's VCELL error, V (drawn: U(-0.0075, 0.0075), 19-6171 VERR)")
+    strip_creep_per_decade: float | None = field(
+        None, range=(0.0, 0.2),
+        doc="the FSR strip's creep, fraction per decade of time under load (drawn: "
+        "U(0, 0.05), FSR 400 data sheet: drift < 5 % per log10(time))")
+    strip_hysteresis: float | None = field(
+        None, range=(0.0, 0.5),
+        doc="the FSR strip's hysteresis, fraction (0.10 unless pinned: FSR 400, +10 % "
+        "average)")
 
     def __post_init__(self) -> None:
         for name in ("gyro_gain", "accel_gain"):
