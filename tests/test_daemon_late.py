@@ -206,8 +206,12 @@ def test_a_daemon_killed_mid_warning_keeps_that_warning_as_it_was(tmp_path):
     with Store(tmp_path / "b.db") as store:
         got_recording = asyncio.run(restarted(store))
         got = warnings(store, store.sessions(ADDRESS)[0].id)
-    assert [w[0] for w in expected] == ["approach", "lumbar_warning"]
-    assert got_recording == expected_recording == expected, got_recording
+    # one warning, in the drift (an uncalibrated user: the strokes' turns, at the
+    # prior's rib cage end, are approaches)
+    (lumbar,) = [w for w in expected if w[0] == "lumbar_warning"]
+    assert 30.0 <= lumbar[1] < 36.0 and "approach" in [w[0] for w in expected]
+    assert got_recording == expected_recording, got_recording
+    assert [w for w in expected_recording if w[0] == "lumbar_warning"] == [lumbar]
     assert got == expected
 
 
