@@ -176,7 +176,7 @@ def read_through(strip, creep, loads, t, angle=AWAY, tare=None, weight=0.0):
     patches[:, 1] += weight * (not ZoneLoads(ZONES, FSR_V).dead_patches(angle)[1])
     volts = strip.voltages(t, patches)
     zone_loads = ZoneLoads(ZONES, FSR_V)
-    readings = zone_loads.forces_list(quantise(volts).tolist(), angle)
+    readings = zone_loads.forces_list(quantise(volts).tolist(), zone_loads.on_dead_arc(angle))
     if creep is None:
         return np.array(readings)
     tare = [0.0] * ZONES.count if tare is None else tare

@@ -49,11 +49,13 @@ class ZoneLoads:
         roll_angle_rad: roller angle (rad); if given and a contact patch lies on the
         seam's dead arc, the forces are doubled (only one patch conducts).
         """
-        return np.array(self.forces_list(np.asarray(raw).tolist(), roll_angle_rad))
-
-    def forces_list(self, raw: list[int], roll_angle_rad: float | None = None) -> list[float]:
-        """``forces`` on plain lists: for 8 zones on a Pi, cheaper than numpy's overhead."""
         dead = roll_angle_rad is not None and self.on_dead_arc(roll_angle_rad)
+        return np.array(self.forces_list(np.asarray(raw).tolist(), dead))
+
+    def forces_list(self, raw: list[int], dead_arc: bool = False) -> list[float]:
+        """``forces`` on plain lists: for 8 zones on a Pi, cheaper than numpy's overhead;
+        ``dead_arc``: a contact patch lies on the seam's dead arc (``dead_patches``)."""
+        dead = dead_arc
         per_volt = self._per_volt_doubled if dead else self._per_volt
         lsb, limit, supply = self.lsb_v, self.limit_v, self.supply_v
         out = []
@@ -70,10 +72,8 @@ class ZoneLoads:
 
     def on_dead_arc(self, roll_angle_rad: float) -> bool:
         """True when the top or the bottom patch lies on the seam's dead arc."""
-        # The patches are pi apart: the angle past the seam, modulo pi, is how far the
-        # nearer patch has turned past the seam line (top or bottom).
-        past = (roll_angle_rad - self._seam) % math.pi
-        return past <= self._half_arc or math.pi - past <= self._half_arc
+        top, bottom = self.dead_patches(roll_angle_rad)
+        return top or bottom
 
     def dead_patches(self, roll_angle_rad: float) -> tuple[bool, bool]:
         """Which contact patches, (top = the back, bottom = the floor), lie on the seam's

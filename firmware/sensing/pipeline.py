@@ -118,10 +118,9 @@ class SensingPipeline:
         """Take a completed zone scan that ended at sensor time ``sensor_t`` (s)."""
         ok = scan.answered()
         all_ok = False not in ok
-        angle = self.odometry.angle
-        loads = self.loads
-        readings = self.creep.undo_list(loads.forces_list(scan.codes(), angle), self.tare,
-                                        sensor_t, loads.dead_patches(angle))
+        dead = self.loads.dead_patches(self.odometry.angle)  # once a scan, for both
+        readings = self.creep.undo_list(self.loads.forces_list(scan.codes(), dead[0] or dead[1]),
+                                        self.tare, sensor_t, dead)
         measured = self.hysteresis.unwind_list(readings, self.odometry.velocity)
         tare = self.tare
         if not self.in_contact and sum(measured) < self.contact_threshold:
