@@ -530,8 +530,7 @@ class SessionAnalyzer:
 
     def _strokes(self, cols: FrameColumns, out: Update) -> None:
         decided = self.segmenter.step_columns(  # type: ignore[union-attr]
-            cols.t.tolist(), cols.position.tolist(), cols.velocity.tolist(),
-            cols.total_load.tolist(), cols.flags.tolist(), cols.boot.tolist())
+            cols.t, cols.position, cols.velocity, cols.total_load, cols.flags, cols.boot)
         for t, got in decided:
             self._segments(got, out, t)
 
