@@ -399,3 +399,19 @@ def test_the_signatures_pull_counts_at_most_as_one_observation_of_its_bias_floor
             assert abs(snap.mean - b0) < 0.2 * abs(pull)  # the landmark holds the place
         else:
             assert abs(snap.mean - b0) > 0.6 * abs(pull)  # the signature still leads
+
+
+def test_cells_per_bin_spreads_a_value_per_bin_as_searchsorted_bins_them():
+    """A look's likelihood per signature bin is spread over the grid by run lengths: the
+    same cells get the same bins as ``np.searchsorted(edges, x)`` gives, values on an
+    edge, beyond either end and equal to each other included."""
+    rng = np.random.default_rng(3)
+    edges = np.asarray(BodyModel.from_stature(1.75).position_at(spine._BIN_EDGES))
+    per_bin = rng.normal(size=len(edges) + 1)
+    for x in (np.sort(rng.uniform(edges[0] - 0.1, edges[-1] + 0.1, 501)),
+              np.concatenate([[edges[0] - 1.0], edges, edges[5:9], [edges[-1] + 1.0]]),
+              np.sort(np.concatenate([edges[10:12], rng.uniform(edges[10], edges[11], 40)])),
+              np.full(7, edges[0] - 0.5)):
+        x = np.sort(x)
+        got = np.repeat(per_bin, spine._cells_per_bin(edges, x))
+        assert np.array_equal(got, per_bin[np.searchsorted(edges, x)])

@@ -341,7 +341,7 @@ class SpineTracker:
         ll_bins -= ll_bins.max()
         ll_bins *= LOOK_WEIGHT
         np.exp(ll_bins, out=ll_bins)  # the likelihood ratio per bin (72), then per cell
-        self.w *= ll_bins[np.searchsorted(self._bin_edges_back, self.grid + p)]
+        self.w *= np.repeat(ll_bins, _cells_per_bin(self._bin_edges_back, self.grid + p))
         self.looks += 1
         self._t = t
         self._normalise()
@@ -389,6 +389,20 @@ class SpineTracker:
             w[-cells:] = self.w[:cells]
         self.grid = self.grid + cells * GRID_STEP_M
         self.w = w / w.sum()
+
+
+def _cells_per_bin(edges: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """How many of the sorted values ``x`` fall in each bin that the sorted ``edges``
+    make (len(edges) + 1 bins; a value equal to an edge goes in the bin below it): the
+    bin of each value, as ``np.searchsorted(edges, x)`` gives it, run-length coded
+    (``np.repeat(per_bin, counts)`` spreads a value per bin over the values), at the
+    cost of a search per edge rather than per value."""
+    cuts = np.searchsorted(x, edges, side="right")
+    counts = np.empty(len(edges) + 1, dtype=np.intp)
+    counts[0] = cuts[0]
+    np.subtract(cuts[1:], cuts[:-1], out=counts[1:-1])
+    counts[-1] = len(x) - cuts[-1]
+    return counts
 
 
 def _bias_floored(snap: Snapshot) -> Snapshot:
