@@ -225,8 +225,7 @@ class SessionAnalyzer:
     def _process(self, cols: FrameColumns, out: Update) -> None:
         n = len(cols)
         t_a, p_a, f_a = cols.t, cols.position, cols.flags
-        feats = _features(cols.zone_loads)
-        feats[(f_a & _STALE_LOAD) != 0] = math.nan  # a held value is no look, no lesson
+        feats = _Features(cols.zone_loads, (f_a & _STALE_LOAD) != 0)
         valid = ((f_a & _CONTACT) != 0) & ((f_a & _FAULT) == 0) & np.isfinite(p_a)
         last = self._last
         prev_boot = np.concatenate([[last[0] if last else -1], cols.boot[:-1]])
@@ -253,8 +252,9 @@ class SessionAnalyzer:
             if need and len(first):
                 fresh[start + first[0]] = True
                 need = False
-        due = valid & np.isfinite(feats[:, 0]) & look_due(
+        due = valid & look_due(
             t_a, p_a, self._last_t if last else math.nan, last[3] if last else math.nan)
+        due[due] = feats.usable(np.flatnonzero(due))
         top, self._highest = _new_tops(p_a, valid, reboot | zeroed, self._highest)
         events = np.flatnonzero(structural | fresh | due | top).tolist()
         due_idx = np.flatnonzero(due)
@@ -317,9 +317,9 @@ class SessionAnalyzer:
                     if lls is None or lls[0] is not sig:  # the looks' likelihoods, at once
                         ahead = due_idx[due_idx >= i]
                         lls = (sig, {k: r for k, r in zip(
-                            ahead.tolist(), sig.log_likelihood_many(feats[ahead]),
+                            ahead.tolist(), sig.log_likelihood_many(feats.rows(ahead)),
                             strict=True)})
-                    tracker.look(t, p, (float(feats[i, 0]), float(feats[i, 1])), lls[1][i])
+                    tracker.look(t, p, feats.at(i), lls[1][i])
                     changed = True
             want = self._policy_now()
             if want != policy:
@@ -412,22 +412,24 @@ class SessionAnalyzer:
         self._learned_at = now
         return True
 
-    def _teach(self, cols: FrameColumns, feats: np.ndarray, first: int, stop: int,
+    def _teach(self, cols: FrameColumns, feats: _Features, first: int, stop: int,
                est: Estimates) -> None:
         """Keep frames first..stop-1 of the batch to teach the signature: those after
         the calibration whose place on the back was sure (``est``: their estimates, rows
         0.. for frame ``first``)."""
         if self.calibrated_at is None or stop <= first:
             return
-        f = feats[first:stop]
         t = cols.t[first:stop]
         use = (t >= self.calibrated_at) & (t < self.anchored_until) & (est.sd_m <= LEARN_SD_M)
-        use &= np.isfinite(f[:, 0]) & np.isfinite(est.level)
-        if use.any():
+        use &= np.isfinite(est.level)
+        idx = np.flatnonzero(use)
+        f = feats.rows(idx + first)
+        ok = np.isfinite(f[:, 0])
+        if ok.any():
             rows = self._learn_rows
-            rows[0].extend(est.level[use].tolist())
-            rows[1].extend(f[use, 0].tolist())
-            rows[2].extend(f[use, 1].tolist())
+            rows[0].extend(est.level[idx[ok]].tolist())
+            rows[1].extend(f[ok, 0].tolist())
+            rows[2].extend(f[ok, 1].tolist())
 
     def _fold_learning(self) -> None:
         rows = self._learn_rows
@@ -606,6 +608,42 @@ def _reign(starts: list[int], snaps: list[Snapshot | None], n: int
     run = np.diff(np.array([*starts, max(n, starts[-1])]))
     sid = np.repeat(np.array(index, dtype=np.intp), run)[:n]
     return sid, table
+
+
+class _Features:
+    """A batch's signature features, (n, 2) (``features_array``; NaN: unusable, as are
+    frames whose zone loads were ``stale``, held rather than measured: no look, no
+    lesson), worked out only for the frames asked for: the looks and the lessons need
+    a few of a long batch's frames. Each frame's features are its own zone loads'
+    alone, so they are the same bits whichever frames are worked out together."""
+
+    def __init__(self, zone_loads: np.ndarray, stale: np.ndarray) -> None:
+        self._zone_loads = zone_loads
+        n = len(zone_loads)
+        if n <= 16:  # (the live path: all at once, frame by frame in Python)
+            self._f = _features(zone_loads)
+            self._known = np.ones(n, dtype=bool)
+        else:
+            self._f = np.full((n, 2), math.nan)
+            self._known = stale.copy()
+        self._f[stale] = math.nan
+
+    def rows(self, idx: np.ndarray) -> np.ndarray:
+        """(len(idx), 2): the features of frames ``idx``."""
+        need = idx[~self._known[idx]]
+        if len(need):
+            self._f[need] = features_array(self._zone_loads[need])
+            self._known[need] = True
+        return self._f[idx]
+
+    def usable(self, idx: np.ndarray) -> np.ndarray:
+        """(len(idx),) bool: frames ``idx`` have usable features."""
+        return np.isfinite(self.rows(idx)[:, 0])
+
+    def at(self, i: int) -> tuple[float, float]:
+        """The features of frame ``i``."""
+        f = self.rows(np.array([i]))[0] if not self._known[i] else self._f[i]
+        return float(f[0]), float(f[1])
 
 
 def _features(zone_loads: np.ndarray) -> np.ndarray:
