@@ -415,3 +415,39 @@ def test_cells_per_bin_spreads_a_value_per_bin_as_searchsorted_bins_them():
         x = np.sort(x)
         got = np.repeat(per_bin, spine._cells_per_bin(edges, x))
         assert np.array_equal(got, per_bin[np.searchsorted(edges, x)])
+
+
+def test_frames_in_order_and_the_guards_place_alone_give_the_same_bits():
+    """``evaluate`` takes frames whose snapshots come in order (a session's) in runs
+    and works out only the guard's place and SD: the very bits of the general path
+    (snapshots in any order, every column of the guard worked out)."""
+    tracker = SpineTracker(BODY, 0.22, 0.015)
+    snaps = [tracker.snapshot]
+    for k, t in enumerate((2.0, 4.0, 6.0, 8.0)):
+        tracker.observe_landmark(0.03 * k, 0.24 + 0.01 * k, t=t)
+        if k == 2:
+            tracker.bridge(t, 0.005)
+        snaps.append(tracker.snapshot)
+    rng = np.random.default_rng(4)
+    n = 400
+    p = rng.uniform(-0.1, 0.2, n)
+    p[::13] = np.nan
+    t = np.sort(rng.uniform(0, 10, n))
+    sid = np.searchsorted([2.0, 4.0, 6.0, 8.0], t).astype(np.intp)
+    used, s, counts = spine._reigns(sid)
+    want_used, want_s = np.unique(sid, return_inverse=True)
+    assert np.array_equal(used, want_used) and np.array_equal(s, want_s)
+    assert np.array_equal(np.repeat(used, counts), sid)
+    order = rng.permutation(n)  # the same frames out of order: the general path
+    assert spine._reigns(sid[order])[2] is None
+    bulk = evaluate(snaps, sid, p, t)
+    mixed = evaluate(snaps, sid[order], p[order], t[order])
+    for field in ("level", "region", "p_below_ribs", "p_near", "back_m", "sd_m"):
+        assert getattr(bulk, field)[order].tobytes() == getattr(mixed, field).tobytes(), field
+    guards = [x.guard for x in snaps]
+    place = spine._evaluate(guards, sid, p, t, 0.02, place_only=True)
+    full = spine._evaluate(guards, sid[order], p[order], t[order], 0.02)
+    for field in ("back_m", "sd_m"):
+        assert getattr(place, field)[order].tobytes() == getattr(full, field).tobytes()
+    assert np.isfinite(bulk.p_below_ribs).sum() > 300 and len(used) == 5
+    assert any(x.gap_var > 0 for x in snaps)  # (a gap's bridging error, faded, in the SD)

@@ -465,7 +465,8 @@ def evaluate(snapshots: list[Snapshot], sid: np.ndarray, p: np.ndarray, t: np.nd
     if not snapshots or any(x.guard is None for x in snapshots):
         return _evaluate(snapshots, sid, p, t, approach_m)
     guards = [x.guard for x in snapshots]
-    g = _evaluate(guards, sid, p, t, approach_m)  # type: ignore[arg-type]
+    # (of the guard only its place and SD are used: the rest is not worked out)
+    g = _evaluate(guards, sid, p, t, approach_m, place_only=True)  # type: ignore[arg-type]
     out = _evaluate(snapshots, sid, p, t, approach_m, [guard_lean(x) for x in snapshots])
     out.sd_m[:] = np.sqrt(np.fmax(out.sd_m, g.sd_m) ** 2 + (g.back_m - out.back_m) ** 2)
     return out
@@ -486,8 +487,26 @@ def guard_lean(snap: Snapshot) -> float:
     return max(guard.mean - snap.mean - math.sqrt(guard.var + snap.var), 0.0)
 
 
+def _reigns(sid: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """``np.unique(sid, return_inverse=True)`` for snapshot indices ``sid``, and the
+    count of each value when they never decrease (frames in order, each snapshot
+    reigning over a run of them, as in a session: then in one pass; else None)."""
+    if len(sid) > 1 and not (sid[1:] >= sid[:-1]).all():
+        used, s = np.unique(sid, return_inverse=True)
+        return used, s, None
+    starts = np.flatnonzero(sid[1:] != sid[:-1]) + 1
+    used = sid[np.concatenate([[0], starts])] if len(sid) else sid[:0]
+    first = np.zeros(len(sid), dtype=np.intp)
+    first[starts] = 1
+    counts = np.diff(np.concatenate([[0], starts, [len(sid)]]))
+    return used, np.cumsum(first), counts
+
+
 def _evaluate(snapshots: list[Snapshot], sid: np.ndarray, p: np.ndarray, t: np.ndarray,
-              approach_m: float, lean: list[float] | None = None) -> Estimates:
+              approach_m: float, lean: list[float] | None = None, place_only: bool = False
+              ) -> Estimates:
+    """``evaluate`` of one belief (``lean``: per snapshot, see ``guard_lean``);
+    ``place_only``: only back_m and sd_m are worked out (the rest left unknown)."""
     n = len(p)
     if n <= FEW:
         return _evaluate_few(snapshots, sid.tolist(), p.tolist(), t.tolist(), approach_m,
@@ -497,20 +516,40 @@ def _evaluate(snapshots: list[Snapshot], sid: np.ndarray, p: np.ndarray, t: np.n
     if not ok.any() or not snapshots:
         return out
     idx = np.flatnonzero(ok)
-    used, s = np.unique(sid[idx], return_inverse=True)
+    used, s, counts = _reigns(sid[idx])
+
+    def per_frame(values: np.ndarray) -> np.ndarray:
+        """Per snapshot -> per frame (``values[s]``)."""
+        return np.repeat(values, counts, axis=0) if counts is not None else values[s]
+
     snapshots = [snapshots[k] for k in used.tolist()]
     pp = p[idx]
-    shift = np.array(lean)[used][s] if lean is not None else 0.0
+    scalars = np.array([(x.grid0, x.mean, x.var, x.t, x.gap_var, x.gap_t) for x in snapshots])
+    mean = per_frame(scalars[:, 1])
+    var = per_frame(scalars[:, 2])
+    since = t[idx] - per_frame(scalars[:, 3])
+    back = pp + mean
+    gap_var = per_frame(scalars[:, 4])
+    faded = bool(gap_var.any())
+    if faded:  # the last gap's bridging error, faded since
+        gap_t = per_frame(scalars[:, 5])
+        gap_var = gap_var * np.exp(-2.0 * np.maximum(t[idx] - gap_t, 0.0) / RELOCK_S)
+    sd = np.sqrt(var + np.maximum(since, 0.0) * SLIP_DIFFUSION_M2_S + gap_var)
+    if place_only:
+        out.back_m[idx] = back
+        out.sd_m[idx] = sd
+        return out
+    shift = per_frame(np.array(lean)[used]) if lean is not None else 0.0
     cells = max(len(x.cdf) for x in snapshots)
     table = np.ones((len(snapshots), cells + 1))
     table[:, 0] = 0.0
-    for k, snap in enumerate(snapshots):
-        table[k, 1:len(snap.cdf) + 1] = snap.cdf
-    grid0 = np.array([x.grid0 for x in snapshots])[s]
-    mean = np.array([x.mean for x in snapshots])[s]
-    var = np.array([x.var for x in snapshots])[s]
-    since = t[idx] - np.array([x.t for x in snapshots])[s]
-    edges = np.array([x.edges_back for x in snapshots])[s]
+    if all(len(x.cdf) == cells for x in snapshots):
+        table[:, 1:] = [x.cdf for x in snapshots]
+    else:
+        for k, snap in enumerate(snapshots):
+            table[k, 1:len(snap.cdf) + 1] = snap.cdf
+    grid0 = per_frame(scalars[:, 0])
+    edges = per_frame(np.array([x.edges_back for x in snapshots]))
     row = s * (cells + 1)
     flat = table.ravel()
 
@@ -518,23 +557,23 @@ def _evaluate(snapshots: list[Snapshot], sid: np.ndarray, p: np.ndarray, t: np.n
         """P(b >= value), each cell's mass spread evenly over its width."""
         x = np.clip((value - grid0) / GRID_STEP_M + 0.5, 0.0, float(cells))
         i = np.minimum(x.astype(np.intp), cells - 1)
-        before = flat[row + i]
-        here = flat[row + i + 1]
+        at = row + i
+        before = np.take(flat, at)
+        here = np.take(flat, at + 1)
         return np.clip(1.0 - before - (here - before) * (x - i), 0.0, 1.0)
 
     b = [beyond(edges[:, k] - pp) for k in range(4)]
     probs = np.stack([1.0 - b[0], b[0] - b[1], b[1] - b[2], b[2] - b[3], b[3]], axis=1)
-    back = pp + mean
     level = np.empty(len(idx))
     bodies = {id(x.body): x.body for x in snapshots}
-    body_of = np.array([id(x.body) for x in snapshots])[s]
-    for key, body in bodies.items():
-        m = body_of == key
-        level[m] = body.level_at(back[m])
-    gap_var = np.array([x.gap_var for x in snapshots])[s]
-    if gap_var.any():  # the last gap's bridging error, faded since
-        gap_t = np.array([x.gap_t for x in snapshots])[s]
-        gap_var = gap_var * np.exp(-2.0 * np.maximum(t[idx] - gap_t, 0.0) / RELOCK_S)
+    if len(bodies) == 1:
+        level[:] = snapshots[0].body.level_at(back)
+    else:
+        body_of = per_frame(np.array([id(x.body) for x in snapshots]))
+        for key, body in bodies.items():
+            m = body_of == key
+            level[m] = body.level_at(back[m])
+    if faded:
         gap_sd = np.sqrt(gap_var)
 
         def spread(value: np.ndarray) -> np.ndarray:
@@ -546,8 +585,7 @@ def _evaluate(snapshots: list[Snapshot], sid: np.ndarray, p: np.ndarray, t: np.n
         spread = beyond
     below = spread(edges[:, 3] - pp - shift)
     part = Estimates(level, np.argmax(probs, axis=1).astype(np.int8), below,
-                     spread(edges[:, 3] - approach_m - pp - shift), back,
-                     np.sqrt(var + np.maximum(since, 0.0) * SLIP_DIFFUSION_M2_S + gap_var))
+                     spread(edges[:, 3] - approach_m - pp - shift), back, sd)
     out.put(idx, part)
     return out
 
