@@ -271,6 +271,7 @@ class SessionAnalyzer:
         taught = 0  # first frame of the batch not yet taught to the signature
         policy = self.warner.policy
         changes = [(0, policy)]  # (first frame, the policy in force from it)
+        recheck = True  # the policy in force may change: at the first event, after a press
         parts: list[Estimates] = []  # estimates of frames 0..taught-1
         for i in events:
             t, p, fl = t_l[i], p_l[i], f_l[i]
@@ -304,6 +305,7 @@ class SessionAnalyzer:
                 changed |= self._press(out, tracker, np.array([*h_t, *t_l[:i + 1]]),
                                        np.array([*h_p, *p_l[:i + 1]]),
                                        np.array([*h_f, *f_l[:i + 1]], dtype=np.int64))
+                recheck = True
             if tracker is not None and due_l[i]:
                 if self.calibrated_at is not None and t - self._learned_at >= RELEARN_EVERY_S:
                     sid, table = _reign(starts, snaps, i)
@@ -321,10 +323,12 @@ class SessionAnalyzer:
                             strict=True)})
                     tracker.look(t, p, feats.at(i), lls[1][i])
                     changed = True
-            want = self._policy_now()
-            if want != policy:
-                policy = want
-                changes.append((i, want))
+            if recheck:  # (``_policy_now`` changes only with ``calibrated``: at a press)
+                recheck = False
+                want = self._policy_now()
+                if want != policy:
+                    policy = want
+                    changes.append((i, want))
             if changed:
                 if starts[-1] == i:
                     snaps[-1] = tracker.snapshot if tracker else None

@@ -43,7 +43,6 @@ so that a whole session's frames cost a few numpy passes.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -96,6 +95,8 @@ _TOP_FORGET_FLOOR = 1e-6
 EDGE_LEVELS = (1.0, 5.0, 9.0, RIB_CAGE_END_LEVEL)
 """Levels where the region changes (T1, T5, T9, L1)."""
 _BIN_EDGES = np.arange(LEVEL_RANGE[0] + BIN_LEVELS, LEVEL_RANGE[1], BIN_LEVELS)
+_add = np.add
+_BIAS_VAR = SIGNATURE_BIAS_SD_M**2
 
 
 @dataclass(frozen=True, eq=False)
@@ -338,10 +339,10 @@ class SpineTracker:
         if sig is None:
             return
         ll_bins = sig.log_likelihood_bins(features) if ll_bins is None else ll_bins.copy()
-        ll_bins -= ll_bins.max()
+        ll_bins -= np.maximum.reduce(ll_bins)
         ll_bins *= LOOK_WEIGHT
         np.exp(ll_bins, out=ll_bins)  # the likelihood ratio per bin (72), then per cell
-        self.w *= np.repeat(ll_bins, _cells_per_bin(self._bin_edges_back, self.grid + p))
+        self.w *= ll_bins.repeat(_cells_per_bin(self._bin_edges_back, self.grid + p))
         self.looks += 1
         self._t = t
         self._normalise()
@@ -353,8 +354,10 @@ class SpineTracker:
         self._bin_edges_back = np.asarray(body.position_at(_BIN_EDGES))
 
     def _normalise(self) -> None:
+        # (numpy's ufuncs called directly: ``w.sum()`` and ``np.cumsum`` are these,
+        # through a Python wrapper each)
         w = self.w
-        total = float(w.sum())
+        total = float(_add.reduce(w))
         if total > 0 and math.isfinite(total):
             w /= total
         else:
@@ -365,7 +368,7 @@ class SpineTracker:
             self._recentre(mean)
             w = self.w
             mean = float(w @ self.grid)
-        cdf = np.cumsum(w)
+        cdf = _add.accumulate(w)
         var = max(float(w @ self._grid2()) - mean * mean, 0.0) + self._pending_var
         guard = self.guard.snapshot if self.guard is not None else None
         snap = Snapshot(float(self.grid[0]), cdf, mean, var, self._t, self._body,
@@ -397,7 +400,7 @@ def _cells_per_bin(edges: np.ndarray, x: np.ndarray) -> np.ndarray:
     bin of each value, as ``np.searchsorted(edges, x)`` gives it, run-length coded
     (``np.repeat(per_bin, counts)`` spreads a value per bin over the values), at the
     cost of a search per edge rather than per value."""
-    cuts = np.searchsorted(x, edges, side="right")
+    cuts = x.searchsorted(edges, side="right")
     counts = np.empty(len(edges) + 1, dtype=np.intp)
     counts[0] = cuts[0]
     np.subtract(cuts[1:], cuts[:-1], out=counts[1:-1])
@@ -419,13 +422,13 @@ def _bias_floored(snap: Snapshot) -> Snapshot:
         return snap
     info = 1.0 / snap.var - 1.0 / guard.var
     sig_mean = (snap.mean / snap.var - guard.mean / guard.var) / info
-    sig_var = 1.0 / info + SIGNATURE_BIAS_SD_M**2
+    sig_var = 1.0 / info + _BIAS_VAR
     var = 1.0 / (1.0 / guard.var + 1.0 / sig_var)
     # The move to the µm: live batches and the offline pass may differ in the last bit
     # of a sum, and the roller's fence (from grid0) must not.
     move = round(var * (guard.mean / guard.var + sig_mean / sig_var) - snap.mean, 6)
-    return dataclasses.replace(snap, grid0=snap.grid0 + move, mean=snap.mean + move,
-                               var=max(var, snap.var))
+    return Snapshot(snap.grid0 + move, snap.cdf, snap.mean + move, max(var, snap.var),
+                    snap.t, snap.body, snap.edges_back, guard, snap.gap_var, snap.gap_t)
 
 
 _CDF_Z = np.linspace(-9.0, 9.0, 36001)
