@@ -429,23 +429,28 @@ def test_step_columns_is_step_frame_by_frame():
 @pytest.mark.parametrize("quantum", [0.0, 1e-4])
 def test_stretches_taken_at_once_leave_the_segmenter_as_step_does(quantum, monkeypatch):
     """``step_columns`` takes the stretches along which a stroke only advances in numpy
-    (``_take_run``): after each batch the segmenter is the one ``step`` frame by frame
-    leaves, attribute for attribute (its window of frames included), on positions as
-    the wire quantises them (ties) and in the origin a re-zero moved."""
+    (``_take_run``) and the rests in a loop of their own (``_take_rest``): after each
+    batch the segmenter is the one ``step`` frame by frame leaves, attribute for
+    attribute (its window of frames included), on positions as the wire quantises them
+    (ties) and in the origin a re-zero moved."""
     tr = _busy_trace()
     if quantum:
         tr.x = np.round(tr.x / quantum) * quantum
     n = len(tr.t)
     cols = [tr.t, tr.x, tr.v, tr.load, tr.flags, np.zeros(n, dtype=np.int64)]
-    taken = []
-    real = strokes_module.StrokeSegmenter._take_run
+    taken = {"_take_run": [], "_take_rest": []}
 
-    def counted(self, arrays, k):
-        m = real(self, arrays, k)
-        taken.append(m)
-        return m
+    def counted(name):
+        real = getattr(strokes_module.StrokeSegmenter, name)
 
-    monkeypatch.setattr(strokes_module.StrokeSegmenter, "_take_run", counted)
+        def take(self, arrays, k):
+            m = real(self, arrays, k)
+            taken[name].append(m)
+            return m
+        return take
+
+    for name in taken:
+        monkeypatch.setattr(strokes_module.StrokeSegmenter, name, counted(name))
     one, many = StrokeSegmenter(), StrokeSegmenter()
     want, got = [], []
     cuts = np.cumsum(np.random.default_rng(7).integers(strokes_module.BULK_MIN + 1, 160, n))
@@ -456,7 +461,8 @@ def test_stretches_taken_at_once_leave_the_segmenter_as_step_does(quantum, monke
         got += many.step_columns(*(c[a:b] for c in cols))
         assert vars(many) == vars(one)
     assert got == want and len(want) > 15
-    assert sum(taken) > 0.4 * n  # most of a stroke's frames went the bulk way
+    assert sum(taken["_take_run"]) > 0.4 * n  # most of a stroke's frames went in numpy
+    assert sum(taken["_take_rest"]) > 0.1 * n  # and the rests in a loop of their own
 
 
 

@@ -184,7 +184,7 @@ class StrokeSegmenter:
         if bulk:
             arrays = _RunColumns.of(t, position, velocity, load, flags, boot, self.params)
             t, position, velocity, load, flags, boot = arrays.lists()
-            cand = arrays.candidates
+            cand, plain = arrays.candidates, arrays.plain
         else:
             t, position, velocity, load, flags, boot = (
                 c.tolist() if isinstance(c, np.ndarray) else c
@@ -220,7 +220,70 @@ class StrokeSegmenter:
                 taken = self._take_run(arrays, k)
                 if taken:
                     next(islice(rows, taken - 1, taken), None)  # (skip them)
+            elif bulk and plain[k + 1] and self._mode == _STILL and self._last_t == tk \
+                    and self._boot == bk:
+                taken = self._take_rest(arrays, k)
+                if taken:
+                    next(islice(rows, taken - 1, taken), None)
         return out
+
+    def _take_rest(self, cols: _RunColumns, k: int) -> int:
+        """Take the frames after frame ``k`` of ``cols`` (just taken, the roller come to
+        rest: ``_STILL``) as ``step`` would while they take the short path
+        (``_RunColumns.plain``) and nothing starts: ``_advance``'s rest, in a loop of
+        its own (no call, no attributes per frame). It stops before the frame at which
+        a movement starts (``onset_m``) and before the window would need a trim; returns
+        how many frames were taken."""
+        plain, pl, vl, tl = cols.plain, cols.position_list, cols.velocity_list, cols.t_list
+        stop = min(len(tl), k + 1 + _TRIM_AT - len(self._t))
+        shift, jit, onset, vstill = self._shift, self._jit, self._onset, self._vstill
+        md, me_x, me_i, ms_x, ms_i = self._md, self._me_x, self._me_i, self._ms_x, self._ms_i
+        rest_i, still_t0 = self._rest_i, self._still_t0
+        i = self._base + len(self._t)  # the window's index of frame j
+        xs: list[float] = []
+        j = k + 1
+        while j < stop and plain[j]:
+            x = pl[j] + shift
+            # the turning points of the jitter (as ``_advance``), tried on copies
+            d, e_x, e_i, s_x, s_i = md, me_x, me_i, ms_x, ms_i
+            if d == 0:
+                if x - e_x > jit or e_x - x > jit:
+                    d = 1 if x > e_x else -1
+                    s_x, s_i = e_x, e_i
+                    e_x, e_i = x, i
+                else:
+                    e_i = i
+            elif (x - e_x) * d >= -jit:
+                if (x - e_x) * d > 0:
+                    e_x = x
+                e_i = i
+            else:
+                s_x, s_i = e_x, e_i
+                d = -d
+                e_x, e_i = x, i
+            if d and (x - s_x) * d >= onset:
+                break  # a movement starts here: ``step``'s way
+            md, me_x, me_i, ms_x, ms_i = d, e_x, e_i, s_x, s_i
+            v = vl[j]
+            if -vstill < v < vstill:
+                rest_i = i
+                if still_t0 is None:
+                    still_t0 = tl[j]
+            else:
+                still_t0 = None
+            xs.append(x)
+            i += 1
+            j += 1
+        m = j - k - 1
+        if m:
+            self._md, self._me_x, self._me_i, self._ms_x, self._ms_i = md, me_x, me_i, ms_x, ms_i
+            self._rest_i, self._still_t0 = rest_i, still_t0
+            self._t.extend(tl[k + 1:j])
+            self._x.extend(xs)
+            self._v.extend(vl[k + 1:j])
+            self._load.extend(cols.load_list[k + 1:j])
+            self._last_t, self._prev_x = tl[j - 1], xs[-1]
+        return m
 
     def _take_run(self, cols: _RunColumns, k: int) -> int:
         """Take the frames after frame ``k`` of ``cols`` (just taken, the movement under
@@ -535,17 +598,19 @@ class StrokeSegmenter:
 @dataclass(frozen=True, eq=False)
 class _RunColumns:
     """A batch's columns for ``StrokeSegmenter.step_columns`` as numpy arrays and lists,
-    with, per frame, ``calm``: the frame takes the short path if the frame before it
+    with, per frame, ``plain``: the frame takes the short path if the frame before it
     was taken (the same boot, in contact, tracked, not zeroed, later in time within the
-    gap, a finite position and velocity) and the roller is not at rest
-    (``still_speed_m_s`` or faster); ``candidates``: the ``_RUN_MIN`` frames after it
-    are calm and their positions go one way (worth a ``_take_run``)."""
+    gap, a finite position and velocity; one more entry, False, after the last frame);
+    ``calm``: plain, and the roller not at rest (``still_speed_m_s`` or faster);
+    ``candidates``: the ``_RUN_MIN`` frames after it are calm and their positions go
+    one way (worth a ``_take_run``)."""
 
     t: np.ndarray
     position: np.ndarray
     velocity: np.ndarray
     calm: np.ndarray
     candidates: list[bool]
+    plain: list[bool]
     t_list: list[float]
     position_list: list[float]
     velocity_list: list[float]
@@ -562,14 +627,14 @@ class _RunColumns:
         ta, pa, va = (np.asarray(c, dtype=float) for c in (t, position, velocity))
         fa, ba = np.asarray(flags, dtype=np.int64), np.asarray(boot, dtype=np.int64)
         n = len(ta)
-        calm = np.zeros(n, dtype=bool)
+        plain = np.zeros(n + 1, dtype=bool)  # (one more: none after the last)
         if n > 1:
             dt = ta[1:] - ta[:-1]
-            calm[1:] = ((fa[1:] & (_IN_CONTACT | _LOST | _ZEROED)) == _IN_CONTACT) \
-                & (ba[1:] == ba[:-1]) & (ta[1:] > ta[:-1]) & ~(dt > params.max_gap_s)
-            with np.errstate(invalid="ignore"):
-                calm &= np.isfinite(pa) & np.isfinite(va) & ~(
-                    (-params.still_speed_m_s < va) & (va < params.still_speed_m_s))
+            plain[1:n] = ((fa[1:] & (_IN_CONTACT | _LOST | _ZEROED)) == _IN_CONTACT) \
+                & (ba[1:] == ba[:-1]) & (ta[1:] > ta[:-1]) & ~(dt > params.max_gap_s) \
+                & np.isfinite(pa[1:]) & np.isfinite(va[1:])
+        with np.errstate(invalid="ignore"):
+            calm = plain[:n] & ~((-params.still_speed_m_s < va) & (va < params.still_speed_m_s))
         ahead = np.zeros(n, dtype=bool)
         if n > _RUN_MIN:
             with np.errstate(invalid="ignore"):
@@ -580,7 +645,8 @@ class _RunColumns:
             w = _RUN_MIN
             ahead[:n - w] = (run[w:] - run[:-w] == w) & (
                 (up[w:] - up[:-w] == w) | (down[w:] - down[:-w] == w))
-        return cls(ta, pa, va, calm, ahead.tolist(), ta.tolist(), pa.tolist(), va.tolist(),
+        return cls(ta, pa, va, calm, ahead.tolist(), plain.tolist(), ta.tolist(), pa.tolist(),
+                   va.tolist(),
                    np.asarray(load, dtype=float).tolist(), fa.tolist(), ba.tolist())
 
     def lists(self) -> tuple[list[float], list[float], list[float], list[float], list[int],
