@@ -96,10 +96,9 @@ EDGE_LEVELS = (1.0, 5.0, 9.0, RIB_CAGE_END_LEVEL)
 """Levels where the region changes (T1, T5, T9, L1)."""
 _BIN_EDGES = np.arange(LEVEL_RANGE[0] + BIN_LEVELS, LEVEL_RANGE[1], BIN_LEVELS)
 _add = np.add
-_BIAS_VAR = SIGNATURE_BIAS_SD_M**2
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, init=False)
 class Snapshot:
     """The belief as it stood from one update to the next.
 
@@ -123,6 +122,15 @@ class Snapshot:
     guard: Snapshot | None = None
     gap_var: float = 0.0
     gap_t: float = 0.0
+
+    def __init__(self, grid0: float, cdf: np.ndarray, mean: float, var: float, t: float,
+                 body: BodyModel, edges_back: tuple[float, ...], guard: Snapshot | None = None,
+                 gap_var: float = 0.0, gap_t: float = 0.0) -> None:
+        # (what a frozen dataclass's own __init__ does, straight into the instance's
+        # dict: its object.__setattr__ per field cost ~20 us a snapshot, two or three
+        # snapshots at every update of the belief)
+        self.__dict__.update(grid0=grid0, cdf=cdf, mean=mean, var=var, t=t, body=body,
+                             edges_back=edges_back, guard=guard, gap_var=gap_var, gap_t=gap_t)
 
     def gap_var_at(self, t: float) -> float:
         """The gap's bridging error left at sensor time ``t`` (s), m^2."""
@@ -422,7 +430,7 @@ def _bias_floored(snap: Snapshot) -> Snapshot:
         return snap
     info = 1.0 / snap.var - 1.0 / guard.var
     sig_mean = (snap.mean / snap.var - guard.mean / guard.var) / info
-    sig_var = 1.0 / info + _BIAS_VAR
+    sig_var = 1.0 / info + SIGNATURE_BIAS_SD_M**2
     var = 1.0 / (1.0 / guard.var + 1.0 / sig_var)
     # The move to the µm: live batches and the offline pass may differ in the last bit
     # of a sum, and the roller's fence (from grid0) must not.
