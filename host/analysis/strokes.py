@@ -43,7 +43,6 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from itertools import islice
 
 import numpy as np
 
@@ -193,13 +192,16 @@ class StrokeSegmenter:
         ts, xs, vs, loads = self._t, self._x, self._v, self._load  # cleared, never replaced
         advance, step, isfinite, max_gap = self._advance, self.step, math.isfinite, self._max_gap
         mask = _IN_CONTACT | _LOST | _ZEROED
-        rows = zip(range(n), t, position, velocity, load, flags, boot, strict=True)
-        for k, tk, pk, vk, qk, fk, bk in rows:
+        if not n == len(position) == len(velocity) == len(load) == len(flags) == len(boot):
+            raise ValueError("step_columns: the columns must have the same length")
+        k = 0
+        while k < n:  # (by index: the stretches taken at once are stepped over)
+            tk, pk, vk, fk, bk = t[k], position[k], velocity[k], flags[k], boot[k]
             last = self._last_t
             if (fk & mask != _IN_CONTACT or bk != self._boot or self._mode == _OFF
                     or not tk > last or tk - last > max_gap
                     or not isfinite(pk) or not isfinite(vk)):
-                got = step(tk, pk, vk, qk, fk, bk)
+                got = step(tk, pk, vk, load[k], fk, bk)
             else:
                 self._last_t = tk
                 x = pk + self._shift
@@ -208,7 +210,7 @@ class StrokeSegmenter:
                 ts.append(tk)
                 xs.append(x)
                 vs.append(vk)
-                loads.append(qk)
+                loads.append(load[k])
                 got = advance(i, tk, x, vk)
                 if len(ts) > _TRIM_AT:
                     self._trim()
@@ -217,14 +219,11 @@ class StrokeSegmenter:
             elif bulk and cand[k] and self._mode == _MOVING and self._dir != 0 \
                     and self._md == self._dir and self._me_x == self._e_x \
                     and self._last_t == tk and self._boot == bk:
-                taken = self._take_run(arrays, k)
-                if taken:
-                    next(islice(rows, taken - 1, taken), None)  # (skip them)
+                k += self._take_run(arrays, k)
             elif bulk and plain[k + 1] and self._mode == _STILL and self._last_t == tk \
                     and self._boot == bk:
-                taken = self._take_rest(arrays, k)
-                if taken:
-                    next(islice(rows, taken - 1, taken), None)
+                k += self._take_rest(arrays, k)
+            k += 1
         return out
 
     def _take_rest(self, cols: _RunColumns, k: int) -> int:
@@ -244,26 +243,27 @@ class StrokeSegmenter:
         j = k + 1
         while j < stop and plain[j]:
             x = pl[j] + shift
-            # the turning points of the jitter (as ``_advance``), tried on copies
-            d, e_x, e_i, s_x, s_i = md, me_x, me_i, ms_x, ms_i
-            if d == 0:
-                if x - e_x > jit or e_x - x > jit:
-                    d = 1 if x > e_x else -1
-                    s_x, s_i = e_x, e_i
-                    e_x, e_i = x, i
-                else:
-                    e_i = i
-            elif (x - e_x) * d >= -jit:
-                if (x - e_x) * d > 0:
-                    e_x = x
-                e_i = i
+            # the turning points of the jitter, then whether a movement starts here (as
+            # ``_advance``: then it is left to ``step``'s way, nothing changed)
+            if md:
+                ahead = (x - me_x) * md
+                if ahead >= -jit:  # the swing goes on
+                    if (x - ms_x) * md >= onset:
+                        break
+                    if ahead > 0:
+                        me_x = x
+                    me_i = i
+                else:  # it turned: a swing the other way from its extreme
+                    if (x - me_x) * -md >= onset:
+                        break
+                    ms_x, ms_i, md, me_x, me_i = me_x, me_i, -md, x, i
+            elif x - me_x > jit or me_x - x > jit:
+                d = 1 if x > me_x else -1
+                if (x - me_x) * d >= onset:
+                    break
+                ms_x, ms_i, md, me_x, me_i = me_x, me_i, d, x, i
             else:
-                s_x, s_i = e_x, e_i
-                d = -d
-                e_x, e_i = x, i
-            if d and (x - s_x) * d >= onset:
-                break  # a movement starts here: ``step``'s way
-            md, me_x, me_i, ms_x, ms_i = d, e_x, e_i, s_x, s_i
+                me_i = i
             v = vl[j]
             if -vstill < v < vstill:
                 rest_i = i
@@ -532,12 +532,12 @@ class StrokeSegmenter:
         if not self._valid or self._dir == 0 or amplitude < self._min_amp:
             return _EMPTY
         a, b = self._s_i - self._base, self._e_i - self._base + 1
-        speeds, loads = [abs(v) for v in self._v[a:b]], self._load[a:b]
+        loads = self._load[a:b]
         duration = self._e_t - self._s_t
         stroke = Stroke(
             index=self._strokes, start_t=self._s_t, end_t=self._e_t, direction=self._dir,
             start_m=self._s_x - self._shift, end_m=self._e_x - self._shift,
-            peak_speed_m_s=max(speeds),
+            peak_speed_m_s=max(map(abs, self._v[a:b])),
             mean_speed_m_s=amplitude / duration if duration > 0 else 0.0,
             mean_load_n=sum(loads) / len(loads), max_load_n=max(loads))
         self._strokes += 1
