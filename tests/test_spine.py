@@ -413,7 +413,7 @@ def test_cells_per_bin_spreads_a_value_per_bin_as_searchsorted_bins_them():
               np.sort(np.concatenate([edges[10:12], rng.uniform(edges[10], edges[11], 40)])),
               np.full(7, edges[0] - 0.5)):
         x = np.sort(x)
-        got = np.repeat(per_bin, spine._cells_per_bin(edges, x))
+        got = np.repeat(per_bin, spine._cells_per_bin(np.r_[-np.inf, edges, np.inf], x))
         assert np.array_equal(got, per_bin[np.searchsorted(edges, x)])
 
 

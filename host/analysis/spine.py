@@ -346,11 +346,12 @@ class SpineTracker:
         sig = self.signature
         if sig is None:
             return
-        ll_bins = sig.log_likelihood_bins(features) if ll_bins is None else ll_bins.copy()
-        ll_bins -= np.maximum.reduce(ll_bins)
-        ll_bins *= LOOK_WEIGHT
-        np.exp(ll_bins, out=ll_bins)  # the likelihood ratio per bin (72), then per cell
-        self.w *= ll_bins.repeat(_cells_per_bin(self._bin_edges_back, self.grid + p))
+        if ll_bins is None:
+            ll_bins = sig.log_likelihood_bins(features)
+        ratio = ll_bins - np.maximum.reduce(ll_bins)  # (a new array: ll_bins is kept)
+        ratio *= LOOK_WEIGHT
+        np.exp(ratio, out=ratio)  # the likelihood ratio per bin (72), then per cell
+        self.w *= ratio.repeat(_cells_per_bin(self._bin_edges_back, self.grid + p))
         self.looks += 1
         self._t = t
         self._normalise()
@@ -359,7 +360,9 @@ class SpineTracker:
     def _set_body(self, body: BodyModel) -> None:
         self._body = body
         self._edges_back = tuple(float(body.position_at(e)) for e in EDGE_LEVELS)
-        self._bin_edges_back = np.asarray(body.position_at(_BIN_EDGES))
+        self._bin_edges_back = np.concatenate([[-math.inf], body.position_at(_BIN_EDGES),
+                                               [math.inf]])
+        """The signature bins' edges on the back, m from C7, between -inf and inf."""
 
     def _normalise(self) -> None:
         # (numpy's ufuncs called directly: ``w.sum()`` and ``np.cumsum`` are these,
@@ -403,17 +406,13 @@ class SpineTracker:
 
 
 def _cells_per_bin(edges: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """How many of the sorted values ``x`` fall in each bin that the sorted ``edges``
-    make (len(edges) + 1 bins; a value equal to an edge goes in the bin below it): the
-    bin of each value, as ``np.searchsorted(edges, x)`` gives it, run-length coded
-    (``np.repeat(per_bin, counts)`` spreads a value per bin over the values), at the
-    cost of a search per edge rather than per value."""
+    """How many of the sorted finite values ``x`` fall in each bin between the sorted
+    ``edges`` (-inf first, inf last: len(edges) - 1 bins; a value equal to an edge goes
+    in the bin below it): the bin of each value, as ``np.searchsorted(edges[1:-1], x)``
+    gives it, run-length coded (``np.repeat(per_bin, counts)`` spreads a value per bin
+    over the values), at the cost of a search per edge rather than per value."""
     cuts = x.searchsorted(edges, side="right")
-    counts = np.empty(len(edges) + 1, dtype=np.intp)
-    counts[0] = cuts[0]
-    np.subtract(cuts[1:], cuts[:-1], out=counts[1:-1])
-    counts[-1] = len(x) - cuts[-1]
-    return counts
+    return cuts[1:] - cuts[:-1]
 
 
 def _bias_floored(snap: Snapshot) -> Snapshot:
