@@ -451,3 +451,20 @@ def test_frames_in_order_and_the_guards_place_alone_give_the_same_bits():
         assert getattr(place, field)[order].tobytes() == getattr(full, field).tobytes()
     assert np.isfinite(bulk.p_below_ribs).sum() > 300 and len(used) == 5
     assert any(x.gap_var > 0 for x in snaps)  # (a gap's bridging error, faded, in the SD)
+
+
+def test_a_snapshot_holds_the_reference_formulas_bit_for_bit():
+    """The belief's summaries, worked out with numpy's ufuncs and ``np.dot`` called
+    directly, are the very bits of ``w.sum()``, ``@`` and ``np.cumsum``."""
+    tracker = SpineTracker(BODY, 0.22, 0.015, guard=False)
+    tracker.observe_landmark(0.03, 0.25, t=1.0)
+    tracker.diffuse(9.0)
+    w, grid = tracker.w, tracker.grid
+    snap = tracker.snapshot
+    assert snap.mean == float(w @ grid)
+    assert snap.var == max(float(w @ (grid * grid)) - snap.mean**2, 0.0)
+    assert snap.cdf.tobytes() == np.cumsum(w).tobytes()
+    before = w.copy()
+    tracker._normalise()  # once more: divided by its sum (1 give or take a bit), floored
+    want = np.maximum(before / float(before.sum()), spine.MIN_WEIGHT)
+    assert tracker.w.tobytes() == want.tobytes()
