@@ -468,3 +468,21 @@ def test_a_snapshot_holds_the_reference_formulas_bit_for_bit():
     tracker._normalise()  # once more: divided by its sum (1 give or take a bit), floored
     want = np.maximum(before / float(before.sum()), spine.MIN_WEIGHT)
     assert tracker.w.tobytes() == want.tobytes()
+
+
+def test_fences_found_together_are_each_beliefs_own():
+    """``roller_fences`` finds the quantiles of many beliefs at once: the very values
+    ``roller_fence`` gives one by one, under either policy."""
+    from host.analysis.warnings import roller_fences
+
+    tracker = SpineTracker(BODY, 0.22, 0.02)
+    snaps = [tracker.snapshot]
+    for k in range(6):
+        tracker.observe_landmark(0.01 * k, 0.23 + 0.004 * k, t=float(k), sd_m=0.01)
+        tracker.diffuse(float(k) + 3.0, 4e-5 if k == 3 else 0.0)
+        snaps.append(tracker.snapshot)
+    policies = [WarningPolicy(), WarningPolicy().uncalibrated()]
+    pairs = [(s, policies[k % 2]) for k, s in enumerate(snaps + snaps)]
+    got = roller_fences([s for s, _ in pairs], [p for _, p in pairs])
+    assert got == [roller_fence(s, p) for s, p in pairs]
+    assert len(set(got)) > 6

@@ -59,7 +59,7 @@ from host.analysis.spine import (
     evaluate,
     look_due,
 )
-from host.analysis.warnings import Cue, Warner, WarningPolicy, roller_fence
+from host.analysis.warnings import Cue, Warner, WarningPolicy, roller_fences
 
 GAP_DOUBT_M = 0.005
 """Doubt about the roller's place on the back for good (``SpineTracker.diffuse``), 1 SD,
@@ -496,12 +496,13 @@ class SessionAnalyzer:
         cut = np.flatnonzero(np.diff(key)) + 1
         starts, stops = [0, *cut.tolist()], [*cut.tolist(), len(idx)]
         sent = self._fence_sent
-        for a, b in zip(starts, stops, strict=True):
-            fence = roller_fence(table[int(s_act[a])], changes[int(which[a])][1])
+        fences = roller_fences([table[k] for k in s_act[starts].tolist()],
+                               [changes[k][1] for k in which[starts].tolist()])
+        for a, b, fence in zip(starts, stops, fences, strict=True):
             if sent is not None and abs(fence - sent[0]) <= pol.fence_step_m:
                 continue
-            k = a if sent is None else a + int(np.searchsorted(
-                t_act[a:b], sent[1] + pol.fence_every_s))
+            k = a if sent is None else a + int(
+                t_act[a:b].searchsorted(sent[1] + pol.fence_every_s))
             if k < b:
                 sent = (fence, float(t_act[k]))
                 out.fence = (fence, pol.fence_hysteresis_m, pol.approach_m)
