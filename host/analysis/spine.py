@@ -43,6 +43,7 @@ so that a whole session's frames cost a few numpy passes.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -251,11 +252,8 @@ class SpineTracker:
         self._diffused_t = max(t, self._diffused_t)
         if self._pending_var < GRID_STEP_M**2:
             return False
-        sigma = math.sqrt(self._pending_var) / GRID_STEP_M
-        half = max(1, int(math.ceil(4 * sigma)))
-        k = np.arange(-half, half + 1)
-        kernel = np.exp(-0.5 * (k / sigma) ** 2)
-        self.w = np.convolve(self.w, kernel / kernel.sum(), mode="same")
+        self.w = np.convolve(self.w, _slip_kernel(math.sqrt(self._pending_var) / GRID_STEP_M),
+                             mode="same")
         self._pending_var = 0.0
         self._t = t
         self._normalise()
@@ -406,6 +404,19 @@ class SpineTracker:
             w[-cells:] = self.w[:cells]
         self.grid = self.grid + cells * GRID_STEP_M
         self.w = w / w.sum()
+
+
+@functools.lru_cache(maxsize=4)
+def _slip_kernel(sigma: float) -> np.ndarray:
+    """The normalised Gaussian kernel of ``sigma`` grid cells that ``diffuse`` spreads
+    the belief with (read-only; kept for the next call: the guard and the tracker
+    diffuse by the same doubt, one after the other)."""
+    half = max(1, int(math.ceil(4 * sigma)))
+    k = np.arange(-half, half + 1)
+    kernel = np.exp(-0.5 * (k / sigma) ** 2)
+    kernel = kernel / kernel.sum()
+    kernel.flags.writeable = False
+    return kernel
 
 
 def _cells_per_bin(edges: np.ndarray, x: np.ndarray) -> np.ndarray:
