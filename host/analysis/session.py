@@ -256,30 +256,30 @@ class SessionAnalyzer:
             t_a, p_a, self._last_t if last else math.nan, last[3] if last else math.nan)
         due[due] = feats.usable(np.flatnonzero(due))
         top, self._highest = _new_tops(p_a, valid, reboot | zeroed, self._highest)
-        events = np.flatnonzero(structural | fresh | due | top).tolist()
+        ev = np.flatnonzero(structural | fresh | due | top)
         due_idx = np.flatnonzero(due)
         lls: tuple[CompiledSignature, dict[int, np.ndarray]] | None = None
-        t_l, p_l, f_l = t_a.tolist(), p_a.tolist(), f_a.tolist()
         starts: list[int] = [0]  # frame index where each snapshot's reign begins
         snaps: list[Snapshot | None] = [self.tracker.snapshot if self.tracker else None]
         tracker = self.tracker
-        due_l, fresh_l, reboot_l, gap_l = due.tolist(), fresh.tolist(), reboot.tolist(), \
-            gap.tolist()
         # A gap long enough to hide more than half a turn (once, when the roller is back)
-        long_l = (gap & (untracked > LONG_GAP_S) & ((f_a & _HELD) == 0)).tolist()
-        clipped_l = clipped.tolist()
+        long_gap = gap & (untracked > LONG_GAP_S) & ((f_a & _HELD) == 0)
+        p_before = np.concatenate([[last[3] if last else math.nan], p_a[:-1]])
+        # (per event, as plain numbers: the events are a few of a long batch's frames)
+        per_event = zip(ev.tolist(), *(c[ev].tolist() for c in (
+            t_a, p_a, f_a, p_before, due, fresh, reboot, gap, long_gap, clipped, top)),
+            strict=True)
         taught = 0  # first frame of the batch not yet taught to the signature
         policy = self.warner.policy
         changes = [(0, policy)]  # (first frame, the policy in force from it)
         recheck = True  # the policy in force may change: at the first event, after a press
         parts: list[Estimates] = []  # estimates of frames 0..taught-1
-        for i in events:
-            t, p, fl = t_l[i], p_l[i], f_l[i]
-            before = p_l[i - 1] if i else (last[3] if last else math.nan)
+        for i, t, p, fl, before, due_i, fresh_i, reboot_i, gap_i, long_i, clipped_i, top_i \
+                in per_event:
             changed = False
-            if reboot_l[i] or long_l[i]:  # (a gap the roller bridged keeps the place)
+            if reboot_i or long_i:  # (a gap the roller bridged keeps the place)
                 self.anchored_until = min(self.anchored_until, t)
-            if reboot_l[i]:
+            if reboot_i:
                 tracker = self.tracker = None  # the roller rebooted: its zero is gone
                 changed = True
             if fl & _ZEROED:
@@ -288,25 +288,24 @@ class SessionAnalyzer:
                 if fl & _ZEROED and before == before:
                     tracker.shift(before, t)
                     changed = True
-                changed |= tracker.diffuse(
-                    t, GAP_DOUBT_M**2 if clipped_l[i] or long_l[i] else 0.0)
-                if gap_l[i]:
+                changed |= tracker.diffuse(t, GAP_DOUBT_M**2 if clipped_i or long_i else 0.0)
+                if gap_i:
                     tracker.bridge(t, BRIDGE_SD_M)
                     changed = True
-            elif fresh_l[i]:
+            elif fresh_i:
                 tracker = self.tracker = self._start_tracker(p, t)
                 changed = True
-            if tracker is not None and top[i] and not self.calibrated:
+            if tracker is not None and top_i and not self.calibrated:
                 changed |= tracker.observe_top(p, t)
                 if tracker.placed_low and self.placed_low_at is None:
                     self.placed_low_at = t
             if fl & _BUTTON:
                 h_t, h_p, h_f = self._history
-                changed |= self._press(out, tracker, np.array([*h_t, *t_l[:i + 1]]),
-                                       np.array([*h_p, *p_l[:i + 1]]),
-                                       np.array([*h_f, *f_l[:i + 1]], dtype=np.int64))
+                changed |= self._press(out, tracker, np.array([*h_t, *t_a[:i + 1].tolist()]),
+                                       np.array([*h_p, *p_a[:i + 1].tolist()]),
+                                       np.array([*h_f, *f_a[:i + 1].tolist()], dtype=np.int64))
                 recheck = True
-            if tracker is not None and due_l[i]:
+            if tracker is not None and due_i:
                 if self.calibrated_at is not None and t - self._learned_at >= RELEARN_EVERY_S:
                     sid, table = _reign(starts, snaps, i)
                     part = self._estimates(cols.take(slice(taught, i)), sid[taught:i], table)
@@ -336,9 +335,9 @@ class SessionAnalyzer:
                     starts.append(i)
                     snaps.append(tracker.snapshot if tracker else None)
         if self._first_t is None:
-            self._first_t = t_l[0]
-        self._last = (int(cols.boot[-1]), int(cols.seq[-1]), t_l[-1], p_l[-1])
-        self._last_t = t_l[-1]
+            self._first_t = float(t_a[0])
+        self._last = (int(cols.boot[-1]), int(cols.seq[-1]), float(t_a[-1]), float(p_a[-1]))
+        self._last_t = float(t_a[-1])
         self.frames += n
         sid, table = _reign(starts, snaps, n)
         rest = self._estimates(cols.take(slice(taught, n)), sid[taught:], table)
@@ -350,8 +349,8 @@ class SessionAnalyzer:
         self._faults(cols, out)
         if self.segmenter is not None:
             self._strokes(cols, out)
-        for column, values in zip(self._history, (t_l, p_l, f_l), strict=True):
-            column.extend(values)
+        for column, values in zip(self._history, (t_a, p_a, f_a), strict=True):
+            column.extend(values[-HISTORY:].tolist())  # (what a deque of HISTORY keeps)
 
     def _untracked_s(self, cols: FrameColumns) -> np.ndarray:
         """(n,) s: per frame, the time since the last tracked frame of its boot before
