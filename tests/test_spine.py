@@ -22,6 +22,7 @@ from host.analysis.spine import (
     evaluate,
     guard_lean,
     look_due,
+    look_ratios,
 )
 from host.analysis.warnings import WarningPolicy, roller_fence
 
@@ -486,3 +487,18 @@ def test_fences_found_together_are_each_beliefs_own():
     got = roller_fences([s for s, _ in pairs], [p for _, p in pairs])
     assert got == [roller_fence(s, p) for s, p in pairs]
     assert len(set(got)) > 6
+
+
+def test_looks_weighed_with_ratios_worked_out_together_move_the_belief_alike():
+    """The analyzer works out many looks' likelihood ratios at once (``look_ratios`` of
+    their rows): each row the very bits of one look's own, so the belief ends the same."""
+    sig = _linear_signature()
+    feats = [_features_at(level) for level in (8.0, 9.5, 11.0, 12.5, 10.2)]
+    rows = look_ratios(sig.log_likelihood_many(np.array(feats)))
+    one, many = (SpineTracker(BODY, 0.2, 0.02, sig) for _ in range(2))
+    for k, (f, r) in enumerate(zip(feats, rows, strict=True)):
+        assert r.tobytes() == look_ratios(sig.log_likelihood_bins(f)).tobytes()
+        one.look(float(k), 0.01 * k, f)
+        many.look(float(k), 0.01 * k, f, r)
+    assert one.w.tobytes() == many.w.tobytes() and one.snapshot.mean == many.snapshot.mean
+    assert one.looks == 5

@@ -58,6 +58,7 @@ from host.analysis.spine import (
     SpineTracker,
     evaluate,
     look_due,
+    look_ratios,
 )
 from host.analysis.warnings import Cue, Warner, WarningPolicy, roller_fences
 
@@ -317,9 +318,8 @@ class SessionAnalyzer:
                 if sig is not None:
                     if lls is None or lls[0] is not sig:  # the looks' likelihoods, at once
                         ahead = due_idx[due_idx >= i]
-                        lls = (sig, {k: r for k, r in zip(
-                            ahead.tolist(), sig.log_likelihood_many(feats.rows(ahead)),
-                            strict=True)})
+                        lls = (sig, {k: r for k, r in zip(ahead.tolist(), look_ratios(
+                            sig.log_likelihood_many(feats.rows(ahead))), strict=True)})
                     tracker.look(t, p, feats.at(i), lls[1][i])
                     changed = True
             if recheck:  # (``_policy_now`` changes only with ``calibrated``: at a press)

@@ -338,19 +338,17 @@ class SpineTracker:
         return _normal_cdf((p + self.grid - bound) / sd)
 
     def look(self, t: float, p: float, features: tuple[float, float],
-             ll_bins: np.ndarray | None = None) -> None:
+             ratio_bins: np.ndarray | None = None) -> None:
         """Compare the load signature at roller position ``p`` (m), sensor time ``t``
-        (s) with the learned one (when ``look_due`` says so); ``ll_bins``: the
-        signature's ``log_likelihood_bins(features)`` if already computed (a copy is
-        changed)."""
+        (s) with the learned one (when ``look_due`` says so); ``ratio_bins``: the
+        likelihood ratio per signature bin, ``look_ratios`` of the signature's
+        ``log_likelihood_bins(features)``, if already worked out (many looks' at
+        once)."""
         sig = self.signature
         if sig is None:
             return
-        if ll_bins is None:
-            ll_bins = sig.log_likelihood_bins(features)
-        ratio = ll_bins - np.maximum.reduce(ll_bins)  # (a new array: ll_bins is kept)
-        ratio *= LOOK_WEIGHT
-        np.exp(ratio, out=ratio)  # the likelihood ratio per bin (72), then per cell
+        ratio = look_ratios(sig.log_likelihood_bins(features)) if ratio_bins is None \
+            else ratio_bins
         self.w *= ratio.repeat(_cells_per_bin(self._bin_edges_back, self.grid + p))
         self.looks += 1
         self._t = t
@@ -417,6 +415,17 @@ def _slip_kernel(sigma: float) -> np.ndarray:
     kernel = kernel / kernel.sum()
     kernel.flags.writeable = False
     return kernel
+
+
+def look_ratios(ll_bins: np.ndarray) -> np.ndarray:
+    """The likelihood ratio per signature bin (72) that a look weighs the belief with,
+    from the signature's log-likelihoods per bin (its ``log_likelihood_bins``; many
+    looks': one row each, (m, bins)): relative to the best bin, scaled by
+    ``LOOK_WEIGHT``."""
+    ratio = ll_bins - np.maximum.reduce(ll_bins, axis=-1, keepdims=True)
+    ratio *= LOOK_WEIGHT
+    np.exp(ratio, out=ratio)
+    return ratio
 
 
 def _cells_per_bin(edges: np.ndarray, x: np.ndarray) -> np.ndarray:
