@@ -647,7 +647,8 @@ class _RunColumns:
                 (up[w:] - up[:-w] == w) | (down[w:] - down[:-w] == w))
         return cls(ta, pa, va, calm, ahead.tolist(), plain.tolist(), ta.tolist(), pa.tolist(),
                    va.tolist(),
-                   np.asarray(load, dtype=float).tolist(), fa.tolist(), ba.tolist())
+                   np.asarray(load, dtype=float).tolist(), fa.tolist(),
+                   [int(ba[0])] * n if n and (ba == ba[0]).all() else ba.tolist())
 
     def lists(self) -> tuple[list[float], list[float], list[float], list[float], list[int],
                              list[int]]:
