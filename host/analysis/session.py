@@ -554,9 +554,9 @@ class SessionAnalyzer:
         tracker = self.tracker
         if tracker is None:
             return stroke
-        lo, hi = sorted((stroke.start_m, stroke.end_m))
-        a = Region.at_level(float(self.body.level_at(lo + tracker.mean_m)))
-        b = Region.at_level(float(self.body.level_at(hi + tracker.mean_m)))
+        ends = np.array(sorted((stroke.start_m, stroke.end_m))) + tracker.mean_m
+        lo, hi = self.body.level_at(ends).tolist()  # type: ignore[union-attr]
+        a, b = Region.at_level(lo), Region.at_level(hi)
         regions = tuple(Region(r).label for r in range(a, b + 1))
         return Stroke(stroke.index, stroke.start_t, stroke.end_t, stroke.direction,
                       stroke.start_m, stroke.end_m, stroke.peak_speed_m_s,

@@ -514,10 +514,13 @@ def guard_lean(snap: Snapshot) -> float:
     the two) or the whole difference warned no more drifts but gave 69 and 27 false
     alarms an hour on four sessions where this gave none: the guard, widened by slip,
     is less sure than the tracker and should move it only where they disagree."""
-    guard = snap.guard
-    if guard is None:
-        return 0.0
-    return max(guard.mean - snap.mean - math.sqrt(guard.var + snap.var), 0.0)
+    lean = snap.__dict__.get("_lean")  # (worked out once a snapshot)
+    if lean is None:
+        guard = snap.guard
+        lean = 0.0 if guard is None else max(
+            guard.mean - snap.mean - math.sqrt(guard.var + snap.var), 0.0)
+        object.__setattr__(snap, "_lean", lean)
+    return lean
 
 
 def _reigns(sid: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
