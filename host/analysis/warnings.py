@@ -239,7 +239,7 @@ def roller_fences(beliefs: list[Snapshot], policies: list[WarningPolicy]) -> lis
     n = cells.pop()
     level = np.array([1.0 - p.on_probability for p in policies])
     # (a cdf never decreases: the values under ``level`` are where searchsorted puts it)
-    below = (np.array([b.cdf for b in beliefs]) < level[:, None]).sum(axis=1)
+    below = np.count_nonzero(np.array([b.cdf for b in beliefs]) < level[:, None], axis=1)
     return [_fence_at(b, min(int(i), n - 1)) - guard_lean(b)
             for b, i in zip(beliefs, below.tolist(), strict=True)]
 
