@@ -34,7 +34,7 @@ tracker there with a small SD; the guard cannot be fooled that way. The warning 
 whichever of the two puts the roller nearer the lumbar spine, and the reported SD takes
 in their disagreement (``evaluate``). The signature's error is common to all its looks
 (taught in one posture, from landmarks held off), so the reported belief takes its pull
-on the guard as at most one observation of ``SIGNATURE_BIAS_SD_M`` (``_bias_floored``).
+on the guard as at most one observation of ``SIGNATURE_BIAS_SD_M`` (``_bias_floor``).
 
 Every change of the belief is a ``Snapshot``; ``evaluate`` turns snapshots and roller
 positions into per-frame estimates (level, region, probability below the ribs) in bulk,
@@ -79,7 +79,7 @@ looks that no number of looks averages out (it was taught in one posture over a 
 from landmarks held off by up to ~13 mm; a change of posture moved one person's best
 match under the shoulder blades by 0.5 level, docs/benchmarks.md issue 17). The
 signature's pull on the reported place counts at most as one observation of this SD
-(``_bias_floored``)."""
+(``_bias_floor``)."""
 TOP_BOUND_LEVEL = 1.0
 """The highest level the roller can press with the hips raised: the C7/T1 junction,
 the top of the shoulders (the calibration's top landmark); above it the neck curves
@@ -186,6 +186,8 @@ class SpineTracker:
         self._top_bound = (math.nan, math.nan)  # its top's place and doubt, m
         self._sq: np.ndarray | None = None
         self._sq_of: np.ndarray | None = None
+        self._ends = (math.nan, math.nan)
+        self._ends_of: np.ndarray | None = None
         self._set_body(body)
         self._normalise()
 
@@ -374,22 +376,34 @@ class SpineTracker:
         np.maximum(w, MIN_WEIGHT, out=w)  # adds at most cells * 1e-12 to the total
         # (np.dot: the very ddot that ``@`` calls for two vectors, with less on the way)
         mean = float(np.dot(w, self.grid))
-        if abs(mean - float(self.grid[len(self.grid) // 2])) >= GRID_HALF_WIDTH_M / 2:
+        grid0, centre = self._grid_ends()
+        if abs(mean - centre) >= GRID_HALF_WIDTH_M / 2:
             self._recentre(mean)
             w = self.w
             mean = float(np.dot(w, self.grid))
+            grid0 = self._grid_ends()[0]
         cdf = _add.accumulate(w)
         var = max(float(np.dot(w, self._grid2())) - mean * mean, 0.0) + self._pending_var
         guard = self.guard.snapshot if self.guard is not None else None
-        snap = Snapshot(float(self.grid[0]), cdf, mean, var, self._t, self._body,
-                        self._edges_back, guard, self._gap_var, self._gap_t)
-        self.snapshot = _bias_floored(snap) if self.signature is not None else snap
+        floor = _bias_floor(mean, var, guard) if self.signature is not None else None
+        if floor is not None:
+            move, var = floor[0], max(floor[1], var)
+            grid0, mean = grid0 + move, mean + move
+        self.snapshot = Snapshot(grid0, cdf, mean, var, self._t, self._body, self._edges_back,
+                                 guard, self._gap_var, self._gap_t)
 
     def _grid2(self) -> np.ndarray:
         """The grid squared (kept until the grid moves)."""
         if self._sq_of is not self.grid:
             self._sq, self._sq_of = self.grid * self.grid, self.grid
         return self._sq
+
+    def _grid_ends(self) -> tuple[float, float]:
+        """The grid's first and middle cells, m (kept until the grid moves)."""
+        if self._ends_of is not self.grid:
+            self._ends = (float(self.grid[0]), float(self.grid[len(self.grid) // 2]))
+            self._ends_of = self.grid
+        return self._ends
 
     def _recentre(self, mean: float) -> None:
         """Keep the mass away from the grid's edges (the grid follows the estimate)."""
@@ -438,27 +452,28 @@ def _cells_per_bin(edges: np.ndarray, x: np.ndarray) -> np.ndarray:
     return cuts[1:] - cuts[:-1]
 
 
-def _bias_floored(snap: Snapshot) -> Snapshot:
-    """The tracker's belief with the signature's pull limited by its bias floor.
+def _bias_floor(mean: float, var: float, guard: Snapshot | None
+                ) -> tuple[float, float] | None:
+    """The tracker's belief (``mean`` m, ``var`` m^2) with the signature's pull limited by
+    its bias floor: (how far its place moves, m; the floored variance, m^2; the
+    snapshot's is the larger of it and ``var``), or None: unchanged.
 
-    The guard (``snap.guard``) is the belief without the signature, so the signature's
+    The guard (``guard``) is the belief without the signature, so the signature's
     evidence is what the tracker adds to it; taken as Gaussian (information 1/var - 1/var
     of the guard, at the mean that gives the tracker's), ``SIGNATURE_BIAS_SD_M`` is added
     to its variance (an error common to all looks) and it is combined with the guard
-    again. The tracker's shape is kept, moved to that mean; its variance is the larger
-    of the two. Unchanged when there is no guard or the signature added nothing."""
-    guard = snap.guard
-    if guard is None or snap.var <= 0.0 or guard.var <= snap.var:
-        return snap
-    info = 1.0 / snap.var - 1.0 / guard.var
-    sig_mean = (snap.mean / snap.var - guard.mean / guard.var) / info
+    again. The tracker's shape is kept, moved to that mean. Unchanged when there is no
+    guard or the signature added nothing."""
+    if guard is None or var <= 0.0 or guard.var <= var:
+        return None
+    info = 1.0 / var - 1.0 / guard.var
+    sig_mean = (mean / var - guard.mean / guard.var) / info
     sig_var = 1.0 / info + SIGNATURE_BIAS_SD_M**2
-    var = 1.0 / (1.0 / guard.var + 1.0 / sig_var)
+    floored = 1.0 / (1.0 / guard.var + 1.0 / sig_var)
     # The move to the µm: live batches and the offline pass may differ in the last bit
     # of a sum, and the roller's fence (from grid0) must not.
-    move = round(var * (guard.mean / guard.var + sig_mean / sig_var) - snap.mean, 6)
-    return Snapshot(snap.grid0 + move, snap.cdf, snap.mean + move, max(var, snap.var),
-                    snap.t, snap.body, snap.edges_back, guard, snap.gap_var, snap.gap_t)
+    move = round(floored * (guard.mean / guard.var + sig_mean / sig_var) - mean, 6)
+    return move, floored
 
 
 _CDF_Z = np.linspace(-9.0, 9.0, 36001)
