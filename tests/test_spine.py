@@ -250,16 +250,22 @@ def test_grid_follows_the_mass():
     assert abs(centre - tracker.mean_m) < 0.13
 
 
+def _random_frames(seed: int, n: int, unknown_every: int):
+    """(rng, roller positions m with every ``unknown_every``-th unknown, sorted times s)
+    of ``n`` frames."""
+    rng = np.random.default_rng(seed)
+    p = rng.uniform(-0.1, 0.2, n)
+    p[::unknown_every] = np.nan
+    return rng, p, np.sort(rng.uniform(0, 10, n))
+
+
 def test_bulk_evaluation_matches_frame_by_frame():
     tracker = SpineTracker(BODY, 0.22, 0.015)
     snaps = [tracker.snapshot]
     tracker.observe_landmark(0.03, 0.26, t=5.0)
     snaps.append(tracker.snapshot)
-    rng = np.random.default_rng(3)
     n = 200
-    p = rng.uniform(-0.1, 0.2, n)
-    p[::17] = np.nan
-    t = np.sort(rng.uniform(0, 10, n))
+    _, p, t = _random_frames(3, n, 17)
     sid = (t > 5.0).astype(np.intp)
     bulk = evaluate(snaps, sid, p, t)
     for k in range(0, n, 7):
@@ -429,11 +435,8 @@ def test_frames_in_order_and_the_guards_place_alone_give_the_same_bits():
         if k == 2:
             tracker.bridge(t, 0.005)
         snaps.append(tracker.snapshot)
-    rng = np.random.default_rng(4)
     n = 400
-    p = rng.uniform(-0.1, 0.2, n)
-    p[::13] = np.nan
-    t = np.sort(rng.uniform(0, 10, n))
+    rng, p, t = _random_frames(4, n, 13)
     sid = np.searchsorted([2.0, 4.0, 6.0, 8.0], t).astype(np.intp)
     used, s, counts = spine._reigns(sid)
     want_used, want_s = np.unique(sid, return_inverse=True)
