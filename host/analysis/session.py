@@ -255,7 +255,10 @@ class SessionAnalyzer:
                 need = False
         due = valid & look_due(
             t_a, p_a, self._last_t if last else math.nan, last[3] if last else math.nan)
-        due[due] = feats.usable(np.flatnonzero(due))
+        if feats.complete is not None:
+            due &= np.isfinite(feats.complete[:, 0])
+        else:
+            due[due] = feats.usable(np.flatnonzero(due))
         top, self._highest = _new_tops(p_a, valid, reboot | zeroed, self._highest)
         ev = np.flatnonzero(structural | fresh | due | top)
         due_idx = np.flatnonzero(due)
@@ -265,11 +268,19 @@ class SessionAnalyzer:
         tracker = self.tracker
         # A gap long enough to hide more than half a turn (once, when the roller is back)
         long_gap = gap & (untracked > LONG_GAP_S) & ((f_a & _HELD) == 0)
-        p_before = np.concatenate([[last[3] if last else math.nan], p_a[:-1]])
-        # (per event, as plain numbers: the events are a few of a long batch's frames)
-        per_event = zip(ev.tolist(), *(c[ev].tolist() for c in (
-            t_a, p_a, f_a, p_before, due, fresh, reboot, gap, long_gap, clipped, top)),
-            strict=True)
+        events = ev.tolist()
+        before0 = last[3] if last else math.nan  # (the position before the batch)
+        columns = (t_a, p_a, f_a, due, fresh, reboot, gap, long_gap, clipped, top)
+        if n > 64:  # (per event, as plain numbers: a few of a long batch's frames)
+            values = [c[ev].tolist() for c in columns]
+            before = p_a[np.maximum(ev - 1, 0)].tolist()
+        else:  # (a live batch's few frames: cheaper as whole lists)
+            lists = [c.tolist() for c in columns]
+            values = [[column[i] for i in events] for column in lists]
+            before = [lists[1][i - 1] for i in events]
+        if events and events[0] == 0:
+            before[0] = before0
+        per_event = zip(events, *values[:3], before, *values[3:], strict=True)
         taught = 0  # first frame of the batch not yet taught to the signature
         policy = self.warner.policy
         changes = [(0, policy)]  # (first frame, the policy in force from it)
@@ -350,7 +361,7 @@ class SessionAnalyzer:
         if self.segmenter is not None:
             self._strokes(cols, out)
         for column, values in zip(self._history, (t_a, p_a, f_a), strict=True):
-            column.extend(values[-HISTORY:].tolist())  # (what a deque of HISTORY keeps)
+            column.extend((values[-HISTORY:] if n > HISTORY else values).tolist())
 
     def _untracked_s(self, cols: FrameColumns) -> np.ndarray:
         """(n,) s: per frame, the time since the last tracked frame of its boot before
@@ -425,14 +436,20 @@ class SessionAnalyzer:
         t = cols.t[first:stop]
         use = (t >= self.calibrated_at) & (t < self.anchored_until) & (est.sd_m <= LEARN_SD_M)
         use &= np.isfinite(est.level)
-        idx = np.flatnonzero(use)
-        f = feats.rows(idx + first)
-        ok = np.isfinite(f[:, 0])
-        if ok.any():
+        if feats.complete is not None:  # (a live batch: as it was worked out)
+            f = feats.complete[first:stop]
+            use &= np.isfinite(f[:, 0])
+            level, f = est.level[use], f[use]
+        else:
+            idx = np.flatnonzero(use)
+            f = feats.rows(idx + first)
+            ok = np.isfinite(f[:, 0])
+            level, f = est.level[idx[ok]], f[ok]
+        if len(level):
             rows = self._learn_rows
-            rows[0].extend(est.level[idx[ok]].tolist())
-            rows[1].extend(f[ok, 0].tolist())
-            rows[2].extend(f[ok, 1].tolist())
+            rows[0].extend(level.tolist())
+            rows[1].extend(f[:, 0].tolist())
+            rows[2].extend(f[:, 1].tolist())
 
     def _fold_learning(self) -> None:
         rows = self._learn_rows
@@ -495,8 +512,9 @@ class SessionAnalyzer:
         cut = np.flatnonzero(np.diff(key)) + 1
         starts, stops = [0, *cut.tolist()], [*cut.tolist(), len(idx)]
         sent = self._fence_sent
-        fences = roller_fences([table[k] for k in s_act[starts].tolist()],
-                               [changes[k][1] for k in which[starts].tolist()])
+        firsts = np.array(starts)
+        fences = roller_fences([table[k] for k in s_act[firsts].tolist()],
+                               [changes[k][1] for k in which[firsts].tolist()])
         for a, b, fence in zip(starts, stops, fences, strict=True):
             if sent is not None and abs(fence - sent[0]) <= pol.fence_step_m:
                 continue
@@ -624,9 +642,10 @@ class _Features:
     def __init__(self, zone_loads: np.ndarray, stale: np.ndarray) -> None:
         self._zone_loads = zone_loads
         n = len(zone_loads)
+        self.complete: np.ndarray | None = None
+        """All frames' features, when worked out at once (a live batch); else None."""
         if n <= 16:  # (the live path: all at once, frame by frame in Python)
-            self._f = _features(zone_loads)
-            self._known = np.ones(n, dtype=bool)
+            self._f = self.complete = _features(zone_loads)
         else:
             self._f = np.full((n, 2), math.nan)
             self._known = stale.copy()
@@ -634,6 +653,8 @@ class _Features:
 
     def rows(self, idx: np.ndarray) -> np.ndarray:
         """(len(idx), 2): the features of frames ``idx``."""
+        if self.complete is not None:
+            return self.complete[idx]
         need = idx[~self._known[idx]]
         if len(need):
             self._f[need] = features_array(self._zone_loads[need])
@@ -646,7 +667,8 @@ class _Features:
 
     def at(self, i: int) -> tuple[float, float]:
         """The features of frame ``i``."""
-        f = self.rows(np.array([i]))[0] if not self._known[i] else self._f[i]
+        f = self.rows(np.array([i]))[0] if self.complete is None and not self._known[i] \
+            else self._f[i]
         return float(f[0]), float(f[1])
 
 
