@@ -60,7 +60,7 @@ from host.analysis.spine import (
     look_due,
     look_ratios,
 )
-from host.analysis.warnings import Cue, Warner, WarningPolicy, roller_fences
+from host.analysis.warnings import Cue, Warner, WarningPolicy, roller_fence, roller_fences
 
 GAP_DOUBT_M = 0.005
 """Doubt about the roller's place on the back for good (``SpineTracker.diffuse``), 1 SD,
@@ -512,9 +512,13 @@ class SessionAnalyzer:
         cut = np.flatnonzero(np.diff(key)) + 1
         starts, stops = [0, *cut.tolist()], [*cut.tolist(), len(idx)]
         sent = self._fence_sent
-        firsts = np.array(starts)
-        fences = roller_fences([table[k] for k in s_act[firsts].tolist()],
-                               [changes[k][1] for k in which[firsts].tolist()])
+        if len(starts) > 4:
+            firsts = np.array(starts)
+            fences = roller_fences([table[k] for k in s_act[firsts].tolist()],
+                                   [changes[k][1] for k in which[firsts].tolist()])
+        else:  # (a live batch's one or two beliefs)
+            fences = [roller_fence(table[int(s_act[a])], changes[int(which[a])][1])
+                      for a in starts]
         for a, b, fence in zip(starts, stops, fences, strict=True):
             if sent is not None and abs(fence - sent[0]) <= pol.fence_step_m:
                 continue

@@ -234,7 +234,7 @@ def roller_fences(beliefs: list[Snapshot], policies: list[WarningPolicy]) -> lis
     quantiles found together (one comparison over their stacked cdfs, not a search
     each: a session's offline pass asks for hundreds)."""
     cells = {len(b.cdf) for b in beliefs}
-    if len(cells) != 1 or len(beliefs) <= 4:  # (a live batch's few: one by one)
+    if len(cells) != 1:
         return [roller_fence(b, p) for b, p in zip(beliefs, policies, strict=True)]
     n = cells.pop()
     level = np.array([1.0 - p.on_probability for p in policies])
