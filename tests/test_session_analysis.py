@@ -413,3 +413,26 @@ def test_zone_loads_an_adc_holds_are_no_look_at_the_back(calibrated_frames):
     b, _ = analyze(holding(frames[1000].zone_loads), learned)
     np.testing.assert_allclose(a.estimates.back_m, b.estimates.back_m, atol=1e-9,
                                equal_nan=True)
+
+
+def test_features_worked_out_for_a_few_frames_are_those_of_the_whole_batch(calibrated_frames):
+    """The analyzer works out the signature features only for the frames it looks at or
+    learns from: the very bits ``features_array`` gives over the whole batch, NaN for
+    frames whose zone loads an ADC held."""
+    from host.analysis.signature import features_array
+
+    cols = FrameColumns.from_frames(calibrated_frames[1])
+    stale = np.zeros(len(cols), dtype=bool)
+    stale[::7] = True
+    want = features_array(cols.zone_loads)
+    want[stale] = np.nan
+    feats = session_mod._Features(cols.zone_loads, stale)
+    rng = np.random.default_rng(1)
+    for m in (1, 2, 5, 17, 300):
+        idx = np.sort(rng.choice(len(cols), m, replace=False))
+        got = feats.rows(idx)
+        assert got.tobytes() == want[idx].tobytes()
+        assert np.array(feats.at(int(idx[-1]))).tobytes() == want[idx[-1]].tobytes()
+    idx = np.arange(len(cols))
+    assert feats.rows(idx).tobytes() == want.tobytes()
+    assert np.isfinite(want[:, 0]).sum() > len(cols) / 2

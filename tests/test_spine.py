@@ -22,6 +22,7 @@ from host.analysis.spine import (
     evaluate,
     guard_lean,
     look_due,
+    look_ratios,
 )
 from host.analysis.warnings import WarningPolicy, roller_fence
 
@@ -249,16 +250,22 @@ def test_grid_follows_the_mass():
     assert abs(centre - tracker.mean_m) < 0.13
 
 
+def _random_frames(seed: int, n: int, unknown_every: int):
+    """(rng, roller positions m with every ``unknown_every``-th unknown, sorted times s)
+    of ``n`` frames."""
+    rng = np.random.default_rng(seed)
+    p = rng.uniform(-0.1, 0.2, n)
+    p[::unknown_every] = np.nan
+    return rng, p, np.sort(rng.uniform(0, 10, n))
+
+
 def test_bulk_evaluation_matches_frame_by_frame():
     tracker = SpineTracker(BODY, 0.22, 0.015)
     snaps = [tracker.snapshot]
     tracker.observe_landmark(0.03, 0.26, t=5.0)
     snaps.append(tracker.snapshot)
-    rng = np.random.default_rng(3)
     n = 200
-    p = rng.uniform(-0.1, 0.2, n)
-    p[::17] = np.nan
-    t = np.sort(rng.uniform(0, 10, n))
+    _, p, t = _random_frames(3, n, 17)
     sid = (t > 5.0).astype(np.intp)
     bulk = evaluate(snaps, sid, p, t)
     for k in range(0, n, 7):
@@ -399,3 +406,102 @@ def test_the_signatures_pull_counts_at_most_as_one_observation_of_its_bias_floor
             assert abs(snap.mean - b0) < 0.2 * abs(pull)  # the landmark holds the place
         else:
             assert abs(snap.mean - b0) > 0.6 * abs(pull)  # the signature still leads
+
+
+def test_cells_per_bin_spreads_a_value_per_bin_as_searchsorted_bins_them():
+    """A look's likelihood per signature bin is spread over the grid by run lengths: the
+    same cells get the same bins as ``np.searchsorted(edges, x)`` gives, values on an
+    edge, beyond either end and equal to each other included."""
+    rng = np.random.default_rng(3)
+    edges = np.asarray(BodyModel.from_stature(1.75).position_at(spine._BIN_EDGES))
+    per_bin = rng.normal(size=len(edges) + 1)
+    for x in (np.sort(rng.uniform(edges[0] - 0.1, edges[-1] + 0.1, 501)),
+              np.concatenate([[edges[0] - 1.0], edges, edges[5:9], [edges[-1] + 1.0]]),
+              np.sort(np.concatenate([edges[10:12], rng.uniform(edges[10], edges[11], 40)])),
+              np.full(7, edges[0] - 0.5)):
+        x = np.sort(x)
+        got = np.repeat(per_bin, spine._cells_per_bin(np.r_[-np.inf, edges, np.inf], x))
+        assert np.array_equal(got, per_bin[np.searchsorted(edges, x)])
+
+
+def test_frames_in_order_and_the_guards_place_alone_give_the_same_bits():
+    """``evaluate`` takes frames whose snapshots come in order (a session's) in runs
+    and works out only the guard's place and SD: the very bits of the general path
+    (snapshots in any order, every column of the guard worked out)."""
+    tracker = SpineTracker(BODY, 0.22, 0.015)
+    snaps = [tracker.snapshot]
+    for k, t in enumerate((2.0, 4.0, 6.0, 8.0)):
+        tracker.observe_landmark(0.03 * k, 0.24 + 0.01 * k, t=t)
+        if k == 2:
+            tracker.bridge(t, 0.005)
+        snaps.append(tracker.snapshot)
+    n = 400
+    rng, p, t = _random_frames(4, n, 13)
+    sid = np.searchsorted([2.0, 4.0, 6.0, 8.0], t).astype(np.intp)
+    used, s, counts = spine._reigns(sid)
+    want_used, want_s = np.unique(sid, return_inverse=True)
+    assert np.array_equal(used, want_used) and np.array_equal(s, want_s)
+    assert np.array_equal(np.repeat(used, counts), sid)
+    order = rng.permutation(n)  # the same frames out of order: the general path
+    assert spine._reigns(sid[order])[2] is None
+    bulk = evaluate(snaps, sid, p, t)
+    mixed = evaluate(snaps, sid[order], p[order], t[order])
+    for field in ("level", "region", "p_below_ribs", "p_near", "back_m", "sd_m"):
+        assert getattr(bulk, field)[order].tobytes() == getattr(mixed, field).tobytes(), field
+    guards = [x.guard for x in snaps]
+    place = spine._evaluate(guards, sid, p, t, 0.02, place_only=True)
+    full = spine._evaluate(guards, sid[order], p[order], t[order], 0.02)
+    for field in ("back_m", "sd_m"):
+        assert getattr(place, field)[order].tobytes() == getattr(full, field).tobytes()
+    assert np.isfinite(bulk.p_below_ribs).sum() > 300 and len(used) == 5
+    assert any(x.gap_var > 0 for x in snaps)  # (a gap's bridging error, faded, in the SD)
+
+
+def test_a_snapshot_holds_the_reference_formulas_bit_for_bit():
+    """The belief's summaries, worked out with numpy's ufuncs and ``np.dot`` called
+    directly, are the very bits of ``w.sum()``, ``@`` and ``np.cumsum``."""
+    tracker = SpineTracker(BODY, 0.22, 0.015, guard=False)
+    tracker.observe_landmark(0.03, 0.25, t=1.0)
+    tracker.diffuse(9.0)
+    w, grid = tracker.w, tracker.grid
+    snap = tracker.snapshot
+    assert snap.mean == float(w @ grid)
+    assert snap.var == max(float(w @ (grid * grid)) - snap.mean**2, 0.0)
+    assert snap.cdf.tobytes() == np.cumsum(w).tobytes()
+    before = w.copy()
+    tracker._normalise()  # once more: divided by its sum (1 give or take a bit), floored
+    want = np.maximum(before / float(before.sum()), spine.MIN_WEIGHT)
+    assert tracker.w.tobytes() == want.tobytes()
+
+
+def test_fences_found_together_are_each_beliefs_own():
+    """``roller_fences`` finds the quantiles of many beliefs at once: the very values
+    ``roller_fence`` gives one by one, under either policy."""
+    from host.analysis.warnings import roller_fences
+
+    tracker = SpineTracker(BODY, 0.22, 0.02)
+    snaps = [tracker.snapshot]
+    for k in range(6):
+        tracker.observe_landmark(0.01 * k, 0.23 + 0.004 * k, t=float(k), sd_m=0.01)
+        tracker.diffuse(float(k) + 3.0, 4e-5 if k == 3 else 0.0)
+        snaps.append(tracker.snapshot)
+    policies = [WarningPolicy(), WarningPolicy().uncalibrated()]
+    pairs = [(s, policies[k % 2]) for k, s in enumerate(snaps + snaps)]
+    got = roller_fences([s for s, _ in pairs], [p for _, p in pairs])
+    assert got == [roller_fence(s, p) for s, p in pairs]
+    assert len(set(got)) > 6
+
+
+def test_looks_weighed_with_ratios_worked_out_together_move_the_belief_alike():
+    """The analyzer works out many looks' likelihood ratios at once (``look_ratios`` of
+    their rows): each row the very bits of one look's own, so the belief ends the same."""
+    sig = _linear_signature()
+    feats = [_features_at(level) for level in (8.0, 9.5, 11.0, 12.5, 10.2)]
+    rows = look_ratios(sig.log_likelihood_many(np.array(feats)))
+    one, many = (SpineTracker(BODY, 0.2, 0.02, sig) for _ in range(2))
+    for k, (f, r) in enumerate(zip(feats, rows, strict=True)):
+        assert r.tobytes() == look_ratios(sig.log_likelihood_bins(f)).tobytes()
+        one.look(float(k), 0.01 * k, f)
+        many.look(float(k), 0.01 * k, f, r)
+    assert one.w.tobytes() == many.w.tobytes() and one.snapshot.mean == many.snapshot.mean
+    assert one.looks == 5

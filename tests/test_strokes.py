@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pytest
 
+import host.analysis.strokes as strokes_module
 from firmware.protocol import Frame, FrameFlag
 from host.analysis.model import Dwell, Stroke
 from host.analysis.strokes import (
@@ -422,6 +423,61 @@ def test_step_columns_is_step_frame_by_frame():
     assert sum(isinstance(x, Stroke) for _, d in want for x in d) > 15
     assert got == want
     assert many.flush() == one.flush() and many.skipped == one.skipped == 1
+
+
+
+@pytest.mark.parametrize("quantum", [0.0, 1e-4])
+def test_stretches_taken_at_once_leave_the_segmenter_as_step_does(quantum, monkeypatch):
+    """``step_columns`` takes the stretches along which a stroke only advances in numpy
+    (``_take_run``) and the rests in a loop of their own (``_take_rest``): after each
+    batch the segmenter is the one ``step`` frame by frame leaves, attribute for
+    attribute (its window of frames included), on positions as the wire quantises them
+    (ties) and in the origin a re-zero moved."""
+    tr = _busy_trace()
+    if quantum:
+        tr.x = np.round(tr.x / quantum) * quantum
+    n = len(tr.t)
+    cols = [tr.t, tr.x, tr.v, tr.load, tr.flags, np.zeros(n, dtype=np.int64)]
+    taken = {"_take_run": [], "_take_rest": []}
+
+    def counted(name):
+        real = getattr(strokes_module.StrokeSegmenter, name)
+
+        def take(self, arrays, k):
+            m = real(self, arrays, k)
+            taken[name].append(m)
+            return m
+        return take
+
+    for name in taken:
+        monkeypatch.setattr(strokes_module.StrokeSegmenter, name, counted(name))
+    one, many = StrokeSegmenter(), StrokeSegmenter()
+    want, got = [], []
+    cuts = np.cumsum(np.random.default_rng(7).integers(strokes_module.BULK_MIN + 1, 160, n))
+    for a, b in zip([0, *cuts[cuts < n]], [*cuts[cuts < n], n], strict=True):
+        for row in zip(*(c[a:b].tolist() for c in cols), strict=True):
+            if (d := one.step(*row)):
+                want.append((row[0], d))
+        got += many.step_columns(*(c[a:b] for c in cols))
+        assert vars(many) == vars(one)
+    assert got == want and len(want) > 15
+    assert sum(taken["_take_run"]) > 0.4 * n  # most of a stroke's frames went in numpy
+    assert sum(taken["_take_rest"]) > 0.1 * n  # and the rests in a loop of their own
+
+
+
+def test_a_stretch_ending_on_ties_keeps_the_first_frame_at_the_extreme():
+    """A movement whose last frames sit at one quantised position while still moving:
+    the stroke's extreme is the first frame there, as ``step`` keeps it."""
+    x = [*(k * 2e-4 for k in range(100)), *(99 * 2e-4 for _ in range(4))]
+    n = len(x)
+    cols = [np.arange(n) * 0.01, np.array(x), np.full(n, 0.02), np.full(n, 200.0),
+            np.full(n, int(FrameFlag.IN_CONTACT)), np.zeros(n, dtype=np.int64)]
+    one, many = StrokeSegmenter(), StrokeSegmenter()
+    for row in zip(*(c.tolist() for c in cols), strict=True):
+        one.step(*row)
+    many.step_columns(*cols)
+    assert one._e_i == 99 and vars(many) == vars(one)
 
 
 def test_bad_params_and_arrays_are_refused():

@@ -58,8 +58,9 @@ from host.analysis.spine import (
     SpineTracker,
     evaluate,
     look_due,
+    look_ratios,
 )
-from host.analysis.warnings import Cue, Warner, WarningPolicy, roller_fence
+from host.analysis.warnings import Cue, Warner, WarningPolicy, roller_fence, roller_fences
 
 GAP_DOUBT_M = 0.005
 """Doubt about the roller's place on the back for good (``SpineTracker.diffuse``), 1 SD,
@@ -225,8 +226,7 @@ class SessionAnalyzer:
     def _process(self, cols: FrameColumns, out: Update) -> None:
         n = len(cols)
         t_a, p_a, f_a = cols.t, cols.position, cols.flags
-        feats = _features(cols.zone_loads)
-        feats[(f_a & _STALE_LOAD) != 0] = math.nan  # a held value is no look, no lesson
+        feats = _Features(cols.zone_loads, (f_a & _STALE_LOAD) != 0)
         valid = ((f_a & _CONTACT) != 0) & ((f_a & _FAULT) == 0) & np.isfinite(p_a)
         last = self._last
         prev_boot = np.concatenate([[last[0] if last else -1], cols.boot[:-1]])
@@ -253,32 +253,45 @@ class SessionAnalyzer:
             if need and len(first):
                 fresh[start + first[0]] = True
                 need = False
-        due = valid & np.isfinite(feats[:, 0]) & look_due(
+        due = valid & look_due(
             t_a, p_a, self._last_t if last else math.nan, last[3] if last else math.nan)
+        if feats.complete is not None:
+            due &= np.isfinite(feats.complete[:, 0])
+        else:
+            due[due] = feats.usable(np.flatnonzero(due))
         top, self._highest = _new_tops(p_a, valid, reboot | zeroed, self._highest)
-        events = np.flatnonzero(structural | fresh | due | top).tolist()
+        ev = np.flatnonzero(structural | fresh | due | top)
         due_idx = np.flatnonzero(due)
         lls: tuple[CompiledSignature, dict[int, np.ndarray]] | None = None
-        t_l, p_l, f_l = t_a.tolist(), p_a.tolist(), f_a.tolist()
         starts: list[int] = [0]  # frame index where each snapshot's reign begins
         snaps: list[Snapshot | None] = [self.tracker.snapshot if self.tracker else None]
         tracker = self.tracker
-        due_l, fresh_l, reboot_l, gap_l = due.tolist(), fresh.tolist(), reboot.tolist(), \
-            gap.tolist()
         # A gap long enough to hide more than half a turn (once, when the roller is back)
-        long_l = (gap & (untracked > LONG_GAP_S) & ((f_a & _HELD) == 0)).tolist()
-        clipped_l = clipped.tolist()
+        long_gap = gap & (untracked > LONG_GAP_S) & ((f_a & _HELD) == 0)
+        events = ev.tolist()
+        before0 = last[3] if last else math.nan  # (the position before the batch)
+        columns = (t_a, p_a, f_a, due, fresh, reboot, gap, long_gap, clipped, top)
+        if n > 64:  # (per event, as plain numbers: a few of a long batch's frames)
+            values = [c[ev].tolist() for c in columns]
+            before = p_a[np.maximum(ev - 1, 0)].tolist()
+        else:  # (a live batch's few frames: cheaper as whole lists)
+            lists = [c.tolist() for c in columns]
+            values = [[column[i] for i in events] for column in lists]
+            before = [lists[1][i - 1] for i in events]
+        if events and events[0] == 0:
+            before[0] = before0
+        per_event = zip(events, *values[:3], before, *values[3:], strict=True)
         taught = 0  # first frame of the batch not yet taught to the signature
         policy = self.warner.policy
         changes = [(0, policy)]  # (first frame, the policy in force from it)
+        recheck = True  # the policy in force may change: at the first event, after a press
         parts: list[Estimates] = []  # estimates of frames 0..taught-1
-        for i in events:
-            t, p, fl = t_l[i], p_l[i], f_l[i]
-            before = p_l[i - 1] if i else (last[3] if last else math.nan)
+        for i, t, p, fl, before, due_i, fresh_i, reboot_i, gap_i, long_i, clipped_i, top_i \
+                in per_event:
             changed = False
-            if reboot_l[i] or long_l[i]:  # (a gap the roller bridged keeps the place)
+            if reboot_i or long_i:  # (a gap the roller bridged keeps the place)
                 self.anchored_until = min(self.anchored_until, t)
-            if reboot_l[i]:
+            if reboot_i:
                 tracker = self.tracker = None  # the roller rebooted: its zero is gone
                 changed = True
             if fl & _ZEROED:
@@ -287,24 +300,24 @@ class SessionAnalyzer:
                 if fl & _ZEROED and before == before:
                     tracker.shift(before, t)
                     changed = True
-                changed |= tracker.diffuse(
-                    t, GAP_DOUBT_M**2 if clipped_l[i] or long_l[i] else 0.0)
-                if gap_l[i]:
+                changed |= tracker.diffuse(t, GAP_DOUBT_M**2 if clipped_i or long_i else 0.0)
+                if gap_i:
                     tracker.bridge(t, BRIDGE_SD_M)
                     changed = True
-            elif fresh_l[i]:
+            elif fresh_i:
                 tracker = self.tracker = self._start_tracker(p, t)
                 changed = True
-            if tracker is not None and top[i] and not self.calibrated:
+            if tracker is not None and top_i and not self.calibrated:
                 changed |= tracker.observe_top(p, t)
                 if tracker.placed_low and self.placed_low_at is None:
                     self.placed_low_at = t
             if fl & _BUTTON:
                 h_t, h_p, h_f = self._history
-                changed |= self._press(out, tracker, np.array([*h_t, *t_l[:i + 1]]),
-                                       np.array([*h_p, *p_l[:i + 1]]),
-                                       np.array([*h_f, *f_l[:i + 1]], dtype=np.int64))
-            if tracker is not None and due_l[i]:
+                changed |= self._press(out, tracker, np.array([*h_t, *t_a[:i + 1].tolist()]),
+                                       np.array([*h_p, *p_a[:i + 1].tolist()]),
+                                       np.array([*h_f, *f_a[:i + 1].tolist()], dtype=np.int64))
+                recheck = True
+            if tracker is not None and due_i:
                 if self.calibrated_at is not None and t - self._learned_at >= RELEARN_EVERY_S:
                     sid, table = _reign(starts, snaps, i)
                     part = self._estimates(cols.take(slice(taught, i)), sid[taught:i], table)
@@ -316,15 +329,16 @@ class SessionAnalyzer:
                 if sig is not None:
                     if lls is None or lls[0] is not sig:  # the looks' likelihoods, at once
                         ahead = due_idx[due_idx >= i]
-                        lls = (sig, {k: r for k, r in zip(
-                            ahead.tolist(), sig.log_likelihood_many(feats[ahead]),
-                            strict=True)})
-                    tracker.look(t, p, (float(feats[i, 0]), float(feats[i, 1])), lls[1][i])
+                        lls = (sig, {k: r for k, r in zip(ahead.tolist(), look_ratios(
+                            sig.log_likelihood_many(feats.rows(ahead))), strict=True)})
+                    tracker.look(t, p, feats.at(i), lls[1][i])
                     changed = True
-            want = self._policy_now()
-            if want != policy:
-                policy = want
-                changes.append((i, want))
+            if recheck:  # (``_policy_now`` changes only with ``calibrated``: at a press)
+                recheck = False
+                want = self._policy_now()
+                if want != policy:
+                    policy = want
+                    changes.append((i, want))
             if changed:
                 if starts[-1] == i:
                     snaps[-1] = tracker.snapshot if tracker else None
@@ -332,9 +346,9 @@ class SessionAnalyzer:
                     starts.append(i)
                     snaps.append(tracker.snapshot if tracker else None)
         if self._first_t is None:
-            self._first_t = t_l[0]
-        self._last = (int(cols.boot[-1]), int(cols.seq[-1]), t_l[-1], p_l[-1])
-        self._last_t = t_l[-1]
+            self._first_t = float(t_a[0])
+        self._last = (int(cols.boot[-1]), int(cols.seq[-1]), float(t_a[-1]), float(p_a[-1]))
+        self._last_t = float(t_a[-1])
         self.frames += n
         sid, table = _reign(starts, snaps, n)
         rest = self._estimates(cols.take(slice(taught, n)), sid[taught:], table)
@@ -346,8 +360,8 @@ class SessionAnalyzer:
         self._faults(cols, out)
         if self.segmenter is not None:
             self._strokes(cols, out)
-        for column, values in zip(self._history, (t_l, p_l, f_l), strict=True):
-            column.extend(values)
+        for column, values in zip(self._history, (t_a, p_a, f_a), strict=True):
+            column.extend((values[-HISTORY:] if n > HISTORY else values).tolist())
 
     def _untracked_s(self, cols: FrameColumns) -> np.ndarray:
         """(n,) s: per frame, the time since the last tracked frame of its boot before
@@ -412,22 +426,30 @@ class SessionAnalyzer:
         self._learned_at = now
         return True
 
-    def _teach(self, cols: FrameColumns, feats: np.ndarray, first: int, stop: int,
+    def _teach(self, cols: FrameColumns, feats: _Features, first: int, stop: int,
                est: Estimates) -> None:
         """Keep frames first..stop-1 of the batch to teach the signature: those after
         the calibration whose place on the back was sure (``est``: their estimates, rows
         0.. for frame ``first``)."""
         if self.calibrated_at is None or stop <= first:
             return
-        f = feats[first:stop]
         t = cols.t[first:stop]
         use = (t >= self.calibrated_at) & (t < self.anchored_until) & (est.sd_m <= LEARN_SD_M)
-        use &= np.isfinite(f[:, 0]) & np.isfinite(est.level)
-        if use.any():
+        use &= np.isfinite(est.level)
+        if feats.complete is not None:  # (a live batch: as it was worked out)
+            f = feats.complete[first:stop]
+            use &= np.isfinite(f[:, 0])
+            level, f = est.level[use], f[use]
+        else:
+            idx = np.flatnonzero(use)
+            f = feats.rows(idx + first)
+            ok = np.isfinite(f[:, 0])
+            level, f = est.level[idx[ok]], f[ok]
+        if len(level):
             rows = self._learn_rows
-            rows[0].extend(est.level[use].tolist())
-            rows[1].extend(f[use, 0].tolist())
-            rows[2].extend(f[use, 1].tolist())
+            rows[0].extend(level.tolist())
+            rows[1].extend(f[:, 0].tolist())
+            rows[2].extend(f[:, 1].tolist())
 
     def _fold_learning(self) -> None:
         rows = self._learn_rows
@@ -490,12 +512,18 @@ class SessionAnalyzer:
         cut = np.flatnonzero(np.diff(key)) + 1
         starts, stops = [0, *cut.tolist()], [*cut.tolist(), len(idx)]
         sent = self._fence_sent
-        for a, b in zip(starts, stops, strict=True):
-            fence = roller_fence(table[int(s_act[a])], changes[int(which[a])][1])
+        if len(starts) > 4:
+            firsts = np.array(starts)
+            fences = roller_fences([table[k] for k in s_act[firsts].tolist()],
+                                   [changes[k][1] for k in which[firsts].tolist()])
+        else:  # (a live batch's one or two beliefs)
+            fences = [roller_fence(table[int(s_act[a])], changes[int(which[a])][1])
+                      for a in starts]
+        for a, b, fence in zip(starts, stops, fences, strict=True):
             if sent is not None and abs(fence - sent[0]) <= pol.fence_step_m:
                 continue
-            k = a if sent is None else a + int(np.searchsorted(
-                t_act[a:b], sent[1] + pol.fence_every_s))
+            k = a if sent is None else a + int(
+                t_act[a:b].searchsorted(sent[1] + pol.fence_every_s))
             if k < b:
                 sent = (fence, float(t_act[k]))
                 out.fence = (fence, pol.fence_hysteresis_m, pol.approach_m)
@@ -530,8 +558,7 @@ class SessionAnalyzer:
 
     def _strokes(self, cols: FrameColumns, out: Update) -> None:
         decided = self.segmenter.step_columns(  # type: ignore[union-attr]
-            cols.t.tolist(), cols.position.tolist(), cols.velocity.tolist(),
-            cols.total_load.tolist(), cols.flags.tolist(), cols.boot.tolist())
+            cols.t, cols.position, cols.velocity, cols.total_load, cols.flags, cols.boot)
         for t, got in decided:
             self._segments(got, out, t)
 
@@ -549,9 +576,9 @@ class SessionAnalyzer:
         tracker = self.tracker
         if tracker is None:
             return stroke
-        lo, hi = sorted((stroke.start_m, stroke.end_m))
-        a = Region.at_level(float(self.body.level_at(lo + tracker.mean_m)))
-        b = Region.at_level(float(self.body.level_at(hi + tracker.mean_m)))
+        ends = np.array(sorted((stroke.start_m, stroke.end_m))) + tracker.mean_m
+        lo, hi = self.body.level_at(ends).tolist()  # type: ignore[union-attr]
+        a, b = Region.at_level(lo), Region.at_level(hi)
         regions = tuple(Region(r).label for r in range(a, b + 1))
         return Stroke(stroke.index, stroke.start_t, stroke.end_t, stroke.direction,
                       stroke.start_m, stroke.end_m, stroke.peak_speed_m_s,
@@ -607,6 +634,46 @@ def _reign(starts: list[int], snaps: list[Snapshot | None], n: int
     run = np.diff(np.array([*starts, max(n, starts[-1])]))
     sid = np.repeat(np.array(index, dtype=np.intp), run)[:n]
     return sid, table
+
+
+class _Features:
+    """A batch's signature features, (n, 2) (``features_array``; NaN: unusable, as are
+    frames whose zone loads were ``stale``, held rather than measured: no look, no
+    lesson), worked out only for the frames asked for: the looks and the lessons need
+    a few of a long batch's frames. Each frame's features are its own zone loads'
+    alone, so they are the same bits whichever frames are worked out together."""
+
+    def __init__(self, zone_loads: np.ndarray, stale: np.ndarray) -> None:
+        self._zone_loads = zone_loads
+        n = len(zone_loads)
+        self.complete: np.ndarray | None = None
+        """All frames' features, when worked out at once (a live batch); else None."""
+        if n <= 16:  # (the live path: all at once, frame by frame in Python)
+            self._f = self.complete = _features(zone_loads)
+        else:
+            self._f = np.full((n, 2), math.nan)
+            self._known = stale.copy()
+        self._f[stale] = math.nan
+
+    def rows(self, idx: np.ndarray) -> np.ndarray:
+        """(len(idx), 2): the features of frames ``idx``."""
+        if self.complete is not None:
+            return self.complete[idx]
+        need = idx[~self._known[idx]]
+        if len(need):
+            self._f[need] = features_array(self._zone_loads[need])
+            self._known[need] = True
+        return self._f[idx]
+
+    def usable(self, idx: np.ndarray) -> np.ndarray:
+        """(len(idx),) bool: frames ``idx`` have usable features."""
+        return np.isfinite(self.rows(idx)[:, 0])
+
+    def at(self, i: int) -> tuple[float, float]:
+        """The features of frame ``i``."""
+        f = self.rows(np.array([i]))[0] if self.complete is None and not self._known[i] \
+            else self._f[i]
+        return float(f[0]), float(f[1])
 
 
 def _features(zone_loads: np.ndarray) -> np.ndarray:

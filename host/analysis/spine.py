@@ -34,7 +34,7 @@ tracker there with a small SD; the guard cannot be fooled that way. The warning 
 whichever of the two puts the roller nearer the lumbar spine, and the reported SD takes
 in their disagreement (``evaluate``). The signature's error is common to all its looks
 (taught in one posture, from landmarks held off), so the reported belief takes its pull
-on the guard as at most one observation of ``SIGNATURE_BIAS_SD_M`` (``_bias_floored``).
+on the guard as at most one observation of ``SIGNATURE_BIAS_SD_M`` (``_bias_floor``).
 
 Every change of the belief is a ``Snapshot``; ``evaluate`` turns snapshots and roller
 positions into per-frame estimates (level, region, probability below the ribs) in bulk,
@@ -43,7 +43,7 @@ so that a whole session's frames cost a few numpy passes.
 
 from __future__ import annotations
 
-import dataclasses
+import functools
 import math
 from dataclasses import dataclass
 
@@ -79,7 +79,7 @@ looks that no number of looks averages out (it was taught in one posture over a 
 from landmarks held off by up to ~13 mm; a change of posture moved one person's best
 match under the shoulder blades by 0.5 level, docs/benchmarks.md issue 17). The
 signature's pull on the reported place counts at most as one observation of this SD
-(``_bias_floored``)."""
+(``_bias_floor``)."""
 TOP_BOUND_LEVEL = 1.0
 """The highest level the roller can press with the hips raised: the C7/T1 junction,
 the top of the shoulders (the calibration's top landmark); above it the neck curves
@@ -96,9 +96,10 @@ _TOP_FORGET_FLOOR = 1e-6
 EDGE_LEVELS = (1.0, 5.0, 9.0, RIB_CAGE_END_LEVEL)
 """Levels where the region changes (T1, T5, T9, L1)."""
 _BIN_EDGES = np.arange(LEVEL_RANGE[0] + BIN_LEVELS, LEVEL_RANGE[1], BIN_LEVELS)
+_add = np.add
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, init=False)
 class Snapshot:
     """The belief as it stood from one update to the next.
 
@@ -122,6 +123,17 @@ class Snapshot:
     guard: Snapshot | None = None
     gap_var: float = 0.0
     gap_t: float = 0.0
+
+    def __init__(self, grid0: float, cdf: np.ndarray, mean: float, var: float, t: float,
+                 body: BodyModel, edges_back: tuple[float, ...], guard: Snapshot | None = None,
+                 gap_var: float = 0.0, gap_t: float = 0.0) -> None:
+        # (what a frozen dataclass's own __init__ does, straight into the instance's
+        # dict: its object.__setattr__ per field cost ~9k instructions a snapshot, two
+        # or three snapshots at every update of the belief)
+        d = self.__dict__
+        d["grid0"], d["cdf"], d["mean"], d["var"], d["t"] = grid0, cdf, mean, var, t
+        d["body"], d["edges_back"], d["guard"] = body, edges_back, guard
+        d["gap_var"], d["gap_t"] = gap_var, gap_t
 
     def gap_var_at(self, t: float) -> float:
         """The gap's bridging error left at sensor time ``t`` (s), m^2."""
@@ -174,6 +186,8 @@ class SpineTracker:
         self._top_bound = (math.nan, math.nan)  # its top's place and doubt, m
         self._sq: np.ndarray | None = None
         self._sq_of: np.ndarray | None = None
+        self._ends = (math.nan, math.nan)
+        self._ends_of: np.ndarray | None = None
         self._set_body(body)
         self._normalise()
 
@@ -240,11 +254,8 @@ class SpineTracker:
         self._diffused_t = max(t, self._diffused_t)
         if self._pending_var < GRID_STEP_M**2:
             return False
-        sigma = math.sqrt(self._pending_var) / GRID_STEP_M
-        half = max(1, int(math.ceil(4 * sigma)))
-        k = np.arange(-half, half + 1)
-        kernel = np.exp(-0.5 * (k / sigma) ** 2)
-        self.w = np.convolve(self.w, kernel / kernel.sum(), mode="same")
+        self.w = np.convolve(self.w, _slip_kernel(math.sqrt(self._pending_var) / GRID_STEP_M),
+                             mode="same")
         self._pending_var = 0.0
         self._t = t
         self._normalise()
@@ -329,19 +340,18 @@ class SpineTracker:
         return _normal_cdf((p + self.grid - bound) / sd)
 
     def look(self, t: float, p: float, features: tuple[float, float],
-             ll_bins: np.ndarray | None = None) -> None:
+             ratio_bins: np.ndarray | None = None) -> None:
         """Compare the load signature at roller position ``p`` (m), sensor time ``t``
-        (s) with the learned one (when ``look_due`` says so); ``ll_bins``: the
-        signature's ``log_likelihood_bins(features)`` if already computed (a copy is
-        changed)."""
+        (s) with the learned one (when ``look_due`` says so); ``ratio_bins``: the
+        likelihood ratio per signature bin, ``look_ratios`` of the signature's
+        ``log_likelihood_bins(features)``, if already worked out (many looks' at
+        once)."""
         sig = self.signature
         if sig is None:
             return
-        ll_bins = sig.log_likelihood_bins(features) if ll_bins is None else ll_bins.copy()
-        ll_bins -= ll_bins.max()
-        ll_bins *= LOOK_WEIGHT
-        np.exp(ll_bins, out=ll_bins)  # the likelihood ratio per bin (72), then per cell
-        self.w *= ll_bins[np.searchsorted(self._bin_edges_back, self.grid + p)]
+        ratio = look_ratios(sig.log_likelihood_bins(features)) if ratio_bins is None \
+            else ratio_bins
+        self.w *= ratio.repeat(_cells_per_bin(self._bin_edges_back, self.grid + p))
         self.looks += 1
         self._t = t
         self._normalise()
@@ -350,33 +360,50 @@ class SpineTracker:
     def _set_body(self, body: BodyModel) -> None:
         self._body = body
         self._edges_back = tuple(float(body.position_at(e)) for e in EDGE_LEVELS)
-        self._bin_edges_back = np.asarray(body.position_at(_BIN_EDGES))
+        self._bin_edges_back = np.concatenate([[-math.inf], body.position_at(_BIN_EDGES),
+                                               [math.inf]])
+        """The signature bins' edges on the back, m from C7, between -inf and inf."""
 
     def _normalise(self) -> None:
+        # (numpy's ufuncs called directly: ``w.sum()`` and ``np.cumsum`` are these,
+        # through a Python wrapper each)
         w = self.w
-        total = float(w.sum())
+        total = float(_add.reduce(w))
         if total > 0 and math.isfinite(total):
             w /= total
         else:
             w = self.w = np.full_like(w, 1.0 / w.size)
         np.maximum(w, MIN_WEIGHT, out=w)  # adds at most cells * 1e-12 to the total
-        mean = float(w @ self.grid)
-        if abs(mean - float(self.grid[len(self.grid) // 2])) >= GRID_HALF_WIDTH_M / 2:
+        # (np.dot: the very ddot that ``@`` calls for two vectors, with less on the way)
+        mean = float(np.dot(w, self.grid))
+        grid0, centre = self._grid_ends()
+        if abs(mean - centre) >= GRID_HALF_WIDTH_M / 2:
             self._recentre(mean)
             w = self.w
-            mean = float(w @ self.grid)
-        cdf = np.cumsum(w)
-        var = max(float(w @ self._grid2()) - mean * mean, 0.0) + self._pending_var
+            mean = float(np.dot(w, self.grid))
+            grid0 = self._grid_ends()[0]
+        cdf = _add.accumulate(w)
+        var = max(float(np.dot(w, self._grid2())) - mean * mean, 0.0) + self._pending_var
         guard = self.guard.snapshot if self.guard is not None else None
-        snap = Snapshot(float(self.grid[0]), cdf, mean, var, self._t, self._body,
-                        self._edges_back, guard, self._gap_var, self._gap_t)
-        self.snapshot = _bias_floored(snap) if self.signature is not None else snap
+        floor = _bias_floor(mean, var, guard) if self.signature is not None else None
+        if floor is not None:
+            move, var = floor[0], max(floor[1], var)
+            grid0, mean = grid0 + move, mean + move
+        self.snapshot = Snapshot(grid0, cdf, mean, var, self._t, self._body, self._edges_back,
+                                 guard, self._gap_var, self._gap_t)
 
     def _grid2(self) -> np.ndarray:
         """The grid squared (kept until the grid moves)."""
         if self._sq_of is not self.grid:
             self._sq, self._sq_of = self.grid * self.grid, self.grid
         return self._sq
+
+    def _grid_ends(self) -> tuple[float, float]:
+        """The grid's first and middle cells, m (kept until the grid moves)."""
+        if self._ends_of is not self.grid:
+            self._ends = (float(self.grid[0]), float(self.grid[len(self.grid) // 2]))
+            self._ends_of = self.grid
+        return self._ends
 
     def _recentre(self, mean: float) -> None:
         """Keep the mass away from the grid's edges (the grid follows the estimate)."""
@@ -391,27 +418,62 @@ class SpineTracker:
         self.w = w / w.sum()
 
 
-def _bias_floored(snap: Snapshot) -> Snapshot:
-    """The tracker's belief with the signature's pull limited by its bias floor.
+@functools.lru_cache(maxsize=4)
+def _slip_kernel(sigma: float) -> np.ndarray:
+    """The normalised Gaussian kernel of ``sigma`` grid cells that ``diffuse`` spreads
+    the belief with (read-only; kept for the next call: the guard and the tracker
+    diffuse by the same doubt, one after the other)."""
+    half = max(1, int(math.ceil(4 * sigma)))
+    k = np.arange(-half, half + 1)
+    kernel = np.exp(-0.5 * (k / sigma) ** 2)
+    kernel = kernel / kernel.sum()
+    kernel.flags.writeable = False
+    return kernel
 
-    The guard (``snap.guard``) is the belief without the signature, so the signature's
+
+def look_ratios(ll_bins: np.ndarray) -> np.ndarray:
+    """The likelihood ratio per signature bin (72) that a look weighs the belief with,
+    from the signature's log-likelihoods per bin (its ``log_likelihood_bins``; many
+    looks': one row each, (m, bins)): relative to the best bin, scaled by
+    ``LOOK_WEIGHT``."""
+    ratio = ll_bins - np.maximum.reduce(ll_bins, axis=-1, keepdims=True)
+    ratio *= LOOK_WEIGHT
+    np.exp(ratio, out=ratio)
+    return ratio
+
+
+def _cells_per_bin(edges: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """How many of the sorted finite values ``x`` fall in each bin between the sorted
+    ``edges`` (-inf first, inf last: len(edges) - 1 bins; a value equal to an edge goes
+    in the bin below it): the bin of each value, as ``np.searchsorted(edges[1:-1], x)``
+    gives it, run-length coded (``np.repeat(per_bin, counts)`` spreads a value per bin
+    over the values), at the cost of a search per edge rather than per value."""
+    cuts = x.searchsorted(edges, side="right")
+    return cuts[1:] - cuts[:-1]
+
+
+def _bias_floor(mean: float, var: float, guard: Snapshot | None
+                ) -> tuple[float, float] | None:
+    """The tracker's belief (``mean`` m, ``var`` m^2) with the signature's pull limited by
+    its bias floor: (how far its place moves, m; the floored variance, m^2; the
+    snapshot's is the larger of it and ``var``), or None: unchanged.
+
+    The guard (``guard``) is the belief without the signature, so the signature's
     evidence is what the tracker adds to it; taken as Gaussian (information 1/var - 1/var
     of the guard, at the mean that gives the tracker's), ``SIGNATURE_BIAS_SD_M`` is added
     to its variance (an error common to all looks) and it is combined with the guard
-    again. The tracker's shape is kept, moved to that mean; its variance is the larger
-    of the two. Unchanged when there is no guard or the signature added nothing."""
-    guard = snap.guard
-    if guard is None or snap.var <= 0.0 or guard.var <= snap.var:
-        return snap
-    info = 1.0 / snap.var - 1.0 / guard.var
-    sig_mean = (snap.mean / snap.var - guard.mean / guard.var) / info
+    again. The tracker's shape is kept, moved to that mean. Unchanged when there is no
+    guard or the signature added nothing."""
+    if guard is None or var <= 0.0 or guard.var <= var:
+        return None
+    info = 1.0 / var - 1.0 / guard.var
+    sig_mean = (mean / var - guard.mean / guard.var) / info
     sig_var = 1.0 / info + SIGNATURE_BIAS_SD_M**2
-    var = 1.0 / (1.0 / guard.var + 1.0 / sig_var)
+    floored = 1.0 / (1.0 / guard.var + 1.0 / sig_var)
     # The move to the µm: live batches and the offline pass may differ in the last bit
     # of a sum, and the roller's fence (from grid0) must not.
-    move = round(var * (guard.mean / guard.var + sig_mean / sig_var) - snap.mean, 6)
-    return dataclasses.replace(snap, grid0=snap.grid0 + move, mean=snap.mean + move,
-                               var=max(var, snap.var))
+    move = round(floored * (guard.mean / guard.var + sig_mean / sig_var) - mean, 6)
+    return move, floored
 
 
 _CDF_Z = np.linspace(-9.0, 9.0, 36001)
@@ -451,7 +513,8 @@ def evaluate(snapshots: list[Snapshot], sid: np.ndarray, p: np.ndarray, t: np.nd
     if not snapshots or any(x.guard is None for x in snapshots):
         return _evaluate(snapshots, sid, p, t, approach_m)
     guards = [x.guard for x in snapshots]
-    g = _evaluate(guards, sid, p, t, approach_m)  # type: ignore[arg-type]
+    # (of the guard only its place and SD are used: the rest is not worked out)
+    g = _evaluate(guards, sid, p, t, approach_m, place_only=True)  # type: ignore[arg-type]
     out = _evaluate(snapshots, sid, p, t, approach_m, [guard_lean(x) for x in snapshots])
     out.sd_m[:] = np.sqrt(np.fmax(out.sd_m, g.sd_m) ** 2 + (g.back_m - out.back_m) ** 2)
     return out
@@ -466,14 +529,35 @@ def guard_lean(snap: Snapshot) -> float:
     the two) or the whole difference warned no more drifts but gave 69 and 27 false
     alarms an hour on four sessions where this gave none: the guard, widened by slip,
     is less sure than the tracker and should move it only where they disagree."""
-    guard = snap.guard
-    if guard is None:
-        return 0.0
-    return max(guard.mean - snap.mean - math.sqrt(guard.var + snap.var), 0.0)
+    lean = snap.__dict__.get("_lean")  # (worked out once a snapshot)
+    if lean is None:
+        guard = snap.guard
+        lean = 0.0 if guard is None else max(
+            guard.mean - snap.mean - math.sqrt(guard.var + snap.var), 0.0)
+        object.__setattr__(snap, "_lean", lean)
+    return lean
+
+
+def _reigns(sid: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """``np.unique(sid, return_inverse=True)`` for snapshot indices ``sid``, and the
+    count of each value when they never decrease (frames in order, each snapshot
+    reigning over a run of them, as in a session: then in one pass; else None)."""
+    if len(sid) > 1 and not (sid[1:] >= sid[:-1]).all():
+        used, s = np.unique(sid, return_inverse=True)
+        return used, s, None
+    starts = np.flatnonzero(sid[1:] != sid[:-1]) + 1
+    used = sid[np.concatenate([[0], starts])] if len(sid) else sid[:0]
+    first = np.zeros(len(sid), dtype=np.intp)
+    first[starts] = 1
+    counts = np.diff(np.concatenate([[0], starts, [len(sid)]]))
+    return used, np.cumsum(first), counts
 
 
 def _evaluate(snapshots: list[Snapshot], sid: np.ndarray, p: np.ndarray, t: np.ndarray,
-              approach_m: float, lean: list[float] | None = None) -> Estimates:
+              approach_m: float, lean: list[float] | None = None, place_only: bool = False
+              ) -> Estimates:
+    """``evaluate`` of one belief (``lean``: per snapshot, see ``guard_lean``);
+    ``place_only``: only back_m and sd_m are worked out (the rest left unknown)."""
     n = len(p)
     if n <= FEW:
         return _evaluate_few(snapshots, sid.tolist(), p.tolist(), t.tolist(), approach_m,
@@ -483,20 +567,40 @@ def _evaluate(snapshots: list[Snapshot], sid: np.ndarray, p: np.ndarray, t: np.n
     if not ok.any() or not snapshots:
         return out
     idx = np.flatnonzero(ok)
-    used, s = np.unique(sid[idx], return_inverse=True)
+    used, s, counts = _reigns(sid[idx])
+
+    def per_frame(values: np.ndarray) -> np.ndarray:
+        """Per snapshot -> per frame (``values[s]``)."""
+        return np.repeat(values, counts, axis=0) if counts is not None else values[s]
+
     snapshots = [snapshots[k] for k in used.tolist()]
     pp = p[idx]
-    shift = np.array(lean)[used][s] if lean is not None else 0.0
+    scalars = np.array([(x.grid0, x.mean, x.var, x.t, x.gap_var, x.gap_t) for x in snapshots])
+    mean = per_frame(scalars[:, 1])
+    var = per_frame(scalars[:, 2])
+    since = t[idx] - per_frame(scalars[:, 3])
+    back = pp + mean
+    gap_var = per_frame(scalars[:, 4])
+    faded = bool(gap_var.any())
+    if faded:  # the last gap's bridging error, faded since
+        gap_t = per_frame(scalars[:, 5])
+        gap_var = gap_var * np.exp(-2.0 * np.maximum(t[idx] - gap_t, 0.0) / RELOCK_S)
+    sd = np.sqrt(var + np.maximum(since, 0.0) * SLIP_DIFFUSION_M2_S + gap_var)
+    if place_only:
+        out.back_m[idx] = back
+        out.sd_m[idx] = sd
+        return out
+    shift = per_frame(np.array(lean)[used]) if lean is not None else 0.0
     cells = max(len(x.cdf) for x in snapshots)
     table = np.ones((len(snapshots), cells + 1))
     table[:, 0] = 0.0
-    for k, snap in enumerate(snapshots):
-        table[k, 1:len(snap.cdf) + 1] = snap.cdf
-    grid0 = np.array([x.grid0 for x in snapshots])[s]
-    mean = np.array([x.mean for x in snapshots])[s]
-    var = np.array([x.var for x in snapshots])[s]
-    since = t[idx] - np.array([x.t for x in snapshots])[s]
-    edges = np.array([x.edges_back for x in snapshots])[s]
+    if all(len(x.cdf) == cells for x in snapshots):
+        table[:, 1:] = [x.cdf for x in snapshots]
+    else:
+        for k, snap in enumerate(snapshots):
+            table[k, 1:len(snap.cdf) + 1] = snap.cdf
+    grid0 = per_frame(scalars[:, 0])
+    edges = per_frame(np.array([x.edges_back for x in snapshots]))
     row = s * (cells + 1)
     flat = table.ravel()
 
@@ -504,23 +608,23 @@ def _evaluate(snapshots: list[Snapshot], sid: np.ndarray, p: np.ndarray, t: np.n
         """P(b >= value), each cell's mass spread evenly over its width."""
         x = np.clip((value - grid0) / GRID_STEP_M + 0.5, 0.0, float(cells))
         i = np.minimum(x.astype(np.intp), cells - 1)
-        before = flat[row + i]
-        here = flat[row + i + 1]
+        at = row + i
+        before = np.take(flat, at)
+        here = np.take(flat, at + 1)
         return np.clip(1.0 - before - (here - before) * (x - i), 0.0, 1.0)
 
     b = [beyond(edges[:, k] - pp) for k in range(4)]
     probs = np.stack([1.0 - b[0], b[0] - b[1], b[1] - b[2], b[2] - b[3], b[3]], axis=1)
-    back = pp + mean
     level = np.empty(len(idx))
     bodies = {id(x.body): x.body for x in snapshots}
-    body_of = np.array([id(x.body) for x in snapshots])[s]
-    for key, body in bodies.items():
-        m = body_of == key
-        level[m] = body.level_at(back[m])
-    gap_var = np.array([x.gap_var for x in snapshots])[s]
-    if gap_var.any():  # the last gap's bridging error, faded since
-        gap_t = np.array([x.gap_t for x in snapshots])[s]
-        gap_var = gap_var * np.exp(-2.0 * np.maximum(t[idx] - gap_t, 0.0) / RELOCK_S)
+    if len(bodies) == 1:
+        level[:] = snapshots[0].body.level_at(back)
+    else:
+        body_of = per_frame(np.array([id(x.body) for x in snapshots]))
+        for key, body in bodies.items():
+            m = body_of == key
+            level[m] = body.level_at(back[m])
+    if faded:
         gap_sd = np.sqrt(gap_var)
 
         def spread(value: np.ndarray) -> np.ndarray:
@@ -532,8 +636,7 @@ def _evaluate(snapshots: list[Snapshot], sid: np.ndarray, p: np.ndarray, t: np.n
         spread = beyond
     below = spread(edges[:, 3] - pp - shift)
     part = Estimates(level, np.argmax(probs, axis=1).astype(np.int8), below,
-                     spread(edges[:, 3] - approach_m - pp - shift), back,
-                     np.sqrt(var + np.maximum(since, 0.0) * SLIP_DIFFUSION_M2_S + gap_var))
+                     spread(edges[:, 3] - approach_m - pp - shift), back, sd)
     out.put(idx, part)
     return out
 

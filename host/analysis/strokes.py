@@ -59,6 +59,11 @@ _ZEROED = int(FrameFlag.ZEROED)
 _OFF, _MOVING, _STILL = 0, 1, 2
 _EMPTY: tuple[Stroke | Dwell, ...] = ()
 _TRIM_AT = 8192  # frames kept in the window before old ones are dropped
+BULK_MIN = 64
+"""``step_columns`` looks for stretches to take at once in batches longer than this
+(frames); the live path's batches of a few frames go frame by frame."""
+_RUN_MIN = 8  # frames a stretch must have ahead for _take_run to be worth its numpy calls
+_RUN_WINDOW = 256  # frames _take_run looks at in one go
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,27 +165,43 @@ class StrokeSegmenter:
         """End of the stream: close the dwell in progress; drop a movement in progress."""
         return self._break()
 
-    def step_columns(self, t: Sequence[float], position: Sequence[float],
-                     velocity: Sequence[float], load: Sequence[float], flags: Sequence[int],
-                     boot: Sequence[int]) -> list[tuple[float, tuple[Stroke | Dwell, ...]]]:
-        """Frames as columns of plain numbers (units as ``step``'s), the same as a
-        ``step`` per frame; returns (t, what it decided) for each frame that decided
-        anything, in order.
+    def step_columns(self, t: Sequence[float] | np.ndarray, position: Sequence[float] | np.ndarray,
+                     velocity: Sequence[float] | np.ndarray, load: Sequence[float] | np.ndarray,
+                     flags: Sequence[int] | np.ndarray, boot: Sequence[int] | np.ndarray
+                     ) -> list[tuple[float, tuple[Stroke | Dwell, ...]]]:
+        """Frames as columns (units as ``step``'s), the same as a ``step`` per frame;
+        returns (t, what it decided) for each frame that decided anything, in order.
 
         The frames an offline pass spends its time on (the same boot, in contact,
         tracked, not zeroed, the next in time within the gap) take a short path here;
-        every other frame goes through ``step``."""
+        every other frame goes through ``step``. In a batch of more than ``BULK_MIN``
+        frames, a stretch of such frames along which a stroke only advances (moving,
+        each frame as far as the one before or further) is taken at once in numpy
+        (``_take_run``): nothing is decided in it."""
+        n = len(t)
+        bulk = n > BULK_MIN
+        if bulk:
+            arrays = _RunColumns.of(t, position, velocity, load, flags, boot, self.params)
+            t, position, velocity, load, flags, boot = arrays.lists()
+            cand, plain = arrays.candidates, arrays.plain
+        else:
+            t, position, velocity, load, flags, boot = (
+                c.tolist() if isinstance(c, np.ndarray) else c
+                for c in (t, position, velocity, load, flags, boot))
         out: list[tuple[float, tuple[Stroke | Dwell, ...]]] = []
         ts, xs, vs, loads = self._t, self._x, self._v, self._load  # cleared, never replaced
         advance, step, isfinite, max_gap = self._advance, self.step, math.isfinite, self._max_gap
         mask = _IN_CONTACT | _LOST | _ZEROED
-        for tk, pk, vk, qk, fk, bk in zip(t, position, velocity, load, flags, boot,
-                                          strict=True):
+        if not n == len(position) == len(velocity) == len(load) == len(flags) == len(boot):
+            raise ValueError("step_columns: the columns must have the same length")
+        k = 0
+        while k < n:  # (by index: the stretches taken at once are stepped over)
+            tk, pk, vk, fk, bk = t[k], position[k], velocity[k], flags[k], boot[k]
             last = self._last_t
             if (fk & mask != _IN_CONTACT or bk != self._boot or self._mode == _OFF
                     or not tk > last or tk - last > max_gap
                     or not isfinite(pk) or not isfinite(vk)):
-                got = step(tk, pk, vk, qk, fk, bk)
+                got = step(tk, pk, vk, load[k], fk, bk)
             else:
                 self._last_t = tk
                 x = pk + self._shift
@@ -189,13 +210,135 @@ class StrokeSegmenter:
                 ts.append(tk)
                 xs.append(x)
                 vs.append(vk)
-                loads.append(qk)
+                loads.append(load[k])
                 got = advance(i, tk, x, vk)
                 if len(ts) > _TRIM_AT:
                     self._trim()
             if got:
                 out.append((tk, got))
+            elif bulk and cand[k] and self._mode == _MOVING and self._dir != 0 \
+                    and self._md == self._dir and self._me_x == self._e_x \
+                    and self._last_t == tk and self._boot == bk:
+                k += self._take_run(arrays, k)
+            elif bulk and plain[k + 1] and self._mode == _STILL and self._last_t == tk \
+                    and self._boot == bk:
+                k += self._take_rest(arrays, k)
+            k += 1
         return out
+
+    def _take_rest(self, cols: _RunColumns, k: int) -> int:
+        """Take the frames after frame ``k`` of ``cols`` (just taken, the roller come to
+        rest: ``_STILL``) as ``step`` would while they take the short path
+        (``_RunColumns.plain``) and nothing starts: ``_advance``'s rest, in a loop of
+        its own (no call, no attributes per frame). It stops before the frame at which
+        a movement starts (``onset_m``) and before the window would need a trim; returns
+        how many frames were taken."""
+        plain, pl, vl, tl = cols.plain, cols.position_list, cols.velocity_list, cols.t_list
+        stop = min(len(tl), k + 1 + _TRIM_AT - len(self._t))
+        shift, jit, onset, vstill = self._shift, self._jit, self._onset, self._vstill
+        md, me_x, me_i, ms_x, ms_i = self._md, self._me_x, self._me_i, self._ms_x, self._ms_i
+        rest_i, still_t0 = self._rest_i, self._still_t0
+        i = self._base + len(self._t)  # the window's index of frame j
+        xs: list[float] = []
+        j = k + 1
+        while j < stop and plain[j]:
+            x = pl[j] + shift
+            # the turning points of the jitter, then whether a movement starts here (as
+            # ``_advance``: then it is left to ``step``'s way, nothing changed)
+            if md:
+                ahead = (x - me_x) * md
+                if ahead >= -jit:  # the swing goes on
+                    if (x - ms_x) * md >= onset:
+                        break
+                    if ahead > 0:
+                        me_x = x
+                    me_i = i
+                else:  # it turned: a swing the other way from its extreme
+                    if (x - me_x) * -md >= onset:
+                        break
+                    ms_x, ms_i, md, me_x, me_i = me_x, me_i, -md, x, i
+            elif x - me_x > jit or me_x - x > jit:
+                d = 1 if x > me_x else -1
+                if (x - me_x) * d >= onset:
+                    break
+                ms_x, ms_i, md, me_x, me_i = me_x, me_i, d, x, i
+            else:
+                me_i = i
+            v = vl[j]
+            if -vstill < v < vstill:
+                rest_i = i
+                if still_t0 is None:
+                    still_t0 = tl[j]
+            else:
+                still_t0 = None
+            xs.append(x)
+            i += 1
+            j += 1
+        m = j - k - 1
+        if m:
+            self._md, self._me_x, self._me_i, self._ms_x, self._ms_i = md, me_x, me_i, ms_x, ms_i
+            self._rest_i, self._still_t0 = rest_i, still_t0
+            self._t.extend(tl[k + 1:j])
+            self._x.extend(xs)
+            self._v.extend(vl[k + 1:j])
+            self._load.extend(cols.load_list[k + 1:j])
+            self._last_t, self._prev_x = tl[j - 1], xs[-1]
+        return m
+
+    def _take_run(self, cols: _RunColumns, k: int) -> int:
+        """Take the frames after frame ``k`` of ``cols`` (just taken, the movement under
+        way, its jitter swing the same way, at its extreme) as ``step`` would while
+        the stroke only advances: each frame calm (``_RunColumns.calm``) and as far
+        along the movement as the frame before or further. Nothing is decided along
+        such a stretch; returns how many frames were taken."""
+        d, shift = self._dir, self._shift
+        n = len(cols.t)
+        a = k + 1
+        stop, x_run = a, np.empty(0)
+        prev = self._e_x
+        while stop < n:  # windows of _RUN_WINDOW frames, until the stretch ends
+            b = min(stop + _RUN_WINDOW, n)
+            x = cols.position[stop:b] + shift
+            before = np.concatenate([[prev], x[:-1]])
+            ok = cols.calm[stop:b] & ((x >= before) if d > 0 else (x <= before))
+            m = len(ok) if ok.all() else int(np.argmin(ok))
+            x_run = np.concatenate([x_run, x[:m]]) if len(x_run) else x[:m]
+            stop += m
+            if m < len(ok):
+                break
+            prev = float(x[-1])
+        m = stop - a
+        if not m:
+            return 0
+        t_run = cols.t[a:stop]
+        i0 = self._base + len(self._t)
+        self._t.extend(cols.t_list[a:stop])
+        self._x.extend(x_run.tolist())
+        self._v.extend(cols.velocity_list[a:stop])
+        self._load.extend(cols.load_list[a:stop])
+        x_last, t_last, i_last = float(x_run[-1]), float(t_run[-1]), i0 + m - 1
+        self._last_t, self._prev_x = t_last, x_last
+        # the peak speed forward, and when it was last at half of it (``_advance``)
+        forward = cols.velocity[a:stop] * d
+        peak = np.maximum.accumulate(forward)
+        np.maximum(peak, self._pk_v, out=peak)
+        self._pk_v = max(self._pk_v, float(peak[-1]))
+        half = np.flatnonzero(forward >= 0.5 * peak)
+        if len(half):
+            self._half_t = float(t_run[half[-1]])
+        # the extreme: the first frame at the furthest position, if beyond the old one
+        if (x_last - self._e_x) * d > 0:
+            j = int(np.argmax(x_run == x_last))
+            self._e_x, self._e_t, self._e_i = x_last, float(t_run[j]), i0 + j
+        self._el_t, self._el_i = t_last, i_last
+        self._r_x, self._r_t, self._r_i = x_last, t_last, i_last
+        if (x_last - self._me_x) * d > 0:
+            self._me_x = x_last
+        self._me_i = i_last
+        self._still_t0 = None
+        if len(self._t) > _TRIM_AT:
+            self._trim()
+        return m
 
     def step(self, t: float, position: float, velocity: float, load: float, flags: int,
              boot: int = 0) -> tuple[Stroke | Dwell, ...]:
@@ -389,12 +532,12 @@ class StrokeSegmenter:
         if not self._valid or self._dir == 0 or amplitude < self._min_amp:
             return _EMPTY
         a, b = self._s_i - self._base, self._e_i - self._base + 1
-        speeds, loads = [abs(v) for v in self._v[a:b]], self._load[a:b]
+        loads = self._load[a:b]
         duration = self._e_t - self._s_t
         stroke = Stroke(
             index=self._strokes, start_t=self._s_t, end_t=self._e_t, direction=self._dir,
             start_m=self._s_x - self._shift, end_m=self._e_x - self._shift,
-            peak_speed_m_s=max(speeds),
+            peak_speed_m_s=max(map(abs, self._v[a:b])),
             mean_speed_m_s=amplitude / duration if duration > 0 else 0.0,
             mean_load_n=sum(loads) / len(loads), max_load_n=max(loads))
         self._strokes += 1
@@ -450,6 +593,68 @@ class StrokeSegmenter:
             for buf in (self._t, self._x, self._v, self._load):
                 del buf[:cut]
             self._base = keep
+
+
+@dataclass(frozen=True, eq=False)
+class _RunColumns:
+    """A batch's columns for ``StrokeSegmenter.step_columns`` as numpy arrays and lists,
+    with, per frame, ``plain``: the frame takes the short path if the frame before it
+    was taken (the same boot, in contact, tracked, not zeroed, later in time within the
+    gap, a finite position and velocity; one more entry, False, after the last frame);
+    ``calm``: plain, and the roller not at rest (``still_speed_m_s`` or faster);
+    ``candidates``: the ``_RUN_MIN`` frames after it are calm and their positions go
+    one way (worth a ``_take_run``)."""
+
+    t: np.ndarray
+    position: np.ndarray
+    velocity: np.ndarray
+    calm: np.ndarray
+    candidates: list[bool]
+    plain: list[bool]
+    t_list: list[float]
+    position_list: list[float]
+    velocity_list: list[float]
+    load_list: list[float]
+    flags_list: list[int]
+    boot_list: list[int]
+
+    @classmethod
+    def of(cls, t: Sequence[float] | np.ndarray, position: Sequence[float] | np.ndarray,
+           velocity: Sequence[float] | np.ndarray, load: Sequence[float] | np.ndarray,
+           flags: Sequence[int] | np.ndarray, boot: Sequence[int] | np.ndarray,
+           params: StrokeParams) -> _RunColumns:
+        """The columns of a batch (units as ``StrokeSegmenter.step``'s)."""
+        ta, pa, va = (np.asarray(c, dtype=float) for c in (t, position, velocity))
+        fa, ba = np.asarray(flags, dtype=np.int64), np.asarray(boot, dtype=np.int64)
+        n = len(ta)
+        plain = np.zeros(n + 1, dtype=bool)  # (one more: none after the last)
+        if n > 1:
+            dt = ta[1:] - ta[:-1]
+            plain[1:n] = ((fa[1:] & (_IN_CONTACT | _LOST | _ZEROED)) == _IN_CONTACT) \
+                & (ba[1:] == ba[:-1]) & (ta[1:] > ta[:-1]) & ~(dt > params.max_gap_s) \
+                & np.isfinite(pa[1:]) & np.isfinite(va[1:])
+        with np.errstate(invalid="ignore"):
+            calm = plain[:n] & ~((-params.still_speed_m_s < va) & (va < params.still_speed_m_s))
+        ahead = np.zeros(n, dtype=bool)
+        if n > _RUN_MIN:
+            with np.errstate(invalid="ignore"):
+                dp = pa[1:] - pa[:-1]
+            # (frame k+1 as far as frame k, or further, up; or down)
+            up, down = (np.concatenate([[0], np.cumsum(c)]) for c in (dp >= 0, dp <= 0))
+            run = np.concatenate([[0], np.cumsum(calm[1:])])
+            w = _RUN_MIN
+            ahead[:n - w] = (run[w:] - run[:-w] == w) & (
+                (up[w:] - up[:-w] == w) | (down[w:] - down[:-w] == w))
+        return cls(ta, pa, va, calm, ahead.tolist(), plain.tolist(), ta.tolist(), pa.tolist(),
+                   va.tolist(),
+                   np.asarray(load, dtype=float).tolist(), fa.tolist(),
+                   [int(ba[0])] * n if n and (ba == ba[0]).all() else ba.tolist())
+
+    def lists(self) -> tuple[list[float], list[float], list[float], list[float], list[int],
+                             list[int]]:
+        """The columns as lists of plain numbers, in ``step``'s order."""
+        return (self.t_list, self.position_list, self.velocity_list, self.load_list,
+                self.flags_list, self.boot_list)
 
 
 @dataclass(eq=False)

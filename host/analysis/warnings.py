@@ -229,9 +229,28 @@ def roller_fence(belief: Snapshot, policy: WarningPolicy) -> float:
     return _fence(belief, policy) - guard_lean(belief)
 
 
+def roller_fences(beliefs: list[Snapshot], policies: list[WarningPolicy]) -> list[float]:
+    """``roller_fence`` of each (belief, policy) pair, m: the same values, the beliefs'
+    quantiles found together (one comparison over their stacked cdfs, not a search
+    each: a session's offline pass asks for hundreds)."""
+    cells = {len(b.cdf) for b in beliefs}
+    if len(cells) != 1:
+        return [roller_fence(b, p) for b, p in zip(beliefs, policies, strict=True)]
+    n = cells.pop()
+    level = np.array([1.0 - p.on_probability for p in policies])
+    # (a cdf never decreases: the values under ``level`` are where searchsorted puts it)
+    below = np.count_nonzero(np.array([b.cdf for b in beliefs]) < level[:, None], axis=1)
+    return [_fence_at(b, min(int(i), n - 1)) - guard_lean(b)
+            for b, i in zip(beliefs, below.tolist(), strict=True)]
+
+
 def _fence(belief: Snapshot, policy: WarningPolicy) -> float:
     """``roller_fence`` of the belief alone."""
-    rib_end = belief.edges_back[3]
     cdf = belief.cdf
-    i = min(int(np.searchsorted(cdf, 1.0 - policy.on_probability)), len(cdf) - 1)
-    return rib_end - (belief.grid0 + i * GRID_STEP_M)
+    i = min(int(cdf.searchsorted(1.0 - policy.on_probability)), len(cdf) - 1)
+    return _fence_at(belief, i)
+
+
+def _fence_at(belief: Snapshot, i: int) -> float:
+    """The fence where the belief's cdf reaches the warning's level at cell ``i``."""
+    return belief.edges_back[3] - (belief.grid0 + i * GRID_STEP_M)
