@@ -143,11 +143,13 @@ class Firmware:
         if now >= scanner.next_due:
             scan = scanner.service(now)
             if scan is not None:
-                sensor_t = self.imu.clock_to_sensor(scan.t)
+                # (the scan's own time is the clock's last reading: the drain below goes
+                # by it, not by a reading of its own after the loads' work)
+                now = scan.t
+                sensor_t = self.imu.clock_to_sensor(now)
                 self.pipeline.on_scan(scan, sensor_t)
                 for raw_sink in self.raw_sinks:
                     raw_sink(scan, sensor_t)
-                now = self.clock.now()
                 if now >= self._next_drain - DRAIN_EARLY_S:
                     self._drain(now)
         if now >= self._next_drain:
@@ -156,12 +158,13 @@ class Firmware:
         if gauge is not None and now >= gauge.due:
             gauge.poll(now)  # (never wakes the loop by itself: at most a drain late)
         panel = self.panel
-        if panel.pending or now >= panel.due:
+        if panel.edges or now >= panel.due:
             for event in panel.tick(now):
                 self._on_panel(event, now)
-        haptic_due = self.haptic.due
+        haptic = self.haptic
+        haptic_due = haptic.due
         if now >= haptic_due:
-            haptic_due = self.haptic.tick(now)
+            haptic_due = haptic.tick(now)
         due = scanner.next_due
         if self._next_drain < due:
             due = self._next_drain

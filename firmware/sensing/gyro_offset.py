@@ -136,25 +136,39 @@ class TurnFit:
 def _solve_spd(h: list[list[float]], rhs: list[list[float]]) -> list[list[float]] | None:
     """Solve ``h x = r`` for each ``r`` in ``rhs`` (h symmetric positive definite, by
     Cholesky); None if it is not (numerically)."""
+    # (the sums as plain loops from an int 0, as ``sum`` adds them, not generators: a
+    # generator's set-up and resumptions cost more than its few products)
     size = len(h)
     low = [[0.0] * size for _ in range(size)]
     for i in range(size):
+        row, hi = low[i], h[i]
         for j in range(i + 1):
-            acc = h[i][j] - sum(low[i][k] * low[j][k] for k in range(j))
+            other = low[j]
+            acc = 0
+            for k in range(j):
+                acc += row[k] * other[k]
+            acc = hi[j] - acc
             if i == j:
-                if acc <= 1e-12 * abs(h[i][i]) or acc <= 0.0:
+                if acc <= 1e-12 * abs(hi[i]) or acc <= 0.0:
                     return None
-                low[i][i] = math.sqrt(acc)
+                row[i] = math.sqrt(acc)
             else:
-                low[i][j] = acc / low[j][j]
+                row[j] = acc / other[j]
     out = []
     for r in rhs:
         z = [0.0] * size
         for i in range(size):
-            z[i] = (r[i] - sum(low[i][k] * z[k] for k in range(i))) / low[i][i]
+            row = low[i]
+            acc = 0
+            for k in range(i):
+                acc += row[k] * z[k]
+            z[i] = (r[i] - acc) / row[i]
         x = [0.0] * size
         for i in reversed(range(size)):
-            x[i] = (z[i] - sum(low[k][i] * x[k] for k in range(i + 1, size))) / low[i][i]
+            acc = 0
+            for k in range(i + 1, size):
+                acc += low[k][i] * x[k]
+            x[i] = (z[i] - acc) / low[i][i]
         out.append(x)
     return out
 

@@ -155,26 +155,24 @@ class SensingPipeline:
 
     def on_imu(self, batch: ImuBatch) -> list[Frame]:
         """Take a batch of FIFO samples; return the frames that fall in it."""
-        rows = batch.rows()
-        n = len(rows)
+        values = batch.values()  # (6 per sample: ``field::6`` is one field's)
+        n = len(values) // 6
         if n == 0:
             return []
         first_index = batch.first_index
         gap = max(first_index - self._next_index, 0) if self._next_index else 0
         od = self.odometry
-        rate_col, in1, in2 = 3 + od.axis, od.in1, od.in2
         gs, acc = self.gyro_scale, self.accel_scale / n
-        rates = [r[rate_col] * gs for r in rows]
-        clipped = max(rates) >= self._clip_rate or min(rates) < -self._clip_rate
+        rates = [v * gs for v in values[3 + od.axis::6]]
+        clip = self._clip_rate
+        clipped = max(rates) >= clip or min(rates) < -clip
         if clipped:
             # The gyro clipped: the turn beyond its range is lost until the odometry
             # takes it back from gravity; the host widens its doubt.
             self._pending |= _IMU_CLIPPED
             self.clipped_batches += 1
-        a1 = a2 = 0
-        for r in rows:
-            a1 += r[in1]
-            a2 += r[in2]
+        a1 = sum(values[od.in1::6])  # (ints: exact, in any order)
+        a2 = sum(values[od.in2::6])
         if not self.gyro_awake and first_index * self.dt >= GYRO_STARTUP_S:
             # A roller switched on under a body zeroes only now: the turn its gyro
             # missed while starting would stay in every position after.
