@@ -49,6 +49,7 @@ IMU_HOLD_S = 0.1  # after this long without IMU data, frames go on with IMU_FAUL
 CLIP_LOG_EVERY_S = 60.0  # a gyro at full scale is logged at most this often, s
 BUS_RETRY_S = 0.5  # a hung bus is recovered at most this often, s
 _BUS_FAULT = FrameFlag.BUS_FAULT
+_BEYOND_FENCE = FrameFlag.BEYOND_FENCE
 
 FrameSink = Callable[[Frame], None]
 RawSink = Callable[[ImuBatch | ZoneScan, float], None]
@@ -256,10 +257,11 @@ class Firmware:
             self._emit(self.pipeline.hold(self.imu.clock_to_sensor(now)), now)
 
     def _emit(self, frames: list[Frame], now: float) -> None:
+        fence, sinks = self.fence, self.frame_sinks
         for frame in frames:
-            action = self.fence.check(frame)
-            if self.fence.beyond:
-                frame = frame.with_flags(FrameFlag.BEYOND_FENCE)
+            action = fence.check(frame)
+            if fence.beyond:
+                frame = frame.with_flags(_BEYOND_FENCE)
             if self._bus_fault:
                 frame = frame.with_flags(_BUS_FAULT)
             if action is _NO_ACTION:  # (most frames: no Enum hashed)
@@ -269,7 +271,7 @@ class Firmware:
             else:
                 self.haptic.play(_FENCE_PATTERNS[action], now)
             self.frames += 1
-            for sink in self.frame_sinks:
+            for sink in sinks:
                 sink(frame)
 
     def _on_panel(self, event: PanelEvent, now: float) -> None:

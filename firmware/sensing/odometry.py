@@ -49,6 +49,7 @@ CHECK_MAGNITUDE = 0.15  # gravity clean enough for the gyro-gravity check
 TILT_MAGNITUDE = 0.1  # gravity within this share of 1 g (offsets included) is clean enough
 CLEAN_SHARE = 0.01  # gravity near the zero this near its typical magnitude is clean
 ZERO_BATCHES = 25  # batches from the zero (0.5 s) to find clean gravity in
+CONVERGED_M_S2 = 0.015  # the zero-g fit's 1-sigma at which it counts as converged
 SETTLE_RAD = 0.1  # gravity this near the zero's angle settles the position (``_settle``)
 _AXES = {"x": (0, 1, 2), "y": (1, 2, 0), "z": (2, 0, 1)}
 _PI = math.pi
@@ -89,12 +90,11 @@ class GravityFit:
         self.closed = [0.0] * 3  # the closed stretches' offset weight and right-hand side
         self.offset = (0.0, 0.0)
         self.uncertainty = prior_m_s2  # 1-sigma of the offsets, m/s^2
+        self.converged = self.uncertainty < CONVERGED_M_S2
+        """True once the offsets are known to ~0.015 m/s^2 (0.1 deg of angle): set by
+        ``solve`` (an attribute: the odometry reads it every batch)."""
         self._span = self._keep = math.nan  # the last span and its forgetting factor
 
-    @property
-    def converged(self) -> bool:
-        """True once the offsets are known to ~0.015 m/s^2 (0.1 deg of angle)."""
-        return self.uncertainty < 0.015
 
     def add(self, gyro_angle: float, a1: float, a2: float, weight: float, span_s: float
             ) -> None:
@@ -135,6 +135,7 @@ class GravityFit:
         x = cov @ np.array([y0, y1, y2 + q1, y3 + q2])
         self.offset = (float(x[2]), float(x[3]))
         self.uncertainty = self.noise * math.sqrt(max(cov[2, 2], cov[3, 3]))
+        self.converged = self.uncertainty < CONVERGED_M_S2
         return self.offset
 
 
