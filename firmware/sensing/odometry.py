@@ -123,18 +123,24 @@ class GravityFit:
         self.sums = [0.0] * 7
 
     def solve(self) -> tuple[float, float]:
-        """Update and return the offsets (b1, b2), m/s^2."""
+        """Update and return the offsets (b1, b2), m/s^2.
+
+        The normal matrix is ``[[w I, B], [B^T, (w + p + weak) I]]`` with ``B = [[ws, wc],
+        [wc, -ws]]`` (``w`` with 1e-9 added), and ``B^T B = (ws^2 + wc^2) I``: the
+        offsets' block of its inverse is ``I / s``, ``s = w + p + weak - (ws^2 + wc^2) /
+        w`` (the Schur complement, > 0: ``ws^2 + wc^2 <= w^2``), and the offsets are
+        ``(y2 + q1, y3 + q2) - B^T (y0, y1) / w``, over ``s``. Written out (a 4x4 inverse
+        in numpy cost ~40 us of set-up, twice a second on a Pi Zero).
+        """
         w, ws, wc, y0, y1, y2, y3 = self.sums
         p, q1, q2 = self.closed
-        h = np.array([[w + 1e-9, 0.0, ws, wc], [0.0, w + 1e-9, wc, -ws],
-                      [ws, wc, w + p + self.weak, 0.0], [wc, -ws, 0.0, w + p + self.weak]])
-        try:
-            cov = np.linalg.inv(h)
-        except np.linalg.LinAlgError:
+        wa = w + 1e-9
+        schur = w + p + self.weak - (ws * ws + wc * wc) / wa
+        if not schur > 0.0:  # (not with real sums; a NaN in them)
             return self.offset
-        x = cov @ np.array([y0, y1, y2 + q1, y3 + q2])
-        self.offset = (float(x[2]), float(x[3]))
-        self.uncertainty = self.noise * math.sqrt(max(cov[2, 2], cov[3, 3]))
+        self.offset = ((y2 + q1 - (ws * y0 + wc * y1) / wa) / schur,
+                       (y3 + q2 - (wc * y0 - ws * y1) / wa) / schur)
+        self.uncertainty = self.noise * math.sqrt(1.0 / schur)
         self.converged = self.uncertainty < CONVERGED_M_S2
         return self.offset
 
