@@ -186,17 +186,8 @@ class SensingPipeline:
         self._next_index = first_index + n
         frames: list[Frame] = []
         dt, decimation = self.dt, self.decimation
-        # (``_state_flags`` and ``_frame`` written out, their state in locals: two frames a
-        # batch, on a Pi Zero)
-        state = _IN_CONTACT if self.in_contact else 0  # (the same for every frame)
-        if not od.gyro_offset.calibrated:
-            state |= _UNCALIBRATED
-        if od.check.inconsistent:
-            state |= _IMU_INCONSISTENT
-        if not self.load_ok:
-            state |= _ADC_FAULT
-        if self.imu_clone:
-            state |= _IMU_CLONE
+        state = self._state_flags()  # (the same for every frame of the step)
+        # (``_frame`` written out, its state in locals: two frames a batch, on a Pi Zero)
         angles, positions, velocity = out
         zero, zones, load, boot = self.zero_position, self._zone_tuple, self.total_load, \
             self.boot
