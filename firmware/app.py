@@ -49,6 +49,7 @@ IMU_HOLD_S = 0.1  # after this long without IMU data, frames go on with IMU_FAUL
 CLIP_LOG_EVERY_S = 60.0  # a gyro at full scale is logged at most this often, s
 BUS_RETRY_S = 0.5  # a hung bus is recovered at most this often, s
 _BUS_FAULT = FrameFlag.BUS_FAULT
+_BEYOND_FENCE = FrameFlag.BEYOND_FENCE
 
 FrameSink = Callable[[Frame], None]
 RawSink = Callable[[ImuBatch | ZoneScan, float], None]
@@ -143,11 +144,13 @@ class Firmware:
         if now >= scanner.next_due:
             scan = scanner.service(now)
             if scan is not None:
-                sensor_t = self.imu.clock_to_sensor(scan.t)
+                # (the scan's own time is the clock's last reading: the drain below goes
+                # by it, not by a reading of its own after the loads' work)
+                now = scan.t
+                sensor_t = self.imu.clock_to_sensor(now)
                 self.pipeline.on_scan(scan, sensor_t)
                 for raw_sink in self.raw_sinks:
                     raw_sink(scan, sensor_t)
-                now = self.clock.now()
                 if now >= self._next_drain - DRAIN_EARLY_S:
                     self._drain(now)
         if now >= self._next_drain:
@@ -156,12 +159,13 @@ class Firmware:
         if gauge is not None and now >= gauge.due:
             gauge.poll(now)  # (never wakes the loop by itself: at most a drain late)
         panel = self.panel
-        if panel.pending or now >= panel.due:
+        if panel.edges or now >= panel.due:
             for event in panel.tick(now):
                 self._on_panel(event, now)
-        haptic_due = self.haptic.due
+        haptic = self.haptic
+        haptic_due = haptic.due
         if now >= haptic_due:
-            haptic_due = self.haptic.tick(now)
+            haptic_due = haptic.tick(now)
         due = scanner.next_due
         if self._next_drain < due:
             due = self._next_drain
@@ -253,10 +257,11 @@ class Firmware:
             self._emit(self.pipeline.hold(self.imu.clock_to_sensor(now)), now)
 
     def _emit(self, frames: list[Frame], now: float) -> None:
+        fence, sinks = self.fence, self.frame_sinks
         for frame in frames:
-            action = self.fence.check(frame)
-            if self.fence.beyond:
-                frame = frame.with_flags(FrameFlag.BEYOND_FENCE)
+            action = fence.check(frame)
+            if fence.beyond:
+                frame = frame.with_flags(_BEYOND_FENCE)
             if self._bus_fault:
                 frame = frame.with_flags(_BUS_FAULT)
             if action is _NO_ACTION:  # (most frames: no Enum hashed)
@@ -266,7 +271,7 @@ class Firmware:
             else:
                 self.haptic.play(_FENCE_PATTERNS[action], now)
             self.frames += 1
-            for sink in self.frame_sinks:
+            for sink in sinks:
                 sink(frame)
 
     def _on_panel(self, event: PanelEvent, now: float) -> None:

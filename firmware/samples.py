@@ -21,6 +21,9 @@ IMU_FIELDS = ("accel_x", "accel_y", "accel_z", "gyro_x", "gyro_y", "gyro_z")
 
 _FIFO_FRAME = struct.Struct(">6h")
 """One MPU-6050 FIFO frame: accel x y z, gyro x y z, big-endian int16."""
+_FIFO_FRAMES: dict[int, struct.Struct] = {}
+"""Byte length -> the ``Struct`` of that many bytes of whole frames, built as they occur
+(a batch is a handful of lengths: 3-5 frames at a 20 ms drain)."""
 _BIG_ENDIAN_I2 = np.dtype(">i2")
 
 
@@ -66,6 +69,18 @@ class ImuBatch:
         if self._fifo is not None:
             return list(_FIFO_FRAME.iter_unpack(self._fifo))
         return self._raw.tolist()
+
+    def values(self) -> tuple[int, ...] | list[int]:
+        """``raw``'s values in one flat sequence, sample after sample (6 ints each: field
+        ``k`` of every sample is ``values()[k::6]``), without numpy: one unpack of the
+        FIFO's bytes instead of a tuple per sample."""
+        fifo = self._fifo
+        if fifo is None:
+            return self._raw.ravel().tolist()
+        unpack = _FIFO_FRAMES.get(len(fifo))
+        if unpack is None:
+            unpack = _FIFO_FRAMES[len(fifo)] = struct.Struct(f">{len(fifo) // 2}h")
+        return unpack.unpack(fifo)
 
     def __len__(self) -> int:
         """Samples in the batch."""

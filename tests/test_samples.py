@@ -16,11 +16,14 @@ def test_a_batch_from_fifo_bytes_reads_as_the_big_endian_frames_say():
     batch = ImuBatch.from_fifo(40, 200.0, fifo_bytes(rows), gap=3)
     assert len(batch) == 2 and batch.first_index == 40 and batch.gap == 3
     assert [list(r) for r in batch.rows()] == rows.tolist()
+    assert list(batch.values()) == rows.ravel().tolist()
+    assert list(batch.values()[4::6]) == rows[:, 4].tolist()  # one field of every sample
     assert batch.raw.dtype == np.int16 and batch.raw.shape == (2, 6)
     assert (batch.raw == rows).all()
     assert np.allclose(batch.times(), [0.2, 0.205])
     plain = ImuBatch(40, 200.0, rows, 3)  # (as the raw log's reader makes them)
     assert len(plain) == 2 and plain.rows() == rows.tolist() and plain.raw is rows
+    assert plain.values() == rows.ravel().tolist()
 
 
 def test_a_scan_from_lists_keeps_its_own_copy():

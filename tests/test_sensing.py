@@ -93,6 +93,28 @@ def test_gravity_fit_keeps_the_offsets_across_gyro_angles_set_anew():
     assert max(abs(a - b) for a, b in zip(uncut.offset, truth, strict=True)) > 0.1
 
 
+def test_gravity_fit_solves_its_normal_equations():
+    """The closed form (the Schur complement of the angles' block) is the 4x4 normal
+    equations' solution, and its uncertainty their inverse's, over stretches cut anew."""
+    rng = np.random.default_rng(3)
+    for trial in range(20):
+        fit, b = GravityFit(), rng.uniform(-0.5, 0.5, 2)
+        for angle in rng.uniform(-3.0, 3.0, 300) * (1.0 if trial % 2 else 0.1):
+            fit.add(angle, G * math.sin(angle + 0.3) + b[0], G * math.cos(angle + 0.3) + b[1],
+                    float(rng.uniform(0.0, 1.0)), 0.02)
+            if rng.uniform() < 0.01:
+                fit.cut()
+        w, ws, wc, y0, y1, y2, y3 = fit.sums
+        p, q1, q2 = fit.closed
+        h = np.array([[w + 1e-9, 0.0, ws, wc], [0.0, w + 1e-9, wc, -ws],
+                      [ws, wc, w + p + fit.weak, 0.0], [wc, -ws, 0.0, w + p + fit.weak]])
+        cov = np.linalg.inv(h)
+        x = cov @ np.array([y0, y1, y2 + q1, y3 + q2])
+        assert fit.solve() == pytest.approx((x[2], x[3]), abs=1e-9)
+        assert fit.uncertainty == pytest.approx(fit.noise * math.sqrt(cov[2, 2]), rel=1e-9)
+        assert cov[2, 2] == pytest.approx(cov[3, 3], rel=1e-9)  # (one variance for both)
+
+
 def test_a_gap_before_the_zero_g_fit_converges_moves_the_position_by_the_turn_only():
     # Zero-g offsets of 0.6 and -0.4 m/s^2 bend gravity's angle by up to 4 deg,
     # differently at each angle; the fit has not converged (one slow stroke). The gap's

@@ -174,7 +174,8 @@ class Haptic:
             pin, initial_value=0.0, frequency=frequency_hz, pin_factory=pin_factory)
         self._schedule: Schedule | None = None
         self._duty = 0.0
-        self._due = math.inf
+        self.due = math.inf
+        """When the next ``tick`` is needed, s (``math.inf``: nothing scheduled)."""
 
     @property
     def playing(self) -> str | None:
@@ -185,11 +186,6 @@ class Haptic:
     def duty(self) -> float:
         """PWM duty on the pin now, 0..1."""
         return self._duty
-
-    @property
-    def due(self) -> float:
-        """When the next ``tick`` is needed, s (``math.inf``: nothing scheduled)."""
-        return self._due
 
     def play(self, pattern: str | Pattern, now: float, *, restart: bool = False) -> bool:
         """Start ``pattern`` (a name or a ``Pattern``) at ``now`` (s).
@@ -229,19 +225,19 @@ class Haptic:
                 self._schedule = schedule = None
         if schedule is None:
             self._set_duty(0.0)
-            self._due = math.inf
-            return self._due
+            self.due = math.inf
+            return self.due
         level = schedule.level
         kick_end = -math.inf
         if level > 0.0 and schedule.previous_level == 0.0 and self.kick_s > 0.0:
             kick_end = min(schedule.step_start + self.kick_s, schedule.step_end)
         if now + _EPS < kick_end:
             self._set_duty(1.0)
-            self._due = kick_end
+            self.due = kick_end
         else:
             self._set_duty(level)
-            self._due = schedule.step_end
-        return self._due
+            self.due = schedule.step_end
+        return self.due
 
     def _lookup(self, name: str) -> Pattern:
         pattern = self.patterns.get(name) or self.patterns.get(name.lower())

@@ -302,9 +302,10 @@ class Mpu6050:
 
     # -- draining ---------------------------------------------------------------------
     def _read_batch(self) -> ImuBatch | None:
-        if self.clock.now() >= self._next_health:
-            self._check_health()
         t_before = self.clock.now()
+        if t_before >= self._next_health:
+            self._check_health()
+            t_before = self.clock.now()
         count = self._fifo_count()
         t_count = self.clock.now()
         if count >= FIFO_BYTES:

@@ -102,7 +102,9 @@ class Panel:
             raise ValueError("need 0 <= debounce_s < hold_s")
         self.hold_s = float(hold_s)
         self.debounce_s = float(debounce_s)
-        self._edges: deque[tuple[float, bool]] = deque()
+        self.edges: deque[tuple[float, bool]] = deque()
+        """Button edges (ticks s, pressed) waiting for ``tick`` (the loop looks at it at
+        every wake-up: an attribute, not a property, to cost nothing)."""
         self._button = Button(button_pin, pull_up=True, pin_factory=pin_factory)
         try:
             self._led = PWMLED(led_pin, pin_factory=pin_factory)
@@ -122,15 +124,16 @@ class Panel:
         self._state = LedState.OFF
         self._schedule: Schedule | None = None
         self._brightness = 0.0
-        self._due = -math.inf
+        self.due = -math.inf
+        """When the next ``tick`` is needed, s (``math.inf``: only on the next edge)."""
 
     def _on_pressed(self) -> None:
         """gpiozero's thread: queue a press edge."""
-        self._edges.append((self._ticks(), True))
+        self.edges.append((self._ticks(), True))
 
     def _on_released(self) -> None:
         """gpiozero's thread: queue a release edge."""
-        self._edges.append((self._ticks(), False))
+        self.edges.append((self._ticks(), False))
 
     @property
     def pressed(self) -> bool:
@@ -148,14 +151,9 @@ class Panel:
         return self._brightness
 
     @property
-    def due(self) -> float:
-        """When the next ``tick`` is needed, s (``math.inf``: only on the next edge)."""
-        return self._due
-
-    @property
     def pending(self) -> bool:
         """True when button edges wait for ``tick``."""
-        return bool(self._edges)
+        return bool(self.edges)
 
     def set_state(self, state: LedState, now: float) -> None:
         """Show ``state`` from ``now`` (s); setting the current state again changes nothing."""
@@ -163,7 +161,7 @@ class Panel:
             return
         self._state = state
         self._schedule = Schedule(LED_PATTERNS[state], now)
-        self._due = min(self._due, self._drive_led(now))
+        self.due = min(self.due, self._drive_led(now))
 
     def tick(self, now: float) -> list[PanelEvent]:
         """Take the button's edges and drive the LED at ``now`` (s); return the events."""
@@ -173,12 +171,12 @@ class Panel:
             deadlines.append(self._raw_since + self.debounce_s)
         if self._pressed and not self._held:
             deadlines.append(self._pressed_at + self.hold_s)
-        self._due = min(deadlines)
+        self.due = min(deadlines)
         return events
 
     def _button_events(self, now: float) -> list[PanelEvent]:
         events: list[PanelEvent] = []
-        edges = self._edges
+        edges = self.edges
         while edges:
             t, level = edges.popleft()
             t = min(t, now)

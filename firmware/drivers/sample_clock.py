@@ -103,10 +103,15 @@ class SampleClock:
     def observe(self, t_before: float, t_after: float, last: int) -> None:
         """Sample ``last`` was the newest made when the count was read between loop
         times ``t_before`` and ``t_after`` (s)."""
-        # (``_move(t_after)`` then ``_bounds``, written out: once a drain, on a Pi Zero)
+        # (``_move(t_after)``, ``_bounds`` and ``_fit`` written out, their arithmetic as
+        # theirs: once a drain, on a Pi Zero)
         rate, ratio, dt = self.rate_hz, self.ratio, t_after - self._t0
         step = dt * ratio * rate
-        widen = self._ratio_error() * rate * abs(dt)
+        if self._counted:  # (``_ratio_error``)
+            error = max(COUNTED_ERROR, COUNTED_SAMPLES / ((self._span + self._t_last) * rate))
+        else:
+            error = ASSUMED_ERROR if self.assumed_span_s else RATE_TOLERANCE
+        widen = error * rate * abs(dt)
         old_lo, old_hi = self._lo + (step - widen), self._hi + (step + widen)
         self._t0 = t_after
         per_s = ratio * rate
@@ -117,7 +122,28 @@ class SampleClock:
             self._lo = old_lo if old_lo > lo else lo  # (max(lo, old_lo), min(hi, old_hi))
             self._hi = old_hi if old_hi < hi else hi
         self._f0 = (self._lo + self._hi) / 2
-        self._fit(t_before, t_after, last)
+        # (``_fit``)
+        origin = self._origin
+        if origin is None:
+            origin = self._origin = ((t_before + t_after) / 2, last)
+        t = (t_before + t_after) / 2 - origin[0]
+        i = float(last - origin[1])
+        sums = self._sums  # n, t, i, t^2, t i
+        n = sums[0] = sums[0] + 1.0
+        st = sums[1] = sums[1] + t
+        si = sums[2] = sums[2] + i
+        stt = sums[3] = sums[3] + t * t
+        sti = sums[4] = sums[4] + t * i
+        self._t_last = t
+        sxx, sxy = self._sxx + stt - st * st / n, self._sxy + sti - st * si / n  # (_centred)
+        minimum = self.assumed_span_s if self.assumed_span_s > RATE_MIN_SPAN_S \
+            else RATE_MIN_SPAN_S
+        if self._span + t >= minimum and sxx > 0.0:
+            ratio = sxy / sxx / rate
+            if abs(ratio - 1.0) < RATE_TOLERANCE:
+                self.ratio = ratio
+                self.assumed_span_s = 0.0
+                self._counted = True
 
     @property
     def span_s(self) -> float:
@@ -125,28 +151,6 @@ class SampleClock:
         return self._span + self._t_last
 
     # -- the rate -------------------------------------------------------------------------
-    def _fit(self, t_before: float, t_after: float, last: int) -> None:
-        """Add an observation to the line; take its slope as the rate once it spans
-        ``RATE_MIN_SPAN_S`` (or an assumed ratio's span) and is sane."""
-        if self._origin is None:
-            self._origin = ((t_before + t_after) / 2, last)
-        t = (t_before + t_after) / 2 - self._origin[0]
-        i = float(last - self._origin[1])
-        sums = self._sums  # n, t, i, t^2, t i
-        sums[0] += 1.0
-        sums[1] += t
-        sums[2] += i
-        sums[3] += t * t
-        sums[4] += t * i
-        self._t_last = t
-        sxx, sxy = self._centred()
-        if self.span_s >= max(RATE_MIN_SPAN_S, self.assumed_span_s) and sxx > 0.0:
-            ratio = sxy / sxx / self.rate_hz
-            if abs(ratio - 1.0) < RATE_TOLERANCE:
-                self.ratio = ratio
-                self.assumed_span_s = 0.0
-                self._counted = True
-
     def _ratio_error(self) -> float:
         """How far ``ratio`` may be off (fraction)."""
         if self._counted:

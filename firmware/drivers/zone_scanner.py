@@ -363,8 +363,8 @@ class ZoneScanner:
         result, zone = self._last_result[channel]
         codes[zone], ok[zone] = _unpack_code(result)[0], True
         if last:
-            self._primed_at = self.clock.now()
-            return self._finish_scan()
+            self._primed_at = t = self.clock.now()
+            return self._finish_scan(t)
         self._channel = channel + 1
         self._active = self._by_channel[channel + 1]
         self._fast_t = t = self.clock.now()
@@ -598,8 +598,10 @@ class ZoneScanner:
                          adc.driver.address, reason, adc.first_zone + 1,
                          adc.first_zone + adc.zones, self.REINIT_S)
 
-    def _finish_scan(self) -> ZoneScan:
-        now = self.clock.now()
+    def _finish_scan(self, now: float | None = None) -> ZoneScan:
+        """End the scan at loop-clock time ``now`` (s; None: read the clock)."""
+        if now is None:
+            now = self.clock.now()
         self._channel = -1
         self._active = []
         due = self._scan_start + self.period_s

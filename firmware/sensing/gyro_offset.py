@@ -42,6 +42,8 @@ import math
 from collections.abc import Sequence
 
 _DEG = math.pi / 180.0
+_PI = math.pi
+_TAU = 2.0 * math.pi  # (``_wrap``'s constants)
 ROLLED_RAD = 0.1
 """Gravity turned more than this since boot: the roller rolls, its offset is fitted, rad."""
 GYRO_STARTUP_S = 0.1
@@ -136,25 +138,39 @@ class TurnFit:
 def _solve_spd(h: list[list[float]], rhs: list[list[float]]) -> list[list[float]] | None:
     """Solve ``h x = r`` for each ``r`` in ``rhs`` (h symmetric positive definite, by
     Cholesky); None if it is not (numerically)."""
+    # (the sums as plain loops from an int 0, as ``sum`` adds them, not generators: a
+    # generator's set-up and resumptions cost more than its few products)
     size = len(h)
     low = [[0.0] * size for _ in range(size)]
     for i in range(size):
+        row, hi = low[i], h[i]
         for j in range(i + 1):
-            acc = h[i][j] - sum(low[i][k] * low[j][k] for k in range(j))
+            other = low[j]
+            acc = 0
+            for k in range(j):
+                acc += row[k] * other[k]
+            acc = hi[j] - acc
             if i == j:
-                if acc <= 1e-12 * abs(h[i][i]) or acc <= 0.0:
+                if acc <= 1e-12 * abs(hi[i]) or acc <= 0.0:
                     return None
-                low[i][i] = math.sqrt(acc)
+                row[i] = math.sqrt(acc)
             else:
-                low[i][j] = acc / low[j][j]
+                row[j] = acc / other[j]
     out = []
     for r in rhs:
         z = [0.0] * size
         for i in range(size):
-            z[i] = (r[i] - sum(low[i][k] * z[k] for k in range(i))) / low[i][i]
+            row = low[i]
+            acc = 0
+            for k in range(i):
+                acc += row[k] * z[k]
+            z[i] = (r[i] - acc) / row[i]
         x = [0.0] * size
         for i in reversed(range(size)):
-            x[i] = (z[i] - sum(low[k][i] * x[k] for k in range(i + 1, size))) / low[i][i]
+            acc = 0
+            for k in range(i + 1, size):
+                acc += low[k][i] * x[k]
+            x[i] = (z[i] - acc) / low[i][i]
         out.append(x)
     return out
 
@@ -284,10 +300,12 @@ class GyroOffset:
             self.fit.cut()
         else:
             predicted = sign * (self._raw - last[0] - self.offset * (self._t - last[2]))
-            turn = self._turn + predicted + _wrap(tilt - last[1] - predicted)
+            turn = self._turn + predicted + ((tilt - last[1] - predicted + _PI) % _TAU - _PI)
         self._last = (self._raw, tilt, self._t)
         self._turn = turn
-        self._range = (min(self._range[0], turn), max(self._range[1], turn))
+        low, high = self._range
+        if turn < low or turn > high:  # (min and max, without their calls)
+            self._range = (turn if turn < low else low, turn if turn > high else high)
         self.fit.add(self._t, sign * self._raw - turn, tilt)
 
     def _fit_solve(self, sign: float) -> None:
@@ -300,8 +318,8 @@ class GyroOffset:
         self._batches += 1
         fit = self.fit
         every = self.SOLVE_EVERY if not self.calibrated else 5 * self.SOLVE_EVERY
-        if not self.rolled or fit.span < self.min_fit_s or self._batches % every:
-            return
+        if self._batches % every or not self.rolled or fit.span < self.min_fit_s:
+            return  # (the cheapest test first: it returns 4 batches of 5)
         solved = fit.solve()
         if solved is None:
             return

@@ -55,12 +55,15 @@ class ZoneLoads:
     def forces_list(self, raw: list[int], dead_arc: bool = False) -> list[float]:
         """``forces`` on plain lists: for 8 zones on a Pi, cheaper than numpy's overhead;
         ``dead_arc``: a contact patch lies on the seam's dead arc (``dead_patches``)."""
-        dead = dead_arc
-        per_volt = self._per_volt_doubled if dead else self._per_volt
+        per_volt = self._per_volt_doubled if dead_arc else self._per_volt
+        if len(raw) != len(per_volt):
+            raise ValueError(f"{len(raw)} codes for {len(per_volt)} zones")
         lsb, limit, supply = self.lsb_v, self.limit_v, self.supply_v
         out = []
         append = out.append
-        for code, k in zip(raw, per_volt, strict=True):
+        # (zip without ``strict``: the lengths are checked above, and its keyword costs
+        # more than the loop's own work, 50 times a second on a Pi)
+        for code, k in zip(raw, per_volt):  # noqa: B905
             if code <= 0:
                 append(0.0)
                 continue
@@ -156,7 +159,8 @@ class FsrHysteresis:
         elif velocity_m_s < -self.ROLLING_M_S:
             way = -1
         i = 0
-        for reading, last, force in zip(readings, last_readings, forces, strict=True):
+        for reading, last, force in zip(readings, last_readings, forces):  # noqa: B905
+            # (lengths checked above)
             if reading > last + deadband:       # loading branch: the reading is the force
                 if not rising[i]:
                     floor[i], rising[i] = force, True
@@ -239,21 +243,25 @@ class FsrCreep:
         out = []
         append = out.append
         for i, reading in enumerate(readings):
+            top = tops[i]
             if top_dead or reading - tare[i] < unloaded:
-                tops[i] = None
-            elif tops[i] is None:
-                tops[i], top_f[i] = t, 1.0
+                top = tops[i] = None
+            elif top is None:
+                top = tops[i] = t
+                top_f[i] = 1.0
             elif refresh:
-                top_f[i] = factor(tops[i], t)  # type: ignore[arg-type]
+                top_f[i] = factor(top, t)
+            bottom = bottoms[i]
             if bottom_dead:
-                bottoms[i] = None
-            elif bottoms[i] is None:
-                bottoms[i], bottom_f[i] = t, 1.0
+                bottom = bottoms[i] = None
+            elif bottom is None:
+                bottom = bottoms[i] = t
+                bottom_f[i] = 1.0
             elif refresh:
-                bottom_f[i] = factor(bottoms[i], t)  # type: ignore[arg-type]
-            if tops[i] is None:
-                append(reading if bottoms[i] is None else reading / bottom_f[i])
-            elif bottoms[i] is None:
+                bottom_f[i] = factor(bottom, t)
+            if top is None:
+                append(reading if bottom is None else reading / bottom_f[i])
+            elif bottom is None:
                 append(reading / top_f[i])
             else:
                 append(2.0 * reading / (top_f[i] + bottom_f[i]))

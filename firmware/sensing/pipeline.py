@@ -132,8 +132,8 @@ class SensingPipeline:
                     tare[i] += gain * (measured[i] - tare[i])
         self._measured = measured
         if all_ok:
-            self.zone_forces = zones = [m - t if m > t else 0.0
-                                        for m, t in zip(measured, tare, strict=True)]
+            self.zone_forces = zones = [m - t if m > t else 0.0  # (one per zone, both)
+                                        for m, t in zip(measured, tare)]  # noqa: B905
         else:  # a faulted ADC's zones hold their last value
             zones = self.zone_forces
             for i, good in enumerate(ok):
@@ -155,26 +155,24 @@ class SensingPipeline:
 
     def on_imu(self, batch: ImuBatch) -> list[Frame]:
         """Take a batch of FIFO samples; return the frames that fall in it."""
-        rows = batch.rows()
-        n = len(rows)
+        values = batch.values()  # (6 per sample: ``field::6`` is one field's)
+        n = len(values) // 6
         if n == 0:
             return []
         first_index = batch.first_index
         gap = max(first_index - self._next_index, 0) if self._next_index else 0
         od = self.odometry
-        rate_col, in1, in2 = 3 + od.axis, od.in1, od.in2
         gs, acc = self.gyro_scale, self.accel_scale / n
-        rates = [r[rate_col] * gs for r in rows]
-        clipped = max(rates) >= self._clip_rate or min(rates) < -self._clip_rate
+        rates = [v * gs for v in values[3 + od.axis::6]]
+        clip = self._clip_rate
+        clipped = max(rates) >= clip or min(rates) < -clip
         if clipped:
             # The gyro clipped: the turn beyond its range is lost until the odometry
             # takes it back from gravity; the host widens its doubt.
             self._pending |= _IMU_CLIPPED
             self.clipped_batches += 1
-        a1 = a2 = 0
-        for r in rows:
-            a1 += r[in1]
-            a2 += r[in2]
+        a1 = sum(values[od.in1::6])  # (ints: exact, in any order)
+        a2 = sum(values[od.in2::6])
         if not self.gyro_awake and first_index * self.dt >= GYRO_STARTUP_S:
             # A roller switched on under a body zeroes only now: the turn its gyro
             # missed while starting would stay in every position after.
@@ -186,14 +184,32 @@ class SensingPipeline:
         if gap:
             self._pending |= _IMU_GAP
         self._next_index = first_index + n
-        frames = []
+        frames: list[Frame] = []
         dt, decimation = self.dt, self.decimation
         state = self._state_flags()  # (the same for every frame of the step)
+        # (``_frame`` written out, its state in locals: two frames a batch, on a Pi Zero)
+        angles, positions, velocity = out
+        zero, zones, load, boot = self.zero_position, self._zone_tuple, self.total_load, \
+            self.boot
+        load_time, stale_s = self.load_time, self._stale_s
+        seq, first_seq, last_t, pending = self.seq, self._first_seq, self._last_t, \
+            self._pending
         for i in range((-first_index) % decimation, n, decimation):
             t = (first_index + i) * dt
-            if self.seq > self._first_seq and t <= self._last_t:
+            if seq > first_seq and t <= last_t:
                 continue  # already covered by frames held through an IMU fault
-            frames.append(self._frame(t, out.position[i], out.velocity, out.angle[i], state))
+            bits = pending | state
+            pending = 0
+            if t - load_time > stale_s:
+                bits |= _LOAD_STALE
+            flags = _FLAGS.get(bits)
+            if flags is None:
+                flags = _frame_flags(bits)
+            frames.append(Frame(seq, t, positions[i] - zero, velocity, angles[i], zones, load,
+                                flags, boot))
+            seq += 1
+            last_t = t
+        self.seq, self._last_t, self._pending = seq, last_t, pending
         return frames
 
     def hold(self, sensor_t: float) -> list[Frame]:
