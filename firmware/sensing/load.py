@@ -49,7 +49,7 @@ class ZoneLoads:
         roll_angle_rad: roller angle (rad); if given and a contact patch lies on the
         seam's dead arc, the forces are doubled (only one patch conducts).
         """
-        dead = roll_angle_rad is not None and self.on_dead_arc(roll_angle_rad)
+        dead = roll_angle_rad is not None and any(self.dead_patches(roll_angle_rad))
         return np.array(self.forces_list(np.asarray(raw).tolist(), dead))
 
     def forces_list(self, raw: list[int], dead_arc: bool = False) -> list[float]:
@@ -72,11 +72,6 @@ class ZoneLoads:
                 volts = limit
             append(k * volts / (supply - volts))
         return out
-
-    def on_dead_arc(self, roll_angle_rad: float) -> bool:
-        """True when the top or the bottom patch lies on the seam's dead arc."""
-        top, bottom = self.dead_patches(roll_angle_rad)
-        return top or bottom
 
     def dead_patches(self, roll_angle_rad: float) -> tuple[bool, bool]:
         """Which contact patches, (top = the back, bottom = the floor), lie on the seam's
