@@ -351,46 +351,46 @@ def test_overflow_is_detected_reset_and_reported_as_a_gap(caplog):
     assert imu.fault is None
 
 
+def drain_through_a_long_pause(combined: bool) -> list:
+    """Drain 0.5 s every 20 ms, pause 0.3 s (60 frames to read), drain 1.5 s more; the
+    bus calls after start-up. Without a combined bus, plain SMBus calls only."""
+    clock, sim_bus, _ = make_sim()
+    bus = RecordingBus(sim_bus)
+    if not combined:
+        bus.i2c_rdwr = None
+    imu = make_driver(bus, clock)
+    imu.start()
+    bus.calls.clear()
+    run(imu, clock, 0.5, period=0.02)
+    clock.advance(0.3)
+    assert len(imu.drain().raw) >= 60
+    run(imu, clock, 1.5, period=0.02)
+    return bus.calls
+
+
 def test_drain_reads_whole_frames_in_one_message_on_a_combined_bus():
     # The Pi's bus (i2c_rdwr): the count, then every whole frame in one read message (the
     # 32-byte limit is SMBus block reads', not I2C's): two transactions a drain.
-    clock, sim_bus, sim = make_sim()
-    bus = RecordingBus(sim_bus)
-    imu = make_driver(bus, clock)
-    imu.start()
-    bus.calls.clear()
-    run(imu, clock, 0.5, period=0.02)
-    clock.advance(0.3)  # a long pause: 60 frames to read
-    assert len(imu.drain().raw) >= 60
-    run(imu, clock, 1.5, period=0.02)
-    fifo_reads = [c for c in bus.calls if c[1] == 0x74]
+    calls = drain_through_a_long_pause(combined=True)
+    fifo_reads = [c for c in calls if c[1] == 0x74]
     assert {c[0] for c in fifo_reads} == {"i2c_rdwr"}
     assert all(c[2] % 12 == 0 for c in fifo_reads)
     assert max(c[2] for c in fifo_reads) >= 60 * 12 and 4 * 12 in {c[2] for c in fifo_reads}
-    counts = [c for c in bus.calls if c[1] == 0x72]
+    counts = [c for c in calls if c[1] == 0x72]
     assert len(counts) - 1 <= len(fifo_reads) <= len(counts)  # one a drain (the first: none)
-    assert len(bus.calls) <= 2 * 101 + 2 + 2  # 2 a drain, + the pause, + health
+    assert len(calls) <= 2 * 101 + 2 + 2  # 2 a drain, + the pause, + health
 
 
 def test_drain_reads_only_whole_frames_in_blocks_of_at_most_32_bytes_on_plain_smbus():
-    clock, sim_bus, sim = make_sim()
-    bus = RecordingBus(sim_bus)
-    bus.i2c_rdwr = None  # no combined transactions: plain SMBus calls
-    imu = make_driver(bus, clock)
-    imu.start()
-    bus.calls.clear()
-    run(imu, clock, 0.5, period=0.02)
-    clock.advance(0.3)  # a long pause: 60 frames to read
-    assert len(imu.drain().raw) >= 60
-    run(imu, clock, 1.5, period=0.02)
-    methods = {c[0] for c in bus.calls}
+    calls = drain_through_a_long_pause(combined=False)
+    methods = {c[0] for c in calls}
     assert methods <= {"read_byte_data", "write_byte_data", "read_i2c_block_data",
                        "write_i2c_block_data"}
-    fifo_reads = [c for c in bus.calls if c[1] == 0x74]
+    fifo_reads = [c for c in calls if c[1] == 0x74]
     assert fifo_reads and all(c[0] == "read_i2c_block_data" and c[2] in (12, 24)
                               for c in fifo_reads)
-    assert all(c[2] <= 32 for c in bus.calls if c[0] == "read_i2c_block_data")
-    assert len(bus.calls) <= 3 * 101 + 32 + 3  # 3 a drain at 4 frames, + the pause, + health
+    assert all(c[2] <= 32 for c in calls if c[0] == "read_i2c_block_data")
+    assert len(calls) <= 3 * 101 + 32 + 3  # 3 a drain at 4 frames, + the pause, + health
 
 
 def test_clone_who_am_i_warns_but_works(caplog):
