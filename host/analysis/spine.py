@@ -34,7 +34,9 @@ tracker there with a small SD; the guard cannot be fooled that way. The warning 
 whichever of the two puts the roller nearer the lumbar spine, and the reported SD takes
 in their disagreement (``evaluate``). The signature's error is common to all its looks
 (taught in one posture, from landmarks held off), so the reported belief takes its pull
-on the guard as at most one observation of ``SIGNATURE_BIAS_SD_M`` (``_bias_floor``).
+on the guard as at most one observation of ``SIGNATURE_BIAS_SD_M`` (``_bias_floor``),
+and a look reshapes the belief only within the guard's window (``GUARD_WINDOW_SD``): the
+signature alone cannot make or feed a mode where the guard all but rules the place out.
 
 Every change of the belief is a ``Snapshot``; ``evaluate`` turns snapshots and roller
 positions into per-frame estimates (level, region, probability below the ribs) in bulk,
@@ -80,6 +82,13 @@ from landmarks held off by up to ~13 mm; a change of posture moved one person's 
 match under the shoulder blades by 0.5 level, docs/benchmarks.md issue 17). The
 signature's pull on the reported place counts at most as one observation of this SD
 (``_bias_floor``)."""
+GUARD_WINDOW_SD = 3.0
+"""A look at the signature may reshape the belief only within the guard's mean +- this
+many of its SDs: outside, its likelihood ratio is no higher than the lowest inside
+(``SpineTracker.look``), so that the signature alone cannot make or feed a mode where
+the signature-free belief all but rules the place out (person 24's profile session,
+docs/benchmarks.md issue 17: a signature that fitted the day's loads only ~10 cm toward
+the feet split the belief)."""
 TOP_BOUND_LEVEL = 1.0
 """The highest level the roller can press with the hips raised: the C7/T1 junction,
 the top of the shoulders (the calibration's top landmark); above it the neck curves
@@ -345,18 +354,43 @@ class SpineTracker:
         (s) with the learned one (when ``look_due`` says so); ``ratio_bins``: the
         likelihood ratio per signature bin, ``look_ratios`` of the signature's
         ``log_likelihood_bins(features)``, if already worked out (many looks' at
-        once)."""
+        once). The look reshapes the belief within the guard's window only
+        (``_within_guard``)."""
         sig = self.signature
         if sig is None:
             return
         ratio = look_ratios(sig.log_likelihood_bins(features)) if ratio_bins is None \
             else ratio_bins
-        self.w *= ratio.repeat(_cells_per_bin(self._bin_edges_back, self.grid + p))
+        cells = ratio.repeat(_cells_per_bin(self._bin_edges_back, self.grid + p))
+        self._within_guard(cells)
+        self.w *= cells
         self.looks += 1
         self._t = t
         self._normalise()
 
     # -- internals ----------------------------------------------------------------
+    def _within_guard(self, ratio: np.ndarray) -> None:
+        """Limit a look's likelihood ratio per grid cell (``ratio``, changed in place) to
+        the guard's window: outside its mean +- ``GUARD_WINDOW_SD`` SDs no cell's ratio is
+        higher than the lowest inside. The signature reshapes the belief where the
+        prior, the landmarks, odometry and slip allow the place; where they all but rule
+        it out, a look never raises a cell against the window, so the signature alone
+        neither makes a second mode there nor feeds one. Nothing changes without a
+        guard, or when the window does not reach the grid."""
+        guard = self.guard
+        if guard is None:
+            return
+        snap = guard.snapshot
+        half = GUARD_WINDOW_SD * math.sqrt(snap.var)
+        grid0 = self._grid_ends()[0]
+        lo = max(math.ceil((snap.mean - half - grid0) / GRID_STEP_M), 0)
+        hi = min(math.floor((snap.mean + half - grid0) / GRID_STEP_M) + 1, len(ratio))
+        if hi <= lo:
+            return
+        lowest = float(np.minimum.reduce(ratio[lo:hi]))
+        np.minimum(ratio[:lo], lowest, out=ratio[:lo])
+        np.minimum(ratio[hi:], lowest, out=ratio[hi:])
+
     def _set_body(self, body: BodyModel) -> None:
         self._body = body
         self._edges_back = tuple(float(body.position_at(e)) for e in EDGE_LEVELS)
