@@ -45,6 +45,7 @@ so that a whole session's frames cost a few numpy passes.
 
 from __future__ import annotations
 
+import bisect
 import functools
 import math
 from dataclasses import dataclass
@@ -361,35 +362,36 @@ class SpineTracker:
             return
         ratio = look_ratios(sig.log_likelihood_bins(features)) if ratio_bins is None \
             else ratio_bins
-        cells = ratio.repeat(_cells_per_bin(self._bin_edges_back, self.grid + p))
-        self._within_guard(cells)
-        self.w *= cells
+        ratio = self._within_guard(ratio, p)
+        self.w *= ratio.repeat(_cells_per_bin(self._bin_edges_back, self.grid + p))
         self.looks += 1
         self._t = t
         self._normalise()
 
     # -- internals ----------------------------------------------------------------
-    def _within_guard(self, ratio: np.ndarray) -> None:
-        """Limit a look's likelihood ratio per grid cell (``ratio``, changed in place) to
-        the guard's window: outside its mean +- ``GUARD_WINDOW_SD`` SDs no cell's ratio is
-        higher than the lowest inside. The signature reshapes the belief where the
-        prior, the landmarks, odometry and slip allow the place; where they all but rule
-        it out, a look never raises a cell against the window, so the signature alone
-        neither makes a second mode there nor feeds one. Nothing changes without a
-        guard, or when the window does not reach the grid."""
+    def _within_guard(self, ratio: np.ndarray, p: float) -> np.ndarray:
+        """A look's likelihood ratio per signature bin (``ratio``; the roller at ``p``,
+        m) limited to the guard's window: the bins that reach into the guard's mean +-
+        ``GUARD_WINDOW_SD`` SDs (as places of the contact) are left as they are; no bin
+        outside them gets a ratio higher than the lowest inside. The signature reshapes
+        the belief where the prior, the landmarks, odometry and slip allow the place;
+        where they all but rule it out, a look never raises a place against the window,
+        so the signature alone neither makes a second mode there nor feeds one.
+        ``ratio`` itself is not changed; without a guard it is what is returned."""
         guard = self.guard
         if guard is None:
-            return
+            return ratio
         snap = guard.snapshot
         half = GUARD_WINDOW_SD * math.sqrt(snap.var)
-        grid0 = self._grid_ends()[0]
-        lo = max(math.ceil((snap.mean - half - grid0) / GRID_STEP_M), 0)
-        hi = min(math.floor((snap.mean + half - grid0) / GRID_STEP_M) + 1, len(ratio))
-        if hi <= lo:
-            return
-        lowest = float(np.minimum.reduce(ratio[lo:hi]))
-        np.minimum(ratio[:lo], lowest, out=ratio[:lo])
-        np.minimum(ratio[hi:], lowest, out=ratio[hi:])
+        edges = self._bin_edges_list
+        lo = bisect.bisect_right(edges, snap.mean - half + p) - 1
+        hi = bisect.bisect_left(edges, snap.mean + half + p)
+        if lo <= 0 and hi >= len(ratio):
+            return ratio
+        inside = ratio[lo:hi]
+        out = np.minimum(ratio, np.minimum.reduce(inside))
+        out[lo:hi] = inside
+        return out
 
     def _set_body(self, body: BodyModel) -> None:
         self._body = body
@@ -397,6 +399,7 @@ class SpineTracker:
         self._bin_edges_back = np.concatenate([[-math.inf], body.position_at(_BIN_EDGES),
                                                [math.inf]])
         """The signature bins' edges on the back, m from C7, between -inf and inf."""
+        self._bin_edges_list = self._bin_edges_back.tolist()
 
     def _normalise(self) -> None:
         # (numpy's ufuncs called directly: ``w.sum()`` and ``np.cumsum`` are these,
