@@ -548,3 +548,24 @@ def test_a_signature_that_fits_the_days_loads_only_far_from_the_guard_does_not_t
         assert level < RIB_CAGE_END_LEVEL  # never lumbar: the truth is T10-T11.5
         errors.append(level - true_level)
     assert max(errors) < 1.5  # (without the window: 2.6 levels, lumbar 46 % of the looks)
+
+
+def test_a_look_is_limited_to_the_guards_window_and_left_alone_inside_it():
+    """Bins reaching into the guard's mean +- GUARD_WINDOW_SD SDs keep the look's ratio;
+    no bin outside them gets more than the lowest inside; the look's own array is kept."""
+    b0 = float(BODY.position_at(8.0))
+    tracker = SpineTracker(BODY, b0, 0.01, _linear_signature())
+    ratio = np.random.default_rng(3).uniform(0.1, 1.0, 72)
+    before = ratio.copy()
+    p = 0.02
+    out = tracker._within_guard(ratio, p)
+    assert np.array_equal(ratio, before)
+    half = spine.GUARD_WINDOW_SD * 0.01
+    edges = tracker._bin_edges_back
+    reach = (edges[1:] > b0 - half + p) & (edges[:-1] < b0 + half + p)  # bins touching it
+    assert reach.sum() >= 2
+    assert np.array_equal(out[reach], ratio[reach])
+    assert (out[~reach] <= ratio[reach].min()).all()
+    assert (out[~reach] == np.minimum(ratio[~reach], ratio[reach].min())).all()
+    unguarded = SpineTracker(BODY, b0, 0.01, _linear_signature(), guard=False)
+    assert unguarded._within_guard(ratio, p) is ratio
