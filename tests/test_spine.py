@@ -8,7 +8,7 @@ import pytest
 
 from host.analysis import spine
 from host.analysis.anatomy import BodyModel
-from host.analysis.model import Region
+from host.analysis.model import RIB_CAGE_END_LEVEL, Region
 from host.analysis.signature import (
     Signature,
     features_array,
@@ -356,7 +356,10 @@ def test_a_signature_that_pulls_the_estimate_up_does_not_silence_the_warning(mon
     assert gap > 0.02
     assert both.sd_m[0] >= gap > 2 * alone.sd_m[0]
     fence = roller_fence(snap, WarningPolicy())
-    assert fence <= roller_fence(dataclasses.replace(snap, guard=None), WarningPolicy()) - 0.02
+    lean = guard_lean(snap)  # (the pull limited to the guard's window: 25 mm, not more)
+    assert lean > 0.01
+    assert fence <= roller_fence(dataclasses.replace(snap, guard=None), WarningPolicy()) \
+        - lean + 1e-6
     assert fence < p  # the roller warns there by itself too
 
 
@@ -505,3 +508,64 @@ def test_looks_weighed_with_ratios_worked_out_together_move_the_belief_alike():
         many.look(float(k), 0.01 * k, f, r)
     assert one.w.tobytes() == many.w.tobytes() and one.snapshot.mean == many.snapshot.mean
     assert one.looks == 5
+
+
+def test_a_signature_that_fits_the_days_loads_only_far_from_the_guard_does_not_take_the_estimate():
+    """Person 24's profile session in miniature (docs/benchmarks.md, issue 17): the
+    signature was taught on a day when the lower ribs peaked (peakedness ~3.8 at T10-T12);
+    today they are as flat as the taught T12/L1 and lumbar spine, so strokes over T10-T11
+    fit the signature only 2-4 levels toward the feet, where the signature-free belief
+    (a profile's habit, +- 23 mm, 25 mm high) all but rules the place out. The estimate
+    must not follow the signature there: it stays within the guard's window and never
+    calls a thoracic contact lumbar."""
+    body = BodyModel.from_stature(1.88)
+    knots = [2.0, 9.0, 10.5, 12.0, 13.0, 13.75]
+    spread = [0.072, 0.067, 0.048, 0.045, 0.051, 0.052]
+    taught = [2.3, 2.8, 3.7, 3.8, 2.6, 2.4]
+    today = [2.3, 2.3, 2.8, 2.45, 1.8, 1.75]
+
+    def features(level: float, peak: list[float]) -> tuple[float, float]:
+        return float(np.interp(level, knots, spread)), float(np.interp(level, knots, peak))
+
+    levels = np.repeat(np.arange(2.0, 13.75, 0.05), 20)
+    rows = np.array([features(x, taught) for x in levels])
+    rows += np.random.default_rng(1).normal(0.0, [0.0015, 0.08], rows.shape)
+    sig = Signature()
+    sig.add(levels, rows)
+    b_true = float(body.position_at(9.9))
+    tracker = SpineTracker(body, b_true - 0.025, 0.023, sig.compiled())
+    stroke = np.concatenate([np.arange(0.0, 0.049, 0.012), np.arange(0.048, -0.001, -0.012)])
+    t, errors = 0.0, []
+    for p in np.tile(stroke, 40):  # 40 strokes over T10-T11, a look each 12 mm
+        t += 0.5
+        tracker.diffuse(t)
+        true_level = float(body.level_at(b_true + p))
+        tracker.look(t, p, features(true_level, today))
+        snap = tracker.snapshot
+        guard = snap.guard
+        assert abs(snap.mean - guard.mean) <= spine.GUARD_WINDOW_SD * math.sqrt(guard.var)
+        level = float(body.level_at(p + snap.mean))
+        assert level < RIB_CAGE_END_LEVEL  # never lumbar: the truth is T10-T11.5
+        errors.append(level - true_level)
+    assert max(errors) < 1.5  # (without the window: 2.6 levels, lumbar 46 % of the looks)
+
+
+def test_a_look_is_limited_to_the_guards_window_and_left_alone_inside_it():
+    """Bins reaching into the guard's mean +- GUARD_WINDOW_SD SDs keep the look's ratio;
+    no bin outside them gets more than the lowest inside; the look's own array is kept."""
+    b0 = float(BODY.position_at(8.0))
+    tracker = SpineTracker(BODY, b0, 0.01, _linear_signature())
+    ratio = np.random.default_rng(3).uniform(0.1, 1.0, 72)
+    before = ratio.copy()
+    p = 0.02
+    out = tracker._within_guard(ratio, p)
+    assert np.array_equal(ratio, before)
+    half = spine.GUARD_WINDOW_SD * 0.01
+    edges = tracker._bin_edges_back
+    reach = (edges[1:] > b0 - half + p) & (edges[:-1] < b0 + half + p)  # bins touching it
+    assert reach.sum() >= 2
+    assert np.array_equal(out[reach], ratio[reach])
+    assert (out[~reach] <= ratio[reach].min()).all()
+    assert (out[~reach] == np.minimum(ratio[~reach], ratio[reach].min())).all()
+    unguarded = SpineTracker(BODY, b0, 0.01, _linear_signature(), guard=False)
+    assert unguarded._within_guard(ratio, p) is ratio

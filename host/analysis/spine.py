@@ -34,7 +34,9 @@ tracker there with a small SD; the guard cannot be fooled that way. The warning 
 whichever of the two puts the roller nearer the lumbar spine, and the reported SD takes
 in their disagreement (``evaluate``). The signature's error is common to all its looks
 (taught in one posture, from landmarks held off), so the reported belief takes its pull
-on the guard as at most one observation of ``SIGNATURE_BIAS_SD_M`` (``_bias_floor``).
+on the guard as at most one observation of ``SIGNATURE_BIAS_SD_M`` (``_bias_floor``),
+and a look reshapes the belief only within the guard's window (``GUARD_WINDOW_SD``): the
+signature alone cannot make or feed a mode where the guard all but rules the place out.
 
 Every change of the belief is a ``Snapshot``; ``evaluate`` turns snapshots and roller
 positions into per-frame estimates (level, region, probability below the ribs) in bulk,
@@ -43,6 +45,7 @@ so that a whole session's frames cost a few numpy passes.
 
 from __future__ import annotations
 
+import bisect
 import functools
 import math
 from dataclasses import dataclass
@@ -80,6 +83,13 @@ from landmarks held off by up to ~13 mm; a change of posture moved one person's 
 match under the shoulder blades by 0.5 level, docs/benchmarks.md issue 17). The
 signature's pull on the reported place counts at most as one observation of this SD
 (``_bias_floor``)."""
+GUARD_WINDOW_SD = 3.0
+"""A look at the signature may reshape the belief only within the guard's mean +- this
+many of its SDs: outside, its likelihood ratio is no higher than the lowest inside
+(``SpineTracker.look``), so that the signature alone cannot make or feed a mode where
+the signature-free belief all but rules the place out (person 24's profile session,
+docs/benchmarks.md issue 17: a signature that fitted the day's loads only ~10 cm toward
+the feet split the belief)."""
 TOP_BOUND_LEVEL = 1.0
 """The highest level the roller can press with the hips raised: the C7/T1 junction,
 the top of the shoulders (the calibration's top landmark); above it the neck curves
@@ -345,24 +355,51 @@ class SpineTracker:
         (s) with the learned one (when ``look_due`` says so); ``ratio_bins``: the
         likelihood ratio per signature bin, ``look_ratios`` of the signature's
         ``log_likelihood_bins(features)``, if already worked out (many looks' at
-        once)."""
+        once). The look reshapes the belief within the guard's window only
+        (``_within_guard``)."""
         sig = self.signature
         if sig is None:
             return
         ratio = look_ratios(sig.log_likelihood_bins(features)) if ratio_bins is None \
             else ratio_bins
+        ratio = self._within_guard(ratio, p)
         self.w *= ratio.repeat(_cells_per_bin(self._bin_edges_back, self.grid + p))
         self.looks += 1
         self._t = t
         self._normalise()
 
     # -- internals ----------------------------------------------------------------
+    def _within_guard(self, ratio: np.ndarray, p: float) -> np.ndarray:
+        """A look's likelihood ratio per signature bin (``ratio``; the roller at ``p``,
+        m) limited to the guard's window: the bins that reach into the guard's mean +-
+        ``GUARD_WINDOW_SD`` SDs (as places of the contact) are left as they are; no bin
+        outside them gets a ratio higher than the lowest inside. The signature reshapes
+        the belief where the prior, the landmarks, odometry and slip allow the place;
+        where they all but rule it out, a look never raises a place against the window,
+        so the signature alone neither makes a second mode there nor feeds one.
+        ``ratio`` itself is not changed; without a guard it is what is returned."""
+        guard = self.guard
+        if guard is None:
+            return ratio
+        snap = guard.snapshot
+        half = GUARD_WINDOW_SD * math.sqrt(snap.var)
+        edges = self._bin_edges_list
+        lo = bisect.bisect_right(edges, snap.mean - half + p) - 1
+        hi = bisect.bisect_left(edges, snap.mean + half + p)
+        if lo <= 0 and hi >= len(ratio):
+            return ratio
+        inside = ratio[lo:hi]
+        out = np.minimum(ratio, np.minimum.reduce(inside))
+        out[lo:hi] = inside
+        return out
+
     def _set_body(self, body: BodyModel) -> None:
         self._body = body
         self._edges_back = tuple(float(body.position_at(e)) for e in EDGE_LEVELS)
         self._bin_edges_back = np.concatenate([[-math.inf], body.position_at(_BIN_EDGES),
                                                [math.inf]])
         """The signature bins' edges on the back, m from C7, between -inf and inf."""
+        self._bin_edges_list = self._bin_edges_back.tolist()
 
     def _normalise(self) -> None:
         # (numpy's ufuncs called directly: ``w.sum()`` and ``np.cumsum`` are these,
