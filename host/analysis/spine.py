@@ -385,7 +385,7 @@ class SpineTracker:
         half = GUARD_WINDOW_SD * math.sqrt(snap.var)
         edges = self._bin_edges_list
         lo = bisect.bisect_right(edges, snap.mean - half + p) - 1
-        hi = bisect.bisect_left(edges, snap.mean + half + p)
+        hi = max(bisect.bisect_left(edges, snap.mean + half + p), lo + 1)  # (a point: its bin)
         if lo <= 0 and hi >= len(ratio):
             return ratio
         inside = ratio[lo:hi]
