@@ -36,15 +36,14 @@ clean:
 # ~1 minute on a laptop core; optional, not on make test's path. tests/test_compiled.py
 # compares its frames with the pure modules' when this venv exists.
 COMPILED_VENV ?= .venv-compiled
-MYPY_VERSION ?= 2.4.1
 .PHONY: firmware-compiled
 firmware-compiled:
 	$(PY) -m venv $(COMPILED_VENV)
 	$(COMPILED_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(COMPILED_VENV)/bin/python -m pip install --quiet 'setuptools>=77' 'mypy==$(MYPY_VERSION)'
+	$(COMPILED_VENV)/bin/python -m pip install --quiet '.[compile]'
 	rm -rf build
 	SMARTROLLER_COMPILE=1 $(COMPILED_VENV)/bin/python -m pip install --quiet \
-		--no-build-isolation --upgrade '.'
+		--no-build-isolation --no-deps --force-reinstall .
 	rm -rf build
 
 # On the Raspberry Pi (Raspberry Pi OS Bookworm), from a checkout: the firmware in a venv,
