@@ -32,15 +32,16 @@ clean:
 	rm -rf $(VENV) $(COMPILED_VENV) .pytest_cache build *.egg-info
 
 # The firmware with its per-cycle modules compiled by mypyc (setup.py, COMPILED), in a
-# venv of its own (not make test's: the tests run the pure-Python modules, the reference).
-# ~1 minute on a laptop core; optional, not on make test's path. tests/test_compiled.py
+# venv of its own (not make test's: the tests run the pure-Python modules, the reference),
+# with the host's packages: .venv-compiled/bin/smartroller bench measures the compiled
+# firmware. ~1-2 minutes; optional, not on make test's path. tests/test_compiled.py
 # compares its frames with the pure modules' when this venv exists.
 COMPILED_VENV ?= .venv-compiled
 .PHONY: firmware-compiled
 firmware-compiled:
 	$(PY) -m venv $(COMPILED_VENV)
 	$(COMPILED_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(COMPILED_VENV)/bin/python -m pip install --quiet '.[compile]'
+	$(COMPILED_VENV)/bin/python -m pip install --quiet '.[host,compile]'
 	rm -rf build
 	SMARTROLLER_COMPILE=1 $(COMPILED_VENV)/bin/python -m pip install --quiet \
 		--no-build-isolation --no-deps --force-reinstall .
