@@ -9,9 +9,9 @@ Skipped where there is no compiled build (``.venv-compiled``, or the Python name
 ``SMARTROLLER_COMPILED_PYTHON``) or where it was built from other sources than this
 checkout's."""
 
+import ast
 import dataclasses
 import filecmp
-import importlib.util
 import json
 import os
 import pickle
@@ -41,11 +41,13 @@ pytestmark = pytest.mark.skipif(
 
 
 def _compiled_modules() -> list[str]:
-    spec = importlib.util.spec_from_file_location("smartroller_setup", REPO / "setup.py")
-    setup = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(setup)
+    """setup.py's ``COMPILED``, as module names (read, not imported: setuptools need not
+    be installed here)."""
+    tree = ast.parse((REPO / "setup.py").read_text())
+    paths = next(ast.literal_eval(node.value) for node in tree.body
+                 if isinstance(node, ast.Assign) and ast.unparse(node.targets[0]) == "COMPILED")
     return [path.removesuffix(".py").removesuffix("/__init__").replace("/", ".")
-            for path in setup.COMPILED]
+            for path in paths]
 
 
 # Replays the pickled tape argv[1]; prints the frames' and log lines' digest, and which of
