@@ -29,7 +29,23 @@ bench: $(STAMP)
 	$(BIN)/smartroller bench
 
 clean:
-	rm -rf $(VENV) .pytest_cache build *.egg-info
+	rm -rf $(VENV) $(COMPILED_VENV) .pytest_cache build *.egg-info
+
+# The firmware with its per-cycle modules compiled by mypyc (setup.py, COMPILED), in a
+# venv of its own (not make test's: the tests run the pure-Python modules, the reference),
+# with the host's packages: .venv-compiled/bin/smartroller bench measures the compiled
+# firmware. ~1-2 minutes; optional, not on make test's path. tests/test_compiled.py
+# compares its frames with the pure modules' when this venv exists.
+COMPILED_VENV ?= .venv-compiled
+.PHONY: firmware-compiled
+firmware-compiled:
+	$(PY) -m venv $(COMPILED_VENV)
+	$(COMPILED_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(COMPILED_VENV)/bin/python -m pip install --quiet '.[host,compile]'
+	rm -rf build
+	SMARTROLLER_COMPILE=1 $(COMPILED_VENV)/bin/python -m pip install --quiet \
+		--no-build-isolation --no-deps --force-reinstall .
+	rm -rf build
 
 # On the Raspberry Pi (Raspberry Pi OS Bookworm), from a checkout: the firmware in a venv,
 # its systemd unit, I2C at 400 kHz, the Bluetooth controller handed to the firmware.

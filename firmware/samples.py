@@ -60,15 +60,16 @@ class ImuBatch:
         """(n, 6) int16 register values: accel x, y, z then gyro x, y, z (counts)."""
         raw = self._raw
         if raw is None:
-            raw = self._raw = np.frombuffer(self._fifo, _BIG_ENDIAN_I2).reshape(-1, 6) \
-                .astype(np.int16)
+            fifo = self._fifo  # (one of _raw and _fifo is set)
+            frames = np.frombuffer(fifo, _BIG_ENDIAN_I2)  # type: ignore[arg-type]
+            raw = self._raw = frames.reshape(-1, 6).astype(np.int16)
         return raw
 
     def rows(self) -> list:
         """The samples as rows of 6 ints (``raw``'s values, without numpy)."""
         if self._fifo is not None:
             return list(_FIFO_FRAME.iter_unpack(self._fifo))
-        return self._raw.tolist()
+        return self._raw.tolist()  # type: ignore[union-attr]
 
     def values(self) -> tuple[int, ...] | list[int]:
         """``raw``'s values in one flat sequence, sample after sample (6 ints each: field
@@ -76,7 +77,7 @@ class ImuBatch:
         FIFO's bytes instead of a tuple per sample."""
         fifo = self._fifo
         if fifo is None:
-            return self._raw.ravel().tolist()
+            return self._raw.ravel().tolist()  # type: ignore[union-attr]
         unpack = _FIFO_FRAMES.get(len(fifo))
         if unpack is None:
             unpack = _FIFO_FRAMES[len(fifo)] = struct.Struct(f">{len(fifo) // 2}h")
@@ -86,7 +87,7 @@ class ImuBatch:
         """Samples in the batch."""
         if self._fifo is not None:
             return len(self._fifo) // _FIFO_FRAME.size
-        return len(self._raw)
+        return len(self._raw)  # type: ignore[arg-type]
 
     def __repr__(self) -> str:
         return (f"ImuBatch(first_index={self.first_index}, rate_hz={self.rate_hz}, "
@@ -143,11 +144,13 @@ class ZoneScan:
 
     def codes(self) -> list[int]:
         """``raw`` as a list of ints (without numpy)."""
-        return self._codes[:] if self._codes is not None else self._raw.tolist()
+        return self._codes[:] if self._codes is not None \
+            else self._raw.tolist()  # type: ignore[union-attr]
 
     def answered(self) -> list[bool]:
         """``ok`` as a list of bools (without numpy)."""
-        return self._answered[:] if self._answered is not None else self._ok.tolist()
+        return self._answered[:] if self._answered is not None \
+            else self._ok.tolist()  # type: ignore[union-attr]
 
     def __repr__(self) -> str:
         return f"ZoneScan(t={self.t}, raw={self.raw!r}, ok={self.ok!r})"

@@ -5,11 +5,14 @@
 #   sudo hardware/install-pi.sh             # or: make install-pi
 #   hardware/install-pi.sh --dry-run        # print every step, change nothing
 #   hardware/install-pi.sh --root DIR       # write the files under DIR, print the commands
+#   sudo hardware/install-pi.sh --compiled  # the firmware's per-cycle modules compiled
+#                                           # with mypyc (~half its CPU; a long build)
 #
 # What it does (each step is idempotent: running it again changes nothing more):
 #   1. apt packages: python3-venv, python3-dev, i2c-tools, bluez (hciconfig / btmgmt)
 #   2. a system user "smartroller" in the i2c and gpio groups
 #   3. a venv in /opt/smartroller/venv with this checkout installed with its [pi] extra
+#      (--compiled: then built again with SMARTROLLER_COMPILE=1; gcc added in step 1)
 #   4. /etc/smartroller/roller.toml (the default profile; an existing one is kept)
 #   5. I2C on at 400 kHz: dtparam=i2c_arm=on,i2c_arm_baudrate=400000 in config.txt,
 #      i2c-dev loaded at boot
@@ -29,15 +32,17 @@ MARK="# smartroller: I2C at 400 kHz for the MPU-6050 and the ADS1115s"
 SRC="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DRY_RUN=0
 ROOT=""
+COMPILED=0
 REBOOT=0
 
 usage() {
-    sed -n '2,9p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,11p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 }
 
 while [ $# -gt 0 ]; do
     case "$1" in
         --dry-run) DRY_RUN=1 ;;
+        --compiled) COMPILED=1 ;;
         --root)
             [ $# -ge 2 ] || { echo "install-pi: --root needs a directory" >&2; exit 2; }
             ROOT="$2"
@@ -152,7 +157,11 @@ fi
 
 step "1/7 packages"
 run apt-get update
-run apt-get install -y --no-install-recommends python3-venv python3-dev i2c-tools bluez
+if [ "$COMPILED" -eq 1 ]; then  # (mypyc's C: a compiler and Python's headers)
+    run apt-get install -y --no-install-recommends python3-venv python3-dev i2c-tools bluez gcc
+else
+    run apt-get install -y --no-install-recommends python3-venv python3-dev i2c-tools bluez
+fi
 
 step "2/7 system user $SERVICE_USER (groups i2c, gpio)"
 if [ -z "$ROOT" ] && id "$SERVICE_USER" >/dev/null 2>&1; then
@@ -169,7 +178,14 @@ else
     run python3 -m venv "$PREFIX/venv"
 fi
 run "$PREFIX/venv/bin/python" -m pip install --upgrade --quiet pip
-run "$PREFIX/venv/bin/python" -m pip install --upgrade --quiet "${SRC}[pi]"
+if [ "$COMPILED" -eq 1 ]; then
+    # setup.py compiles its COMPILED modules with mypyc (hardware/BUILD.md, "Compiled")
+    run "$PREFIX/venv/bin/python" -m pip install --upgrade --quiet "${SRC}[pi,compile]"
+    run env SMARTROLLER_COMPILE=1 "$PREFIX/venv/bin/python" -m pip install --quiet \
+        --no-build-isolation --no-deps --force-reinstall "$SRC"
+else
+    run "$PREFIX/venv/bin/python" -m pip install --upgrade --quiet "${SRC}[pi]"
+fi
 
 step "4/7 hardware profile $CONF_DIR/roller.toml"
 put_file "$SRC/hardware/roller.toml" "$CONF_DIR/roller.toml" 0644 keep || true

@@ -68,6 +68,19 @@ def test_root_install_writes_the_files_once(tmp_path):
     assert "+ systemctl daemon-reload" not in second.stdout  # unit unchanged
 
 
+def test_compiled_installs_a_compiler_and_builds_the_firmware_with_mypyc(tmp_path):
+    plain = install("--dry-run", "--root", str(tmp_path))
+    compiled = install("--dry-run", "--compiled", "--root", str(tmp_path))
+    assert plain.returncode == 0 and compiled.returncode == 0, compiled.stderr
+    apt = [line for line in compiled.stdout.splitlines() if "apt-get install" in line]
+    assert len(apt) == 1 and apt[0].split()[-1] == "gcc"
+    assert "[pi,compile]" in compiled.stdout
+    build = [line for line in compiled.stdout.splitlines() if "SMARTROLLER_COMPILE=1" in line]
+    assert len(build) == 1 and "--no-build-isolation" in build[0]
+    assert "SMARTROLLER_COMPILE" not in plain.stdout and " gcc" not in plain.stdout
+    assert "[pi]" in plain.stdout and "compile]" not in plain.stdout
+
+
 def test_bad_options_exit_2(tmp_path):
     assert install("--frobnicate").returncode == 2
     assert install("--root", str(tmp_path / "missing")).returncode == 2

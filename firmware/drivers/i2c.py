@@ -36,7 +36,8 @@ class Transfer:
             raise ValueError("a transaction of no messages")
         self.bus = bus
         self.msgs = msgs
-        self._data = i2c_rdwr_ioctl_data.create(*msgs) if isinstance(bus, SMBus) else None
+        create = i2c_rdwr_ioctl_data.create  # (its stub wants a sequence: it takes *msgs)
+        self._data = create(*msgs) if isinstance(bus, SMBus) else None  # type: ignore[arg-type]
 
     def __call__(self) -> None:
         """Send the transaction (raises ``OSError`` as ``SMBus.i2c_rdwr`` does)."""
@@ -44,4 +45,4 @@ class Transfer:
         if data is None:
             self.bus.i2c_rdwr(*self.msgs)
         else:  # (smbus2's module-level ioctl, looked up now: what SMBus.i2c_rdwr calls)
-            _smbus2.ioctl(self.bus.fd, I2C_RDWR, data)
+            _smbus2.ioctl(self.bus.fd, I2C_RDWR, data)  # type: ignore[attr-defined]

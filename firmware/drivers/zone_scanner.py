@@ -109,7 +109,7 @@ class _Converter:
         self.read = Transfer(driver.bus, self.point_msg, self.read_msg)  # the conversion
         # register, alone
         self.pin = pin                # gpiozero InputDevice on ALERT/RDY, or None
-        self.level = None if pin is None else pin.pin  # its gpiozero Pin: state 0 = ready
+        self.level: Any = None if pin is None else pin.pin  # its gpiozero Pin: state 0 = ready
         self.gpio = gpio
         self.armed = pin is None      # thresholds written since the last (re)start
         self.pin_ok = pin is not None  # the pin is trusted
@@ -239,7 +239,7 @@ class ZoneScanner:
     @property
     def faulted_pins(self) -> list[int]:
         """GPIOs of the ready pins in a fault episode."""
-        return [a.gpio for a in self._adcs if a.pin_episode]
+        return [a.gpio for a in self._adcs if a.pin_episode and a.gpio is not None]
 
     def close(self) -> None:
         """Release the ready pins."""
@@ -408,8 +408,9 @@ class ZoneScanner:
         starting = [a for a in active if a.state == _START and t >= a.due and a.armed
                     and not a.faulted]
         if len(starting) > 1 and not self._alone:
+            rdwr = self.bus.i2c_rdwr  # type: ignore[attr-defined]  # (``_combined``)
             try:
-                self.bus.i2c_rdwr(*[a.start_msgs[self._channel] for a in starting])
+                rdwr(*[a.start_msgs[self._channel] for a in starting])
             except OSError:
                 self.bus_errors += 1  # each ADC starts alone in its own step
             else:
@@ -435,9 +436,9 @@ class ZoneScanner:
                 return
         nxt = self._channel + 1
         starting = [a for a in adcs if nxt < a.zones and a.armed]
+        rdwr = self.bus.i2c_rdwr  # type: ignore[attr-defined]  # (``_combined``)
         try:
-            self.bus.i2c_rdwr(*[a.start_msgs[nxt] for a in starting], last.point_msg,
-                              last.read_msg)
+            rdwr(*[a.start_msgs[nxt] for a in starting], last.point_msg, last.read_msg)
         except OSError:
             self.bus_errors += 1  # ``last`` is still ready: its own step reads it
             return

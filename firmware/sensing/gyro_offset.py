@@ -138,15 +138,15 @@ class TurnFit:
 def _solve_spd(h: list[list[float]], rhs: list[list[float]]) -> list[list[float]] | None:
     """Solve ``h x = r`` for each ``r`` in ``rhs`` (h symmetric positive definite, by
     Cholesky); None if it is not (numerically)."""
-    # (the sums as plain loops from an int 0, as ``sum`` adds them, not generators: a
-    # generator's set-up and resumptions cost more than its few products)
+    # (the sums as plain loops, not generators: a generator's set-up and resumptions cost
+    # more than its few products; from 0.0, the same sums as ``sum``'s int 0 gives)
     size = len(h)
     low = [[0.0] * size for _ in range(size)]
     for i in range(size):
         row, hi = low[i], h[i]
         for j in range(i + 1):
             other = low[j]
-            acc = 0
+            acc = 0.0
             for k in range(j):
                 acc += row[k] * other[k]
             acc = hi[j] - acc
@@ -161,13 +161,13 @@ def _solve_spd(h: list[list[float]], rhs: list[list[float]]) -> list[list[float]
         z = [0.0] * size
         for i in range(size):
             row = low[i]
-            acc = 0
+            acc = 0.0
             for k in range(i):
                 acc += row[k] * z[k]
             z[i] = (r[i] - acc) / row[i]
         x = [0.0] * size
         for i in reversed(range(size)):
-            acc = 0
+            acc = 0.0
             for k in range(i + 1, size):
                 acc += low[k][i] * x[k]
             x[i] = (z[i] - acc) / low[i][i]

@@ -59,7 +59,7 @@ class ZoneLoads:
         if len(raw) != len(per_volt):
             raise ValueError(f"{len(raw)} codes for {len(per_volt)} zones")
         lsb, limit, supply = self.lsb_v, self.limit_v, self.supply_v
-        out = []
+        out: list[float] = []
         append = out.append
         # (zip without ``strict``: the lengths are checked above, and its keyword costs
         # more than the loop's own work, 50 times a second on a Pi)
@@ -235,7 +235,7 @@ class FsrCreep:
         if refresh:
             self._refresh_t = t
         factor, unloaded = self.factor, self.unloaded_n
-        out = []
+        out: list[float] = []
         append = out.append
         for i, reading in enumerate(readings):
             top = tops[i]

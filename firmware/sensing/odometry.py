@@ -265,7 +265,7 @@ class Odometry:
         for then, (_, _, mid0, angle0, revised0) in zip(self._reference_at[1],
                                                         self._reference, strict=True):
             if abs(wrap(gravity_angle - then)) <= SETTLE_RAD:
-                now = mid + self.correction
+                now = mid + self.correction  # type: ignore[operator]  # (set by now)
                 true_turn = now + wrap(gravity_angle - now) - (angle0 + wrap(then - angle0))
                 counted = mid - mid0 + self._revised_turn - revised0 + self._stepped
                 self._settling = False

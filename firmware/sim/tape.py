@@ -18,7 +18,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from gpiozero.pins.mock import MockFactory, MockPWMPin
@@ -28,6 +28,7 @@ from smbus2.smbus2 import I2C_FUNCS, I2C_M_RD, I2C_RDWR, I2C_SMBUS
 from firmware.app import Firmware
 from firmware.calibration import Calibration
 from firmware.config import Config
+from firmware.protocol import Frame
 from firmware.sim.bus import EmulatedSMBus
 from firmware.sim.clock import SimClock
 from firmware.sim.cpu import CpuMeter, meter_parts
@@ -221,12 +222,15 @@ class Replay:
     ``run`` replays what the tape holds and adds its thread CPU time to ``seconds``;
     ``diverged`` says why the replay stopped, if it did (the simulated firmware was
     driven from outside the simulator's loop, e.g. by Bluetooth commands).
+    ``frame_sinks`` are given the replayed firmware's frames (to compare two builds of the
+    firmware on one tape: tests/test_compiled.py).
     """
 
     def __init__(self, config: Config, tape: Tape, boot_id: int | None, first_seq: int,
-                 meter: CpuMeter | None = None, calibration: Calibration | None = None
-                 ) -> None:
+                 meter: CpuMeter | None = None, calibration: Calibration | None = None,
+                 frame_sinks: Sequence[Callable[[Frame], None]] = ()) -> None:
         self.config, self.tape = config, tape
+        self.frame_sinks = list(frame_sinks)  # given the replayed firmware's frames
         self.calibration = calibration  # the stored calibration the live firmware started from
         self.boot_id, self.first_seq = boot_id, first_seq
         self.meter = meter  # meters the replayed firmware's parts, if given
@@ -243,9 +247,11 @@ class Replay:
             log.addHandler(logging.NullHandler())
         self._pins = _TapePinFactory(self.tape)
         self._bus = EmulatedSMBus(_TapeDevice(self.tape))
-        return Firmware(self.config, self._bus, _TapeClock(self.tape), self._pins, log,
-                        boot_id=self.boot_id, first_seq=self.first_seq,
-                        calibration=self.calibration)
+        fw = Firmware(self.config, self._bus, _TapeClock(self.tape), self._pins, log,
+                      boot_id=self.boot_id, first_seq=self.first_seq,
+                      calibration=self.calibration)
+        fw.frame_sinks.extend(self.frame_sinks)
+        return fw
 
     def run(self) -> None:
         """Replay what the tape holds."""
