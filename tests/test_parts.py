@@ -121,6 +121,14 @@ def test_the_simulated_roller_builds_its_strip_from_its_drawn_part():
             assert roller.strip.hysteresis == Parts.draw(seed).strip.hysteresis
         finally:
             roller.close()
+    pinned = dataclasses.replace(default_scenario(), parts=scenario_from_table(
+        {"parts": {"strip_hysteresis": 0.15}}).parts)
+    roller = SimRoller(pinned, 4, replay=False)  # seed 4 draws 6.4 %
+    try:
+        assert roller.strip.hysteresis == 0.15
+        assert roller.strip.creep_per_decade == Parts.draw(4).strip.creep_per_decade
+    finally:
+        roller.close()
 
 
 def test_a_gyro_three_percent_high_reads_three_percent_more_turn():
