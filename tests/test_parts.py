@@ -15,6 +15,8 @@ from firmware.sim.parts import (
     ADC_OFFSET_LIMIT_LSB,
     ADC_RATE_LIMIT,
     FSR_CREEP_LIMIT,
+    FSR_HYSTERESIS,
+    FSR_HYSTERESIS_RANGE,
     GYRO_CROSS_LIMIT,
     GYRO_GAIN_LIMIT,
     IMU_CLOCK_LIMIT,
@@ -77,12 +79,35 @@ def test_the_strip_creep_is_drawn_per_roller_within_the_datasheet_and_pinned_by_
     creeps = np.array([Parts.draw(seed).strip.creep_per_decade for seed in range(200)])
     assert np.all((creeps >= 0.0) & (creeps <= FSR_CREEP_LIMIT))
     assert creeps.std() > FSR_CREEP_LIMIT / 4  # spread over 0-5 %, not one value
-    assert {Parts.draw(seed).strip.hysteresis for seed in range(20)} == {0.10}
     sc = scenario_from_table({"parts": {"strip_creep_per_decade": 0.02,
                                         "strip_hysteresis": 0.05}})
     pinned = Parts.draw(3).pinned(dataclasses.asdict(sc.parts))
     assert (pinned.strip.creep_per_decade, pinned.strip.hysteresis) == (0.02, 0.05)
     assert pinned.imu == Parts.draw(3).imu and pinned.adcs == Parts.draw(3).adcs
+
+
+def test_the_strip_hysteresis_is_drawn_per_roller_around_the_average_and_pinned_by_a_key():
+    drawn = np.array([Parts.draw(seed).strip.hysteresis for seed in range(200)])
+    low, high = FSR_HYSTERESIS_RANGE
+    assert np.all((drawn >= low) & (drawn <= high))
+    assert drawn.std() > (high - low) / 4  # spread over 5-15 %, not the nominal 10 %
+    assert abs(drawn.mean() - FSR_HYSTERESIS) < 0.01  # about the data sheet's average
+    assert Parts.ideal().strip.hysteresis == FSR_HYSTERESIS
+    for value in (0.05, 0.15):
+        sc = scenario_from_table({"parts": {"strip_hysteresis": value}})
+        pinned = Parts.draw(4).pinned(dataclasses.asdict(sc.parts))
+        assert pinned.strip.hysteresis == value
+        assert pinned.strip.creep_per_decade == Parts.draw(4).strip.creep_per_decade
+
+
+def test_drawing_the_hysteresis_left_the_other_parts_draws_as_they_were():
+    # Seeds 1-4's creeps as measured before the hysteresis was drawn (docs/scenarios.md):
+    # the hysteresis comes last of the stream, so nothing before it moved.
+    creeps = [Parts.draw(seed).strip.creep_per_decade for seed in (1, 2, 3, 4)]
+    assert [round(c * 100, 2) for c in creeps] == [3.98, 1.47, 1.77, 3.21]
+    rng = np.random.default_rng([7, 0x9A27])
+    imu = ImuPart.draw(rng)
+    assert Parts.draw(7).imu == imu
 
 
 def test_the_simulated_roller_builds_its_strip_from_its_drawn_part():
@@ -96,6 +121,14 @@ def test_the_simulated_roller_builds_its_strip_from_its_drawn_part():
             assert roller.strip.hysteresis == Parts.draw(seed).strip.hysteresis
         finally:
             roller.close()
+    pinned = dataclasses.replace(default_scenario(), parts=scenario_from_table(
+        {"parts": {"strip_hysteresis": 0.15}}).parts)
+    roller = SimRoller(pinned, 4, replay=False)  # seed 4 draws 6.4 %
+    try:
+        assert roller.strip.hysteresis == 0.15
+        assert roller.strip.creep_per_decade == Parts.draw(4).strip.creep_per_decade
+    finally:
+        roller.close()
 
 
 def test_a_gyro_three_percent_high_reads_three_percent_more_turn():

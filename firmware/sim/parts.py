@@ -32,9 +32,13 @@ a reset (under load) is modelled in ``firmware.sim.max17048``, not drawn.
 FSR strip (Interlink FSR 400 data sheet, "Force Sensing Resistor Integration Guide and
 Evaluation Parts Catalog" specifications): "Drift: < 5 % per log10(time)" under a
 steady load, so each strip's creep is drawn within 0-5 % per decade (one value for its
-bands: they are cut from one sheet); "Hysteresis: +10 % average (R_F+ - R_F-)/R_F+" is
-an average, no limit, so the play stays at 10 % unless a scenario pins it. The bands'
-sensitivity spread (+-6 %) is drawn by ``firmware.sim.strip.FsrStrip``.
+bands: they are cut from one sheet). The FSR 400 Series Data Sheet's "Hysteresis: +10 %
+Average (R_F+ - R_F-)/R_F+" (its Device Characteristics; the table's other figures are
+one standard deviation over the mean, this one an average) gives no spread, so the
+spread is ours: each strip's play is drawn uniformly within 5-15 % (the average +-50 %,
+one value for its bands), so that a strip is never the nominal one the firmware would
+otherwise assume. The bands' sensitivity spread (+-6 %) is drawn by
+``firmware.sim.strip.FsrStrip``.
 
 The draws use their own random stream (``[seed, 0x9A27]``), so the person, the world
 and the noise of a seed are the same whatever the parts.
@@ -78,7 +82,10 @@ GAUGE_VCELL_ERROR_LIMIT_V = 7.5e-3
 FSR_CREEP_LIMIT = 0.05
 """FSR drift under a steady load, fraction per decade of time (FSR 400: < 5 %)."""
 FSR_HYSTERESIS = 0.10
-"""FSR hysteresis, fraction (FSR 400: +10 % average; not drawn)."""
+"""FSR hysteresis, fraction (FSR 400: +10 % average): the strip of ``Parts.ideal``."""
+FSR_HYSTERESIS_RANGE = (0.05, 0.15)
+"""Within which a strip's hysteresis is drawn, fraction: the data sheet's average +-50 %
+(our choice: the data sheet gives the average only)."""
 FSR_CREEP_IDEAL = 0.04
 """The creep of the strip of ``Parts.ideal`` (the one value every strip had before the
 creep was drawn, 2026-12-07), fraction per decade."""
@@ -184,8 +191,11 @@ class StripPart:
 
     @classmethod
     def draw(cls, rng: np.random.Generator) -> StripPart:
-        """A strip drawn uniformly within the data sheet's creep limit."""
-        return cls(float(rng.uniform(0.0, FSR_CREEP_LIMIT)), FSR_HYSTERESIS)
+        """A strip drawn uniformly within the data sheet's creep limit and
+        ``FSR_HYSTERESIS_RANGE`` (the creep first, the hysteresis last: the draws of the
+        parts before it are those of before it was drawn)."""
+        creep = float(rng.uniform(0.0, FSR_CREEP_LIMIT))
+        return cls(creep, float(rng.uniform(*FSR_HYSTERESIS_RANGE)))
 
 
 @dataclass(frozen=True)
@@ -207,8 +217,8 @@ class Parts:
     @classmethod
     def draw(cls, seed: int, adc_count: int = 2) -> Parts:
         """The parts of the roller of ``seed`` (their own random stream; the gauge and
-        then the strip are drawn last, so the IMU's and the ADCs' draws are those of
-        before they were)."""
+        then the strip are drawn last, the strip's hysteresis last of all, so the
+        earlier parts' draws are those of before the later ones were drawn)."""
         rng = np.random.default_rng([seed, 0x9A27])
         imu = ImuPart.draw(rng)
         adcs = tuple(AdcPart.draw(rng) for _ in range(adc_count))
@@ -240,4 +250,5 @@ class Parts:
                      replace(self.gauge, **gauge), replace(self.strip, **strip))
 
 
-__all__ = ["AdcPart", "GaugePart", "ImuPart", "Parts", "StripPart"]
+__all__ = ["FSR_HYSTERESIS", "FSR_HYSTERESIS_RANGE", "AdcPart", "GaugePart", "ImuPart", "Parts",
+           "StripPart"]

@@ -188,8 +188,8 @@ class PartsSection:
         "U(0, 0.05), FSR 400 data sheet: drift < 5 % per log10(time))")
     strip_hysteresis: float | None = field(
         None, range=(0.0, 0.5),
-        doc="the FSR strip's hysteresis, fraction (0.10 unless pinned: FSR 400, +10 % "
-        "average)")
+        doc="the FSR strip's hysteresis, fraction (drawn: U(0.05, 0.15); FSR 400 data "
+        "sheet: +10 % average, no spread given: the +-50 % is our choice)")
 
     def __post_init__(self) -> None:
         for name in ("gyro_gain", "accel_gain"):
