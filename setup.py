@@ -32,6 +32,7 @@ COMPILED = [
     "firmware/drivers/sample_clock.py",
     "firmware/drivers/zone_scanner.py",
     "firmware/sensing/__init__.py",
+    "firmware/sensing/angles.py",
     "firmware/sensing/gyro_check.py",
     "firmware/sensing/gyro_offset.py",
     "firmware/sensing/gyro_scale.py",

@@ -103,15 +103,11 @@ class SampleClock:
     def observe(self, t_before: float, t_after: float, last: int) -> None:
         """Sample ``last`` was the newest made when the count was read between loop
         times ``t_before`` and ``t_after`` (s)."""
-        # (``_move(t_after)``, ``_bounds`` and ``_fit`` written out, their arithmetic as
+        # (``_move(t_after)``'s step, ``_bounds`` and ``_fit`` written out, their arithmetic as
         # theirs: once a drain, on a Pi Zero)
         rate, ratio, dt = self.rate_hz, self.ratio, t_after - self._t0
         step = dt * ratio * rate
-        if self._counted:  # (``_ratio_error``)
-            error = max(COUNTED_ERROR, COUNTED_SAMPLES / ((self._span + self._t_last) * rate))
-        else:
-            error = ASSUMED_ERROR if self.assumed_span_s else RATE_TOLERANCE
-        widen = error * rate * abs(dt)
+        widen = self._ratio_error() * rate * abs(dt)
         old_lo, old_hi = self._lo + (step - widen), self._hi + (step + widen)
         self._t0 = t_after
         per_s = ratio * rate

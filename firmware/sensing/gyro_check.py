@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import math
 
+from firmware.sensing.angles import wrap
+
 MIN_TURN_RAD = 0.3
 """Gravity's least turn in a window, rad."""
 MAX_SPAN_S = 2.0
@@ -51,7 +53,7 @@ class GyroCheck:
         if anchor is None or t - anchor[2] > MAX_SPAN_S:
             self._anchor = (gyro_angle, gravity_angle, t)
             return
-        turn = _wrap(gravity_angle - anchor[1])
+        turn = wrap(gravity_angle - anchor[1])
         if abs(turn) < MIN_TURN_RAD:
             return
         self.ratio = (gyro_angle - anchor[0]) / turn
@@ -63,10 +65,6 @@ class GyroCheck:
             self.inconsistent = True
         elif self.inconsistent and len(verdicts) - bad >= BAD_OF_LAST:
             self.inconsistent = False
-
-
-def _wrap(angle: float) -> float:
-    return (angle + math.pi) % (2.0 * math.pi) - math.pi
 
 
 __all__ = ["GyroCheck"]

@@ -41,9 +41,9 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from firmware.sensing.angles import wrap
+
 _DEG = math.pi / 180.0
-_PI = math.pi
-_TAU = 2.0 * math.pi  # (``_wrap``'s constants)
 ROLLED_RAD = 0.1
 """Gravity turned more than this since boot: the roller rolls, its offset is fitted, rad."""
 GYRO_STARTUP_S = 0.1
@@ -261,7 +261,7 @@ class GyroOffset:
         if tilt is not None and not moved:
             if self._tilt0 is None:
                 self._tilt0 = tilt
-            moved = abs(_wrap(tilt - self._tilt0)) > self.still_tilt
+            moved = abs(wrap(tilt - self._tilt0)) > self.still_tilt
         if self.learning:
             if not self.calibrated and not self.rolled:
                 if moved:
@@ -300,7 +300,7 @@ class GyroOffset:
             self.fit.cut()
         else:
             predicted = sign * (self._raw - last[0] - self.offset * (self._t - last[2]))
-            turn = self._turn + predicted + ((tilt - last[1] - predicted + _PI) % _TAU - _PI)
+            turn = self._turn + predicted + wrap(tilt - last[1] - predicted)
         self._last = (self._raw, tilt, self._t)
         self._turn = turn
         low, high = self._range
@@ -328,7 +328,3 @@ class GyroOffset:
         if trusted or self.from_gravity or not self.calibrated:
             self.offset, self.from_gravity, self.revised = sign * slope, True, True
             self.calibrated = self.calibrated or trusted
-
-
-def _wrap(angle: float) -> float:
-    return (angle + math.pi) % (2.0 * math.pi) - math.pi

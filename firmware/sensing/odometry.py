@@ -38,6 +38,7 @@ from typing import NamedTuple
 import numpy as np
 
 from firmware.config import ImuConfig, RollerConfig
+from firmware.sensing.angles import wrap
 from firmware.sensing.gyro_check import GyroCheck
 from firmware.sensing.gyro_offset import GyroOffset
 from firmware.sensing.gyro_scale import GyroScale
@@ -52,13 +53,6 @@ ZERO_BATCHES = 25  # batches from the zero (0.5 s) to find clean gravity in
 CONVERGED_M_S2 = 0.015  # the zero-g fit's 1-sigma at which it counts as converged
 SETTLE_RAD = 0.1  # gravity this near the zero's angle settles the position (``_settle``)
 _AXES = {"x": (0, 1, 2), "y": (1, 2, 0), "z": (2, 0, 1)}
-_PI = math.pi
-_TAU = 2.0 * math.pi  # (``wrap``'s constants)
-
-
-def wrap(angle: float) -> float:
-    """Wrap an angle to [-pi, pi), rad."""
-    return (angle + math.pi) % (2.0 * math.pi) - math.pi
 
 
 class GravityFit:
@@ -372,7 +366,7 @@ class Odometry:
             # Gravity as read (the zero-g fit is referenced to the gyro: a wrong gyro
             # bends it; the offsets' few degrees do not matter to this check).
             self.check.add(mid, atan2(a1, a2), self._time)
-        jump = (gravity_angle - angle + _PI) % _TAU - _PI  # (``wrap``, written out)
+        jump = wrap(gravity_angle - angle)
         last = self._last_gravity
         if gap_s > 0.0 and not self._steering and last is not None:
             # Until gravity steers the position, a gap is bridged by gravity's own turn
@@ -402,7 +396,7 @@ class Odometry:
             # The gyro offset is unknown (+-20 deg/s): hold the angle to gravity alone.
             self.correction = gravity_angle - theta
         elif weight > 0.0 and not self._lost:  # (while lost, the gyro angle is off)
-            error = (gravity_angle - (mid + self.correction) + _PI) % _TAU - _PI  # (wrap)
+            error = wrap(gravity_angle - (mid + self.correction))
             step = self.kp * error * span * weight
             self.correction += step
             gravity.add(mid, a1, a2, weight, span)
