@@ -346,10 +346,10 @@ def test_contact_bounce_gives_one_press(clock, factory, panel):
 def test_idle_panel_waits_for_edges_not_polls(clock, factory, panel):
     panel.set_state(LedState.SESSION, 0.0)  # steady LED: no step to wait for
     panel.tick(0.0)
-    assert panel.due == pytest.approx(LEVEL_CHECK_S) and not panel.pending
+    assert panel.due == pytest.approx(LEVEL_CHECK_S) and not panel.edges
     clock.sleep_until(0.4)
     press(factory, BUTTON)
-    assert panel.pending  # the edge event queued it; nothing was polled
+    assert panel.edges  # the edge event queued it; nothing was polled
     panel.tick(0.41)
     assert panel.due == pytest.approx(0.4 + panel.debounce_s)
     assert panel.tick(panel.due) == [] and panel.pressed
@@ -381,7 +381,7 @@ def test_an_edge_event_that_never_came_is_caught_by_the_level_check(clock, facto
     handler, pin.when_changed = pin.when_changed, None   # the kernel drops the edge
     press(factory, BUTTON)
     pin.when_changed = handler
-    assert not panel.pending
+    assert not panel.edges
     run(clock, 6.0, loop)
     assert [e for _, e in loop.events] == [PanelEvent.HOLD]
     assert 1.0 + panel.hold_s < loop.events[0][0] <= 1.0 + LEVEL_CHECK_S + panel.hold_s + 0.01

@@ -150,11 +150,6 @@ class Panel:
         """LED duty now, 0..1."""
         return self._brightness
 
-    @property
-    def pending(self) -> bool:
-        """True when button edges wait for ``tick``."""
-        return bool(self.edges)
-
     def set_state(self, state: LedState, now: float) -> None:
         """Show ``state`` from ``now`` (s); setting the current state again changes nothing."""
         if state == self._state and self._schedule is not None:
