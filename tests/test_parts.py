@@ -22,6 +22,7 @@ from firmware.sim.parts import (
     IMU_CLOCK_LIMIT,
     IMU_REGISTER_STARTUP_S,
     AdcPart,
+    GaugePart,
     ImuPart,
     Parts,
 )
@@ -105,9 +106,13 @@ def test_drawing_the_hysteresis_left_the_other_parts_draws_as_they_were():
     # the hysteresis comes last of the stream, so nothing before it moved.
     creeps = [Parts.draw(seed).strip.creep_per_decade for seed in (1, 2, 3, 4)]
     assert [round(c * 100, 2) for c in creeps] == [3.98, 1.47, 1.77, 3.21]
+    # The stream as it was: every part up to the strip's creep, then nothing more.
     rng = np.random.default_rng([7, 0x9A27])
-    imu = ImuPart.draw(rng)
-    assert Parts.draw(7).imu == imu
+    ImuPart.draw(rng)
+    AdcPart.draw(rng)
+    AdcPart.draw(rng)
+    GaugePart.draw(rng)
+    assert Parts.draw(7).strip.creep_per_decade == float(rng.uniform(0.0, FSR_CREEP_LIMIT))
 
 
 def test_the_simulated_roller_builds_its_strip_from_its_drawn_part():
