@@ -87,8 +87,8 @@ class ZonesConfig:
     hysteresis: float = field(
         0.10, range=(0.0, 0.5),
         doc="the FSRs' hysteresis: unloading reads this fraction above loading (FSR 400: "
-        "+10 % average, no spread given; measure the strip's own at set-up, as its "
-        "sensitivity: the roller does not learn it)")
+        "+10 % average, no spread given; the roller does not learn it, and a strip's own "
+        "value is not simply better over long sessions: docs/algorithms.md)")
     creep_per_decade: float = field(
         0.025, range=(0.0, 0.2),
         doc="the FSRs' creep undone: conductance up by this fraction per decade of time "
