@@ -7,12 +7,15 @@
 #   hardware/install-pi.sh --root DIR       # write the files under DIR, print the commands
 #   sudo hardware/install-pi.sh --compiled  # the firmware's per-cycle modules compiled
 #                                           # with mypyc (~half its CPU; a long build)
+#   sudo hardware/install-pi.sh --pure      # back to the pure-Python modules
+#   (without either, a reinstall keeps the build the last one chose: /opt/smartroller/build)
 #
 # What it does (each step is idempotent: running it again changes nothing more):
 #   1. apt packages: python3-venv, python3-dev, i2c-tools, bluez (hciconfig / btmgmt)
 #   2. a system user "smartroller" in the i2c and gpio groups
 #   3. a venv in /opt/smartroller/venv with this checkout installed with its [pi] extra
-#      (--compiled: then built again with SMARTROLLER_COMPILE=1; gcc added in step 1)
+#      (--compiled: then built again with SMARTROLLER_COMPILE=1; gcc added in step 1;
+#      the choice is kept in /opt/smartroller/build for the next run)
 #   4. /etc/smartroller/roller.toml (the default profile; an existing one is kept)
 #   5. I2C on at 400 kHz: dtparam=i2c_arm=on,i2c_arm_baudrate=400000 in config.txt,
 #      i2c-dev loaded at boot
@@ -32,17 +35,18 @@ MARK="# smartroller: I2C at 400 kHz for the MPU-6050 and the ADS1115s"
 SRC="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DRY_RUN=0
 ROOT=""
-COMPILED=0
+COMPILED=""  # 1 compiled, 0 pure, empty: as the last install chose (pure at first)
 REBOOT=0
 
 usage() {
-    sed -n '2,11p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 }
 
 while [ $# -gt 0 ]; do
     case "$1" in
         --dry-run) DRY_RUN=1 ;;
         --compiled) COMPILED=1 ;;
+        --pure) COMPILED=0 ;;
         --root)
             [ $# -ge 2 ] || { echo "install-pi: --root needs a directory" >&2; exit 2; }
             ROOT="$2"
@@ -67,6 +71,18 @@ if [ ! -f "$SRC/pyproject.toml" ] || [ ! -f "$SRC/hardware/$UNIT_NAME" ]; then
 fi
 
 step() { printf '== %s\n' "$*"; }
+
+# The build the last install chose (step 3 writes it): a reinstall, for an update of the
+# checkout, must not silently swap a compiled firmware for the pure one.
+BUILD_FILE="$PREFIX/build"
+if [ -z "$COMPILED" ]; then
+    if [ "$(cat "$ROOT$BUILD_FILE" 2>/dev/null || true)" = compiled ]; then
+        COMPILED=1
+        echo "install-pi: keeping the compiled build (as installed; --pure to go back)"
+    else
+        COMPILED=0
+    fi
+fi
 
 # A command that changes the running system: printed, and run unless --dry-run/--root.
 run() {
@@ -186,6 +202,7 @@ if [ "$COMPILED" -eq 1 ]; then
 else
     run "$PREFIX/venv/bin/python" -m pip install --upgrade --quiet "${SRC}[pi]"
 fi
+write_text "$BUILD_FILE" "$([ "$COMPILED" -eq 1 ] && echo compiled || echo pure)"
 
 step "4/7 hardware profile $CONF_DIR/roller.toml"
 put_file "$SRC/hardware/roller.toml" "$CONF_DIR/roller.toml" 0644 keep || true

@@ -112,3 +112,22 @@ def test_unit_has_watchdog_restart_and_capabilities():
     args = fw_cli._parser().parse_args(command[1:])  # the firmware accepts these flags
     assert (args.command, str(args.config), args.transport) == (
         "run", "/etc/smartroller/roller.toml", "hci-socket:0")
+
+
+def test_a_reinstall_keeps_the_compiled_build_until_pure_is_asked(tmp_path):
+    (tmp_path / "boot" / "firmware").mkdir(parents=True)
+    build = tmp_path / "opt/smartroller/build"
+    first = install("--compiled", "--root", str(tmp_path))
+    assert first.returncode == 0, first.stderr
+    assert build.read_text() == "compiled\n"
+    again = install("--root", str(tmp_path))  # an update of the checkout, no flag
+    assert again.returncode == 0, again.stderr
+    assert "keeping the compiled build" in again.stdout
+    assert "SMARTROLLER_COMPILE=1" in again.stdout and "[pi,compile]" in again.stdout
+    assert build.read_text() == "compiled\n"
+    back = install("--pure", "--root", str(tmp_path))
+    assert back.returncode == 0, back.stderr
+    assert "SMARTROLLER_COMPILE" not in back.stdout and "keeping" not in back.stdout
+    assert build.read_text() == "pure\n"
+    plain = install("--root", str(tmp_path))
+    assert "SMARTROLLER_COMPILE" not in plain.stdout and build.read_text() == "pure\n"
