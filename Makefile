@@ -3,6 +3,9 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+COMPILED_VENV ?= .venv-compiled
+COMPILED_STAMP := $(COMPILED_VENV)/.built
+FIRMWARE_SOURCES := $(shell find firmware -name '*.py')
 
 .PHONY: demo test lint bench clean
 
@@ -21,7 +24,7 @@ CHROMIUM := /usr/bin/chromium
 $(CHROMIUM):
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver
 
-test: $(STAMP) $(CHROMIUM)
+test: $(STAMP) $(CHROMIUM) $(COMPILED_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
@@ -32,11 +35,15 @@ clean:
 	rm -rf $(VENV) $(COMPILED_VENV) .pytest_cache build *.egg-info
 
 # The firmware with its per-cycle modules compiled by mypyc (setup.py, COMPILED), in a
-# venv of its own (not make test's: the tests run the pure-Python modules, the reference),
-# with the host's packages: .venv-compiled/bin/smartroller bench measures the compiled
-# firmware. ~1-2 minutes; optional, not on make test's path. tests/test_compiled.py
-# compares its frames with the pure modules' when this venv exists.
-COMPILED_VENV ?= .venv-compiled
+# venv of its own (not the tests' venv: the tests run the pure-Python modules, the
+# reference), with the host's packages: .venv-compiled/bin/smartroller bench measures the
+# compiled firmware. ~1-2 minutes (gcc and Python's headers needed). make test builds it
+# when the firmware's sources changed since the last build, and tests/test_compiled.py
+# compares its frames with the pure modules' (it skips where no build exists).
+$(COMPILED_STAMP): pyproject.toml setup.py $(FIRMWARE_SOURCES)
+	$(MAKE) firmware-compiled
+	touch $@
+
 .PHONY: firmware-compiled
 firmware-compiled:
 	$(PY) -m venv $(COMPILED_VENV)
