@@ -26,8 +26,9 @@ against the true turn, measured on recordings), so the scan cannot tell whether 
 lay on the arc, and read on the wrong side its forces come out double or half
 (docs/algorithms.md, zone loads). The last loads are kept instead, deg."""
 SEAM_EDGE_SPREAD_S = 0.0025
-"""Half the spread of a scan's conversions in time (four channels at 860 SPS), s: the
-margin widens by the turn over it."""
+"""The margin widens by the turn over this, s: about half the time a scan's last three
+channels span at 860 SPS, around the angle's time (its first channel, sampled ~16 ms
+before the others by the pipelined scan, is not covered: one call per scan)."""
 SEAM_EDGE_HOLD_S = 0.1
 """Loads are held at an edge for no longer than this since the last scan read, s (~5
 scans): then a slow roll, or a roller parked at an edge, is read with the angle's call
