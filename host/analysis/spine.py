@@ -122,7 +122,7 @@ class Snapshot:
     error of the roller's position left by the last IMU gap (``SpineTracker.bridge``),
     m^2 at sensor time gap_t (s); its SD fades with ``RELOCK_S`` after it.
     unfloored: the tracker's (mean m, var m^2) before the signature's bias floor moved
-    and widened it (``_bias_floor``; None: the floor did not act), for ``guard_lean``.
+    it (``_bias_floor``; None: the floor did not act), for ``guard_lean``.
     """
 
     grid0: float
@@ -423,17 +423,15 @@ class SpineTracker:
             w = self.w
             mean = float(np.dot(w, self.grid))
             grid0 = self._grid_ends()[0]
+        cdf = _add.accumulate(w)
         var = max(float(np.dot(w, self._grid2())) - mean * mean, 0.0) + self._pending_var
         guard = self.guard.snapshot if self.guard is not None else None
         floor = _bias_floor(mean, var, guard) if self.signature is not None else None
         unfloored = None
-        if floor is not None:  # (moved to the floor's mean, with the floor's variance)
-            unfloored, floored = (mean, var), max(floor[1], var)
-            grid0, mean = grid0 + floor[0], mean + floor[0]
-            cdf = _widened_cdf(w, floored - var)
-            var = floored
-        else:
-            cdf = _add.accumulate(w)
+        if floor is not None:
+            unfloored = (mean, var)
+            move, var = floor[0], max(floor[1], var)
+            grid0, mean = grid0 + move, mean + move
         self.snapshot = Snapshot(grid0, cdf, mean, var, self._t, self._body, self._edges_back,
                                  guard, self._gap_var, self._gap_t, unfloored)
 
@@ -463,7 +461,7 @@ class SpineTracker:
         self.w = w / w.sum()
 
 
-@functools.lru_cache(maxsize=128)
+@functools.lru_cache(maxsize=4)
 def _slip_kernel(sigma: float) -> np.ndarray:
     """The normalised Gaussian kernel of ``sigma`` grid cells that ``diffuse`` spreads
     the belief with (read-only; kept for the next call: the guard and the tracker
@@ -474,20 +472,6 @@ def _slip_kernel(sigma: float) -> np.ndarray:
     kernel = kernel / kernel.sum()
     kernel.flags.writeable = False
     return kernel
-
-
-def _widened_cdf(w: np.ndarray, extra_var_m2: float) -> np.ndarray:
-    """The cdf of the grid's weights ``w`` (normalised) spread by a normal error of
-    ``extra_var_m2`` (m^2): the belief the bias floor states (``_bias_floor``: its
-    variance is the tracker's and the floor's together), not the tracker's narrower
-    shape moved. Below a grid cell's variance the shape's own cdf."""
-    if extra_var_m2 < GRID_STEP_M**2:
-        return _add.accumulate(w)
-    spread = np.convolve(w, _slip_kernel(round(math.sqrt(extra_var_m2) / GRID_STEP_M, 1)),
-                         mode="same")
-    cdf = _add.accumulate(spread)
-    cdf /= cdf[-1]
-    return cdf
 
 
 def look_ratios(ll_bins: np.ndarray) -> np.ndarray:
@@ -521,9 +505,9 @@ def _bias_floor(mean: float, var: float, guard: Snapshot | None
     evidence is what the tracker adds to it; taken as Gaussian (information 1/var - 1/var
     of the guard, at the mean that gives the tracker's), ``SIGNATURE_BIAS_SD_M`` is added
     to its variance (an error common to all looks) and it is combined with the guard
-    again. The tracker's shape is kept, moved to that mean, and widened to the floored
-    variance (``_widened_cdf``): P(below) and the fence come from the belief with the
-    doubt it states. Unchanged when there is no guard or the signature added nothing."""
+    again. The tracker's shape is kept, moved to that mean (``guard_lean`` keeps the
+    warning from following a move toward the head). Unchanged when there is no guard
+    or the signature added nothing."""
     if guard is None or var <= 0.0 or guard.var <= var:
         return None
     info = 1.0 / var - 1.0 / guard.var
@@ -583,12 +567,15 @@ def evaluate(snapshots: list[Snapshot], sid: np.ndarray, p: np.ndarray, t: np.nd
 def guard_lean(snap: Snapshot) -> float:
     """How far (m) the warning moves the tracker's belief toward the feet: the distance
     by which the guard's place lies beyond the tracker's, less one SD of their joint
-    doubt (0 when the guard places the roller higher or within that doubt); likewise
-    the tracker's own place before the signature's bias floor moved it toward the
-    guard (``Snapshot.unfloored``), the larger of the two: the floor limits the
-    signature's pull on the place, it must not delay the warning (vigorous person 4,
+    doubt (0 when the guard places the roller higher or within that doubt); and where
+    the signature's bias floor moved the belief toward the head (``_bias_floor``,
+    ``Snapshot.unfloored``), the distance by which the tracker's own place lies beyond
+    the moved one, less one SD of their joint doubt as P(below) reads them (the same
+    shape twice: sqrt(2) of its SD); the larger of the two. The floor limits the
+    signature's pull on the place; it must not delay a warning (vigorous person 4,
     docs/benchmarks.md issue 17: slip had carried the zero 33-45 mm toward the feet,
-    the signature followed, the floor moved the belief back 16-17 mm toward the guard).
+    the signature followed, and the floor moved a 4-mm belief 16-17 mm back toward the
+    guard: two drifts unwarned at P(below) 0.007 and 0.023).
 
     Measured (docs/benchmarks.md, issue 17): the guard's own P(below) (the larger of
     the two) or the whole difference warned no more drifts but gave 69 and 27 false
@@ -601,7 +588,7 @@ def guard_lean(snap: Snapshot) -> float:
             guard.mean - snap.mean - math.sqrt(guard.var + snap.var), 0.0)
         if snap.unfloored is not None:
             mean, var = snap.unfloored
-            lean = max(lean, mean - snap.mean - math.sqrt(var + snap.var))
+            lean = max(lean, mean - snap.mean - math.sqrt(2.0 * var))
         object.__setattr__(snap, "_lean", lean)
     return lean
 
