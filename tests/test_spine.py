@@ -411,6 +411,36 @@ def test_the_signatures_pull_counts_at_most_as_one_observation_of_its_bias_floor
             assert abs(snap.mean - b0) > 0.6 * abs(pull)  # the signature still leads
 
 
+def test_a_belief_the_floor_moved_toward_the_head_does_not_delay_the_warning():
+    """Vigorous person 4's first session (docs/benchmarks.md, issue 17): slip carried
+    the zero toward the feet, the signature followed it, and the bias floor moved the
+    belief (its shape ~4 mm SD) back toward the guard (which only slip's doubt widens)
+    by 16 mm. Where the floor moved it toward the head by more than the two places'
+    joint doubt, P(below) and the roller's fence lean back toward the feet by the
+    excess, as for the guard; the place itself stays the floor's. Before: P(below)
+    0.000 where the signature put the contact 5 mm below T12/L1, the fence 8 mm
+    beyond it."""
+    b0 = float(BODY.position_at(8.0))
+    tracker = SpineTracker(BODY, b0, 0.016, _linear_signature())
+    for k in range(200):  # the loads say level 9.5: the zero 35 mm lower
+        tracker.look(1.0 + k, 0.0, _features_at(9.5))
+    raw = float(tracker.w @ tracker.grid)
+    raw_var = float(tracker.w @ (tracker.grid - raw) ** 2)
+    snap = tracker.snapshot
+    assert snap.mean < raw - 0.01  # the floor moved it toward the head (the guard)
+    assert snap.guard.mean < snap.mean  # the guard's own lean: none
+    lean = guard_lean(snap)
+    assert lean == pytest.approx(raw - snap.mean - math.sqrt(2.0 * raw_var), abs=1e-4)
+    p = BODY.rib_cage_end_m + 0.005 - raw
+    one = np.zeros(1, np.intp)
+    est = evaluate([snap], one, np.array([p]), np.array([201.0]))
+    assert est.p_below_ribs[0] > WarningPolicy().on_probability
+    assert roller_fence(snap, WarningPolicy()) < p  # the roller warns there by itself
+    alone = evaluate([dataclasses.replace(snap, unfloored=None)], one, np.array([p]),
+                     np.array([201.0]))
+    assert est.level[0] == alone.level[0] and est.sd_m[0] == alone.sd_m[0]
+
+
 def test_cells_per_bin_spreads_a_value_per_bin_as_searchsorted_bins_them():
     """A look's likelihood per signature bin is spread over the grid by run lengths: the
     same cells get the same bins as ``np.searchsorted(edges, x)`` gives, values on an

@@ -121,6 +121,8 @@ class Snapshot:
     the guard's own snapshots, and where there is none). gap_var, gap_t: the bounded
     error of the roller's position left by the last IMU gap (``SpineTracker.bridge``),
     m^2 at sensor time gap_t (s); its SD fades with ``RELOCK_S`` after it.
+    unfloored: the tracker's (mean m, var m^2) before the signature's bias floor moved
+    it (``_bias_floor``; None: the floor did not act), for ``guard_lean``.
     """
 
     grid0: float
@@ -133,17 +135,19 @@ class Snapshot:
     guard: Snapshot | None = None
     gap_var: float = 0.0
     gap_t: float = 0.0
+    unfloored: tuple[float, float] | None = None
 
     def __init__(self, grid0: float, cdf: np.ndarray, mean: float, var: float, t: float,
                  body: BodyModel, edges_back: tuple[float, ...], guard: Snapshot | None = None,
-                 gap_var: float = 0.0, gap_t: float = 0.0) -> None:
+                 gap_var: float = 0.0, gap_t: float = 0.0,
+                 unfloored: tuple[float, float] | None = None) -> None:
         # (what a frozen dataclass's own __init__ does, straight into the instance's
         # dict: its object.__setattr__ per field cost ~9k instructions a snapshot, two
         # or three snapshots at every update of the belief)
         d = self.__dict__
         d["grid0"], d["cdf"], d["mean"], d["var"], d["t"] = grid0, cdf, mean, var, t
         d["body"], d["edges_back"], d["guard"] = body, edges_back, guard
-        d["gap_var"], d["gap_t"] = gap_var, gap_t
+        d["gap_var"], d["gap_t"], d["unfloored"] = gap_var, gap_t, unfloored
 
     def gap_var_at(self, t: float) -> float:
         """The gap's bridging error left at sensor time ``t`` (s), m^2."""
@@ -423,11 +427,13 @@ class SpineTracker:
         var = max(float(np.dot(w, self._grid2())) - mean * mean, 0.0) + self._pending_var
         guard = self.guard.snapshot if self.guard is not None else None
         floor = _bias_floor(mean, var, guard) if self.signature is not None else None
+        unfloored = None
         if floor is not None:
+            unfloored = (mean, var)
             move, var = floor[0], max(floor[1], var)
             grid0, mean = grid0 + move, mean + move
         self.snapshot = Snapshot(grid0, cdf, mean, var, self._t, self._body, self._edges_back,
-                                 guard, self._gap_var, self._gap_t)
+                                 guard, self._gap_var, self._gap_t, unfloored)
 
     def _grid2(self) -> np.ndarray:
         """The grid squared (kept until the grid moves)."""
@@ -499,8 +505,9 @@ def _bias_floor(mean: float, var: float, guard: Snapshot | None
     evidence is what the tracker adds to it; taken as Gaussian (information 1/var - 1/var
     of the guard, at the mean that gives the tracker's), ``SIGNATURE_BIAS_SD_M`` is added
     to its variance (an error common to all looks) and it is combined with the guard
-    again. The tracker's shape is kept, moved to that mean. Unchanged when there is no
-    guard or the signature added nothing."""
+    again. The tracker's shape is kept, moved to that mean (``guard_lean`` keeps the
+    warning from following a move toward the head). Unchanged when there is no guard
+    or the signature added nothing."""
     if guard is None or var <= 0.0 or guard.var <= var:
         return None
     info = 1.0 / var - 1.0 / guard.var
@@ -560,7 +567,15 @@ def evaluate(snapshots: list[Snapshot], sid: np.ndarray, p: np.ndarray, t: np.nd
 def guard_lean(snap: Snapshot) -> float:
     """How far (m) the warning moves the tracker's belief toward the feet: the distance
     by which the guard's place lies beyond the tracker's, less one SD of their joint
-    doubt (0 when the guard places the roller higher or within that doubt).
+    doubt (0 when the guard places the roller higher or within that doubt); and where
+    the signature's bias floor moved the belief toward the head (``_bias_floor``,
+    ``Snapshot.unfloored``), the distance by which the tracker's own place lies beyond
+    the moved one, less one SD of their joint doubt as P(below) reads them (the same
+    shape twice: sqrt(2) of its SD); the larger of the two. The floor limits the
+    signature's pull on the place; it must not delay a warning (vigorous person 4,
+    docs/benchmarks.md issue 17: slip had carried the zero 33-45 mm toward the feet,
+    the signature followed, and the floor moved a 4-mm belief 16-17 mm back toward the
+    guard: two drifts unwarned at P(below) 0.007 and 0.023).
 
     Measured (docs/benchmarks.md, issue 17): the guard's own P(below) (the larger of
     the two) or the whole difference warned no more drifts but gave 69 and 27 false
@@ -571,6 +586,9 @@ def guard_lean(snap: Snapshot) -> float:
         guard = snap.guard
         lean = 0.0 if guard is None else max(
             guard.mean - snap.mean - math.sqrt(guard.var + snap.var), 0.0)
+        if snap.unfloored is not None:
+            mean, var = snap.unfloored
+            lean = max(lean, mean - snap.mean - math.sqrt(2.0 * var))
         object.__setattr__(snap, "_lean", lean)
     return lean
 
