@@ -7,11 +7,11 @@ import pytest
 
 from firmware.config import default_config
 from firmware.protocol import FrameFlag
-from firmware.samples import ImuBatch, ZoneScan
+from firmware.samples import ImuBatch
 from firmware.sensing.gyro_offset import GyroOffset
 from firmware.sensing.load import FsrHysteresis
 from firmware.sensing.odometry import G, GravityFit, Odometry
-from firmware.sensing.pipeline import SEAM_EDGE_HOLD_S, SensingPipeline
+from firmware.sensing.pipeline import SensingPipeline
 from firmware.sim.strip import FsrStrip
 
 DT = 0.005
@@ -502,48 +502,3 @@ def test_the_turn_fit_keeps_what_came_before_a_gap():
         t = 0.02 * k
         joined.add(t, slope * t + (1.3 if k >= 200 else 0.0), math.sin(t))
     assert abs(joined.solve()[0] - slope) > 0.1
-
-
-def _pipe_at(angle_deg: float, velocity_m_s: float = 0.1) -> SensingPipeline:
-    """A pipeline whose roller turns at ``velocity_m_s`` at ``angle_deg`` past the seam."""
-    pipe = SensingPipeline(default_config())
-    od = pipe.odometry
-    od.theta, od.correction, od.velocity = math.radians(180.0 + angle_deg), 0.0, velocity_m_s
-    return pipe
-
-
-def test_a_scan_at_a_dead_arc_s_edge_keeps_the_last_loads():
-    # Within the angle's own error (~0.5 deg) of the arc's edge the scan cannot tell
-    # whether a patch lay on the arc; read on the wrong side, its forces come out double.
-    codes = np.full(8, 12000, np.int16)
-    pipe = _pipe_at(90.0)  # far from the arc: both patches conduct
-    pipe.on_scan(ZoneScan(0.0, codes, np.ones(8, bool)), 0.0)
-    assert pipe.in_contact
-    read = pipe.total_load
-    pipe.odometry.theta = math.radians(180.0 + 5.0)  # 1 deg inside the 12-deg arc's edge
-    pipe.on_scan(ZoneScan(0.02, codes, np.ones(8, bool)), 0.02)
-    assert pipe.total_load == read and pipe.edge_scans == 1
-    rate = 1.0 / pipe.dt
-    frames = pipe.on_imu(ImuBatch(0, rate, np.zeros((round(0.06 * rate), 6), np.int16)))
-    late = [f for f in frames if f.t > 0.045]  # stale by now, had the hold not been noted
-    assert late and not any(f.flags & FrameFlag.LOAD_STALE for f in late)
-    far = _pipe_at(90.0)  # the same scan read by the angle's call: double
-    far.on_scan(ZoneScan(0.0, codes, np.ones(8, bool)), 0.0)
-    far.odometry.theta = math.radians(180.0 + 3.0)  # well inside the arc
-    far.on_scan(ZoneScan(0.02, codes, np.ones(8, bool)), 0.02)
-    assert far.total_load == pytest.approx(2.0 * read, rel=0.02) and far.edge_scans == 0
-
-
-def test_a_roller_parked_at_a_dead_arc_s_edge_is_read_again_after_the_hold():
-    codes = np.full(8, 12000, np.int16)
-    pipe = _pipe_at(90.0, velocity_m_s=0.0)
-    pipe.on_scan(ZoneScan(0.0, codes, np.ones(8, bool)), 0.0)
-    read = pipe.total_load
-    pipe.odometry.theta = math.radians(180.0 + 5.0)
-    t, held = 0.0, []
-    while t < 3 * SEAM_EDGE_HOLD_S:
-        t += 0.02
-        pipe.on_scan(ZoneScan(t, codes, np.ones(8, bool)), t)
-        held.append(pipe.total_load == read)
-    assert held[0] and not all(held)  # held at first, then read again (the angle's call)
-    assert sum(held) <= SEAM_EDGE_HOLD_S / 0.02 + 1

@@ -81,17 +81,6 @@ class ZoneLoads:
         return (past <= half or 2.0 * math.pi - past <= half,
                 abs(past - math.pi) <= half)
 
-    def edge_distance(self, roll_angle_rad: float) -> float:
-        """How far this roll angle (rad) lies from the nearest edge of either patch's
-        dead arc, rad: within the angle's own error of an edge, a scan cannot tell
-        whether a patch was on the arc (``dead_patches`` may say the wrong one, and the
-        forces are then read double or half)."""
-        past = (roll_angle_rad - self._seam) % (2.0 * math.pi)
-        half = self._half_arc
-        top = abs(min(past, 2.0 * math.pi - past) - half)
-        bottom = abs(abs(past - math.pi) - half)
-        return top if top < bottom else bottom
-
     @staticmethod
     def total(forces: np.ndarray) -> float:
         """Total load over the zones, N."""

@@ -19,20 +19,6 @@ from firmware.sensing.odometry import G, Odometry
 
 _DEG = math.pi / 180.0
 TARE_TIME_CONSTANT_S = 2.0  # how fast the empty-roller reading is followed
-SEAM_EDGE_MARGIN_DEG = 1.5
-"""A scan taken while the roll angle is within this of a dead arc's edge (plus the turn
-over ``SEAM_EDGE_SPREAD_S``) is not read: the angle is known to ~0.5 deg (its error
-against the true turn, measured on recordings), so the scan cannot tell whether a patch
-lay on the arc, and read on the wrong side its forces come out double or half
-(docs/algorithms.md, zone loads). The last loads are kept instead, deg."""
-SEAM_EDGE_SPREAD_S = 0.0025
-"""The margin widens by the turn over this, s: about half the time a scan's last three
-channels span at 860 SPS, around the angle's time (its first channel, sampled ~16 ms
-before the others by the pipelined scan, is not covered: one call per scan)."""
-SEAM_EDGE_HOLD_S = 0.1
-"""Loads are held at an edge for no longer than this since the last scan read, s (~5
-scans): then a slow roll, or a roller parked at an edge, is read with the angle's call
-as before."""
 
 # Frame flags as plain ints: the per-frame path builds one FrameFlag from their sum.
 _IN_CONTACT = int(FrameFlag.IN_CONTACT)
@@ -103,8 +89,6 @@ class SensingPipeline:
         self._pending = 0  # FrameFlag bits for the next frame
         self._stale_s = 2.0 * self.scan_period  # loads older than this are stale
         self.clipped_batches = 0  # IMU batches in which the gyro read full scale
-        self.edge_scans = 0  # scans not read at a dead arc's edge (loads held)
-        self._read_time = -math.inf  # sensor time of the last scan read, s
 
     # -- commands -------------------------------------------------------------------
     def zero(self) -> None:
@@ -132,19 +116,9 @@ class SensingPipeline:
     # -- inputs ---------------------------------------------------------------------
     def on_scan(self, scan: ZoneScan, sensor_t: float) -> None:
         """Take a completed zone scan that ended at sensor time ``sensor_t`` (s)."""
-        od = self.odometry
-        angle = od.angle
-        if self.in_contact and sensor_t - self._read_time < SEAM_EDGE_HOLD_S:
-            margin = SEAM_EDGE_MARGIN_DEG * _DEG \
-                + abs(od.velocity) / od.radius * SEAM_EDGE_SPREAD_S
-            if self.loads.edge_distance(angle) <= margin:
-                self.edge_scans += 1
-                self.load_time = sensor_t  # (held on purpose: not a stale load)
-                return
-        self._read_time = sensor_t
         ok = scan.answered()
         all_ok = False not in ok
-        dead = self.loads.dead_patches(angle)  # once a scan, for both
+        dead = self.loads.dead_patches(self.odometry.angle)  # once a scan, for both
         readings = self.creep.undo_list(self.loads.forces_list(scan.codes(), dead[0] or dead[1]),
                                         self.tare, sensor_t, dead)
         measured = self.hysteresis.unwind_list(readings, self.odometry.velocity)
