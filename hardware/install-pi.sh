@@ -72,18 +72,6 @@ fi
 
 step() { printf '== %s\n' "$*"; }
 
-# The build the last install chose (step 3 writes it): a reinstall, for an update of the
-# checkout, must not silently swap a compiled firmware for the pure one.
-BUILD_FILE="$PREFIX/build"
-if [ -z "$COMPILED" ]; then
-    if [ "$(cat "$ROOT$BUILD_FILE" 2>/dev/null || true)" = compiled ]; then
-        COMPILED=1
-        echo "install-pi: keeping the compiled build (as installed; --pure to go back)"
-    else
-        COMPILED=0
-    fi
-fi
-
 # A command that changes the running system: printed, and run unless --dry-run/--root.
 run() {
     printf '+ %s\n' "$*"
@@ -94,6 +82,18 @@ run() {
 
 # A file under the target root ($ROOT, or / for real).
 target() { printf '%s%s' "$ROOT" "$1"; }
+
+# The build the last install chose (step 3 writes it): a reinstall, for an update of the
+# checkout, must not silently swap a compiled firmware for the pure one.
+BUILD_FILE="$PREFIX/build"
+if [ -z "$COMPILED" ]; then
+    if [ "$(cat "$(target "$BUILD_FILE")" 2>/dev/null || true)" = compiled ]; then
+        COMPILED=1
+        echo "install-pi: keeping the compiled build (as installed; --pure to go back)"
+    else
+        COMPILED=0
+    fi
+fi
 
 # Install file $1 as $2 (mode $3) unless identical; with $4 = keep, never overwrite.
 put_file() {
