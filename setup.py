@@ -39,7 +39,6 @@ COMPILED = [
     "firmware/sensing/load.py",
     "firmware/sensing/odometry.py",
     "firmware/sensing/pipeline.py",
-    "firmware/sensing/seam.py",
 ]
 """The modules compiled with ``SMARTROLLER_COMPILE=1`` (paths from the repository's root).
 Not among them: firmware/protocol.py (the frames, the wire format the host shares), and

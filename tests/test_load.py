@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 from firmware.config import AdcConfig, ZonesConfig
 from firmware.drivers.zone_scanner import ZoneScanner
 from firmware.sensing.load import CREEP_PER_DECADE, FsrCreep, ZoneLoads
-from firmware.sensing.seam import BOTTOM, LIVE, TOP, SeamCall
 from firmware.sim.ads1115 import Ads1115Sim
 from firmware.sim.bus import SimBus
 from firmware.sim.clock import SimClock
@@ -120,9 +119,8 @@ def test_dead_arc_compensation_doubles_the_live_patch(angle, dead):
     loads = np.linspace(5.0, 40.0, 8)
     volts = strip.voltages(0.0, strip.patch_forces(loads, angle))
     zone_loads = ZoneLoads(ZONES, FSR_V)
-    assert SeamCall(ZONES, 0.02).by_angle(angle) == (TOP if dead[0] else BOTTOM if dead[1]
-                                                     else LIVE)
-    estimate = zone_loads.forces(quantise(volts), dead_arc=any(dead))
+    assert zone_loads.dead_patches(angle) == dead
+    estimate = zone_loads.forces(quantise(volts), roll_angle_rad=angle)
     assert estimate == pytest.approx(loads, rel=2e-3)
     uncompensated = zone_loads.forces(quantise(volts))
     assert uncompensated == pytest.approx(loads / 2 if any(dead) else loads, rel=2e-3)
@@ -174,15 +172,14 @@ def read_through(strip, creep, loads, t, angle=AWAY, tare=None, weight=0.0):
     angle (rad), the roller's ``weight`` per band (N) on the bottom patch, through
     ``ZoneLoads`` and then ``FsrCreep`` (None: not undone), N."""
     patches = strip.patch_forces(loads, angle)
-    patch = SeamCall(ZONES, 0.02).by_angle(angle)
-    patches[:, 1] += weight * (patch != BOTTOM)
+    patches[:, 1] += weight * (not ZoneLoads(ZONES, FSR_V).dead_patches(angle)[1])
     volts = strip.voltages(t, patches)
     zone_loads = ZoneLoads(ZONES, FSR_V)
-    readings = zone_loads.forces_list(quantise(volts).tolist(), patch != LIVE)
+    readings = zone_loads.forces_list(quantise(volts).tolist(), any(zone_loads.dead_patches(angle)))
     if creep is None:
         return np.array(readings)
     tare = [0.0] * ZONES.count if tare is None else tare
-    return np.array(creep.undo_list(readings, tare, t, [patch] * ZONES.count))
+    return np.array(creep.undo_list(readings, tare, t, zone_loads.dead_patches(angle)))
 
 
 LOADS = np.linspace(8.0, 60.0, 8)

@@ -5,7 +5,7 @@ to ground, so ``V = Vs * G R_div / (1 + G R_div)`` and ``G = V / (R_div (Vs - V)
 The calibration ``sensitivity_s_per_n`` is the band's conductance per newton of body
 load with both contact patches (back on top, floor below) carrying it, so ``F = G / s``.
 When one patch lies on the band's seam (the dead arc) only the other conducts, and the
-reading is doubled (``seam.SeamCall`` says when).
+reading is doubled if the roll angle is known.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import math
 import numpy as np
 
 from firmware.config import ZonesConfig
-from firmware.sensing.seam import BOTTOM, TOP
 
 SATURATION_MARGIN = 0.01
 """Fraction of Vs below the supply above which a zone reads its maximum force."""
@@ -41,16 +40,21 @@ class ZoneLoads:
         """Largest measurable force per zone, N (what a saturated zone reads)."""
         self._per_volt = (1.0 / (self.divider_ohm * self.sensitivity_s_per_n)).tolist()
         self._per_volt_doubled = [2.0 * k for k in self._per_volt]  # on the dead arc
+        self._seam = math.radians(zones.seam_angle_deg)
+        self._half_arc = math.radians(zones.dead_arc_deg) / 2.0
 
-    def forces(self, raw: np.ndarray, dead_arc: bool = False) -> np.ndarray:
-        """Body load on each zone, N, from its (zones,) int16 codes; ``dead_arc``: a
-        contact patch lies on the seam's dead arc (``seam.SeamCall``), so only the other
-        conducts and the forces are doubled."""
-        return np.array(self.forces_list(np.asarray(raw).tolist(), dead_arc))
+    def forces(self, raw: np.ndarray, roll_angle_rad: float | None = None) -> np.ndarray:
+        """Body load on each zone, N, from its (zones,) int16 codes.
+
+        roll_angle_rad: roller angle (rad); if given and a contact patch lies on the
+        seam's dead arc, the forces are doubled (only one patch conducts).
+        """
+        dead = roll_angle_rad is not None and any(self.dead_patches(roll_angle_rad))
+        return np.array(self.forces_list(np.asarray(raw).tolist(), dead))
 
     def forces_list(self, raw: list[int], dead_arc: bool = False) -> list[float]:
         """``forces`` on plain lists: for 8 zones on a Pi, cheaper than numpy's overhead;
-        ``dead_arc``: a contact patch lies on the seam's dead arc (``seam.SeamCall``)."""
+        ``dead_arc``: a contact patch lies on the seam's dead arc (``dead_patches``)."""
         per_volt = self._per_volt_doubled if dead_arc else self._per_volt
         if len(raw) != len(per_volt):
             raise ValueError(f"{len(raw)} codes for {len(per_volt)} zones")
@@ -68,6 +72,14 @@ class ZoneLoads:
                 volts = limit
             append(k * volts / (supply - volts))
         return out
+
+    def dead_patches(self, roll_angle_rad: float) -> tuple[bool, bool]:
+        """Which contact patches, (top = the back, bottom = the floor), lie on the seam's
+        dead arc at this roll angle (rad)."""
+        past = (roll_angle_rad - self._seam) % (2.0 * math.pi)  # the top's turn past it
+        half = self._half_arc
+        return (past <= half or 2.0 * math.pi - past <= half,
+                abs(past - math.pi) <= half)
 
     @staticmethod
     def total(forces: np.ndarray) -> float:
@@ -212,10 +224,11 @@ class FsrCreep:
         return 1.0 + self.coefficient * math.log10(1.0 + max(t - since, 0.0) / CREEP_ONSET_S)
 
     def undo_list(self, readings: list[float], tare: list[float], t: float,
-                  dead: list[int]) -> list[float]:
+                  dead: tuple[bool, bool]) -> list[float]:
         """Readings (N) with the creep taken out, at sensor time ``t`` (s); ``tare``: the
-        empty roller's reading per zone (N), ``dead``: per zone, the patch on the dead
-        arc (``seam.LIVE``, ``seam.TOP`` or ``seam.BOTTOM``)."""
+        empty roller's reading per zone (N), ``dead``: (top, bottom) patches on the dead
+        arc (``ZoneLoads.dead_patches``)."""
+        top_dead, bottom_dead = dead
         tops, bottoms = self._top_since, self._bottom_since
         top_f, bottom_f = self._top, self._bottom
         refresh = t >= self._refresh_t + CREEP_REFRESH_S
@@ -225,9 +238,8 @@ class FsrCreep:
         out: list[float] = []
         append = out.append
         for i, reading in enumerate(readings):
-            patch = dead[i]
             top = tops[i]
-            if patch == TOP or reading - tare[i] < unloaded:
+            if top_dead or reading - tare[i] < unloaded:
                 top = tops[i] = None
             elif top is None:
                 top = tops[i] = t
@@ -235,7 +247,7 @@ class FsrCreep:
             elif refresh:
                 top_f[i] = factor(top, t)
             bottom = bottoms[i]
-            if patch == BOTTOM:
+            if bottom_dead:
                 bottom = bottoms[i] = None
             elif bottom is None:
                 bottom = bottoms[i] = t

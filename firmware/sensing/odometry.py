@@ -220,11 +220,6 @@ class Odometry:
         self._settling = False  # (a zero taken while gravity steers has nothing to settle)
 
     @property
-    def rate(self) -> float:
-        """Roll rate at the last sample (the angle's rate of change), rad/s."""
-        return self._rate
-
-    @property
     def angle(self) -> float:
         """Absolute roll angle, rad, unwrapped (0 before the first sample)."""
         return self.theta + (self.correction or 0.0)

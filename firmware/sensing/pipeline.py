@@ -16,7 +16,6 @@ from firmware.sensing.gyro_offset import GYRO_STARTUP_S
 from firmware.sensing.gyro_scale import GyroScale
 from firmware.sensing.load import FsrCreep, FsrHysteresis, ZoneLoads
 from firmware.sensing.odometry import G, Odometry
-from firmware.sensing.seam import SeamCall
 
 _DEG = math.pi / 180.0
 TARE_TIME_CONSTANT_S = 2.0  # how fast the empty-roller reading is followed
@@ -78,7 +77,6 @@ class SensingPipeline:
         self.load_ok = True  # every zone's ADC answered in the last scan
         self.load_time = -math.inf  # sensor time of the last scan, s
         self.scan_period = 1.0 / config.adc.scan_rate_hz
-        self.seam = SeamCall(config.zones, self.scan_period)
         self.contact_threshold = config.zones.contact_threshold_n
         self.in_contact = False
         self.zero_armed = True  # zero at the first contact after boot
@@ -120,18 +118,9 @@ class SensingPipeline:
         """Take a completed zone scan that ended at sensor time ``sensor_t`` (s)."""
         ok = scan.answered()
         all_ok = False not in ok
-        od = self.odometry
-        readings = self.loads.forces_list(scan.codes())  # (as if both patches conducted)
-        channels = self.seam.channels
-        sums = [sum(readings[c::channels]) for c in range(channels)]
-        age = sensor_t - (self._next_index - 1) * self.dt  # the angle's, s
-        if age > self._stale_s or age < -self._stale_s:
-            age = 0.0  # (the IMU is not keeping up: the angle as it is)
-        calls = self.seam.calls(od.angle + od.rate * age, od.rate, sums, sensor_t)
-        dead = [calls[i % channels] for i in range(len(readings))]
-        if any(calls):
-            readings = [2.0 * r if d else r for r, d in zip(readings, dead)]  # noqa: B905
-        readings = self.creep.undo_list(readings, self.tare, sensor_t, dead)
+        dead = self.loads.dead_patches(self.odometry.angle)  # once a scan, for both
+        readings = self.creep.undo_list(self.loads.forces_list(scan.codes(), dead[0] or dead[1]),
+                                        self.tare, sensor_t, dead)
         measured = self.hysteresis.unwind_list(readings, self.odometry.velocity)
         tare = self.tare
         if not self.in_contact and sum(measured) < self.contact_threshold:
