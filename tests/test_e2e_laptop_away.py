@@ -161,6 +161,10 @@ def assert_same_analysis_as_one_pass(store, session, same_warnings: bool = True
         assert sorted(warned) == sorted(would), (session, warned, would)
     else:
         # each one within a warning of the one pass (begun later: the anchor came late)
-        assert all(any(k == kind and a <= start and end <= b for kind, a, b in would)
-                   for k, start, end in warned), (session, warned, would)
+        outside = [(k.value, start, end) for k, start, end in warned
+                   if not any(k == kind and a <= start and end <= b for kind, a, b in would)]
+        # (a string, so that pytest prints it whole: the tuple's repr was cut off)
+        assert not outside, (f"session {session.id}: warned live outside the one pass's "
+                             f"warnings: {outside}; one pass: "
+                             f"{[(k.value, a, b) for k, a, b in would]}")
     return {"frames": len(cols), "strokes": len(got), "warnings": len(warned)}
