@@ -117,6 +117,44 @@ def test_warner_gives_the_same_cues_in_any_batches():
     assert approach and all(0.2 < v <= 1.0 for v in approach)
 
 
+def test_a_warner_taken_over_mid_session_warns_within_the_whole_passs_warnings():
+    """A session joined late: the live pass warned nothing until the analysis was
+    rebuilt at frame k, and its warner goes on from the rebuilt pass's state
+    (``take_over``). At any k its warnings lie within the whole pass's, of the same kind
+    (a fresh warner took the tail of a warning, P(below) back under the threshold but
+    P(near) over it, for a new approach), and a lumbar warning on at k is buzzed at k."""
+    t = np.arange(3000) * 0.01
+    depth = np.zeros_like(t)  # drifts toward the ribs' end: (from, to, s; depth)
+    for a, b, h in ((2, 6, 0.15), (8, 14, 0.6), (16, 20, 0.35), (22, 27, 0.5)):
+        inside = (t >= a) & (t < b)
+        depth[inside] += h * np.sin((t[inside] - a) / (b - a) * np.pi)
+    p, pn = depth, np.minimum(2.5 * depth, 1.0)
+    active = ~((t >= 24.0) & (t < 24.3))  # off the roller for a moment
+    whole = Warner()
+    whole.feed_columns(t, p, pn, active)
+    whole.close(float(t[-1]))
+    spans = [(e.kind, e.start_t, e.end_t) for e in whole.events]
+    taken = 0
+    for k in range(1, len(t), 3):
+        rebuilt = Warner()
+        rebuilt.feed_columns(t[:k], p[:k], pn[:k], active[:k])
+        on = rebuilt.warning
+        rebuilt.events.clear()  # (the live pass gave none of these)
+        cues = rebuilt.take_over(float(t[k - 1]), float(p[k - 1]), float(pn[k - 1]))
+        cues += rebuilt.feed_columns(t[k:], p[k:], pn[k:], active[k:])
+        rebuilt.close(float(t[-1]))
+        for e in rebuilt.events:
+            assert any(e.kind is kind and a <= e.start_t and e.end_t <= b
+                       for kind, a, b in spans), (k, e)
+        if on:
+            taken += 1
+            assert cues[0] == (float(t[k - 1]), Cue.LUMBAR), k
+            first = rebuilt.events[0]
+            assert first.kind is EventKind.LUMBAR_WARNING and first.start_t == t[k - 1]
+            assert first.value >= p[k - 1]
+    assert taken > 100
+
+
 def test_policy_thresholds_are_checked():
     with pytest.raises(ValueError):
         WarningPolicy(on_probability=0.1, off_probability=0.2)

@@ -188,6 +188,24 @@ class Warner:
                         f"stroke at {stroke.peak_speed_m_s * 1e3:.0f} mm/s: roll slower, "
                         "in control", stroke.peak_speed_m_s)
 
+    def take_over(self, t: float, p_below: float, p_near: float) -> list[tuple[float, Cue]]:
+        """Go on live from this state, as of the frame at sensor time ``t`` (s), as the
+        warner of a pass that gave nothing before it (a session joined late: its live
+        pass had no anchor; this warner's state is the rebuilt pass's). A lumbar warning
+        or an approach this state is in begins at ``t`` (the person was not warned
+        before), its depth from that frame's P(below the ribs) ``p_below`` and P(within
+        the approach band or below) ``p_near``; returns its cue, to send now. Whatever
+        else the state holds (the approach band left after a warning, the hysteresis
+        it is in) goes on as it is, so the warnings from ``t`` on lie within those of
+        one pass over all the frames."""
+        if self.warning_since is not None:
+            self.warning_since, self._depth = t, p_below
+            return [(t, Cue.LUMBAR)]
+        if self._approach_since is not None:
+            self._approach_since, self._near_depth = t, p_near
+            return [(t, Cue.APPROACH)]
+        return []
+
     def close(self, t: float) -> Cue | None:
         """The session ends at ``t`` (s): close open events."""
         cue = self._stop(t) if self.warning else None
