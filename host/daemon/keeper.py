@@ -338,6 +338,12 @@ class RollerKeeper:
         it nothing is estimated and the roller's own fence guards."""
         return self.analyzer is not None and self.analyzer.zeroed
 
+    @property
+    def _fresh_t(self) -> float:
+        """Sensor time (s) from which the open session's cues are buzzed: ``STALE_CUE_S``
+        behind its newest live frame (inf: none came live, all from the journal)."""
+        return self._live_t - STALE_CUE_S if self._live_t > -math.inf else math.inf
+
     def _make_client(self) -> RollerClient:
         """A client that resumes the roller's stream where the store stands."""
         position, ahead = self.store.stream_position(self.address)
@@ -357,14 +363,27 @@ class RollerKeeper:
 
     def _rebuild(self) -> None:
         """The live analysis afresh from the session's stored frames (after a restart,
-        or once the roller's journal has filled what the live analysis missed)."""
+        or once the roller's journal has filled what the live analysis missed). Its
+        warnings go on as the person has them: the live analysis's warner when it had
+        the anchor; else (joined late: it warned nothing) the rebuilt pass's, a warning
+        it is in begun and buzzed at the newest frame (``Warner.take_over``)."""
         assert self.session is not None
         live = self.analyzer
         update, self.analyzer = offline_pass(self.store, self.session, self.user,
                                              self._link_events(self.session.id), finish=False)
-        if live is not None:  # the warnings go on as the person has them
-            self.analyzer.warner = live.warner
         cols = update.frames
+        if live is not None and live.zeroed:  # the warnings go on as the person has them
+            self.analyzer.warner = live.warner
+        elif live is not None and cols is not None and len(cols):
+            # Joined late: the live pass had no anchor and warned nothing. The warnings
+            # go on from where the rebuilt pass stands, as one pass's would (a fresh
+            # warner took the tail of a warning it was in for a new approach); one it is
+            # in begins at the newest frame, buzzed now.
+            est = update.estimates
+            cues = self.analyzer.warner.take_over(float(cols.t[-1]),
+                                                  float(est.p_below_ribs[-1]),
+                                                  float(est.p_near[-1]))
+            self._send(Update(cues=cues), self._fresh_t)
         self._opening = self._stale = False
         if cols is not None and len(cols):
             self._last_t, self._last_boot = float(cols.t[-1]), int(cols.boot[-1])
@@ -588,7 +607,7 @@ class RollerKeeper:
         live = [f.t for f in frames if not f.flags & _BACKFILL]
         if live:
             self._live_t = max(self._live_t, live[-1])
-        fresh = self._live_t - STALE_CUE_S if self._live_t > -math.inf else math.inf
+        fresh = self._fresh_t
         self._send(update, fresh)  # (none without an anchor: the roller's own fence guards)
         if self._anchored and frames[-1].t >= fresh:
             self._buzz(guided)
