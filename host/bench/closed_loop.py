@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from firmware.app import RawSink
 from firmware.protocol import Frame, quantise
 from firmware.sim.rig import SimRoller
 from firmware.sim.scenario import Scenario
@@ -169,17 +170,21 @@ def new_user(roller: SimRoller) -> UserModel:
 
 def run_session(scenario: Scenario, seed: int, duration_s: float | None = None, *,
                 session: int = 0, user: UserModel | None = None,
-                sink: Callable[[Frame], None] | None = None) -> SessionRun:
+                sink: Callable[[Frame], None] | None = None,
+                raw: RawSink | None = None) -> SessionRun:
     """Simulate session ``session`` (0: the person's first) of ``scenario``'s person
     ``seed`` up to ``duration_s`` (None: the session's end), s, with the host's live
     analysis of ``user`` (None: ``new_user``) in the loop; ``sink`` sees every frame
-    the firmware makes."""
+    the firmware makes, ``raw`` every raw sample it senses (an IMU batch or a zone
+    scan, with its sensor time)."""
     roller = SimRoller(scenario, seed, session=session)
     if user is None:
         user = new_user(roller)
     end = roller.duration_s if duration_s is None else min(duration_s, roller.duration_s)
     if sink is not None:
         roller.add_sink(sink)
+    if raw is not None:
+        roller.firmware.raw_sinks.append(roller.meter.outside(raw))
     analyzer = SessionAnalyzer(user, segmenter=StrokeSegmenter())
     loop = run_closed_loop(roller, analyzer, until=end, seed=seed * 7 + session)
     roller.close()

@@ -18,7 +18,10 @@ Figures (docs/benchmarks.md has the targets and the last measured values):
   odometry against the true contact (slip included) and against the distance rolled;
   rolling_rmse_outside_faults_mm: the same outside the scenario's timed faults' windows
   (``fault_windows``), each stretch between two windows from its own start (equal to
-  rolling_rmse_mm on a scenario with no timed faults);
+  rolling_rmse_mm on a scenario with no timed faults); rolling_rmse_bound_mm: the same
+  raw samples replayed with the true body loads (a perfect load estimator, the
+  profile's foam stiffness), rolling_rmse_oracle_mm: with the roller's true radius and
+  stiffness as well (``host.bench.rolling_bound``);
 - vertebra_error_mm_median and vertebra_error_mm_p95 (its 95th percentile; calibrated
   sessions, after the calibration; also for the profile and new-user cases),
   region_accuracy_calibrated (calibrated sessions after the calibration),
@@ -58,6 +61,7 @@ import numpy as np
 
 from firmware.protocol import Frame, FrameFlag
 from firmware.sim.scenario import Scenario, default_scenario
+from host.bench.rolling_bound import RawRecorder, rolling_bounds
 from host.bench.workers import ordered_map
 
 log = logging.getLogger(__name__)
@@ -178,6 +182,8 @@ class SessionResult:
     fifo_overflows: int
     zone_scan_hz: float
     firmware_cpu_by_replay: bool = True
+    rolling_rmse_bound_mm: float = math.nan  # the raw samples with the true loads
+    rolling_rmse_oracle_mm: float = math.nan  # and the roller's true radius, stiffness
     spine: dict = field(default_factory=dict)
     new_user_spine: dict = field(default_factory=dict)
     strokes: dict = field(default_factory=dict)
@@ -242,12 +248,16 @@ def run_session(scenario: Scenario, seed: int, duration_s: float | None = None, 
     from host.bench.closed_loop import run_session as run_closed_loop_session
 
     log = FrameLog()
+    raw = RawRecorder()
     run = run_closed_loop_session(scenario, seed, duration_s, session=session,
-                                  user=user, sink=log)  # type: ignore[arg-type]
+                                  user=user, sink=log, raw=raw)  # type: ignore[arg-type]
     roller, user, end, loop = run.roller, run.user, run.duration_s, run.loop
     person = roller.world.person
     t, position, flags = log.arrays()
     rmse, rolling, p95, outside = _odometry(roller, t, position, flags)
+    bounds = rolling_bounds(roller, raw.items,
+                            lambda t, position, flags: _odometry(roller, t, position, flags)[1])
+    del raw
     fw = roller.firmware
     cols = loop.frames
     offline_s = math.inf
@@ -283,6 +293,7 @@ def run_session(scenario: Scenario, seed: int, duration_s: float | None = None, 
         stature_m=person.stature_m, duration_s=end, frames=len(t),
         position_rmse_mm=rmse, rolling_rmse_mm=rolling, position_error_p95_mm=p95,
         rolling_rmse_outside_faults_mm=outside,
+        rolling_rmse_bound_mm=bounds.bound_mm, rolling_rmse_oracle_mm=bounds.oracle_mm,
         firmware_cpu_ms_per_s=roller.firmware_seconds / end * 1e3,
         firmware_cpu_by_replay=roller.cpu_by_replay,
         host_cpu_ms_per_s=loop.host_cpu_s / end * 1e3,
@@ -415,6 +426,8 @@ def summarise(results: Sequence[SessionResult]) -> dict:
     position, position_worst = pooled_rms("position_rmse_mm")
     rolling, rolling_worst = pooled_rms("rolling_rmse_mm")
     outside, outside_worst = pooled_rms("rolling_rmse_outside_faults_mm")
+    rolling_bound, _ = pooled_rms("rolling_rmse_bound_mm")
+    rolling_oracle, _ = pooled_rms("rolling_rmse_oracle_mm")
     st = [r.strokes for r in results]
     tp = sum(s["tp"] for s in st)
     fn = sum(s["misses"] for s in st)
@@ -433,6 +446,8 @@ def summarise(results: Sequence[SessionResult]) -> dict:
         "rolling_rmse_mm_worst": rolling_worst,
         "rolling_rmse_outside_faults_mm": outside,
         "rolling_rmse_outside_faults_mm_worst": outside_worst,
+        "rolling_rmse_bound_mm": rolling_bound,
+        "rolling_rmse_oracle_mm": rolling_oracle,
         "vertebra_error_mm_median": error_pct("spine", "calibrated"),
         "vertebra_error_mm_median_uncalibrated": error_pct("spine", "profile"),
         "vertebra_error_mm_median_new_user": error_pct("new_user_spine", None),
