@@ -326,3 +326,29 @@ def test_a_session_joined_late_and_rebuilt_in_a_warnings_tail_warns_within_one_p
         assert ("lumbar_warning", rebuilt_t, round(lumbar.end_t, 2)) in warned, warned
         assert all(a >= rebuilt_t for _, a, _ in warned), warned
         assert keeper.client.buzzes.count(BuzzPattern.LUMBAR_WARNING) == 1, last
+
+
+def test_a_session_joined_late_sends_its_fence_at_the_rebuild(tmp_path):
+    """Joined late, the live pass had no anchor and set no fence on the roller. The
+    rebuilt pass took the fences of its replay as sent, so without one sent at the
+    rebuild the roller kept its own default until the belief next moved by
+    ``fence_step_m``: at the rebuild it gets the one the rebuilt pass stands at."""
+    frames = session(((30.0, 36.0),))
+    join = 2000
+
+    async def run(store: Store) -> tuple[list[tuple], list[tuple], tuple]:
+        keeper = recording_keeper(store, tmp_path)
+        await deliver(keeper, frames[join:join + 25])
+        await deliver(keeper, backfill(frames[:join]))
+        await deliver(keeper, frames[join + 25:join + 50])
+        before = list(keeper.client.fences)
+        keeper._rebuild()
+        for _ in range(5):
+            await asyncio.sleep(0)
+        return before, list(keeper.client.fences), keeper.analyzer._fence_sent
+
+    with Store(tmp_path / "late.db") as store:
+        before, after, sent = asyncio.run(run(store))
+    assert before == []  # no anchor: no fence of the host's
+    assert len(after) == 1 and sent is not None
+    assert after[0][0] == sent[0]  # the fence the rebuilt pass holds as sent

@@ -365,8 +365,9 @@ class RollerKeeper:
         """The live analysis afresh from the session's stored frames (after a restart,
         or once the roller's journal has filled what the live analysis missed). Its
         warnings go on as the person has them: the live analysis's warner when it had
-        the anchor; else (joined late: it warned nothing) the rebuilt pass's, a warning
-        it is in begun and buzzed at the newest frame (``Warner.take_over``)."""
+        the anchor; else (joined late: it warned nothing and set no fence) the rebuilt
+        pass's, a warning it is in begun and buzzed at the newest frame
+        (``Warner.take_over``), and its fence sent to the roller."""
         assert self.session is not None
         live = self.analyzer
         update, self.analyzer = offline_pass(self.store, self.session, self.user,
@@ -379,11 +380,13 @@ class RollerKeeper:
             # go on from where the rebuilt pass stands, as one pass's would (a fresh
             # warner took the tail of a warning it was in for a new approach); one it is
             # in begins at the newest frame, buzzed now.
+            # The roller gets the fence the rebuilt pass stands at now: the replay took
+            # it as sent, and it is sent again only once the belief moves.
             est = update.estimates
             cues = self.analyzer.warner.take_over(float(cols.t[-1]),
                                                   float(est.p_below_ribs[-1]),
                                                   float(est.p_near[-1]))
-            self._send(Update(cues=cues), self._fresh_t)
+            self._send(Update(cues=cues, fence=update.fence), self._fresh_t)
         self._opening = self._stale = False
         if cols is not None and len(cols):
             self._last_t, self._last_boot = float(cols.t[-1]), int(cols.boot[-1])
