@@ -81,7 +81,8 @@ def replay(config: Config, items: list[Item], *, boot: int = 0, gyro_scale: Gyro
                 zones = loads(sensor_t)
                 pipeline.zone_forces = zones
                 pipeline.total_load = float(sum(zones))
-                pipeline._zone_tuple = tuple(zones)
+                pipeline._zone_tuple = tuple(zones)  # (what the frames carry, as on_scan
+                # sets it: the bench's replay stands in for the strip's reading here)
         else:
             frames.extend(pipeline.on_imu(item))
     return frames
