@@ -111,6 +111,11 @@ def test_bench_scores_a_short_session(capsys):
     summary = json.loads(out)["summary"]
     assert summary["sessions"] == 2 and summary["fifo_overflows"] == 0  # calibrated + not
     assert 0 < summary["rolling_rmse_mm"] < 5
+    # the rolling error's bounds: every session replayed with the truth's loads
+    sessions = json.loads(out)["sessions"]
+    assert all(0 < s["rolling_rmse_bound_mm"] < 5 and 0 < s["rolling_rmse_oracle_mm"] < 5
+               for s in sessions)
+    assert 0 < summary["rolling_rmse_bound_mm"] < 5 and 0 < summary["rolling_rmse_oracle_mm"] < 5
     assert summary["zone_scan_hz_min"] > 49
 
 
