@@ -10,13 +10,13 @@ scans' sensor times, the sample index after a FIFO restart) is in the records al
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from firmware.calibration import Calibration
 from firmware.protocol import Frame
 from firmware.rawlog import open_log, read_records
-from firmware.samples import ZoneScan
+from firmware.samples import ImuBatch, ZoneScan
 from firmware.sensing.pipeline import SensingPipeline
 
 
@@ -27,8 +27,19 @@ def replay(path: str | Path, salvage: bool = False) -> Iterator[Frame]:
         start = log.calibration or Calibration()
         pipeline = SensingPipeline(log.config, boot=log.boot_id, first_seq=log.first_seq,
                                    gyro_scale=start.start_scale())
-        for item, sensor_t in read_records(fh, log.config, salvage):
-            if isinstance(item, ZoneScan):
-                pipeline.on_scan(item, sensor_t)
-            else:
-                yield from pipeline.on_imu(item)
+        yield from frames_of(pipeline, read_records(fh, log.config, salvage))
+
+
+def frames_of(pipeline: SensingPipeline, records: Iterable[tuple[ImuBatch | ZoneScan, float]],
+              after_scan: Callable[[SensingPipeline, float], None] | None = None
+              ) -> Iterator[Frame]:
+    """Yield the frames ``pipeline`` makes of raw ``records`` (a batch of IMU samples or a
+    zone scan, with its sensor time s), as the live firmware feeds it; ``after_scan``
+    is called with the pipeline and the sensor time after each scan is taken."""
+    for item, sensor_t in records:
+        if isinstance(item, ZoneScan):
+            pipeline.on_scan(item, sensor_t)
+            if after_scan is not None:
+                after_scan(pipeline, sensor_t)
+        else:
+            yield from pipeline.on_imu(item)

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from firmware.protocol import FrameFlag
+from firmware.samples import ZoneScan
 from firmware.sim.rig import SimRoller
 from firmware.sim.scenario import default_scenario
 from host.bench.rolling_bound import RawRecorder, replay, rolling_bounds
@@ -52,7 +53,7 @@ def test_the_raw_samples_replay_into_the_live_frames(soft):
 def test_the_true_loads_replace_the_strips_reading_while_a_body_is_on_it(soft):
     roller, _, raw = soft
     fw = roller.firmware
-    scans = [t for item, t in raw.items if not hasattr(item, "values")]
+    scans = [t for item, t in raw.items if isinstance(item, ZoneScan)]
     zones = fw.config.zones.count
     truth = {t: [k + 0.5] * zones for k, t in enumerate(scans)}  # a made-up truth, N
     frames = replay(fw.config, raw.items, boot=fw.boot_id, loads=lambda t: truth[t])

@@ -31,6 +31,7 @@ import numpy as np
 
 from firmware.config import Config
 from firmware.protocol import Frame
+from firmware.replay import frames_of
 from firmware.samples import ImuBatch, ZoneScan
 from firmware.sensing.gyro_scale import GyroScale
 from firmware.sensing.pipeline import SensingPipeline
@@ -73,19 +74,16 @@ def replay(config: Config, items: list[Item], *, boot: int = 0, gyro_scale: Gyro
     pipeline = SensingPipeline(config, boot=boot, gyro_scale=gyro_scale)
     if roller is not None:
         pipeline.odometry.radius, pipeline.odometry.stiffness = roller
-    frames: list[Frame] = []
-    for item, sensor_t in items:
-        if isinstance(item, ZoneScan):
-            pipeline.on_scan(item, sensor_t)
-            if loads is not None and pipeline.in_contact:
-                zones = loads(sensor_t)
-                pipeline.zone_forces = zones
-                pipeline.total_load = float(sum(zones))
-                pipeline._zone_tuple = tuple(zones)  # (what the frames carry, as on_scan
-                # sets it: the bench's replay stands in for the strip's reading here)
-        else:
-            frames.extend(pipeline.on_imu(item))
-    return frames
+
+    def true_loads(pipeline: SensingPipeline, sensor_t: float) -> None:
+        if loads is not None and pipeline.in_contact:
+            zones = loads(sensor_t)
+            pipeline.zone_forces = zones
+            pipeline.total_load = float(sum(zones))
+            pipeline._zone_tuple = tuple(zones)  # (what the frames carry, as on_scan
+            # sets it: the bench's replay stands in for the strip's reading here)
+
+    return list(frames_of(pipeline, items, true_loads))
 
 
 def rolling_bounds(roller: object, items: list[Item],
