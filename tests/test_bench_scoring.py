@@ -3,6 +3,7 @@ regions, lumbar."""
 
 from __future__ import annotations
 
+import dataclasses
 from types import SimpleNamespace
 
 import numpy as np
@@ -209,3 +210,28 @@ def test_the_summary_gives_the_vertebra_errors_95th_percentile_beside_the_median
     assert s["vertebra_error_mm_median"] == 50.0
     assert s["vertebra_error_mm_p95"] == 95.0
     assert abs(s["vertebra_error_mm_p95_uncalibrated"] - 2.9) < 1e-9
+
+
+def test_each_scenario_of_a_bench_gets_its_own_summary(monkeypatch):
+    from firmware.sim.scenario import default_scenario
+    from host.bench import suite as bench_suite
+
+    def fake_person(args):  # two sessions whose RMSE says which scenario ran them
+        scenario, seed, _ = args
+        return [SimpleNamespace(seed=seed, session=k, rolling=scenario.session.duration_s)
+                for k in (0, 1)]
+
+    monkeypatch.setattr(bench_suite, "_run", fake_person)
+    monkeypatch.setattr(bench_suite.dataclasses, "asdict", lambda r: vars(r))
+    monkeypatch.setattr(bench_suite, "summarise", lambda rs: {
+        "sessions": len(rs), "rolling": sorted({r.rolling for r in rs})})
+    a = dataclasses.replace(default_scenario(), session=dataclasses.replace(
+        default_scenario().session, duration_s=100.0))
+    b = dataclasses.replace(a, session=dataclasses.replace(a.session, duration_s=200.0))
+    out = bench_suite.run_bench([a, b, a], 2, jobs=1, names=["a", "b", "a"])
+    assert list(out["by_scenario"]) == ["a", "b", "a#2"]
+    assert list(out["by_scenario"].values()) == [
+        {"sessions": 4, "rolling": [100.0]}, {"sessions": 4, "rolling": [200.0]},
+        {"sessions": 4, "rolling": [100.0]}]
+    assert out["summary"] == {"sessions": 12, "rolling": [100.0, 200.0]}
+    assert "by_scenario" not in bench_suite.run_bench([a], 1, jobs=1)

@@ -354,10 +354,11 @@ def _run(args: tuple[Scenario, int, float | None]) -> list[SessionResult]:
 
 
 def run_bench(scenarios: Sequence[Scenario] | None, seeds: int, duration_s: float | None = None,
-              jobs: int | None = None, progress: Callable[[int, int], None] | None = None
-              ) -> dict:
+              jobs: int | None = None, progress: Callable[[int, int], None] | None = None,
+              names: Sequence[str] | None = None) -> dict:
     """Run the suite (``scenarios`` None: the default suite of ``seeds`` people; else
-    ``seeds`` people per scenario); return the summary and the sessions."""
+    ``seeds`` people per scenario); return the summary and the sessions, and with
+    ``names`` (one per scenario) each scenario's own summary (``by_scenario``)."""
     if scenarios is None:
         work = [(sc, seed, duration_s) for sc, seed in suite(seeds)]
     else:
@@ -367,8 +368,25 @@ def run_bench(scenarios: Sequence[Scenario] | None, seeds: int, duration_s: floa
         results.extend(person)
         if progress:
             progress(k + 1, len(work))
-    return {"summary": summarise(results),
-            "sessions": [dataclasses.asdict(r) for r in results]}
+    out = {"summary": summarise(results),
+           "sessions": [dataclasses.asdict(r) for r in results]}
+    if scenarios is not None and names is not None:
+        per = len(results) // len(scenarios)  # run_person gives each person two sessions
+        out["by_scenario"] = {name: summarise(results[k * per:(k + 1) * per])
+                              for k, name in enumerate(unique_names(names))}
+    return out
+
+
+def unique_names(names: Sequence[str]) -> list[str]:
+    """``names`` with a repeated one numbered (``a``, ``a#2``): keys for ``by_scenario``."""
+    out: list[str] = []
+    for name in names:
+        key, k = name, 1
+        while key in out:
+            k += 1
+            key = f"{name}#{k}"
+        out.append(key)
+    return out
 
 
 def summarise(results: Sequence[SessionResult]) -> dict:

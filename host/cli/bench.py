@@ -68,14 +68,25 @@ def run(args: argparse.Namespace, out: TextIO | None = None,
 
     scenarios = [load_scenario(p) for p in args.scenario] if args.scenario else None
     seeds = args.seeds or (10 if scenarios else SUITE_PEOPLE)
-    result = run_bench(scenarios, seeds, args.duration, args.jobs, progress=_progress)
+    names = [p.stem for p in args.scenario] if args.scenario else None
+    result = run_bench(scenarios, seeds, args.duration, args.jobs, progress=_progress,
+                       names=names)
     if args.json:
         print(json.dumps(result, indent=2), file=out)
         return EXIT_OK
-    for key, value in result["summary"].items():
+    _print_summary(result["summary"], out)
+    if len(names or []) > 1:
+        for name, summary in result["by_scenario"].items():
+            print(f"\n{name}:", file=out)
+            _print_summary(summary, out)
+    return EXIT_OK
+
+
+def _print_summary(summary: dict, out: TextIO) -> None:
+    """One line per figure."""
+    for key, value in summary.items():
         shown = f"{value:.3f}" if isinstance(value, float) else str(value)
         print(f"{key:40s} {shown}", file=out)
-    return EXIT_OK
 
 
 def _progress(done: int, total: int) -> None:
