@@ -23,6 +23,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -171,13 +172,14 @@ def new_user(roller: SimRoller) -> UserModel:
 def run_session(scenario: Scenario, seed: int, duration_s: float | None = None, *,
                 session: int = 0, user: UserModel | None = None,
                 sink: Callable[[Frame], None] | None = None,
-                raw: RawSink | None = None) -> SessionRun:
+                raw: RawSink | None = None, state_dir: Path | None = None) -> SessionRun:
     """Simulate session ``session`` (0: the person's first) of ``scenario``'s person
     ``seed`` up to ``duration_s`` (None: the session's end), s, with the host's live
     analysis of ``user`` (None: ``new_user``) in the loop; ``sink`` sees every frame
     the firmware makes, ``raw`` every raw sample it senses (an IMU batch or a zone
-    scan, with its sensor time)."""
-    roller = SimRoller(scenario, seed, session=session)
+    scan, with its sensor time); ``state_dir``: the roller's state directory (what it
+    learned of its parts in earlier sessions; None: a new roller that keeps nothing)."""
+    roller = SimRoller(scenario, seed, session=session, state_dir=state_dir)
     if user is None:
         user = new_user(roller)
     end = roller.duration_s if duration_s is None else min(duration_s, roller.duration_s)

@@ -53,9 +53,11 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -234,11 +236,12 @@ def _odometry(roller: object, t: np.ndarray, position: np.ndarray, flags: np.nda
 
 
 def run_session(scenario: Scenario, seed: int, duration_s: float | None = None, *,
-                session: int = 0, user: object | None = None, held: object | None = None
-                ) -> tuple[SessionResult, object, object | None]:
+                session: int = 0, user: object | None = None, held: object | None = None,
+                state_dir: Path | None = None) -> tuple[SessionResult, object, object | None]:
     """Run one closed-loop session and score it; returns the result, the user model
     learned from it (the offline pass's) and the calibration it got as the person held
-    it (``scoring.HeldCalibration``; ``held``, the profile's, when it got none)."""
+    it (``scoring.HeldCalibration``; ``held``, the profile's, when it got none).
+    ``state_dir``: the roller's state directory (None: a new roller)."""
     from host.analysis.session import analyze
     from host.analysis.stroke_score import StrokeSet
     from host.analysis.stroke_score import score as score_strokes
@@ -250,7 +253,8 @@ def run_session(scenario: Scenario, seed: int, duration_s: float | None = None, 
     log = FrameLog()
     raw = RawRecorder()
     run = run_closed_loop_session(scenario, seed, duration_s, session=session,
-                                  user=user, sink=log, raw=raw)  # type: ignore[arg-type]
+                                  user=user, sink=log, raw=raw,  # type: ignore[arg-type]
+                                  state_dir=state_dir)
     roller, user, end, loop = run.roller, run.user, run.duration_s, run.loop
     person = roller.world.person
     t, position, flags = log.arrays()
@@ -312,13 +316,18 @@ def run_session(scenario: Scenario, seed: int, duration_s: float | None = None, 
 def run_person(scenario: Scenario, seed: int, duration_s: float | None = None
                ) -> list[SessionResult]:
     """A calibrated first session, then a second one without calibration using the
-    profile learned from the first."""
+    profile learned from the first. Both are on the same roller (the seed draws its
+    parts): a new one in the first session, which then keeps what it learned of its
+    parts (its state directory) for the second, as the real roller does."""
     first = dataclasses.replace(scenario, routine=dataclasses.replace(scenario.routine,
                                                                       calibration=True))
     second = dataclasses.replace(scenario, routine=dataclasses.replace(scenario.routine,
                                                                        calibration=False))
-    a, learned, held = run_session(first, seed, duration_s, session=0)
-    b, _, _ = run_session(second, seed, duration_s, session=1, user=learned, held=held)
+    with tempfile.TemporaryDirectory(prefix="smartroller-bench-") as state:
+        a, learned, held = run_session(first, seed, duration_s, session=0,
+                                       state_dir=Path(state))
+        b, _, _ = run_session(second, seed, duration_s, session=1, user=learned, held=held,
+                              state_dir=Path(state))
     cpu, by_replay = firmware_cpu(first, seed, min(CPU_PROBE_S, a.duration_s))
     a.firmware_cpu_ms_per_s = b.firmware_cpu_ms_per_s = cpu
     a.firmware_cpu_by_replay = b.firmware_cpu_by_replay = by_replay
