@@ -7,6 +7,7 @@ import dataclasses
 from types import SimpleNamespace
 
 import numpy as np
+import pytest
 
 from firmware.sim.body import Person, average_person, sample_person
 from firmware.sim.routine import Phase
@@ -235,3 +236,5 @@ def test_each_scenario_of_a_bench_gets_its_own_summary(monkeypatch):
         {"sessions": 4, "rolling": [100.0]}]
     assert out["summary"] == {"sessions": 12, "rolling": [100.0, 200.0]}
     assert "by_scenario" not in bench_suite.run_bench([a], 1, jobs=1)
+    with pytest.raises(ValueError, match="2 names for 3 scenarios"):
+        bench_suite.run_bench([a, b, a], 1, jobs=1, names=["a", "b"])

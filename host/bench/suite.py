@@ -368,6 +368,9 @@ def run_bench(scenarios: Sequence[Scenario] | None, seeds: int, duration_s: floa
     """Run the suite (``scenarios`` None: the default suite of ``seeds`` people; else
     ``seeds`` people per scenario); return the summary and the sessions, and with
     ``names`` (one per scenario) each scenario's own summary (``by_scenario``)."""
+    if names is not None and (scenarios is None or len(names) != len(scenarios)):
+        raise ValueError(f"{len(names)} names for "
+                         f"{'no' if scenarios is None else len(scenarios)} scenarios")
     if scenarios is None:
         work = [(sc, seed, duration_s) for sc, seed in suite(seeds)]
     else:
