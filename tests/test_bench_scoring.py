@@ -217,13 +217,17 @@ def test_each_scenario_of_a_bench_gets_its_own_summary(monkeypatch):
     from firmware.sim.scenario import default_scenario
     from host.bench import suite as bench_suite
 
-    def fake_person(args):  # two sessions whose RMSE says which scenario ran them
+    @dataclasses.dataclass
+    class Fake:
+        seed: int
+        session: int
+        rolling: float  # which scenario ran it
+
+    def fake_person(args):  # a person's two sessions
         scenario, seed, _ = args
-        return [SimpleNamespace(seed=seed, session=k, rolling=scenario.session.duration_s)
-                for k in (0, 1)]
+        return [Fake(seed, k, scenario.session.duration_s) for k in (0, 1)]
 
     monkeypatch.setattr(bench_suite, "_run", fake_person)
-    monkeypatch.setattr(bench_suite.dataclasses, "asdict", lambda r: vars(r))
     monkeypatch.setattr(bench_suite, "summarise", lambda rs: {
         "sessions": len(rs), "rolling": sorted({r.rolling for r in rs})})
     a = dataclasses.replace(default_scenario(), session=dataclasses.replace(

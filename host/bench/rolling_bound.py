@@ -76,14 +76,14 @@ def replay(config: Config, items: list[Item], *, boot: int = 0, gyro_scale: Gyro
         pipeline.odometry.radius, pipeline.odometry.stiffness = roller
 
     def true_loads(pipeline: SensingPipeline, sensor_t: float) -> None:
-        if loads is not None and pipeline.in_contact:
-            zones = loads(sensor_t)
+        if pipeline.in_contact:
+            zones = loads(sensor_t)  # type: ignore[misc]
             pipeline.zone_forces = zones
             pipeline.total_load = float(sum(zones))
             pipeline._zone_tuple = tuple(zones)  # (what the frames carry, as on_scan
             # sets it: the bench's replay stands in for the strip's reading here)
 
-    return list(frames_of(pipeline, items, true_loads))
+    return list(frames_of(pipeline, items, None if loads is None else true_loads))
 
 
 def rolling_bounds(roller: object, items: list[Item],

@@ -376,16 +376,18 @@ def run_bench(scenarios: Sequence[Scenario] | None, seeds: int, duration_s: floa
     else:
         work = [(sc, seed, duration_s) for sc in scenarios for seed in range(1, seeds + 1)]
     results: list[SessionResult] = []
+    groups: list[list[SessionResult]] = [[] for _ in scenarios or ()]
     for k, person in enumerate(ordered_map(_run, work, jobs)):
         results.extend(person)
+        if groups:  # ``work`` holds each scenario's people together, in order
+            groups[k // seeds].extend(person)
         if progress:
             progress(k + 1, len(work))
     out = {"summary": summarise(results),
            "sessions": [dataclasses.asdict(r) for r in results]}
-    if scenarios is not None and names is not None:
-        per = len(results) // len(scenarios)  # run_person gives each person two sessions
-        out["by_scenario"] = {name: summarise(results[k * per:(k + 1) * per])
-                              for k, name in enumerate(unique_names(names))}
+    if names is not None:
+        out["by_scenario"] = {name: summarise(group)
+                              for name, group in zip(unique_names(names), groups, strict=True)}
     return out
 
 
