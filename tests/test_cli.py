@@ -119,3 +119,35 @@ def test_bench_scores_a_short_session(capsys):
     assert summary["zone_scan_hz_min"] > 49
 
 
+
+
+def test_bench_text_gives_a_block_per_scenario_file(tmp_path, monkeypatch, capsys):
+    """Several --scenario files: the pooled summary, then each file's own block under
+    its name (a name repeated gets #2); one file: the summary alone."""
+    from host.bench import suite as bench_suite
+
+    seen = {}
+
+    def fake_bench(scenarios, seeds, duration, jobs, progress=None, names=None):
+        seen["names"] = names
+        out = {"summary": {"sessions": 2 * len(scenarios), "rolling_rmse_mm": 1.25},
+               "sessions": []}
+        if len(scenarios) > 1:
+            out["by_scenario"] = {
+                name: {"sessions": 2, "rolling_rmse_mm": float(k)}
+                for k, name in enumerate(bench_suite.unique_names(names))}
+        return out
+
+    monkeypatch.setattr(bench_suite, "run_bench", fake_bench)
+    a, b = tmp_path / "small.toml", tmp_path / "tall.toml"
+    a.write_text("[session]\nduration_s = 60.0\n")
+    b.write_text("[session]\nduration_s = 60.0\n")
+    code, out, _ = run(host_cli.main, ["bench", "--scenario", str(a), "--scenario", str(b),
+                                       "--scenario", str(a), "--seeds", "1"], capsys)
+    assert code == 0 and seen["names"] == ["small", "tall", "small"]
+    blocks = out.split("\n\n")
+    assert "sessions" in blocks[0] and "6" in blocks[0] and "1.250" in blocks[0]
+    assert [blk.splitlines()[0] for blk in blocks[1:]] == ["small:", "tall:", "small#2:"]
+    assert "2.000" in blocks[3] and "0.000" in blocks[1]
+    code, out, _ = run(host_cli.main, ["bench", "--scenario", str(a), "--seeds", "1"], capsys)
+    assert code == 0 and ":" not in out and "1.250" in out
