@@ -5,6 +5,7 @@
     smartroller-fw record-raw OUT [--sim ...]               write the raw sensor stream
     smartroller-fw replay RAW [--out frames.csv]            raw log -> frames
     smartroller-fw selftest [--sim] [--config FILE]         check every part
+    smartroller-fw table-roll [--sim] [--state-dir DIR]     measure the gyro's scale once
 
 Errors are one line on stderr and exit status 2.
 """
@@ -96,6 +97,17 @@ def _parser() -> argparse.ArgumentParser:
                       help="with --sim: inject a fault (repeatable; see firmware/selftest.py)")
     test.add_argument("--state-dir", type=Path, help="where the roller keeps its calibration "
                       "(default /var/lib/smartroller; with --sim none)")
+
+    roll = sub.add_parser("table-roll", help="measure the gyro's scale: the empty roller "
+                          "rolled slowly along a table (once, when it is built)")
+    roll.add_argument("--config", type=Path, help="hardware profile (default: built-in)")
+    roll.add_argument("--sim", action="store_true",
+                      help="an emulated roller (its parts drawn by --seed) rolled for you")
+    roll.add_argument("--seed", type=int, default=1, help="with --sim: which roller")
+    roll.add_argument("--seconds", type=_positive(float), default=TABLE_ROLL_S,
+                      help=f"how long to read the IMU, s (default {TABLE_ROLL_S:g})")
+    roll.add_argument("--state-dir", type=Path, help="where the roller keeps its calibration "
+                      "(default /var/lib/smartroller; with --sim none: measured, not kept)")
 
     rep = sub.add_parser("replay", help="turn a raw log into frames")
     rep.add_argument("raw", type=Path, help="raw log to read")
@@ -296,6 +308,44 @@ def _cmd_selftest(args: argparse.Namespace, config: Config) -> int:
     return 0 if all(c.ok for c in checks) else 1
 
 
+TABLE_ROLL_S = 70.0
+"""How long ``table-roll`` reads the IMU by default, s (5 s still, half a minute each way,
+a margin)."""
+
+
+def _cmd_table_roll(args: argparse.Namespace, config: Config) -> int:
+    from firmware.table_roll import MIN_TURNS, STILL_S, keep_table_roll, run_table_roll
+
+    if args.sim:
+        from firmware.sim.table_roll_rig import TableRollRig
+
+        rig = TableRollRig(config, args.seed)
+        bus, clock, state_dir = rig.bus, rig.clock, args.state_dir
+    else:  # pragma: no cover - on a Pi
+        from smbus2 import SMBus
+
+        from firmware.clock import MonotonicClock
+
+        bus, clock = SMBus(config.imu.bus), MonotonicClock()
+        state_dir = args.state_dir or PI_STATE_DIR
+        print(f"Lay the roller on a table, still. In {STILL_S:g} s, roll it slowly along "
+              f"the table through {MIN_TURNS:g} turns or more (about a metre, half a "
+              f"minute) and back. {args.seconds:g} s in all.", flush=True)
+    result = run_table_roll(config, bus, clock, args.seconds)
+    print(result.line())
+    if not result.ok:
+        return 1
+    if state_dir is None:
+        print("not kept (no --state-dir)")
+        return 0
+    try:
+        path = keep_table_roll(state_dir, result)
+    except OSError as exc:
+        raise CliError(f"cannot keep the calibration in {state_dir}: {exc}") from None
+    print(f"kept in {path}")
+    return 0
+
+
 def _cmd_replay(args: argparse.Namespace) -> None:
     from firmware.replay import replay
 
@@ -336,6 +386,8 @@ def main(argv: list[str] | None = None) -> int:
             _cmd_replay(args)
         elif args.command == "selftest":
             return _cmd_selftest(args, config)
+        elif args.command == "table-roll":
+            return _cmd_table_roll(args, config)
     except (CliError, SchemaError, RawLogError) as exc:
         print(f"smartroller-fw: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

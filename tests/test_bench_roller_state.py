@@ -1,6 +1,7 @@
 """A bench person's two sessions are on one roller, which keeps what it learned of its
 parts between them (host/bench/suite.py ``run_person``, host/bench/closed_loop.py)."""
 
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -18,7 +19,7 @@ def test_the_closed_loop_roller_starts_from_its_state_directory(tmp_path: Path):
     assert new.roller.firmware.start_calibration.gyro_scale == 1.0
 
 
-def test_the_second_session_gets_the_state_the_first_left_and_each_person_a_new_roller(
+def test_the_second_session_gets_the_state_the_first_left_and_each_person_a_roller_of_their_own(
         monkeypatch):
     seen: list[tuple[int, int, Calibration]] = []
 
@@ -36,8 +37,11 @@ def test_the_second_session_gets_the_state_the_first_left_and_each_person_a_new_
     monkeypatch.setattr(suite, "run_session", fake_session)
     monkeypatch.setattr(suite, "firmware_cpu", lambda *a: (1.0, True))
     suite.run_person(default_scenario(), 1)
-    suite.run_person(default_scenario(), 2)
+    never = replace(default_scenario(), roller=replace(default_scenario().roller,
+                                                       table_rolled=False))
+    suite.run_person(never, 2)
     assert [(seed, session) for seed, session, _ in seen] == [(1, 0), (1, 1), (2, 0), (2, 1)]
     first1, second1, first2, second2 = (cal for _, _, cal in seen)
-    assert not first1.learned and not first2.learned  # a new roller for each person
+    assert first1.gyro_scale_weight > 0.0 and first1.gyro_scale != 1.0  # as built: rolled
+    assert not first2.learned  # never table-rolled: a new roller, nothing learned
     assert second1.gyro_scale == 1.01 and second2.gyro_scale == 1.02

@@ -141,6 +141,11 @@ class GyroScale:
         """Weight (1/variance) of ``scale``: the stored one's and this boot's."""
         return self.prior[1] + self.boot[1]
 
+    @property
+    def open_rows(self) -> list[tuple[float, float, float, float]]:
+        """The window being filled: its rows (sensor time s, gyro turn rad, a1, a2 m/s^2)."""
+        return list(self._rows)
+
     @staticmethod
     def _clamped(scale: float) -> float:
         return min(max(scale, 1.0 - LIMIT), 1.0 + LIMIT)

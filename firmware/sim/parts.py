@@ -46,7 +46,7 @@ and the noise of a seed are the same whatever the parts.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -224,6 +224,13 @@ class Parts:
         adcs = tuple(AdcPart.draw(rng) for _ in range(adc_count))
         gauge = GaugePart.draw(rng)
         return cls(imu, adcs, gauge, StripPart.draw(rng))
+
+    @classmethod
+    def for_roller(cls, section: Any, seed: int, adc_count: int = 2) -> Parts:
+        """The parts of the roller of ``seed`` as a scenario's ``[parts]`` section
+        (``PartsSection``) has them: drawn, or ideal, with its pinned values put in."""
+        parts = cls.ideal(adc_count) if section.ideal else cls.draw(seed, adc_count)
+        return parts.pinned(asdict(section))
 
     def pinned(self, values: dict[str, Any]) -> Parts:
         """These parts with the scenario's pinned values (``PartsSection`` keys that are

@@ -13,7 +13,6 @@ by ``firmware.sim.cpu.CpuMeter`` and by replaying a ``firmware.sim.tape.Tape``
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import math
 import time
@@ -94,9 +93,7 @@ class SimRoller:
                           CpuMeter() if self.profile else None, calibration=stored)
         """The firmware's own CPU time, by replay (see ``firmware_seconds``)."""
         adc_count = len(self.config.adc.addresses)
-        pinned = dataclasses.asdict(self.scenario.parts)
-        self.parts = (Parts.ideal(adc_count) if self.scenario.parts.ideal
-                      else Parts.draw(self.seed, adc_count)).pinned(pinned)
+        self.parts = Parts.for_roller(self.scenario.parts, self.seed, adc_count)
         """This roller's chips as built (drawn per seed within their datasheets)."""
         self.imu = Mpu6050Sim(self.clock, self.world.imu_motion, rng,
                               gyro_drift_dps_per_sqrt_s=GYRO_DRIFT_DPS_PER_SQRT_S,

@@ -123,6 +123,10 @@ class RollerSection:
         doc="[about first, about second in-plane axis] tilt of the sensor, deg (drawn: N(0, 1))")
     mass_kg: float = field(1.0, range=(0.2, 5.0),
                            doc="mass of the roller with its electronics, kg (on the floor patch)")
+    table_rolled: bool = field(
+        True, doc="its gyro's scale was measured by a table roll when it was built "
+        "(`smartroller-fw table-roll`, hardware/README.md): the bench's first session "
+        "starts from it; false: a roller that never was, which learns it on the back")
 
     def __post_init__(self) -> None:
         if self.misalignment_deg is not None and len(self.misalignment_deg) != 2:

@@ -143,19 +143,19 @@ class World:
         streams = np.random.SeedSequence(seed).spawn(3)
         if session:  # the same person on the same roller, another day's routine
             streams[1] = np.random.SeedSequence(seed, spawn_key=(1, session))
-        person_rng, routine_rng, roller_rng = (np.random.default_rng(s) for s in streams)
+        person_rng, routine_rng = (np.random.default_rng(s) for s in streams[:2])
         ps = scenario.person
         self.person: Person = sample_person(person_rng, stature_m=ps.stature_m, sex=ps.sex,
                                             weight_kg=ps.weight_kg,
                                             roller_share=ps.roller_share)
         self.routine: Routine = plan_routine(self.person, scenario.routine,
                                              scenario.session.duration_s, routine_rng)
-        self.roller = _draw_roller(scenario, profile, roller_rng)
+        self.roller = draw_roller(scenario, profile, seed)
         self.duration_s: float = self.routine.duration_s
         self.events: list[tuple[float, float]] = list(self.routine.events)
         self.fence_m: float = self.person.rib_cage_end_m
         self._zone_tables = self._tabulate_zones()
-        self._mount = _mounting_matrix(profile.imu.roller_axis, self.roller.misalignment_rad)
+        self._mount = mounting_matrix(profile.imu.roller_axis, self.roller.misalignment_rad)
         self._sign = float(profile.imu.roller_axis_sign)
         self.truth, alpha = self._simulate()
         self._kin = np.column_stack([self.truth.roll_angle_rad, self.truth.roll_rate_rad_s,
@@ -169,16 +169,14 @@ class World:
         """True (specific force (n,3) m/s^2, angular rate (n,3) rad/s) in the MPU-6050's
         sensor frame at ``times`` (s; clamped to the session)."""
         k = _lerp(self._kin, np.atleast_1d(np.asarray(times, dtype=float)))
-        theta, omega, alpha, ax, az = k[:, 0], k[:, 1], k[:, 2], k[:, 3], k[:, 4]
-        c, s = np.cos(theta), np.sin(theta)
-        gz = az + G
-        d = self.roller.imu_offset_m
-        a1 = self._sign * (ax * c + gz * s - alpha * d)
-        a2 = gz * c - ax * s - omega * omega * d
-        m = self._mount
-        force = a1[:, None] * m[:, 0] + a2[:, None] * m[:, 1]
-        rate = (self._sign * omega)[:, None] * m[:, 2]
-        return force, rate
+        return sensor_motion(k, self._mount, self._sign, self.roller.imu_offset_m)
+
+    @property
+    def mounting(self) -> tuple[np.ndarray, float]:
+        """How the MPU-6050 sits in this roller: its mounting matrix (3, 3; columns: the
+        first and second in-plane axes and the roller axis in sensor axes, with the
+        misalignment) and the axis sign (+-1)."""
+        return self._mount, self._sign
 
     def band_patch_forces(self, t: float | np.ndarray) -> np.ndarray:
         """Force through each FSR band at the (top = back, bottom = floor) patches, N.
@@ -303,8 +301,28 @@ class World:
         return relaxed + forward
 
 
-def _draw_roller(scenario: Scenario, profile: Config, rng: np.random.Generator) -> RollerTruth:
-    """The true roller: every draw is made whatever the scenario fixes (stable streams)."""
+def sensor_motion(kin: np.ndarray, mount: np.ndarray, sign: float, imu_offset_m: float
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """True (specific force (n, 3) m/s^2, angular rate (n, 3) rad/s) in the MPU-6050's
+    sensor frame from the roller's kinematics ``kin`` (n, 5): roll angle theta (rad),
+    rate (rad/s), angular acceleration (rad/s^2), the axle's horizontal and vertical
+    acceleration (m/s^2); ``mount``, ``sign``: ``World.mounting``; the IMU this far
+    from the axis, m."""
+    theta, omega, alpha, ax, az = kin[:, 0], kin[:, 1], kin[:, 2], kin[:, 3], kin[:, 4]
+    c, s = np.cos(theta), np.sin(theta)
+    gz = az + G
+    d = imu_offset_m
+    a1 = sign * (ax * c + gz * s - alpha * d)
+    a2 = gz * c - ax * s - omega * omega * d
+    force = a1[:, None] * mount[:, 0] + a2[:, None] * mount[:, 1]
+    rate = (sign * omega)[:, None] * mount[:, 2]
+    return force, rate
+
+
+def draw_roller(scenario: Scenario, profile: Config, seed: int) -> RollerTruth:
+    """The true roller of ``seed`` (the same in every session of its person): every draw
+    is made whatever the scenario fixes (stable streams)."""
+    rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(3)[2])
     sc = scenario.roller
     stiffness_err = float(np.clip(rng.normal(0.0, 0.05), -0.2, 0.2))
     offset_err = float(np.clip(rng.normal(0.0, 0.002), -0.005, 0.005))
@@ -330,7 +348,7 @@ def _rotation(axis: np.ndarray, angle: float) -> np.ndarray:
     return np.eye(3) + math.sin(angle) * k + (1 - math.cos(angle)) * (k @ k)
 
 
-def _mounting_matrix(roller_axis: str, misalignment_rad: tuple[float, float]) -> np.ndarray:
+def mounting_matrix(roller_axis: str, misalignment_rad: tuple[float, float]) -> np.ndarray:
     """(3, 3): columns map (first in-plane, second in-plane, roller axis) components to
     the sensor's x, y, z readings, including the misalignment."""
     first, second, axis = _AXES[roller_axis]

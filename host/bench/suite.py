@@ -317,13 +317,16 @@ def run_person(scenario: Scenario, seed: int, duration_s: float | None = None
                ) -> list[SessionResult]:
     """A calibrated first session, then a second one without calibration using the
     profile learned from the first. Both are on the same roller (the seed draws its
-    parts): a new one in the first session, which then keeps what it learned of its
-    parts (its state directory) for the second, as the real roller does."""
+    parts): as built in the first session (its gyro's scale from a table roll, unless
+    the scenario's ``roller.table_rolled`` is false), which then keeps what it learned
+    of its parts (its state directory) for the second, as the real roller does."""
     first = dataclasses.replace(scenario, routine=dataclasses.replace(scenario.routine,
                                                                       calibration=True))
     second = dataclasses.replace(scenario, routine=dataclasses.replace(scenario.routine,
                                                                        calibration=False))
     with tempfile.TemporaryDirectory(prefix="smartroller-bench-") as state:
+        if scenario.roller.table_rolled:
+            table_roll(scenario, seed, Path(state))
         a, learned, held = run_session(first, seed, duration_s, session=0,
                                        state_dir=Path(state))
         b, _, _ = run_session(second, seed, duration_s, session=1, user=learned, held=held,
@@ -332,6 +335,24 @@ def run_person(scenario: Scenario, seed: int, duration_s: float | None = None
     a.firmware_cpu_ms_per_s = b.firmware_cpu_ms_per_s = cpu
     a.firmware_cpu_by_replay = b.firmware_cpu_by_replay = by_replay
     return [a, b]
+
+
+def table_roll(scenario: Scenario, seed: int, state_dir: Path) -> None:
+    """The roller of ``seed`` as built: its gyro's scale measured by a table roll
+    (``firmware.table_roll``, on the same drawn parts) and kept in ``state_dir``, as
+    hardware/README.md's build steps do; a roll that fails is logged, the roller then
+    new."""
+    from firmware.config import default_config
+    from firmware.sim.table_roll_rig import TableRollRig
+    from firmware.table_roll import keep_table_roll, run_table_roll
+
+    config = default_config()
+    rig = TableRollRig(config, seed, scenario)
+    result = run_table_roll(config, rig.bus, rig.clock, rig.motion.end_s + 1.0)
+    if result.ok:
+        keep_table_roll(state_dir, result)
+    else:
+        log.warning("seed %d: %s", seed, result.line())
 
 
 CPU_PROBE_S = 120.0
