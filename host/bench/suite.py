@@ -129,6 +129,15 @@ def position_errors(t_world: np.ndarray, position: np.ndarray, flags: np.ndarray
     return err[use]
 
 
+def position_errors_after(t_world: np.ndarray, position: np.ndarray, flags: np.ndarray,
+                          truth_t: np.ndarray, truth_contact: np.ndarray,
+                          after_s: float) -> np.ndarray:
+    """Errors (m) as ``position_errors`` (taken from the first ZEROED frame), over the
+    scored frames after world time ``after_s`` (s) only."""
+    err, use = _relative_errors(t_world, position, flags, truth_t, truth_contact)
+    return err[use & (t_world > after_s)]
+
+
 def errors_outside_windows(t_world: np.ndarray, position: np.ndarray, flags: np.ndarray,
                            truth_t: np.ndarray, truth_contact: np.ndarray,
                            windows: Sequence[tuple[float, float]]) -> np.ndarray:
