@@ -32,6 +32,7 @@ from firmware.calibration import SCALE_WEIGHT_CAP, load_calibration, save_calibr
 from firmware.clock import Clock
 from firmware.config import Config
 from firmware.drivers.mpu6050 import Mpu6050
+from firmware.files import private_dir
 from firmware.sensing.gyro_scale import FLOOR, LIMIT, MAX_SD, GyroScale, fit_windows
 from firmware.sensing.pipeline import SensingPipeline
 
@@ -125,10 +126,12 @@ def fit_table_roll(scale: GyroScale) -> TableRoll:
 
 def keep_table_roll(state_dir: Path, result: TableRoll) -> Path:
     """Keep a measured scale in ``state_dir``'s calibration.json (the rest of the file
-    as it was), its weight capped as every stored scale's is; OSError if the disk
-    refuses."""
+    as it was), its weight capped as every stored scale's is. A roller being built may
+    have no state directory yet: it is made (private, as the roller's state is).
+    OSError if the disk refuses."""
     if not result.ok:
         raise ValueError(result.line())
+    private_dir(state_dir)
     cal = load_calibration(state_dir)
     cal = replace(cal, gyro_scale=result.scale,
                   gyro_scale_weight=min(1.0 / result.sd**2, SCALE_WEIGHT_CAP),

@@ -6,6 +6,7 @@ import re
 
 import pytest
 
+from firmware.calibration import load_calibration
 from host.cli import main as host_cli
 from tests.test_cli import run
 
@@ -18,6 +19,10 @@ def test_demo_pairs_rolls_warns_and_exports(tmp_path, capsys):
                          capsys)
     assert code == 0, err
     assert "Paired" in out and "pairing window open" in out
+    # the roller as built: its table roll's scale kept where the roller started from
+    assert re.search(r"The roller as built, its table roll: gyro scale [+-]\d", out)
+    kept = load_calibration(out_dir / "roller")
+    assert kept.gyro_scale != 1.0 and kept.gyro_scale_weight > 0.0
     assert "BUZZ: below the rib cage" in out or "lumbar warning" in out
     assert re.search(r"buzzed by itself below the rib cage [1-9]", out)
     for name in ("samples.csv", "strokes.csv", "events.csv"):

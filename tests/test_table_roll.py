@@ -49,13 +49,14 @@ def test_a_roll_too_short_or_never_made_is_refused_with_what_to_do():
 
 
 def test_the_command_keeps_the_scale_where_the_roller_starts_from(tmp_path, capsys):
-    code = fw_cli.main(["table-roll", "--sim", "--seed", "5", "--state-dir", str(tmp_path)])
+    state = tmp_path / "state"  # a roller being built: no state directory yet
+    code = fw_cli.main(["table-roll", "--sim", "--seed", "5", "--state-dir", str(state)])
     out = capsys.readouterr().out
     assert code == 0 and "gyro scale +" in out and "kept in" in out
-    kept = load_calibration(tmp_path)
+    kept = load_calibration(state)
     assert kept.gyro_scale_weight > 0.0
     assert kept.gyro_scale == pytest.approx(json.loads(
-        (tmp_path / "calibration.json").read_text())["gyro_scale"])
+        (state / "calibration.json").read_text())["gyro_scale"])
     rig = TableRollRig(default_config(), 5)
     assert kept.gyro_scale == pytest.approx(true_scale(rig, default_config(), 35.0), abs=0.006)
     code = fw_cli.main(["table-roll", "--sim", "--seed", "5", "--seconds", "8"])

@@ -126,7 +126,9 @@ class RollerSection:
     table_rolled: bool = field(
         True, doc="its gyro's scale was measured by a table roll when it was built "
         "(`smartroller-fw table-roll`, hardware/README.md): the bench's first session "
-        "starts from it; false: a roller that never was, which learns it on the back")
+        "and `smartroller demo` start from it (`smartroller-fw sim` starts from whatever "
+        "its `--state-dir` holds); false: a roller that never was, which learns it on "
+        "the back")
 
     def __post_init__(self) -> None:
         if self.misalignment_deg is not None and len(self.misalignment_deg) != 2:

@@ -14,10 +14,12 @@ carries only the roller's own weight).
 from __future__ import annotations
 
 import math
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from firmware.config import Config
+from firmware.config import Config, default_config
 from firmware.sim.bus import SimBus
 from firmware.sim.clock import SimClock
 from firmware.sim.motion import Knots
@@ -27,7 +29,11 @@ from firmware.sim.rig import GYRO_DRIFT_DPS_PER_SQRT_S
 from firmware.sim.scenario import Scenario, default_scenario
 from firmware.sim.world import G, draw_roller, mounting_matrix, sensor_motion
 
-__all__ = ["ROLL_S", "STILL_S", "STOP_S", "TURNS", "TableRollMotion", "TableRollRig"]
+if TYPE_CHECKING:
+    from firmware.table_roll import TableRoll
+
+__all__ = ["ROLL_S", "STILL_S", "STOP_S", "TURNS", "TableRollMotion", "TableRollRig",
+           "table_roll_as_built"]
 
 STILL_S = 5.0
 """The roller lies still this long first, s."""
@@ -85,3 +91,19 @@ class TableRollRig:
                               gyro_drift_dps_per_sqrt_s=GYRO_DRIFT_DPS_PER_SQRT_S,
                               part=self.parts.imu)
         self.bus.attach(config.imu.address, self.imu)
+
+
+def table_roll_as_built(scenario: Scenario, seed: int, state_dir: Path) -> TableRoll:
+    """The roller of ``seed`` as hardware/README.md builds it: its gyro's scale measured
+    by a table roll on its own drawn part (the default hardware profile) and, when the
+    roll passes, kept in ``state_dir`` (made if missing), where the simulated roller of
+    the same ``scenario`` and ``seed`` starts from it. Returns the roll's result (its
+    ``line()`` says what was measured or why it failed); OSError if the disk refuses."""
+    from firmware.table_roll import keep_table_roll, run_table_roll
+
+    config = default_config()
+    rig = TableRollRig(config, seed, scenario)
+    result = run_table_roll(config, rig.bus, rig.clock, rig.motion.end_s + 1.0)
+    if result.ok:
+        keep_table_roll(state_dir, result)
+    return result

@@ -347,20 +347,13 @@ def run_person(scenario: Scenario, seed: int, duration_s: float | None = None
 
 
 def table_roll(scenario: Scenario, seed: int, state_dir: Path) -> None:
-    """The roller of ``seed`` as built: its gyro's scale measured by a table roll
-    (``firmware.table_roll``, on the same drawn parts) and kept in ``state_dir``, as
-    hardware/README.md's build steps do; a roll that fails is logged, the roller then
+    """The roller of ``seed`` as built (``table_roll_as_built``: its gyro's scale from a
+    table roll, kept in ``state_dir``); a roll that fails is logged, the roller then
     new."""
-    from firmware.config import default_config
-    from firmware.sim.table_roll_rig import TableRollRig
-    from firmware.table_roll import keep_table_roll, run_table_roll
+    from firmware.sim.table_roll_rig import table_roll_as_built
 
-    config = default_config()
-    rig = TableRollRig(config, seed, scenario)
-    result = run_table_roll(config, rig.bus, rig.clock, rig.motion.end_s + 1.0)
-    if result.ok:
-        keep_table_roll(state_dir, result)
-    else:
+    result = table_roll_as_built(scenario, seed, state_dir)
+    if not result.ok:
         log.warning("seed %d: %s", seed, result.line())
 
 

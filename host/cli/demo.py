@@ -1,5 +1,8 @@
 """``smartroller demo``: the whole product on a simulated roller, over Bluetooth.
 
+0. The roller is built: its table roll (``smartroller-fw table-roll``) measures its
+   gyro's scale into the roller's state (unless the scenario's ``roller.table_rolled``
+   is false).
 1. A simulated roller starts as its own process (``smartroller-fw sim --host-adapter``):
    the unchanged firmware on emulated hardware, its GATT server on a virtual radio.
 2. The simulated person holds the roller's button for 3 s: its pairing window opens.
@@ -111,6 +114,12 @@ def run_demo(duration_s: float | None = None, speed: float = 1.5, seed: int = 7,
         raise DemoError(f"{folder} is a file, not a directory")
     shutil.rmtree(folder, ignore_errors=True)
     (folder / "roller").mkdir(parents=True)
+    if sc.roller.table_rolled:  # the roller as built (docs/first-roll.md, step 3)
+        from firmware.sim.table_roll_rig import table_roll_as_built
+
+        built = table_roll_as_built(sc, seed, folder / "roller")
+        print(f"The roller as built, its table roll: {built.line()}"
+              + ("" if built.ok else " (it starts as a new roller)"), file=out, flush=True)
     port = _free_port()
     proc = _roller_process(port, folder / "roller", scenario, seed, speed, duration_s,
                            folder / "roller.log")
