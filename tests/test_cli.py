@@ -104,6 +104,26 @@ def test_host_cli_bad_flags_exit_2(argv, capsys):
     assert exit_.value.code == 2
 
 
+def test_demo_never_removes_a_directory_that_holds_what_no_demo_wrote(tmp_path, capsys):
+    mine = tmp_path / "notes.txt"
+    mine.write_text("the user's")
+    code, _, err = run(host_cli.main, ["demo", "--out", str(tmp_path)], capsys)
+    assert code == 2 and "no demo wrote" in err and err.count("\n") == 1
+    assert mine.read_text() == "the user's"
+
+
+@pytest.mark.parametrize("where", ["a file", "under a file"])
+def test_demo_with_an_out_it_cannot_write_says_so_in_one_line_and_exits_2(where, tmp_path,
+                                                                        capsys):
+    blocker = tmp_path / "f"
+    blocker.write_text("not a directory")
+    out_dir = blocker if where == "a file" else blocker / "demo"
+    code, out, err = run(host_cli.main, ["demo", "--out", str(out_dir)], capsys)
+    assert code == 2
+    assert err.startswith("smartroller: error: --out: ") and err.count("\n") == 1
+    assert blocker.read_text() == "not a directory"  # nothing of the user's touched
+
+
 def test_bench_scores_a_short_session(capsys):
     code, out, _ = run(host_cli.main, ["bench", "--seeds", "1", "--duration", "40", "--jobs",
                                        "1", "--json"], capsys)

@@ -14,7 +14,8 @@
 4. The session is closed and analysed offline, exported as CSV and as an HTML report,
    and their paths printed.
 
-Everything lands in ``--out`` (default ``out/demo``, made afresh): the session store,
+Everything lands in ``--out`` (default ``out/demo``, made afresh: an earlier demo's
+output there is replaced, a directory holding anything else refused): the session store,
 the roller's state, the CSVs and the report.
 """
 
@@ -35,9 +36,19 @@ from typing import TextIO
 import numpy as np
 
 from firmware.protocol import FrameFlag
-from host.cli.common import EXIT_FAILURE, EXIT_OK, PROG, number, one_line_errors
+from host.cli.common import (
+    EXIT_FAILURE,
+    EXIT_OK,
+    EXIT_USAGE,
+    PROG,
+    UsageError,
+    number,
+    one_line_errors,
+)
 
 DEMO_SCENARIO = Path(__file__).resolve().parents[2] / "firmware/sim/scenarios/demo.toml"
+DEMO_ENTRIES = frozenset({"roller", "roller.log", "data", "csv", "report.html"})
+"""What a demo writes in ``--out``: an earlier demo's output there is replaced."""
 SCAN_FOR_S = 30.0
 """How long to look for the simulated roller's advertisements, s."""
 
@@ -60,15 +71,20 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
                            "runs in real time)")
     demo.add_argument("--seed", type=number(int, 0, "whole number"), default=7)
     demo.add_argument("--scenario", type=Path, help="scenario TOML (default: the demo routine)")
-    demo.add_argument("--out", type=Path, help="where everything goes (default out/demo)")
+    demo.add_argument("--out", type=Path, help="where everything goes (default out/demo; "
+                      "an earlier demo's output there is replaced)")
 
 
 def run(args: argparse.Namespace, out: TextIO | None = None,
         err: TextIO | None = None) -> int:
-    """Run ``smartroller demo``; its exit status (1: the demo could not finish)."""
+    """Run ``smartroller demo``; its exit status (1: the demo could not finish; 2: a
+    bad ``--out``)."""
     try:
         run_demo(duration_s=args.duration, speed=args.speed, seed=args.seed,
                  scenario=args.scenario, out_dir=args.out)
+    except UsageError as exc:
+        print(f"{PROG}: error: {exc}", file=err or sys.stderr)
+        return EXIT_USAGE
     except DemoError as exc:
         print(f"{PROG}: error: {exc}", file=err or sys.stderr)
         return EXIT_FAILURE
@@ -111,22 +127,31 @@ def run_demo(duration_s: float | None = None, speed: float = 1.5, seed: int = 7,
     sc = load_scenario(scenario)  # a bad file fails here, before anything starts
     folder = Path(out_dir or "out/demo")
     if folder.exists() and not folder.is_dir():
-        raise DemoError(f"{folder} is a file, not a directory")
-    shutil.rmtree(folder, ignore_errors=True)
-    (folder / "roller").mkdir(parents=True)
-    if sc.roller.table_rolled:  # the roller as built (docs/first-roll.md, step 3)
-        from firmware.sim.table_roll_rig import table_roll_as_built
+        raise UsageError(f"--out: {folder} is a file, not a directory")
+    if folder.is_dir() and not {p.name for p in folder.iterdir()} <= DEMO_ENTRIES:
+        # (made afresh: only ever an earlier demo's output is removed, never a user's)
+        raise UsageError(f"--out: {folder} holds files that no demo wrote; give an empty "
+                         "or new directory")
+    try:
+        shutil.rmtree(folder, ignore_errors=True)
+        (folder / "roller").mkdir(parents=True)
+        if sc.roller.table_rolled:  # the roller as built (docs/first-roll.md, step 3)
+            from firmware.sim.table_roll_rig import table_roll_as_built
 
-        built = table_roll_as_built(sc, seed, folder / "roller")
-        print(f"The roller as built, its table roll: {built.line()}"
-              + ("" if built.ok else " (it starts as a new roller)"), file=out, flush=True)
+            roll = table_roll_as_built(sc, seed, folder / "roller")
+            built = (f"The roller as built, its table roll: {roll.line()}"
+                     + ("" if roll.ok else " (it starts as a new roller)"))
+        else:
+            built = "The roller was never table-rolled: it learns its gyro's scale on the back."
+    except OSError as exc:
+        raise UsageError(f"--out: cannot write in {folder}: {exc.strerror or exc}") from None
     port = _free_port()
     proc = _roller_process(port, folder / "roller", scenario, seed, speed, duration_s,
                            folder / "roller.log")
     from bleak.exc import BleakError
 
     try:
-        return asyncio.run(_host(folder, port, sc, seed, speed, proc, out))
+        return asyncio.run(_host(folder, port, sc, seed, speed, proc, out, built))
     except (BleakError, OSError, TimeoutError) as exc:
         raise DemoError(f"Bluetooth: {type(exc).__name__}: {exc} (the roller's log: "
                         f"{folder / 'roller.log'})") from None
@@ -140,7 +165,7 @@ def run_demo(duration_s: float | None = None, speed: float = 1.5, seed: int = 7,
 
 
 async def _host(folder: Path, port: int, sc: object, seed: int, speed: float,
-                proc: subprocess.Popen, out: TextIO) -> dict[str, Path]:
+                proc: subprocess.Popen, out: TextIO, built: str) -> dict[str, Path]:
     from firmware.config import default_config
     from firmware.sim.world import World
     from host.ble.bumble_adapter import close_adapters
@@ -162,6 +187,7 @@ async def _host(folder: Path, port: int, sc: object, seed: int, speed: float,
     print(f"smartroller demo: a simulated roller (its own process, on a virtual radio) and "
           f"this laptop; a {stature * 100:.0f} cm {person.sex} rolls at x{speed:g} speed.",
           file=out, flush=True)
+    print(built, file=out, flush=True)
     configure_logging(False)
     try:
         address = await _find_and_pair(backend, proc, out)
