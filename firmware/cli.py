@@ -27,6 +27,7 @@ from firmware.config import Config, load_config
 from firmware.protocol import Frame, FrameFlag
 from firmware.rawlog import RawLogError, RawLogWriter
 from firmware.schema import SchemaError
+from firmware.state_lock import StateDirBusy, StateLock
 
 EXIT_USAGE = 2
 PI_STATE_DIR = Path("/var/lib/smartroller")
@@ -164,6 +165,7 @@ def _cmd_sim(args: argparse.Namespace, config: Config) -> None:
         from firmware.ble.simcli import default_state_dir, sim_journal
 
         state_dir = args.state_dir or default_state_dir()
+        _hold_state_dir(state_dir)  # (held until the command ends)
         try:
             journal = sim_journal(state_dir)
         except OSError as exc:
@@ -230,6 +232,8 @@ def _cmd_record(args: argparse.Namespace, config: Config) -> None:
                        "or add --sim to record the simulated roller")
     if args.state_dir is not None and not args.state_dir.is_dir():
         raise CliError(f"--state-dir {args.state_dir}: not a directory")
+    if args.state_dir is not None:
+        _hold_state_dir(args.state_dir)  # (held until the command ends)
     roller = _sim_roller(args, config, state_dir=args.state_dir)
     fh, finish = _atomic_binary(args.out)
     ok = False
@@ -248,6 +252,28 @@ def _cmd_record(args: argparse.Namespace, config: Config) -> None:
     print(f"wrote {writer.records} records to {args.out}")
 
 
+_HELD: list[StateLock] = []
+"""The state directories' locks this command holds (``main`` lets them go at its end)."""
+
+
+def _hold_state_dir(state_dir: Path) -> StateLock:
+    """Make ``state_dir`` (private) and take its lock until the command ends: one roller
+    process per state directory (``firmware.state_lock``)."""
+    from firmware.files import private_dir
+
+    lock = StateLock(state_dir)
+    try:
+        private_dir(state_dir)
+        lock.acquire()
+    except StateDirBusy as exc:
+        raise CliError(str(exc)) from None
+    except OSError as exc:
+        raise CliError(f"cannot use the state directory {state_dir}: "
+                       f"{exc.strerror or exc}") from None
+    _HELD.append(lock)
+    return lock
+
+
 def _cmd_run(args: argparse.Namespace, config: Config) -> None:  # pragma: no cover - on a Pi
     from smbus2 import SMBus
 
@@ -261,8 +287,8 @@ def _cmd_run(args: argparse.Namespace, config: Config) -> None:  # pragma: no co
         adc_bus = bus if config.adc.bus == config.imu.bus else SMBus(config.adc.bus)
     except (FileNotFoundError, PermissionError) as exc:
         raise CliError(f"cannot open the I2C bus: {exc}") from None
+    _hold_state_dir(args.state_dir)  # (held until the command ends)
     try:
-        args.state_dir.mkdir(parents=True, exist_ok=True)
         journal = Journal(args.state_dir / "journal")
     except OSError as exc:
         raise CliError(f"cannot use the state directory {args.state_dir}: {exc}") from None
@@ -331,6 +357,8 @@ def _cmd_table_roll(args: argparse.Namespace, config: Config) -> int:
         print(f"Lay the roller on a table, still. In {STILL_S:g} s, roll it slowly along "
               f"the table through {MIN_TURNS:g} turns or more (about a metre, half a "
               f"minute) and back. {args.seconds:g} s in all.", flush=True)
+    if state_dir is not None:  # before the roll, not half a minute of rolling later
+        _hold_state_dir(state_dir)  # (held until the command ends)
     result = run_table_roll(config, bus, clock, args.seconds)
     print(result.line())
     if not result.ok:
@@ -395,6 +423,9 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    finally:
+        while _HELD:
+            _HELD.pop().release()
     return 0
 
 
