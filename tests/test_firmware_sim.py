@@ -15,6 +15,7 @@ from firmware.samples import ImuBatch
 from firmware.sim.pins import duty_log
 from firmware.sim.rig import SimRoller
 from firmware.sim.scenario import SCENARIO_DIR, load_scenario, scenario_from_table
+from host.bench.power_on import POWER_ON_S, SETTLE_S, power_on_scenario
 from host.bench.suite import FrameLog, position_errors, rolled_distance
 
 DEMO = load_scenario(SCENARIO_DIR / "demo.toml")
@@ -347,21 +348,14 @@ def test_a_roller_built_without_a_gauge_reports_no_level():
     assert roller.firmware.battery_pct() is None and roller.firmware.gauge is None
 
 
-NEVER_STILL = {"lumbar_excursions": 0, "pause_rate_per_min": 0.0,
-               "hips_lowered_rate_per_min": 0.0}
-STEADY_ROLL = {**NEVER_STILL, "cadence_per_min": [5.0, 6.0], "stroke_length_m": [0.15, 0.25],
-               "excursion_depth_m": [0.005, 0.01]}  # one long slow stroke each 10-12 s
-
-
-@pytest.mark.parametrize("seed, routine", [(5, NEVER_STILL), (4, STEADY_ROLL)],
+@pytest.mark.parametrize("seed, routine", [(5, "stroking"), (4, "steady")],
                          ids=["stroking", "steady"])
 def test_a_roller_switched_on_mid_roll_learns_its_gyro_offset_from_gravity(seed, routine):
     # Switched on 40 s into a session, while the person rolls: no stillness to
     # calibrate on, and a steady roll must not pass for one. Gravity's turn gives the
     # offset; the position rolled meanwhile is put right once it is known.
-    sc = scenario_from_table({"session": {"duration_s": 70.0, "power_on_s": 40.0},
-                              "routine": routine})
-    roller, frames = roller_with_frames(seed=seed, scenario=sc)
+    # (the routines and the power-on of host.bench.power_on, which scores all 16)
+    roller, frames = roller_with_frames(seed=seed, scenario=power_on_scenario(routine))
     roller.run()
     roller.close()
     od = roller.firmware.pipeline.odometry
@@ -373,8 +367,8 @@ def test_a_roller_switched_on_mid_roll_learns_its_gyro_offset_from_gravity(seed,
     flagged = np.flatnonzero(flags & int(FrameFlag.UNCALIBRATED))
     assert flagged[0] == 0 and np.all(np.diff(flagged) == 1)  # said so until then
     t_w = roller.sensor_to_world(np.array([f.t for f in frames]))
-    assert t_w[flagged[-1]] < 40.0 + 10.0  # calibrated within 10 s of rolling
-    late = rolling_errors_after(roller, frames, 40.0 + 10.0)
+    assert t_w[flagged[-1]] < POWER_ON_S + SETTLE_S  # calibrated within 10 s of rolling
+    late = rolling_errors_after(roller, frames, POWER_ON_S + SETTLE_S)
     assert len(late) > 1000 and np.sqrt(np.mean(late**2)) < 3e-3  # from the zero
 
 

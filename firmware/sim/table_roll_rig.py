@@ -6,7 +6,7 @@ on a SimBus with a virtual clock.
 The motion (``TableRollMotion``): still for ``STILL_S`` (the gyro's offset at rest), a
 roll of ``TURNS`` turns along the table over ``ROLL_S``, a second's stop, the same roll
 back, then still (minimum jerk: the rate peaks at 1.875 times its mean, ~0.9 rad/s, slow
-enough for gravity to be read).
+enough for gravity to be read), its pace wavering +-30 % as a hand's does.
 Rolling without slip on the table, the axle moves ``r theta`` (no body on it: the foam
 carries only the roller's own weight).
 """
@@ -27,7 +27,14 @@ from firmware.sim.mpu6050 import Mpu6050Sim
 from firmware.sim.parts import Parts
 from firmware.sim.rig import GYRO_DRIFT_DPS_PER_SQRT_S
 from firmware.sim.scenario import Scenario, default_scenario
-from firmware.sim.world import G, draw_roller, mounting_matrix, sensor_motion
+from firmware.sim.world import (
+    FS_HZ,
+    G,
+    draw_roller,
+    lerp_rows,
+    mounting_matrix,
+    sensor_motion,
+)
 
 if TYPE_CHECKING:
     from firmware.table_roll import TableRoll
@@ -43,7 +50,6 @@ ROLL_S = 28.0
 """How long each way takes, s."""
 STOP_S = 1.0
 """The stop between the two ways, s."""
-_FS_HZ = 1000.0
 
 
 class TableRollMotion:
@@ -58,21 +64,26 @@ class TableRollMotion:
         back = STILL_S + ROLL_S + STOP_S
         self.end_s = back + ROLL_S + STILL_S
         """When the roll is over, s."""
-        t = np.arange(0.0, self.end_s + 1.0, 1.0 / _FS_HZ)
+        t = np.arange(0.0, self.end_s + 1.0, 1.0 / FS_HZ)
         far = 2.0 * math.pi * TURNS
         knots = Knots(np.array([0.0, STILL_S, STILL_S + ROLL_S, back, back + ROLL_S]),
                       np.array([0.0, 0.0, far, far, 0.0]))
-        turned = knots(t)
+        # A hand, not a machine: the pace wavers +-30 % at 0.6-1.5 Hz (a time warp with
+        # random phases, the roll's start and end kept where they are).
+        hand = np.random.default_rng([seed, 0x4A4D])
+        warp = np.zeros_like(t)
+        for f in hand.uniform(0.6, 1.5, 3):
+            warp += 0.1 / (2.0 * math.pi * f) * np.sin(2.0 * math.pi * f * t
+                                                        + hand.uniform(0.0, 2.0 * math.pi))
+        turned = knots(np.clip(t + warp - warp[0], 0.0, None))
         omega = np.gradient(turned, t)
         alpha = np.gradient(omega, t)
         r_bottom = roller.radius_m - roller.mass_kg * G / roller.stiffness_n_per_m
         self._kin = np.column_stack([roller.initial_angle_rad + turned, omega, alpha,
                                      -r_bottom * alpha, np.zeros_like(t)])
-        self._t = t
 
     def __call__(self, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        times = np.clip(np.atleast_1d(np.asarray(times, dtype=float)), 0.0, self._t[-1])
-        kin = np.column_stack([np.interp(times, self._t, self._kin[:, k]) for k in range(5)])
+        kin = lerp_rows(self._kin, np.atleast_1d(np.asarray(times, dtype=float)))
         return sensor_motion(kin, self.mount, self.sign, self.imu_offset_m)
 
 

@@ -168,15 +168,8 @@ class World:
     def imu_motion(self, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """True (specific force (n,3) m/s^2, angular rate (n,3) rad/s) in the MPU-6050's
         sensor frame at ``times`` (s; clamped to the session)."""
-        k = _lerp(self._kin, np.atleast_1d(np.asarray(times, dtype=float)))
+        k = lerp_rows(self._kin, np.atleast_1d(np.asarray(times, dtype=float)))
         return sensor_motion(k, self._mount, self._sign, self.roller.imu_offset_m)
-
-    @property
-    def mounting(self) -> tuple[np.ndarray, float]:
-        """How the MPU-6050 sits in this roller: its mounting matrix (3, 3; columns: the
-        first and second in-plane axes and the roller axis in sensor axes, with the
-        misalignment) and the axis sign (+-1)."""
-        return self._mount, self._sign
 
     def band_patch_forces(self, t: float | np.ndarray) -> np.ndarray:
         """Force through each FSR band at the (top = back, bottom = floor) patches, N.
@@ -187,8 +180,8 @@ class World:
         sensor (top: theta within dead_arc/2 of seam_angle_deg; bottom: of seam + 180).
         """
         times = np.atleast_1d(np.asarray(t, dtype=float))
-        loads = _lerp(self.truth.zone_loads_n, times)
-        theta = _lerp(self.truth.roll_angle_rad[:, None], times)[:, 0]
+        loads = lerp_rows(self.truth.zone_loads_n, times)
+        theta = lerp_rows(self.truth.roll_angle_rad[:, None], times)[:, 0]
         zones = self.profile.zones
         half, seam = math.radians(zones.dead_arc_deg) / 2, math.radians(zones.seam_angle_deg)
         top_live = np.abs(_wrap(theta - seam)) > half
@@ -204,11 +197,11 @@ class World:
         times = np.atleast_1d(np.asarray(times, dtype=float))
         tr = self.truth
         near = np.clip(np.rint(times * FS_HZ).astype(np.intp), 0, len(tr.t) - 1)
-        values = {name: _lerp(getattr(tr, name), times) for name in _CONTINUOUS}
+        values = {name: lerp_rows(getattr(tr, name), times) for name in _CONTINUOUS}
         values |= {name: getattr(tr, name)[near] for name in _DISCRETE}
         on = values["in_contact"]
         for name in ("contact_m", "level"):
-            v = _lerp(getattr(tr, name), times)
+            v = lerp_rows(getattr(tr, name), times)
             v = np.where(np.isnan(v), getattr(tr, name)[near], v)
             values[name] = np.where(on, v, np.nan)
         return replace(tr, t=times, **values)
@@ -360,8 +353,9 @@ def mounting_matrix(roller_axis: str, misalignment_rad: tuple[float, float]) -> 
     return tilt.T @ place
 
 
-def _lerp(table: np.ndarray, times: np.ndarray) -> np.ndarray:
-    """Linear interpolation of rows of a 1 kHz table at times (s), clamped to its ends."""
+def lerp_rows(table: np.ndarray, times: np.ndarray) -> np.ndarray:
+    """Linear interpolation of rows of a table sampled at ``FS_HZ`` from 0 s, at times
+    (s), clamped to its ends."""
     x = times * FS_HZ
     i0 = np.clip(np.floor(x).astype(np.intp), 0, len(table) - 2)
     fr = np.clip(x - i0, 0.0, 1.0)
